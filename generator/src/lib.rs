@@ -1,1 +1,349 @@
-//! tmp
+//! `generator`: Kubernetes pods → Podman Quadlet files. Pure: no I/O, no clock, no randomness, so
+//! the same pod and context always give the same bytes (every node can render any pod and compare).
+//!
+//! This is the only crate that knows Quadlet syntax. What it produces:
+//!
+//! - a single-container pod → one `.container` unit;
+//! - a multi-container pod → a `.pod` unit plus one `.container` per container (Podman ≥ 5);
+//! - `emptyDir` and `persistentVolumeClaim` volumes → `.volume` units;
+//! - the node's pod network → one `.network` unit ([`render_network`]);
+//! - ConfigMap volumes → [`DataFile`]s the daemon writes under its data directory and bind-mounts;
+//! - Secret values (env and volumes) → [`PodmanSecret`]s the daemon stores in podman's secret store,
+//!   so secret text never lands in a world-readable unit file.
+//!
+//! Units carry no `[Install]` section on purpose: after a reboot podswarmd decides what runs on
+//! the node (a pod may have moved while the node was down) instead of systemd starting stale pods.
+
+mod container;
+mod env;
+pub mod escape;
+pub mod names;
+mod probe;
+mod unit;
+mod volumes;
+
+use std::collections::BTreeMap;
+use std::net::{IpAddr, Ipv4Addr};
+
+use ipnet::Ipv4Net;
+use k8s_openapi::api::core::v1::{ConfigMap, Secret};
+use podswarm_manifest::{Object, PodInstance};
+
+pub use unit::MARKER;
+
+/// How pods with several containers become units.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum MultiContainer {
+    /// `.pod` + one `.container` per container: needs Podman ≥ 5.0.
+    #[default]
+    Pod,
+}
+
+/// The node's share of the pod network.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PodNetwork {
+    /// The node's subnet of the cluster pod CIDR, e.g. `10.244.3.0/24`.
+    pub subnet: Ipv4Net,
+}
+
+impl PodNetwork {
+    /// The bridge address: the node itself as seen from its pods.
+    pub fn gateway(&self) -> Ipv4Addr {
+        let base = u32::from(self.subnet.network());
+        Ipv4Addr::from(base + 1)
+    }
+}
+
+/// What a node contributes to every pod it renders.
+#[derive(Debug, Clone)]
+pub struct NodeContext {
+    pub node_name: String,
+    pub node_ip: Option<IpAddr>,
+    pub network: PodNetwork,
+    /// The cluster DNS server pods use; `None` leaves podman's default resolv.conf.
+    pub dns_server: Option<IpAddr>,
+    pub cluster_domain: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct Options {
+    pub multi_container: MultiContainer,
+    /// Where ConfigMap volume files live on the node.
+    pub data_dir: String,
+    /// Host path prefixes `hostPath` volumes may use.
+    pub host_path_allow: Vec<String>,
+    /// Whether memory and CPU limits are passed to podman. Off where the node's cgroup tree has no
+    /// controllers to enforce them (the daemon decides and says so on the pod).
+    pub enforce_resources: bool,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            multi_container: MultiContainer::Pod,
+            data_dir: "/var/lib/podswarm/volumes".to_owned(),
+            host_path_allow: Vec::new(),
+            enforce_resources: true,
+        }
+    }
+}
+
+/// ConfigMaps and Secrets a pod may refer to, by namespace and name.
+#[derive(Debug, Clone, Default)]
+pub struct Objects {
+    config_maps: BTreeMap<(String, String), ConfigMap>,
+    secrets: BTreeMap<(String, String), Secret>,
+}
+
+impl Objects {
+    pub fn insert(&mut self, object: &Object) {
+        let key = (object.namespace().to_owned(), object.name().to_owned());
+        match object {
+            Object::ConfigMap(cm) => {
+                self.config_maps.insert(key, cm.clone());
+            }
+            Object::Secret(s) => {
+                self.secrets.insert(key, s.clone());
+            }
+            _ => {}
+        }
+    }
+
+    pub fn config_map(&self, namespace: &str, name: &str) -> Option<&ConfigMap> {
+        self.config_maps
+            .get(&(namespace.to_owned(), name.to_owned()))
+    }
+
+    pub fn secret(&self, namespace: &str, name: &str) -> Option<&Secret> {
+        self.secrets.get(&(namespace.to_owned(), name.to_owned()))
+    }
+
+    /// A Secret's keys with decoded values; `stringData` wins over `data`, as in Kubernetes.
+    pub fn secret_data(&self, namespace: &str, name: &str) -> Option<BTreeMap<String, Vec<u8>>> {
+        let s = self.secret(namespace, name)?;
+        let mut data: BTreeMap<String, Vec<u8>> = s
+            .data
+            .iter()
+            .flatten()
+            .map(|(k, v)| (k.clone(), v.0.clone()))
+            .collect();
+        for (k, v) in s.string_data.iter().flatten() {
+            data.insert(k.clone(), v.clone().into_bytes());
+        }
+        Some(data)
+    }
+}
+
+/// One file for `/etc/containers/systemd/podswarm/`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UnitFile {
+    pub file_name: String,
+    pub contents: String,
+}
+
+/// A file the daemon writes for a ConfigMap volume.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DataFile {
+    pub path: String,
+    pub contents: Vec<u8>,
+    pub mode: u32,
+}
+
+/// A podman secret the daemon creates before starting the pod.
+#[derive(Clone, PartialEq, Eq)]
+pub struct PodmanSecret {
+    pub name: String,
+    pub data: Vec<u8>,
+}
+
+impl std::fmt::Debug for PodmanSecret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Secret material never reaches logs through Debug.
+        f.debug_struct("PodmanSecret")
+            .field("name", &self.name)
+            .field("data", &format_args!("<{} bytes>", self.data.len()))
+            .finish()
+    }
+}
+
+/// Everything one pod needs on a node.
+#[derive(Debug, Clone, Default)]
+pub struct RenderedPod {
+    /// The systemd service that stands for the pod (`podswarm-NS_POD.service`).
+    pub service: String,
+    pub units: Vec<UnitFile>,
+    pub data_files: Vec<DataFile>,
+    pub secrets: Vec<PodmanSecret>,
+    /// Directories the daemon creates (ConfigMap volumes, even when the ConfigMap is still missing).
+    pub directories: Vec<String>,
+    /// ConfigMaps and Secrets the pod needs that do not exist yet (`ConfigMap ns/name`): the daemon
+    /// keeps such a pod Pending, as the kubelet does.
+    pub missing: Vec<String>,
+    /// Things the user should know: missing references, unenforced settings.
+    pub warnings: Vec<String>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("pod {namespace}/{pod}: {field}: {source}")]
+    Escape {
+        namespace: String,
+        pod: String,
+        field: String,
+        #[source]
+        source: escape::EscapeError,
+    },
+    #[error("pod {namespace}/{pod}: {field}: {message}")]
+    Unsupported {
+        namespace: String,
+        pod: String,
+        field: String,
+        message: String,
+    },
+}
+
+/// Context threaded through one pod's rendering, so errors name the pod and field.
+pub(crate) struct Ctx<'a> {
+    pub pod: &'a PodInstance,
+    pub pod_ip: Option<Ipv4Addr>,
+    pub node: &'a NodeContext,
+    pub options: &'a Options,
+    pub objects: &'a Objects,
+    pub warnings: Vec<String>,
+    pub missing: Vec<String>,
+}
+
+impl Ctx<'_> {
+    pub fn escape<T>(
+        &self,
+        field: impl Into<String>,
+        r: Result<T, escape::EscapeError>,
+    ) -> Result<T, Error> {
+        r.map_err(|source| Error::Escape {
+            namespace: self.pod.namespace.clone(),
+            pod: self.pod.name.clone(),
+            field: field.into(),
+            source,
+        })
+    }
+
+    pub fn unsupported(&self, field: impl Into<String>, message: impl Into<String>) -> Error {
+        Error::Unsupported {
+            namespace: self.pod.namespace.clone(),
+            pod: self.pod.name.clone(),
+            field: field.into(),
+            message: message.into(),
+        }
+    }
+
+    pub fn warn(&mut self, message: impl Into<String>) {
+        self.warnings.push(format!(
+            "pod {}/{}: {}",
+            self.pod.namespace,
+            self.pod.name,
+            message.into()
+        ));
+    }
+}
+
+/// Renders one pod placed on this node with address `pod_ip`.
+pub fn render_pod(
+    pod: &PodInstance,
+    pod_ip: Option<Ipv4Addr>,
+    node: &NodeContext,
+    options: &Options,
+    objects: &Objects,
+) -> Result<RenderedPod, Error> {
+    let mut ctx = Ctx {
+        pod,
+        pod_ip,
+        node,
+        options,
+        objects,
+        warnings: Vec::new(),
+        missing: Vec::new(),
+    };
+    check_names(&ctx)?;
+    let volumes = volumes::resolve(&mut ctx)?;
+    let mut out = RenderedPod {
+        service: format!("{}.service", names::pod(&pod.namespace, &pod.name)),
+        ..RenderedPod::default()
+    };
+    out.units.extend(volumes.units.iter().cloned());
+    out.data_files.extend(volumes.data_files.iter().cloned());
+    out.directories.extend(volumes.directories.iter().cloned());
+    out.missing.extend(volumes.missing.iter().cloned());
+    out.secrets.extend(volumes.secrets.iter().cloned());
+    let multi = pod.spec.containers.len() > 1;
+    if multi {
+        out.units.push(container::render_pod_unit(&mut ctx)?);
+    }
+    for c in &pod.spec.containers {
+        let rendered = container::render(&mut ctx, c, &volumes, multi)?;
+        out.units.push(rendered.unit);
+        out.secrets.extend(rendered.secrets);
+    }
+    out.secrets.sort_by(|a, b| a.name.cmp(&b.name));
+    out.secrets.dedup_by(|a, b| a.name == b.name);
+    out.missing.extend(ctx.missing);
+    out.missing.sort();
+    out.missing.dedup();
+    out.warnings = ctx.warnings;
+    Ok(out)
+}
+
+/// Renders the node's pod network unit, `podswarm.network`.
+pub fn render_network(network: &PodNetwork) -> Result<UnitFile, escape::EscapeError> {
+    let mut w = unit::UnitWriter::default();
+    w.set("Unit", "Description", escape::word("podswarm pod network")?);
+    w.set("Network", "NetworkName", escape::generated("podswarm")?);
+    w.set(
+        "Network",
+        "Subnet",
+        escape::generated(network.subnet.trunc().to_string())?,
+    );
+    w.set(
+        "Network",
+        "Gateway",
+        escape::generated(network.gateway().to_string())?,
+    );
+    // Name resolution is podswarm-dns's job; aardvark-dns would answer for container names instead.
+    w.set("Network", "DisableDNS", escape::generated("true")?);
+    Ok(UnitFile {
+        file_name: "podswarm.network".to_owned(),
+        contents: w.finish("the pod network of this node (host-gw routing between nodes)"),
+    })
+}
+
+/// The network unit file name containers refer to.
+pub(crate) const NETWORK_UNIT: &str = "podswarm.network";
+
+/// Defense in depth: pods may reach the generator from replicated state, not only from intake.
+fn check_names(ctx: &Ctx<'_>) -> Result<(), Error> {
+    use podswarm_manifest::{is_dns1123_label, is_dns1123_subdomain};
+    let pod = ctx.pod;
+    if !is_dns1123_label(&pod.namespace) {
+        return Err(ctx.unsupported(
+            "metadata.namespace",
+            format!("{:?} is not a DNS-1123 label", pod.namespace),
+        ));
+    }
+    if !is_dns1123_subdomain(&pod.name) {
+        return Err(ctx.unsupported(
+            "metadata.name",
+            format!("{:?} is not a DNS-1123 subdomain", pod.name),
+        ));
+    }
+    if pod.spec.containers.is_empty() {
+        return Err(ctx.unsupported("spec.containers", "a pod needs at least one container"));
+    }
+    for c in &pod.spec.containers {
+        if !is_dns1123_label(&c.name) {
+            return Err(ctx.unsupported(
+                "spec.containers[].name",
+                format!("{:?} is not a DNS-1123 label", c.name),
+            ));
+        }
+    }
+    Ok(())
+}

@@ -332,7 +332,7 @@ fn decode_document(
             problems.push(problem(
                 &origin,
                 label,
-                "kind",
+                "",
                 format!("kind {k} ({api_version}) is not supported by podswarm; supported kinds: {SUPPORTED}"),
             ));
             return;
@@ -341,7 +341,7 @@ fn decode_document(
             problems.push(problem(
                 &origin,
                 label,
-                "kind",
+                "",
                 format!("unknown kind {k:?} ({api_version}); supported kinds: {SUPPORTED}"),
             ));
             return;

@@ -149,14 +149,18 @@ fn patterns(kind: &str) -> Vec<String> {
 pub(crate) fn unsupported_fields(kind: &str, raw: &Value) -> Vec<String> {
     let patterns: Vec<Vec<String>> = patterns(kind)
         .iter()
-        .map(|p| p.split('.').map(str::to_owned).collect())
+        .map(|p| {
+            p.split('.')
+                .map(|seg| seg.trim_end_matches("[]").to_owned())
+                .collect()
+        })
         .collect();
     let mut out = Vec::new();
     walk(raw, &mut Vec::new(), "", &patterns, &mut out);
     out
 }
 
-/// `generic` holds the path with array elements as `name[]`; `real` the printable path.
+/// `generic` holds the path without array indices; `real` the printable path.
 fn walk(
     value: &Value,
     generic: &mut Vec<String>,
@@ -186,12 +190,8 @@ fn visit(
     patterns: &[Vec<String>],
     out: &mut Vec<String>,
 ) {
-    let segment = if value.is_array() {
-        format!("{key}[]")
-    } else {
-        key.to_owned()
-    };
-    generic.push(segment);
+    // Array indices are transparent: `ports[].name` matches `ports[3].name`.
+    generic.push(key.to_owned());
     // Covered: some pattern is a prefix of this path. Partly covered: this path is a prefix of some
     // pattern, so look deeper. Neither: report here and do not descend.
     let covered = patterns

@@ -1,0 +1,243 @@
+//! `podswarmctl render`: manifests in, the files a node would install out, as if every pod were
+//! placed on one node. A dry run users can read, diff and check with Quadlet's own `--dryrun`.
+
+use std::io::{Read, Write};
+use std::net::{IpAddr, Ipv4Addr};
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result, bail};
+use ipnet::Ipv4Net;
+use podswarm_generator::{NodeContext, Objects, Options, PodNetwork, render_network, render_pod};
+use podswarm_manifest::{Limits, Manifest, Policy, parse, pods_of};
+
+#[derive(Debug, clap::Args)]
+pub struct RenderArgs {
+    /// Manifest file, directory of .yaml/.yml/.json files, or - for standard input (repeatable)
+    #[arg(
+        short = 'f',
+        long = "filename",
+        required = true,
+        value_name = "FILE|DIR|-"
+    )]
+    files: Vec<String>,
+    /// Write the files into this directory instead of printing them
+    #[arg(long, value_name = "DIR")]
+    out: Option<PathBuf>,
+    /// The node's pod subnet; pods get addresses from it in order
+    #[arg(long, default_value = "10.244.0.0/24", value_name = "CIDR")]
+    pod_subnet: Ipv4Net,
+    /// DNS server for pods (default: the subnet's gateway, where podswarm-dns listens)
+    #[arg(long, value_name = "IP")]
+    dns_server: Option<IpAddr>,
+    /// Cluster DNS domain
+    #[arg(long, default_value = "cluster.local", value_name = "DOMAIN")]
+    cluster_domain: String,
+    /// Node name for spec.nodeName
+    #[arg(long, default_value = "node1", value_name = "NAME")]
+    node_name: String,
+    /// Node address for status.hostIP
+    #[arg(long, value_name = "IP")]
+    node_ip: Option<IpAddr>,
+    /// Host path prefix that hostPath volumes may use (repeatable; default: none)
+    #[arg(long = "host-path-allow", value_name = "PATH")]
+    host_path_allow: Vec<String>,
+    /// Directory on the node for ConfigMap volume files
+    #[arg(long, default_value = "/var/lib/podswarm/volumes", value_name = "DIR")]
+    data_dir: String,
+    /// Largest manifest accepted, in bytes
+    #[arg(long, default_value_t = 4 << 20, value_name = "BYTES")]
+    max_bytes: usize,
+}
+
+/// Reads one input, refusing oversized files before reading them whole.
+fn read_input(path: &str, limit: usize) -> Result<(String, String)> {
+    let mut bytes = Vec::new();
+    let name = if path == "-" {
+        std::io::stdin()
+            .lock()
+            .take(limit as u64 + 1)
+            .read_to_end(&mut bytes)
+            .context("cannot read standard input")?;
+        "<stdin>".to_owned()
+    } else {
+        let file = std::fs::File::open(path).with_context(|| format!("cannot open {path}"))?;
+        let size = file.metadata().map(|m| m.len()).unwrap_or(0);
+        if size > limit as u64 {
+            bail!("{path} is {size} bytes, over the limit of {limit} bytes");
+        }
+        file.take(limit as u64 + 1)
+            .read_to_end(&mut bytes)
+            .with_context(|| format!("cannot read {path}"))?;
+        path.to_owned()
+    };
+    if bytes.len() > limit {
+        bail!("{name} is over the limit of {limit} bytes");
+    }
+    let text = String::from_utf8(bytes).map_err(|e| {
+        anyhow::anyhow!(
+            "{name} is not UTF-8 text (invalid byte at offset {})",
+            e.utf8_error().valid_up_to()
+        )
+    })?;
+    Ok((name, text))
+}
+
+/// Expands `-f` arguments: directories give their manifest files in name order (not recursive,
+/// as kubectl without -R).
+fn inputs(files: &[String]) -> Result<Vec<String>> {
+    let mut out = Vec::new();
+    for f in files {
+        let path = Path::new(f);
+        if f != "-" && path.is_dir() {
+            let mut entries: Vec<String> = std::fs::read_dir(path)
+                .with_context(|| format!("cannot list {f}"))?
+                .filter_map(|e| e.ok().map(|e| e.path()))
+                .filter(|p| {
+                    p.is_file()
+                        && p.extension()
+                            .is_some_and(|x| x == "yaml" || x == "yml" || x == "json")
+                })
+                .map(|p| p.to_string_lossy().into_owned())
+                .collect();
+            entries.sort();
+            if entries.is_empty() {
+                bail!("{f} holds no .yaml, .yml or .json files");
+            }
+            out.extend(entries);
+        } else {
+            out.push(f.clone());
+        }
+    }
+    Ok(out)
+}
+
+pub fn run(args: &RenderArgs) -> Result<()> {
+    let policy = Policy {
+        host_path_allow: args.host_path_allow.clone(),
+    };
+    let limits = Limits {
+        max_bytes: args.max_bytes,
+        ..Limits::default()
+    };
+    let mut manifest = Manifest::default();
+    for input in inputs(&args.files)? {
+        let (name, text) = read_input(&input, args.max_bytes)?;
+        let parsed = parse(&text, &name, &limits, &policy)?;
+        manifest.objects.extend(parsed.objects);
+        manifest.warnings.extend(parsed.warnings);
+    }
+    let mut stderr = std::io::stderr().lock();
+    for w in &manifest.warnings {
+        writeln!(stderr, "warning: {w}")?;
+    }
+
+    let network = PodNetwork {
+        subnet: args.pod_subnet.trunc(),
+    };
+    let node = NodeContext {
+        node_name: args.node_name.clone(),
+        node_ip: args.node_ip,
+        dns_server: Some(args.dns_server.unwrap_or(IpAddr::V4(network.gateway()))),
+        network: network.clone(),
+        cluster_domain: args.cluster_domain.clone(),
+    };
+    let options = Options {
+        host_path_allow: args.host_path_allow.clone(),
+        data_dir: args.data_dir.clone(),
+        ..Options::default()
+    };
+    let mut objects = Objects::default();
+    for o in &manifest.objects {
+        objects.insert(&o.object);
+    }
+
+    let mut files: Vec<(String, Vec<u8>)> = Vec::new();
+    let mut secrets = Vec::new();
+    files.push((
+        "podswarm.network".to_owned(),
+        render_network(&network)
+            .context("cannot render the network unit")?
+            .contents
+            .into_bytes(),
+    ));
+    // Addresses from .2 up: .1 is the gateway (the node itself).
+    let mut next_ip = u32::from(network.gateway()) + 1;
+    let broadcast = u32::from(network.subnet.broadcast());
+    for o in &manifest.objects {
+        for pod in pods_of(&o.object) {
+            if next_ip >= broadcast {
+                bail!(
+                    "the pod subnet {} has no address left for pod {}/{}",
+                    network.subnet,
+                    pod.namespace,
+                    pod.name
+                );
+            }
+            let ip = Ipv4Addr::from(next_ip);
+            next_ip += 1;
+            let rendered = render_pod(&pod, Some(ip), &node, &options, &objects)?;
+            for w in &rendered.warnings {
+                writeln!(stderr, "warning: {w}")?;
+            }
+            for unit in rendered.units {
+                // A claim's volume unit is shared by pods; identical copies are one file.
+                match files.iter().find(|(n, _)| *n == unit.file_name) {
+                    Some((_, existing)) if *existing == unit.contents.as_bytes() => {}
+                    Some(_) => bail!("two pods render different contents for {}", unit.file_name),
+                    None => files.push((unit.file_name, unit.contents.into_bytes())),
+                }
+            }
+            for d in rendered.data_files {
+                files.push((format!("data{}", d.path), d.contents));
+            }
+            secrets.extend(rendered.secrets.into_iter().map(|s| s.name));
+        }
+    }
+    secrets.sort();
+    secrets.dedup();
+    drop(stderr);
+
+    match &args.out {
+        Some(dir) => write_out(dir, &files, &secrets),
+        None => {
+            let mut stdout = std::io::stdout().lock();
+            for (name, contents) in &files {
+                writeln!(stdout, "==> {name} <==")?;
+                stdout.write_all(contents)?;
+                if !contents.ends_with(b"\n") {
+                    writeln!(stdout)?;
+                }
+                writeln!(stdout)?;
+            }
+            if !secrets.is_empty() {
+                writeln!(
+                    stdout,
+                    "==> podman secrets the node creates (values not shown) <=="
+                )?;
+                for s in &secrets {
+                    writeln!(stdout, "{s}")?;
+                }
+            }
+            Ok(())
+        }
+    }
+}
+
+fn write_out(dir: &Path, files: &[(String, Vec<u8>)], secrets: &[String]) -> Result<()> {
+    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    for (name, contents) in files {
+        let path = dir.join(name);
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent)
+                .with_context(|| format!("cannot create {}", parent.display()))?;
+        }
+        std::fs::write(&path, contents)
+            .with_context(|| format!("cannot write {}", path.display()))?;
+    }
+    if !secrets.is_empty() {
+        let list: String = secrets.iter().map(|s| format!("{s}\n")).collect();
+        std::fs::write(dir.join("secrets.txt"), list)
+            .with_context(|| format!("cannot write {}", dir.join("secrets.txt").display()))?;
+    }
+    Ok(())
+}
