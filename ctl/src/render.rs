@@ -2,13 +2,13 @@
 //! placed on one node. A dry run users can read, diff and check with Quadlet's own `--dryrun`.
 
 use std::io::{Read, Write};
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
 use ipnet::Ipv4Net;
-use podswarm_generator::{NodeContext, Objects, Options, PodNetwork, render_network, render_pod};
-use podswarm_manifest::{Limits, Manifest, Policy, parse, pods_of};
+use podswarm_generator::{NodeContext, Options, PodNetwork, render_node};
+use podswarm_manifest::{Limits, Manifest, Policy, parse};
 
 #[derive(Debug, clap::Args)]
 pub struct RenderArgs {
@@ -146,55 +146,23 @@ pub fn run(args: &RenderArgs) -> Result<()> {
         data_dir: args.data_dir.clone(),
         ..Options::default()
     };
-    let mut objects = Objects::default();
-    for o in &manifest.objects {
-        objects.insert(&o.object);
+    let objects: Vec<_> = manifest.objects.into_iter().map(|o| o.object).collect();
+    let rendered = render_node(&objects, &node, &options)?;
+    for w in &rendered.warnings {
+        writeln!(stderr, "warning: {w}")?;
     }
-
-    let mut files: Vec<(String, Vec<u8>)> = Vec::new();
-    let mut secrets = Vec::new();
-    files.push((
-        "podswarm.network".to_owned(),
-        render_network(&network)
-            .context("cannot render the network unit")?
-            .contents
-            .into_bytes(),
-    ));
-    // Addresses from .2 up: .1 is the gateway (the node itself).
-    let mut next_ip = u32::from(network.gateway()) + 1;
-    let broadcast = u32::from(network.subnet.broadcast());
-    for o in &manifest.objects {
-        for pod in pods_of(&o.object) {
-            if next_ip >= broadcast {
-                bail!(
-                    "the pod subnet {} has no address left for pod {}/{}",
-                    network.subnet,
-                    pod.namespace,
-                    pod.name
-                );
-            }
-            let ip = Ipv4Addr::from(next_ip);
-            next_ip += 1;
-            let rendered = render_pod(&pod, Some(ip), &node, &options, &objects)?;
-            for w in &rendered.warnings {
-                writeln!(stderr, "warning: {w}")?;
-            }
-            for unit in rendered.units {
-                // A claim's volume unit is shared by pods; identical copies are one file.
-                match files.iter().find(|(n, _)| *n == unit.file_name) {
-                    Some((_, existing)) if *existing == unit.contents.as_bytes() => {}
-                    Some(_) => bail!("two pods render different contents for {}", unit.file_name),
-                    None => files.push((unit.file_name, unit.contents.into_bytes())),
-                }
-            }
-            for d in rendered.data_files {
-                files.push((format!("data{}", d.path), d.contents));
-            }
-            secrets.extend(rendered.secrets.into_iter().map(|s| s.name));
-        }
-    }
-    secrets.sort();
-    secrets.dedup();
+    let mut files: Vec<(String, Vec<u8>)> = rendered
+        .units
+        .into_iter()
+        .map(|u| (u.file_name, u.contents.into_bytes()))
+        .collect();
+    files.extend(
+        rendered
+            .data_files
+            .into_iter()
+            .map(|d| (format!("data{}", d.path), d.contents)),
+    );
+    let secrets: Vec<String> = rendered.secrets.into_iter().map(|s| s.name).collect();
     drop(stderr);
 
     match &args.out {

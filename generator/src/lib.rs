@@ -347,3 +347,84 @@ fn check_names(ctx: &Ctx<'_>) -> Result<(), Error> {
     }
     Ok(())
 }
+
+/// Everything a node would install for a set of objects.
+#[derive(Debug, Clone, Default)]
+pub struct NodeRender {
+    pub units: Vec<UnitFile>,
+    pub data_files: Vec<DataFile>,
+    pub directories: Vec<String>,
+    pub secrets: Vec<PodmanSecret>,
+    pub missing: Vec<String>,
+    pub warnings: Vec<String>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum NodeError {
+    #[error(transparent)]
+    Pod(#[from] Error),
+    #[error("the network unit: {0}")]
+    Network(#[source] escape::EscapeError),
+    #[error("the pod subnet {subnet} has no address left for pod {namespace}/{pod}")]
+    SubnetFull {
+        subnet: Ipv4Net,
+        namespace: String,
+        pod: String,
+    },
+    #[error("two pods render different contents for {file}")]
+    Conflict { file: String },
+}
+
+/// Renders every pod of `objects` as if all were placed on this node, giving addresses from the
+/// node's subnet in order (`.1` is the node itself). This is `podswarmctl render`.
+pub fn render_node(
+    objects: &[Object],
+    node: &NodeContext,
+    options: &Options,
+) -> Result<NodeRender, NodeError> {
+    let mut index = Objects::default();
+    for o in objects {
+        index.insert(o);
+    }
+    let mut out = NodeRender::default();
+    out.units
+        .push(render_network(&node.network).map_err(NodeError::Network)?);
+    let mut next = u32::from(node.network.gateway()) + 1;
+    let broadcast = u32::from(node.network.subnet.broadcast());
+    for object in objects {
+        for pod in podswarm_manifest::pods_of(object) {
+            if next >= broadcast {
+                return Err(NodeError::SubnetFull {
+                    subnet: node.network.subnet,
+                    namespace: pod.namespace,
+                    pod: pod.name,
+                });
+            }
+            let ip = Ipv4Addr::from(next);
+            next += 1;
+            let rendered = render_pod(&pod, Some(ip), node, options, &index)?;
+            for unit in rendered.units {
+                // A claim's volume unit is shared by pods: identical copies are one file.
+                match out.units.iter().find(|u| u.file_name == unit.file_name) {
+                    Some(existing) if existing.contents == unit.contents => {}
+                    Some(_) => {
+                        return Err(NodeError::Conflict {
+                            file: unit.file_name,
+                        });
+                    }
+                    None => out.units.push(unit),
+                }
+            }
+            out.data_files.extend(rendered.data_files);
+            out.directories.extend(rendered.directories);
+            out.secrets.extend(rendered.secrets);
+            out.missing.extend(rendered.missing);
+            out.warnings.extend(rendered.warnings);
+        }
+    }
+    out.secrets.sort_by(|a, b| a.name.cmp(&b.name));
+    out.secrets.dedup_by(|a, b| a.name == b.name);
+    out.missing.sort();
+    out.missing.dedup();
+    Ok(out)
+}

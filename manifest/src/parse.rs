@@ -258,6 +258,8 @@ fn yaml_documents(input: &str, source: &str, limits: &Limits) -> Result<Vec<Valu
         // Kubernetes is YAML 1.1 on the wire but kubectl reads `on`/`yes` as strings in practice;
         // strict booleans keep "yes" a string instead of silently turning it into true.
         strict_booleans: true,
+        // kubectl reads YAML 1.1, where `defaultMode: 0644` is octal; manifests depend on it.
+        legacy_octal_numbers: true,
         with_snippet: false,
     };
     serde_saphyr::from_multiple_with_options::<Value>(input, options).map_err(|e| {

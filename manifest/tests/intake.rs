@@ -239,3 +239,21 @@ mod corpus {
         }
     }
 }
+
+#[test]
+fn leading_zero_modes_are_octal_as_in_kubectl() {
+    let m = ok(&POD.replace(
+        "spec:\n",
+        "spec:\n  volumes:\n  - name: v\n    configMap:\n      name: c\n      defaultMode: 0440\n",
+    ));
+    let Object::Pod(pod) = &m.objects[0].object else {
+        panic!("not a Pod")
+    };
+    let mode = pod
+        .spec
+        .as_ref()
+        .and_then(|s| s.volumes.as_ref())
+        .and_then(|v| v[0].config_map.as_ref())
+        .and_then(|c| c.default_mode);
+    assert_eq!(mode, Some(0o440));
+}
