@@ -293,30 +293,40 @@ pub(crate) fn render(
         };
     }
     let mut secret_refs = Vec::new();
-    if let Some(command) = &c.command {
-        let expanded: Vec<String> = command
-            .iter()
-            .map(|a| env::expand(a, &vars, &mut secret_refs))
-            .collect();
-        w.set(
-            "Container",
-            "Entrypoint",
-            ctx.escape(format!("{field}.command"), json_array(&expanded))?,
-        );
-    }
-    if let Some(args) = c.args.as_ref().filter(|a| !a.is_empty()) {
-        let expanded: Vec<String> = args
-            .iter()
-            .map(|a| env::expand(a, &vars, &mut secret_refs))
-            .collect();
-        w.set(
-            "Container",
-            "Exec",
-            ctx.escape(
-                format!("{field}.args"),
-                words(expanded.iter().map(String::as_str)),
-            )?,
-        );
+    let expand_all = |list: &[String], refs: &mut Vec<String>| -> Vec<String> {
+        list.iter().map(|a| env::expand(a, &vars, refs)).collect()
+    };
+    let args = expand_all(c.args.as_deref().unwrap_or_default(), &mut secret_refs);
+    match &c.command {
+        // With a command, podman ignores the image's CMD, so command and args together form the
+        // entrypoint. JSON carries every string, including empty ones, which `Exec=` cannot.
+        Some(command) => {
+            let mut argv = expand_all(command, &mut secret_refs);
+            argv.extend(args);
+            w.set(
+                "Container",
+                "Entrypoint",
+                ctx.escape(format!("{field}.command"), json_array(&argv))?,
+            );
+        }
+        None if !args.is_empty() => {
+            // Quadlet's word splitter stops at an empty word and drops every argument after it.
+            if args.iter().any(String::is_empty) {
+                return Err(ctx.unsupported(
+                    format!("{field}.args"),
+                    "an empty argument cannot be passed without a command: set command too",
+                ));
+            }
+            w.set(
+                "Container",
+                "Exec",
+                ctx.escape(
+                    format!("{field}.args"),
+                    words(args.iter().map(String::as_str)),
+                )?,
+            );
+        }
+        None => {}
     }
     for r in secret_refs {
         ctx.warn(format!(

@@ -630,6 +630,14 @@ fn container(r: &mut Report, cp: &str, c: &Container, volumes: &BTreeSet<&str>) 
             }
         }
     }
+    if c.command.is_none() {
+        if let Some(j) = c.args.iter().flatten().position(String::is_empty) {
+            r.err(
+                format!("{cp}.args[{j}]"),
+                "an empty argument needs an explicit command: podman's unit generator drops it and every argument after it",
+            );
+        }
+    }
     if let Some(wd) = &c.working_dir {
         if let Some(problem) = container_path_problem(wd) {
             r.err(format!("{cp}.workingDir"), format!("{wd:?} {problem}"));
