@@ -121,10 +121,8 @@ pub fn section_keys(text: &str, section: &str) -> Vec<String> {
     for line in text.lines() {
         if line.starts_with('[') {
             inside = line == format!("[{section}]");
-        } else if inside {
-            if let Some((key, _)) = line.split_once('=') {
-                keys.push(key.to_owned());
-            }
+        } else if inside && let Some((key, _)) = line.split_once('=') {
+            keys.push(key.to_owned());
         }
     }
     keys

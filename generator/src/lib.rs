@@ -391,8 +391,26 @@ pub fn render_node(
         .push(render_network(&node.network).map_err(NodeError::Network)?);
     let mut next = u32::from(node.network.gateway()) + 1;
     let broadcast = u32::from(node.network.subnet.broadcast());
+    let mut host_ports: BTreeMap<(i32, String), String> = BTreeMap::new();
     for object in objects {
         for pod in podswarm_manifest::pods_of(object) {
+            for port in pod
+                .spec
+                .containers
+                .iter()
+                .flat_map(|c| c.ports.iter().flatten())
+            {
+                let Some(hp) = port.host_port.filter(|p| *p > 0) else {
+                    continue;
+                };
+                let proto = port.protocol.clone().unwrap_or_else(|| "TCP".to_owned());
+                let here = format!("{}/{}", pod.namespace, pod.name);
+                if let Some(first) = host_ports.insert((hp, proto.clone()), here.clone()) {
+                    out.warnings.push(format!(
+                        "pods {first} and {here} both need host port {hp}/{proto}: one node runs only one of them (the scheduler places them apart)"
+                    ));
+                }
+            }
             if next >= broadcast {
                 return Err(NodeError::SubnetFull {
                     subnet: node.network.subnet,

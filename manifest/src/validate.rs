@@ -140,15 +140,14 @@ pub(crate) fn validate(object: &Object, policy: &Policy) -> Report {
             }
         }
     }
-    if !matches!(object, Object::Namespace(_)) {
-        if let Some(ns) = &meta.namespace {
-            if !is_dns1123_label(ns) {
-                r.err(
-                    "metadata.namespace",
-                    format!("{ns:?} is not a valid namespace: it must be a DNS-1123 label"),
-                );
-            }
-        }
+    if !matches!(object, Object::Namespace(_))
+        && let Some(ns) = &meta.namespace
+        && !is_dns1123_label(ns)
+    {
+        r.err(
+            "metadata.namespace",
+            format!("{ns:?} is not a valid namespace: it must be a DNS-1123 label"),
+        );
     }
     labels(&mut r, "metadata.labels", meta.labels.as_ref());
     if let Some(annotations) = &meta.annotations {
@@ -257,25 +256,26 @@ fn deployment(r: &mut Report, d: &k8s_openapi::api::apps::v1::Deployment, policy
     }
     match &spec.template.spec {
         Some(pod) => {
-            if let Some(policy) = pod.restart_policy.as_deref() {
-                if policy != "Always" {
-                    r.err(
-                        "spec.template.spec.restartPolicy",
-                        format!("a Deployment's pods must use Always, got {policy:?}"),
-                    );
-                }
+            if let Some(policy) = pod.restart_policy.as_deref()
+                && policy != "Always"
+            {
+                r.err(
+                    "spec.template.spec.restartPolicy",
+                    format!("a Deployment's pods must use Always, got {policy:?}"),
+                );
             }
             pod_spec(r, "spec.template.spec", pod, policy);
         }
         None => r.err("spec.template.spec", "required field is missing"),
     }
-    if let Some(strategy) = spec.strategy.as_ref().and_then(|s| s.type_.as_deref()) {
-        if strategy != "RollingUpdate" && strategy != "Recreate" {
-            r.err(
-                "spec.strategy.type",
-                format!("must be RollingUpdate or Recreate, got {strategy:?}"),
-            );
-        }
+    if let Some(strategy) = spec.strategy.as_ref().and_then(|s| s.type_.as_deref())
+        && strategy != "RollingUpdate"
+        && strategy != "Recreate"
+    {
+        r.err(
+            "spec.strategy.type",
+            format!("must be RollingUpdate or Recreate, got {strategy:?}"),
+        );
     }
 }
 
@@ -340,30 +340,30 @@ pub(crate) fn pod_spec(r: &mut Report, path: &str, spec: &PodSpec, policy: &Poli
             "a pod needs at least one container",
         );
     }
-    if let Some(policy) = spec.restart_policy.as_deref() {
-        if !matches!(policy, "Always" | "OnFailure" | "Never") {
-            r.err(
-                format!("{path}.restartPolicy"),
-                format!("must be Always, OnFailure or Never, got {policy:?}"),
-            );
-        }
+    if let Some(policy) = spec.restart_policy.as_deref()
+        && !matches!(policy, "Always" | "OnFailure" | "Never")
+    {
+        r.err(
+            format!("{path}.restartPolicy"),
+            format!("must be Always, OnFailure or Never, got {policy:?}"),
+        );
     }
-    if let Some(grace) = spec.termination_grace_period_seconds {
-        if !(0..=3600).contains(&grace) {
-            r.err(
-                format!("{path}.terminationGracePeriodSeconds"),
-                format!("must be between 0 and 3600, got {grace}"),
-            );
-        }
+    if let Some(grace) = spec.termination_grace_period_seconds
+        && !(0..=3600).contains(&grace)
+    {
+        r.err(
+            format!("{path}.terminationGracePeriodSeconds"),
+            format!("must be between 0 and 3600, got {grace}"),
+        );
     }
     for (field, value) in [("hostname", &spec.hostname), ("subdomain", &spec.subdomain)] {
-        if let Some(v) = value {
-            if !is_dns1123_label(v) {
-                r.err(
-                    format!("{path}.{field}"),
-                    format!("{v:?} must be a DNS-1123 label"),
-                );
-            }
+        if let Some(v) = value
+            && !is_dns1123_label(v)
+        {
+            r.err(
+                format!("{path}.{field}"),
+                format!("{v:?} must be a DNS-1123 label"),
+            );
         }
     }
     labels(
@@ -371,13 +371,13 @@ pub(crate) fn pod_spec(r: &mut Report, path: &str, spec: &PodSpec, policy: &Poli
         &format!("{path}.nodeSelector"),
         spec.node_selector.as_ref(),
     );
-    if let Some(dns) = spec.dns_policy.as_deref() {
-        if dns != "ClusterFirst" {
-            r.warn(
-                format!("{path}.dnsPolicy"),
-                format!("podswarm always uses cluster DNS (ClusterFirst); {dns} is not supported"),
-            );
-        }
+    if let Some(dns) = spec.dns_policy.as_deref()
+        && dns != "ClusterFirst"
+    {
+        r.warn(
+            format!("{path}.dnsPolicy"),
+            format!("podswarm always uses cluster DNS (ClusterFirst); {dns} is not supported"),
+        );
     }
     if spec.host_network == Some(true) {
         r.err(
@@ -416,13 +416,13 @@ pub(crate) fn pod_spec(r: &mut Report, path: &str, spec: &PodSpec, policy: &Poli
         }
         container(r, &cp, c, &volume_names);
         for (j, port) in c.ports.iter().flatten().enumerate() {
-            if let Some(n) = &port.name {
-                if !port_names.insert(n.clone()) {
-                    r.err(
-                        format!("{cp}.ports[{j}].name"),
-                        format!("duplicate port name {n:?} in the pod"),
-                    );
-                }
+            if let Some(n) = &port.name
+                && !port_names.insert(n.clone())
+            {
+                r.err(
+                    format!("{cp}.ports[{j}].name"),
+                    format!("duplicate port name {n:?} in the pod"),
+                );
             }
             if let Some(hp) = port.host_port.filter(|p| *p != 0) {
                 let proto = port.protocol.clone().unwrap_or_else(|| "TCP".into());
@@ -501,22 +501,22 @@ fn volume(r: &mut Report, vp: &str, v: &Volume, policy: &Policy) {
                     format!("{:?} {problem}", item.path),
                 );
             }
-            if let Some(mode) = item.mode {
-                if !(0..=0o777).contains(&mode) {
-                    r.err(
-                        format!("{vp}.{field}.items[{j}].mode"),
-                        format!("must be between 0 and 0777 (511), got {mode}"),
-                    );
-                }
-            }
-        }
-        if let Some(mode) = default_mode {
-            if !(0..=0o777).contains(&mode) {
+            if let Some(mode) = item.mode
+                && !(0..=0o777).contains(&mode)
+            {
                 r.err(
-                    format!("{vp}.{field}.defaultMode"),
+                    format!("{vp}.{field}.items[{j}].mode"),
                     format!("must be between 0 and 0777 (511), got {mode}"),
                 );
             }
+        }
+        if let Some(mode) = default_mode
+            && !(0..=0o777).contains(&mode)
+        {
+            r.err(
+                format!("{vp}.{field}.defaultMode"),
+                format!("must be between 0 and 0777 (511), got {mode}"),
+            );
         }
     };
     if let Some(cm) = &v.config_map {
@@ -542,27 +542,27 @@ fn volume(r: &mut Report, vp: &str, v: &Volume, policy: &Policy) {
         }
         items(r, "secret", s.items.as_ref(), s.default_mode);
     }
-    if let Some(pvc) = &v.persistent_volume_claim {
-        if !is_dns1123_subdomain(&pvc.claim_name) {
-            r.err(
-                format!("{vp}.persistentVolumeClaim.claimName"),
-                format!("{:?} is not a valid claim name", pvc.claim_name),
-            );
-        }
+    if let Some(pvc) = &v.persistent_volume_claim
+        && !is_dns1123_subdomain(&pvc.claim_name)
+    {
+        r.err(
+            format!("{vp}.persistentVolumeClaim.claimName"),
+            format!("{:?} is not a valid claim name", pvc.claim_name),
+        );
     }
     if let Some(ed) = &v.empty_dir {
-        if let Some(medium) = ed.medium.as_deref().filter(|m| !m.is_empty()) {
-            if medium != "Memory" {
-                r.err(
-                    format!("{vp}.emptyDir.medium"),
-                    format!("must be \"\" or Memory, got {medium:?}"),
-                );
-            }
+        if let Some(medium) = ed.medium.as_deref().filter(|m| !m.is_empty())
+            && medium != "Memory"
+        {
+            r.err(
+                format!("{vp}.emptyDir.medium"),
+                format!("must be \"\" or Memory, got {medium:?}"),
+            );
         }
-        if let Some(limit) = &ed.size_limit {
-            if let Err(e) = memory_bytes(&limit.0) {
-                r.err(format!("{vp}.emptyDir.sizeLimit"), e.to_string());
-            }
+        if let Some(limit) = &ed.size_limit
+            && let Err(e) = memory_bytes(&limit.0)
+        {
+            r.err(format!("{vp}.emptyDir.sizeLimit"), e.to_string());
         }
     }
     if let Some(hp) = &v.host_path {
@@ -612,13 +612,13 @@ fn container(r: &mut Report, cp: &str, c: &Container, volumes: &BTreeSet<&str>) 
         ),
         Some(_) => {}
     }
-    if let Some(policy) = c.image_pull_policy.as_deref() {
-        if !matches!(policy, "Always" | "IfNotPresent" | "Never") {
-            r.err(
-                format!("{cp}.imagePullPolicy"),
-                format!("must be Always, IfNotPresent or Never, got {policy:?}"),
-            );
-        }
+    if let Some(policy) = c.image_pull_policy.as_deref()
+        && !matches!(policy, "Always" | "IfNotPresent" | "Never")
+    {
+        r.err(
+            format!("{cp}.imagePullPolicy"),
+            format!("must be Always, IfNotPresent or Never, got {policy:?}"),
+        );
     }
     for (field, list) in [("command", &c.command), ("args", &c.args)] {
         for (j, arg) in list.iter().flatten().enumerate() {
@@ -630,18 +630,18 @@ fn container(r: &mut Report, cp: &str, c: &Container, volumes: &BTreeSet<&str>) 
             }
         }
     }
-    if c.command.is_none() {
-        if let Some(j) = c.args.iter().flatten().position(String::is_empty) {
-            r.err(
+    if c.command.is_none()
+        && let Some(j) = c.args.iter().flatten().position(String::is_empty)
+    {
+        r.err(
                 format!("{cp}.args[{j}]"),
                 "an empty argument needs an explicit command: podman's unit generator drops it and every argument after it",
             );
-        }
     }
-    if let Some(wd) = &c.working_dir {
-        if let Some(problem) = container_path_problem(wd) {
-            r.err(format!("{cp}.workingDir"), format!("{wd:?} {problem}"));
-        }
+    if let Some(wd) = &c.working_dir
+        && let Some(problem) = container_path_problem(wd)
+    {
+        r.err(format!("{cp}.workingDir"), format!("{wd:?} {problem}"));
     }
     let port_names: BTreeSet<&str> = c
         .ports
@@ -657,34 +657,34 @@ fn container(r: &mut Report, cp: &str, c: &Container, volumes: &BTreeSet<&str>) 
                 format!("must be between 1 and 65535, got {}", port.container_port),
             );
         }
-        if let Some(hp) = port.host_port {
-            if !(0..=65535).contains(&hp) {
-                r.err(
-                    format!("{pp}.hostPort"),
-                    format!("must be between 1 and 65535, got {hp}"),
-                );
-            }
+        if let Some(hp) = port.host_port
+            && !(0..=65535).contains(&hp)
+        {
+            r.err(
+                format!("{pp}.hostPort"),
+                format!("must be between 1 and 65535, got {hp}"),
+            );
         }
-        if let Some(n) = &port.name {
-            if !is_iana_svc_name(n) {
-                r.err(format!("{pp}.name"), format!("{n:?} is not a valid port name (at most 15 lowercase letters, digits and '-', with a letter)"));
-            }
+        if let Some(n) = &port.name
+            && !is_iana_svc_name(n)
+        {
+            r.err(format!("{pp}.name"), format!("{n:?} is not a valid port name (at most 15 lowercase letters, digits and '-', with a letter)"));
         }
-        if let Some(proto) = port.protocol.as_deref() {
-            if !matches!(proto, "TCP" | "UDP" | "SCTP") {
-                r.err(
-                    format!("{pp}.protocol"),
-                    format!("must be TCP, UDP or SCTP, got {proto:?}"),
-                );
-            }
+        if let Some(proto) = port.protocol.as_deref()
+            && !matches!(proto, "TCP" | "UDP" | "SCTP")
+        {
+            r.err(
+                format!("{pp}.protocol"),
+                format!("must be TCP, UDP or SCTP, got {proto:?}"),
+            );
         }
-        if let Some(ip) = port.host_ip.as_deref() {
-            if ip.parse::<std::net::IpAddr>().is_err() {
-                r.err(
-                    format!("{pp}.hostIP"),
-                    format!("{ip:?} is not an IP address"),
-                );
-            }
+        if let Some(ip) = port.host_ip.as_deref()
+            && ip.parse::<std::net::IpAddr>().is_err()
+        {
+            r.err(
+                format!("{pp}.hostIP"),
+                format!("{ip:?} is not an IP address"),
+            );
         }
     }
     for (j, env) in c.env.iter().flatten().enumerate() {
@@ -725,10 +725,10 @@ fn container(r: &mut Report, cp: &str, c: &Container, volumes: &BTreeSet<&str>) 
             if let Some(k) = &from.secret_key_ref {
                 key_ref(r, &format!("{ep}.valueFrom.secretKeyRef"), &k.name, &k.key);
             }
-            if let Some(f) = &from.field_ref {
-                if !is_supported_field_path(&f.field_path) {
-                    r.err(format!("{ep}.valueFrom.fieldRef.fieldPath"), format!("{:?} is not supported; use metadata.name, metadata.namespace, metadata.labels['…'], spec.nodeName, status.podIP or status.hostIP", f.field_path));
-                }
+            if let Some(f) = &from.field_ref
+                && !is_supported_field_path(&f.field_path)
+            {
+                r.err(format!("{ep}.valueFrom.fieldRef.fieldPath"), format!("{:?} is not supported; use metadata.name, metadata.namespace, metadata.labels['…'], spec.nodeName, status.podIP or status.hostIP", f.field_path));
             }
             if from.resource_field_ref.is_some() {
                 r.err(
@@ -740,13 +740,13 @@ fn container(r: &mut Report, cp: &str, c: &Container, volumes: &BTreeSet<&str>) 
     }
     for (j, from) in c.env_from.iter().flatten().enumerate() {
         let fp = format!("{cp}.envFrom[{j}]");
-        if let Some(prefix) = from.prefix.as_deref().filter(|p| !p.is_empty()) {
-            if !is_env_var_name(prefix) {
-                r.err(
-                    format!("{fp}.prefix"),
-                    format!("{prefix:?} is not a valid environment variable prefix"),
-                );
-            }
+        if let Some(prefix) = from.prefix.as_deref().filter(|p| !p.is_empty())
+            && !is_env_var_name(prefix)
+        {
+            r.err(
+                format!("{fp}.prefix"),
+                format!("{prefix:?} is not a valid environment variable prefix"),
+            );
         }
         if from.config_map_ref.is_some() == from.secret_ref.is_some() {
             r.err(fp, "must have exactly one of configMapRef and secretRef");
@@ -773,10 +773,10 @@ fn container(r: &mut Report, cp: &str, c: &Container, volumes: &BTreeSet<&str>) 
                 format!("{:?} is mounted twice", m.mount_path),
             );
         }
-        if let Some(sub) = m.sub_path.as_deref().filter(|s| !s.is_empty()) {
-            if let Some(problem) = relative_path_problem(sub) {
-                r.err(format!("{mp}.subPath"), format!("{sub:?} {problem}"));
-            }
+        if let Some(sub) = m.sub_path.as_deref().filter(|s| !s.is_empty())
+            && let Some(problem) = relative_path_problem(sub)
+        {
+            r.err(format!("{mp}.subPath"), format!("{sub:?} {problem}"));
         }
     }
     for (field, probe) in [
@@ -817,13 +817,13 @@ fn container(r: &mut Report, cp: &str, c: &Container, volumes: &BTreeSet<&str>) 
             ("runAsUser", sc.run_as_user),
             ("runAsGroup", sc.run_as_group),
         ] {
-            if let Some(id) = id {
-                if !(0..=i64::from(u32::MAX - 1)).contains(&id) {
-                    r.err(
-                        format!("{cp}.securityContext.{field}"),
-                        format!("must be between 0 and 4294967294, got {id}"),
-                    );
-                }
+            if let Some(id) = id
+                && !(0..=i64::from(u32::MAX - 1)).contains(&id)
+            {
+                r.err(
+                    format!("{cp}.securityContext.{field}"),
+                    format!("must be between 0 and 4294967294, got {id}"),
+                );
             }
         }
         if sc.privileged == Some(true) {
@@ -912,42 +912,43 @@ fn probe(r: &mut Report, pp: &str, p: &Probe, port_names: &BTreeSet<&str>) {
     }
     if let Some(h) = &p.http_get {
         port(r, format!("{pp}.httpGet.port"), &h.port);
-        if let Some(path) = &h.path {
-            if !path.starts_with('/') || path.chars().any(|c| c.is_whitespace() || c.is_control()) {
-                r.err(
-                    format!("{pp}.httpGet.path"),
-                    format!(
-                        "{path:?} must start with '/' and contain no spaces or control characters"
-                    ),
-                );
-            }
+        if let Some(path) = &h.path
+            && (!path.starts_with('/') || path.chars().any(|c| c.is_whitespace() || c.is_control()))
+        {
+            r.err(
+                format!("{pp}.httpGet.path"),
+                format!("{path:?} must start with '/' and contain no spaces or control characters"),
+            );
         }
-        if let Some(scheme) = h.scheme.as_deref() {
-            if scheme != "HTTP" && scheme != "HTTPS" {
-                r.err(
-                    format!("{pp}.httpGet.scheme"),
-                    format!("must be HTTP or HTTPS, got {scheme:?}"),
-                );
-            }
+        if let Some(scheme) = h.scheme.as_deref()
+            && scheme != "HTTP"
+            && scheme != "HTTPS"
+        {
+            r.err(
+                format!("{pp}.httpGet.scheme"),
+                format!("must be HTTP or HTTPS, got {scheme:?}"),
+            );
         }
-        if let Some(host) = &h.host {
-            if host.parse::<std::net::IpAddr>().is_err() && !is_dns1123_subdomain(host) {
-                r.err(
-                    format!("{pp}.httpGet.host"),
-                    format!("{host:?} is not a host name or address"),
-                );
-            }
+        if let Some(host) = &h.host
+            && host.parse::<std::net::IpAddr>().is_err()
+            && !is_dns1123_subdomain(host)
+        {
+            r.err(
+                format!("{pp}.httpGet.host"),
+                format!("{host:?} is not a host name or address"),
+            );
         }
     }
     if let Some(t) = &p.tcp_socket {
         port(r, format!("{pp}.tcpSocket.port"), &t.port);
-        if let Some(host) = &t.host {
-            if host.parse::<std::net::IpAddr>().is_err() && !is_dns1123_subdomain(host) {
-                r.err(
-                    format!("{pp}.tcpSocket.host"),
-                    format!("{host:?} is not a host name or address"),
-                );
-            }
+        if let Some(host) = &t.host
+            && host.parse::<std::net::IpAddr>().is_err()
+            && !is_dns1123_subdomain(host)
+        {
+            r.err(
+                format!("{pp}.tcpSocket.host"),
+                format!("{host:?} is not a host name or address"),
+            );
         }
     }
     for (field, value, min) in [
@@ -957,13 +958,13 @@ fn probe(r: &mut Report, pp: &str, p: &Probe, port_names: &BTreeSet<&str>) {
         ("failureThreshold", p.failure_threshold, 1),
         ("successThreshold", p.success_threshold, 1),
     ] {
-        if let Some(v) = value {
-            if v < min {
-                r.err(
-                    format!("{pp}.{field}"),
-                    format!("must be {min} or more, got {v}"),
-                );
-            }
+        if let Some(v) = value
+            && v < min
+        {
+            r.err(
+                format!("{pp}.{field}"),
+                format!("must be {min} or more, got {v}"),
+            );
         }
     }
 }
@@ -1004,13 +1005,13 @@ fn service(r: &mut Report, spec: &k8s_openapi::api::core::v1::ServiceSpec) {
             ),
             _ => {}
         }
-        if let Some(proto) = p.protocol.as_deref() {
-            if !matches!(proto, "TCP" | "UDP" | "SCTP") {
-                r.err(
-                    format!("{pp}.protocol"),
-                    format!("must be TCP, UDP or SCTP, got {proto:?}"),
-                );
-            }
+        if let Some(proto) = p.protocol.as_deref()
+            && !matches!(proto, "TCP" | "UDP" | "SCTP")
+        {
+            r.err(
+                format!("{pp}.protocol"),
+                format!("must be TCP, UDP or SCTP, got {proto:?}"),
+            );
         }
         if p.node_port.is_some() {
             r.warn(format!("{pp}.nodePort"), "podswarm opens no node ports; reach the service through DNS, pod IPs, hostPort or an Ingress");
@@ -1026,13 +1027,14 @@ fn service(r: &mut Report, spec: &k8s_openapi::api::core::v1::ServiceSpec) {
         Some("ExternalName") => r.err("spec.type", "ExternalName Services are not supported by podswarm yet"),
         Some(other) => r.err("spec.type", format!("unknown Service type {other:?}")),
     }
-    if let Some(ip) = spec.cluster_ip.as_deref() {
-        if ip != "None" && !ip.is_empty() {
-            r.warn(
-                "spec.clusterIP",
-                "podswarm has no virtual service IPs; the Service resolves to its pods' IPs",
-            );
-        }
+    if let Some(ip) = spec.cluster_ip.as_deref()
+        && ip != "None"
+        && !ip.is_empty()
+    {
+        r.warn(
+            "spec.clusterIP",
+            "podswarm has no virtual service IPs; the Service resolves to its pods' IPs",
+        );
     }
 }
 
@@ -1091,24 +1093,28 @@ fn ingress(r: &mut Report, spec: &k8s_openapi::api::networking::v1::IngressSpec)
                     format!("must be Exact, Prefix or ImplementationSpecific, got {other:?}"),
                 ),
             }
-            if let Some(path) = &p.path {
-                if !path.starts_with('/')
-                    || path.chars().any(|c| c.is_whitespace() || c.is_control())
-                {
-                    r.err(format!("{pp}.path"), format!("{path:?} must start with '/' and contain no spaces or control characters"));
-                }
+            if let Some(path) = &p.path
+                && (!path.starts_with('/')
+                    || path.chars().any(|c| c.is_whitespace() || c.is_control()))
+            {
+                r.err(
+                    format!("{pp}.path"),
+                    format!(
+                        "{path:?} must start with '/' and contain no spaces or control characters"
+                    ),
+                );
             }
             backend(r, format!("{pp}.backend"), &p.backend);
         }
     }
     for (i, tls) in spec.tls.iter().flatten().enumerate() {
-        if let Some(name) = &tls.secret_name {
-            if !is_dns1123_subdomain(name) {
-                r.err(
-                    format!("spec.tls[{i}].secretName"),
-                    format!("{name:?} is not a valid Secret name"),
-                );
-            }
+        if let Some(name) = &tls.secret_name
+            && !is_dns1123_subdomain(name)
+        {
+            r.err(
+                format!("spec.tls[{i}].secretName"),
+                format!("{name:?} is not a valid Secret name"),
+            );
         }
     }
 }
