@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
 use ipnet::Ipv4Net;
-use podswarm_generator::{NodeContext, Options, PodNetwork, render_node};
+use podswarm_generator::{MultiContainer, NodeContext, Options, PodNetwork, render_node};
 use podswarm_manifest::{Limits, Manifest, Policy, parse};
 
 #[derive(Debug, clap::Args)]
@@ -44,6 +44,10 @@ pub struct RenderArgs {
     /// Directory on the node for ConfigMap volume files
     #[arg(long, default_value = "/var/lib/podswarm/volumes", value_name = "DIR")]
     data_dir: String,
+    /// How pods with several containers become units: `pod` (.pod + .container, Podman 5) or
+    /// `kube` (.kube + pod definition, Podman 4.7+)
+    #[arg(long, value_enum, default_value_t = MultiMode::Pod)]
+    multi_container: MultiMode,
     /// Largest manifest accepted, in bytes
     #[arg(long, default_value_t = 4 << 20, value_name = "BYTES")]
     max_bytes: usize,
@@ -111,6 +115,12 @@ fn inputs(files: &[String]) -> Result<Vec<String>> {
     Ok(out)
 }
 
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+enum MultiMode {
+    Pod,
+    Kube,
+}
+
 pub fn run(args: &RenderArgs) -> Result<()> {
     let policy = Policy {
         host_path_allow: args.host_path_allow.clone(),
@@ -144,6 +154,10 @@ pub fn run(args: &RenderArgs) -> Result<()> {
     let options = Options {
         host_path_allow: args.host_path_allow.clone(),
         data_dir: args.data_dir.clone(),
+        multi_container: match args.multi_container {
+            MultiMode::Pod => MultiContainer::Pod,
+            MultiMode::Kube => MultiContainer::Kube,
+        },
         ..Options::default()
     };
     let objects: Vec<_> = manifest.objects.into_iter().map(|o| o.object).collect();

@@ -16,7 +16,45 @@ pub(crate) struct RenderedContainer {
 
 const DEFAULT_GRACE_SECONDS: i64 = 30;
 
-fn owner_keys(ctx: &Ctx<'_>, w: &mut UnitWriter) -> Result<(), Error> {
+/// The pod's grace period: how long podman waits between SIGTERM and SIGKILL.
+pub(crate) fn grace_seconds(ctx: &Ctx<'_>) -> i64 {
+    ctx.pod
+        .spec
+        .termination_grace_period_seconds
+        .unwrap_or(DEFAULT_GRACE_SECONDS)
+        .max(0)
+}
+
+/// The start every workload unit shares: description, no start limit, owner keys.
+pub(crate) fn workload_unit(ctx: &Ctx<'_>, description: &str) -> Result<UnitWriter, Error> {
+    let mut w = UnitWriter::default();
+    w.set(
+        "Unit",
+        "Description",
+        ctx.escape("description", word(description))?,
+    );
+    // Kubernetes never stops restarting a container; neither does systemd with no start limit.
+    w.set(
+        "Unit",
+        "StartLimitIntervalSec",
+        ctx.escape("restart", generated("0"))?,
+    );
+    owner_keys(ctx, &mut w)?;
+    Ok(w)
+}
+
+/// podman stops within the grace period; systemd must wait longer or it kills podman itself.
+pub(crate) fn stop_timeout(ctx: &Ctx<'_>, w: &mut UnitWriter) -> Result<(), Error> {
+    let limit = format!("{}s", grace_seconds(ctx) + 15);
+    w.set(
+        "Service",
+        "TimeoutStopSec",
+        ctx.escape("terminationGracePeriodSeconds", generated(limit))?,
+    );
+    Ok(())
+}
+
+pub(crate) fn owner_keys(ctx: &Ctx<'_>, w: &mut UnitWriter) -> Result<(), Error> {
     let pod = ctx.pod;
     w.set(
         "X-Podswarm",
@@ -101,7 +139,7 @@ fn network_keys(ctx: &Ctx<'_>, w: &mut UnitWriter, section: &'static str) -> Res
     Ok(())
 }
 
-fn hostname(ctx: &Ctx<'_>) -> String {
+pub(crate) fn hostname(ctx: &Ctx<'_>) -> String {
     let pod = ctx.pod;
     pod.spec.hostname.clone().unwrap_or_else(|| {
         // Kubernetes truncates the pod name to a 63-character label for the host name.
@@ -150,6 +188,54 @@ pub(crate) fn render_pod_unit(ctx: &mut Ctx<'_>) -> Result<UnitFile, Error> {
     })
 }
 
+/// podman's pull policy for a container: `imagePullPolicy`, or Kubernetes' default of pulling
+/// `latest` (explicit or implied) always and anything else only when missing.
+pub(crate) fn pull_policy(policy: Option<&str>, image: &str) -> &'static str {
+    match policy {
+        Some("Always") => "always",
+        Some("Never") => "never",
+        Some(_) => "missing",
+        None => {
+            let last = image.rsplit('/').next().unwrap_or(image);
+            if image.contains('@') || (last.contains(':') && !last.ends_with(":latest")) {
+                "missing"
+            } else {
+                "always"
+            }
+        }
+    }
+}
+
+/// Command and args with Kubernetes' `$(VAR)` expansion against the container's environment.
+pub(crate) fn argv(
+    ctx: &mut Ctx<'_>,
+    c: &Container,
+    env: &env::Env,
+    field: &str,
+) -> (Option<Vec<String>>, Vec<String>) {
+    let mut vars = std::collections::BTreeMap::new();
+    for item in &env.items {
+        match item {
+            EnvItem::Plain { name, value } => vars.insert(name.clone(), Some(value.clone())),
+            EnvItem::Secret { name, .. } => vars.insert(name.clone(), None),
+        };
+    }
+    let mut secret_refs = Vec::new();
+    let mut expand_all = |list: &[String]| -> Vec<String> {
+        list.iter()
+            .map(|a| env::expand(a, &vars, &mut secret_refs))
+            .collect()
+    };
+    let command = c.command.as_deref().map(&mut expand_all);
+    let args = expand_all(c.args.as_deref().unwrap_or_default());
+    for r in secret_refs {
+        ctx.warn(format!(
+            "{field}: $({r}) names a secret variable and is not expanded in command or args"
+        ));
+    }
+    (command, args)
+}
+
 /// Kubernetes' reading of image names: `nginx` is `docker.io/library/nginx`, `me/app` is
 /// `docker.io/me/app`. Podman would otherwise apply its own short-name rules (which may prompt or
 /// pick another registry), so the same manifest could run different images.
@@ -171,7 +257,7 @@ fn format_cpus(millis: u64) -> String {
     }
 }
 
-pub(crate) fn render(
+pub(crate) fn render_container(
     ctx: &mut Ctx<'_>,
     c: &Container,
     volumes: &Volumes,
@@ -190,23 +276,11 @@ pub(crate) fn render(
     } else {
         names::pod(&pod.namespace, &pod.name)
     };
-    let mut w = UnitWriter::default();
     let description = format!(
         "podswarm pod {}/{} container {}",
         pod.namespace, pod.name, c.name
     );
-    w.set(
-        "Unit",
-        "Description",
-        ctx.escape("description", word(&description))?,
-    );
-    // Kubernetes never stops restarting a container; neither does systemd with no start limit.
-    w.set(
-        "Unit",
-        "StartLimitIntervalSec",
-        ctx.escape("restart", generated("0"))?,
-    );
-    owner_keys(ctx, &mut w)?;
+    let mut w = workload_unit(ctx, &description)?;
     w.set(
         "X-Podswarm",
         "Container",
@@ -233,20 +307,7 @@ pub(crate) fn render(
         "Image",
         ctx.escape(format!("{field}.image"), raw(image))?,
     );
-    let pull = match c.image_pull_policy.as_deref() {
-        Some("Always") => "always",
-        Some("Never") => "never",
-        Some(_) => "missing",
-        // Kubernetes' default: always pull `latest` (explicit or implied), else only when missing.
-        None => {
-            let last = image.rsplit('/').next().unwrap_or(image);
-            if image.contains('@') || (last.contains(':') && !last.ends_with(":latest")) {
-                "missing"
-            } else {
-                "always"
-            }
-        }
-    };
+    let pull = pull_policy(c.image_pull_policy.as_deref(), image);
     w.set(
         "Container",
         "Pull",
@@ -285,23 +346,11 @@ pub(crate) fn render(
     }
 
     let env = env::resolve(ctx, c, &field);
-    let mut vars = std::collections::BTreeMap::new();
-    for item in &env.items {
-        match item {
-            EnvItem::Plain { name, value } => vars.insert(name.clone(), Some(value.clone())),
-            EnvItem::Secret { name, .. } => vars.insert(name.clone(), None),
-        };
-    }
-    let mut secret_refs = Vec::new();
-    let expand_all = |list: &[String], refs: &mut Vec<String>| -> Vec<String> {
-        list.iter().map(|a| env::expand(a, &vars, refs)).collect()
-    };
-    let args = expand_all(c.args.as_deref().unwrap_or_default(), &mut secret_refs);
-    match &c.command {
+    let (command, args) = argv(ctx, c, &env, &field);
+    match command {
         // With a command, podman ignores the image's CMD, so command and args together form the
         // entrypoint. JSON carries every string, including empty ones, which `Exec=` cannot.
-        Some(command) => {
-            let mut argv = expand_all(command, &mut secret_refs);
+        Some(mut argv) => {
             argv.extend(args);
             w.set(
                 "Container",
@@ -328,11 +377,6 @@ pub(crate) fn render(
         }
         None => {}
     }
-    for r in secret_refs {
-        ctx.warn(format!(
-            "{field}: $({r}) names a secret variable and is not expanded in command or args"
-        ));
-    }
     if let Some(wd) = &c.working_dir {
         w.set(
             "Container",
@@ -352,7 +396,7 @@ pub(crate) fn render(
                     )?,
                 );
             }
-            EnvItem::Secret { name, secret } => {
+            EnvItem::Secret { name, secret, .. } => {
                 w.set(
                     "Container",
                     "Secret",
@@ -547,11 +591,7 @@ pub(crate) fn render(
         }
     }
 
-    let grace = pod
-        .spec
-        .termination_grace_period_seconds
-        .unwrap_or(DEFAULT_GRACE_SECONDS)
-        .max(0);
+    let grace = grace_seconds(ctx);
     w.set(
         "Container",
         "StopTimeout",
@@ -586,15 +626,7 @@ pub(crate) fn render(
         "RestartMaxDelaySec",
         ctx.escape("restartPolicy", generated("300s"))?,
     );
-    // podman stop waits `grace`; systemd must wait longer or it kills podman itself.
-    w.set(
-        "Service",
-        "TimeoutStopSec",
-        ctx.escape(
-            "terminationGracePeriodSeconds",
-            generated(format!("{}s", grace + 15)),
-        )?,
-    );
+    stop_timeout(ctx, &mut w)?;
 
     Ok(RenderedContainer {
         unit: UnitFile {

@@ -13,8 +13,17 @@ use crate::{Ctx, PodmanSecret, names};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum EnvItem {
-    Plain { name: String, value: String },
-    Secret { name: String, secret: String },
+    Plain {
+        name: String,
+        value: String,
+    },
+    /// `secret` is the per-key podman secret; `source`/`key` name the Secret key it came from.
+    Secret {
+        name: String,
+        secret: String,
+        source: String,
+        key: String,
+    },
 }
 
 impl EnvItem {
@@ -87,6 +96,8 @@ pub(crate) fn resolve(ctx: &mut Ctx<'_>, c: &Container, field: &str) -> Env {
         env.items.push(EnvItem::Secret {
             name: target,
             secret: name,
+            source: secret_name.to_owned(),
+            key: key.to_owned(),
         });
     };
     for (j, from) in c.env_from.iter().flatten().enumerate() {

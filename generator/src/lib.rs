@@ -4,7 +4,8 @@
 //! This is the only crate that knows Quadlet syntax. What it produces:
 //!
 //! - a single-container pod → one `.container` unit;
-//! - a multi-container pod → a `.pod` unit plus one `.container` per container (Podman ≥ 5);
+//! - a multi-container pod → a `.pod` unit plus one `.container` per container (Podman ≥ 5), or a
+//!   `.kube` unit and its pod definition (Podman 4.x), chosen by [`MultiContainer`];
 //! - `emptyDir` and `persistentVolumeClaim` volumes → `.volume` units;
 //! - the node's pod network → one `.network` unit ([`render_network`]);
 //! - ConfigMap volumes → [`DataFile`]s the daemon writes under its data directory and bind-mounts;
@@ -17,6 +18,7 @@
 mod container;
 mod env;
 pub mod escape;
+mod kube;
 pub mod names;
 mod probe;
 mod unit;
@@ -37,6 +39,8 @@ pub enum MultiContainer {
     /// `.pod` + one `.container` per container: needs Podman ≥ 5.0.
     #[default]
     Pod,
+    /// One `.kube` unit playing a pod definition podswarm writes beside it: Podman 4.7+.
+    Kube,
 }
 
 /// The node's share of the pod network.
@@ -273,15 +277,21 @@ pub fn render_pod(
     out.data_files.extend(volumes.data_files.iter().cloned());
     out.directories.extend(volumes.directories.iter().cloned());
     out.missing.extend(volumes.missing.iter().cloned());
-    out.secrets.extend(volumes.secrets.iter().cloned());
     let multi = pod.spec.containers.len() > 1;
-    if multi {
-        out.units.push(container::render_pod_unit(&mut ctx)?);
-    }
-    for c in &pod.spec.containers {
-        let rendered = container::render(&mut ctx, c, &volumes, multi)?;
-        out.units.push(rendered.unit);
+    if multi && options.multi_container == MultiContainer::Kube {
+        let rendered = kube::render(&mut ctx, &volumes)?;
+        out.units.extend(rendered.units);
         out.secrets.extend(rendered.secrets);
+    } else {
+        out.secrets.extend(volumes.secrets.iter().cloned());
+        if multi {
+            out.units.push(container::render_pod_unit(&mut ctx)?);
+        }
+        for c in &pod.spec.containers {
+            let rendered = container::render_container(&mut ctx, c, &volumes, multi)?;
+            out.units.push(rendered.unit);
+            out.secrets.extend(rendered.secrets);
+        }
     }
     out.secrets.sort_by(|a, b| a.name.cmp(&b.name));
     out.secrets.dedup_by(|a, b| a.name == b.name);

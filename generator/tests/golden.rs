@@ -1,5 +1,5 @@
 //! Golden tests: each folder under `tests/golden/` holds a manifest (`input.yaml`, or `corpus.txt`
-//! naming a file of the shared compatibility corpus) and `expected/`, the exact files a node would
+//! naming a file of the shared compatibility corpus), optionally `mode.txt` (`kube`), and `expected/`, the exact files a node would
 //! install. Regenerate with `PODSWARM_BLESS=1 cargo nextest run -p podswarm-generator --test golden`
 //! and review the diff: every changed byte is a change users will see in their units.
 //!
@@ -58,7 +58,11 @@ fn render_case(dir: &Path) -> BTreeMap<String, Vec<u8>> {
                 .unwrap_or_else(|e| panic!("{}: {e}", dir.display())),
         ),
     };
-    let (node, options, policy) = node();
+    let (node, mut options, policy) = node();
+    // `mode.txt` with `kube` renders multi-container pods as .kube units (Podman 4.x).
+    if std::fs::read_to_string(dir.join("mode.txt")).is_ok_and(|m| m.trim() == "kube") {
+        options.multi_container = podswarm_generator::MultiContainer::Kube;
+    }
     let manifest = parse(&text, &source, &Limits::default(), &policy)
         .unwrap_or_else(|e| panic!("{}: {e}", dir.display()));
     let objects: Vec<_> = manifest.objects.iter().map(|o| o.object.clone()).collect();
