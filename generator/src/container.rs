@@ -25,13 +25,14 @@ pub(crate) fn grace_seconds(ctx: &Ctx<'_>) -> i64 {
         .max(0)
 }
 
-/// The start every workload unit shares: description, no start limit, owner keys.
+/// The start every workload unit shares: description (systemd takes it verbatim, so it is a raw
+/// value), no start limit, owner keys.
 pub(crate) fn workload_unit(ctx: &Ctx<'_>, description: &str) -> Result<UnitWriter, Error> {
     let mut w = UnitWriter::default();
     w.set(
         "Unit",
         "Description",
-        ctx.escape("description", word(description))?,
+        ctx.escape("description", raw(description))?,
     );
     // Kubernetes never stops restarting a container; neither does systemd with no start limit.
     w.set(
@@ -157,7 +158,7 @@ pub(crate) fn render_pod_unit(ctx: &mut Ctx<'_>) -> Result<UnitFile, Error> {
         "Description",
         ctx.escape(
             "description",
-            word(&format!("podswarm pod {}/{}", pod.namespace, pod.name)),
+            raw(&format!("podswarm pod {}/{}", pod.namespace, pod.name)),
         )?,
     );
     owner_keys(ctx, &mut w)?;

@@ -305,7 +305,7 @@ pub fn render_pod(
 /// Renders the node's pod network unit, `podswarm.network`.
 pub fn render_network(network: &PodNetwork) -> Result<UnitFile, escape::EscapeError> {
     let mut w = unit::UnitWriter::default();
-    w.set("Unit", "Description", escape::word("podswarm pod network")?);
+    w.set("Unit", "Description", escape::raw("podswarm pod network")?);
     w.set("Network", "NetworkName", escape::generated("podswarm")?);
     w.set(
         "Network",

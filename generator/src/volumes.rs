@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use k8s_openapi::api::core::v1::KeyToPath;
 use podswarm_manifest::{host_path_allowed, memory_bytes};
 
-use crate::escape::{generated, raw, word};
+use crate::escape::{generated, raw};
 use crate::unit::UnitWriter;
 use crate::{Ctx, DataFile, Error, PodmanSecret, UnitFile, names};
 
@@ -85,7 +85,7 @@ pub(crate) fn resolve(ctx: &mut Ctx<'_>) -> Result<Volumes, Error> {
                 "Description",
                 ctx.escape(
                     &field,
-                    word(&format!(
+                    raw(&format!(
                         "podswarm emptyDir {} of pod {ns}/{pod_name}",
                         v.name
                     )),
@@ -144,7 +144,7 @@ pub(crate) fn resolve(ctx: &mut Ctx<'_>) -> Result<Volumes, Error> {
                 "Description",
                 ctx.escape(
                     &field,
-                    word(&format!(
+                    raw(&format!(
                         "podswarm volume for claim {ns}/{}",
                         pvc.claim_name
                     )),
