@@ -232,3 +232,6 @@ mod tests {
         );
     }
 }
+
+#[path = "node.rs"]
+pub mod node;

@@ -9,9 +9,13 @@ set -euo pipefail
 cache=${PODSWARM_NODE_CACHE:-/var/cache/podswarm-test}
 root="$cache/trixie-root"
 mirror=${PODSWARM_DEBIAN_MIRROR:-http://deb.debian.org/debian}
-packages=systemd,systemd-sysv,dbus,podman,crun,iproute2,netavark,aardvark-dns,passt,nftables,procps,busybox-static,curl,bind9-dnsutils
+# catatonit: podman's pause process for pod infra containers (Debian's podman only recommends it).
+packages=systemd,systemd-sysv,dbus,podman,crun,catatonit,iproute2,netavark,aardvark-dns,passt,nftables,procps,busybox-static,curl,bind9-dnsutils
+# The cache is keyed on what goes into the tree: change the list or the setup below, bump this.
+image_version="2:$packages"
 
-if [ -x "$root/usr/lib/systemd/system-generators/podman-system-generator" ]; then
+if [ -x "$root/usr/lib/systemd/system-generators/podman-system-generator" ] &&
+    [ "$(cat "$root/.podswarm-image" 2>/dev/null)" = "$image_version" ]; then
     echo "node image: cached at $root"
     exit 0
 fi
@@ -33,6 +37,9 @@ debootstrap --variant=minbase --include="$packages" trixie "$work/root" "$mirror
 mkdir -p "$work/root/etc/containers/containers.conf.d"
 # The nodes' cgroup tree has no controllers delegated, so pids limits cannot be applied there.
 printf '[containers]\npids_limit = 0\n' >"$work/root/etc/containers/containers.conf.d/50-test.conf"
+# Loading kernel modules is the host's business; in a container the unit only fails.
+ln -sf /dev/null "$work/root/etc/systemd/system/systemd-modules-load.service"
+echo "$image_version" >"$work/root/.podswarm-image"
 rm -rf "$root"
 mv "$work/root" "$root"
 echo "node image: ready at $root"

@@ -1,0 +1,283 @@
+//! Booted test nodes: Debian trixie (systemd 257, Podman 5.4) in systemd-nspawn, one overlay per
+//! node over the cached tree, so a node boots in seconds and leaves nothing behind.
+//!
+//! The recipe is `../shared/docs/TESTING.md`'s. Two additions: the node's `/run/dbus` is a host
+//! directory, so tests can talk to the node's systemd over its real system bus; and every node dir
+//! carries the test process's PID, so nodes left by a killed test run are cleaned up by the next.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::node_root;
+
+const NODES_DIR: &str = "/var/lib/podswarm-test/nodes";
+
+/// A running node. Dropping it shuts the node down and removes its files.
+#[derive(Debug)]
+pub struct Node {
+    pub name: String,
+    dir: PathBuf,
+    nspawn: Child,
+    leader: u32,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct BootOptions {
+    /// Attach `host0` to this host bridge instead of a private network namespace.
+    pub bridge: Option<String>,
+}
+
+fn run(cmd: &mut Command) -> Output {
+    cmd.output()
+        .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"))
+}
+
+fn children(pid: u32) -> Vec<u32> {
+    let mut out = Vec::new();
+    for task in std::fs::read_dir(format!("/proc/{pid}/task"))
+        .into_iter()
+        .flatten()
+        .flatten()
+    {
+        let list = std::fs::read_to_string(task.path().join("children")).unwrap_or_default();
+        out.extend(
+            list.split_whitespace()
+                .filter_map(|p| p.parse::<u32>().ok()),
+        );
+    }
+    out
+}
+
+/// Removes nodes whose test process is gone (a killed or crashed run).
+fn clean_stale() {
+    for entry in std::fs::read_dir(NODES_DIR).into_iter().flatten().flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let Some(pid) = name.rsplit('-').next().and_then(|p| p.parse::<u32>().ok()) else {
+            continue;
+        };
+        if Path::new(&format!("/proc/{pid}")).exists() {
+            continue;
+        }
+        let dir = entry.path();
+        // Its nspawn may still run if only the test process died.
+        let out = run(Command::new("pgrep").arg("-f").arg(format!(
+            "systemd-nspawn -D {}",
+            dir.join("merged").display()
+        )));
+        for p in String::from_utf8_lossy(&out.stdout).split_whitespace() {
+            let _ = run(Command::new("kill").arg("-9").arg(p));
+        }
+        std::thread::sleep(Duration::from_millis(200));
+        let _ = run(Command::new("umount").arg("-l").arg(dir.join("merged")));
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}
+
+impl Node {
+    pub fn boot(name: &str, options: &BootOptions) -> Node {
+        clean_stale();
+        let dir = PathBuf::from(NODES_DIR).join(format!("{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        for sub in ["upper", "work", "merged", "containers", "dbus"] {
+            std::fs::create_dir_all(dir.join(sub))
+                .unwrap_or_else(|e| panic!("{}: {e}", dir.display()));
+        }
+        let merged = dir.join("merged");
+        let lower = node_root();
+        let mount = run(Command::new("mount")
+            .args(["-t", "overlay", "overlay", "-o"])
+            .arg(format!(
+                "lowerdir={},upperdir={},workdir={}",
+                lower.display(),
+                dir.join("upper").display(),
+                dir.join("work").display()
+            ))
+            .arg(&merged));
+        assert!(
+            mount.status.success(),
+            "overlay mount failed: {}",
+            String::from_utf8_lossy(&mount.stderr)
+        );
+        std::fs::write(merged.join("etc/hostname"), format!("{name}\n"))
+            .unwrap_or_else(|e| panic!("{e}"));
+
+        let mut cmd = Command::new("systemd-nspawn");
+        cmd.env("SYSTEMD_NSPAWN_UNIFIED_HIERARCHY", "1")
+            .arg("-D")
+            .arg(&merged)
+            .args([
+                "-b",
+                "--register=no",
+                "--keep-unit",
+                "-M",
+                name,
+                "--capability=all",
+                "--system-call-filter=@keyring bpf",
+            ])
+            // Podman's storage cannot sit on overlayfs; the bus socket is shared with the host.
+            .arg(format!(
+                "--bind={}:/var/lib/containers",
+                dir.join("containers").display()
+            ))
+            .arg(format!("--bind={}:/run/dbus", dir.join("dbus").display()));
+        match &options.bridge {
+            Some(bridge) => cmd.arg(format!("--network-bridge={bridge}")),
+            None => cmd.arg("--private-network"),
+        };
+        let console =
+            std::fs::File::create(dir.join("console.log")).unwrap_or_else(|e| panic!("{e}"));
+        let console_err = console.try_clone().unwrap_or_else(|e| panic!("{e}"));
+        let nspawn = cmd
+            .stdin(Stdio::null())
+            .stdout(console)
+            .stderr(console_err)
+            .spawn()
+            .unwrap_or_else(|e| panic!("systemd-nspawn: {e}"));
+        let start = Instant::now();
+        let leader = loop {
+            if let Some(pid) = children(nspawn.id()).first() {
+                break *pid;
+            }
+            assert!(
+                start.elapsed() < Duration::from_secs(30),
+                "the node never started; see {}",
+                dir.join("console.log").display()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        };
+        let node = Node {
+            name: name.to_owned(),
+            dir,
+            nspawn,
+            leader,
+        };
+        // Until PID 1 listens, `--wait` itself fails ("offline"): ask again until it answers.
+        let start = Instant::now();
+        loop {
+            let out = node.exec(&["timeout", "90", "systemctl", "is-system-running", "--wait"]);
+            let state = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+            if state == "running" || state == "degraded" {
+                break;
+            }
+            assert!(
+                start.elapsed() < Duration::from_secs(90),
+                "node {name} did not boot: {state}; {:?}",
+                node.exec(&["systemctl", "--failed", "--no-legend"])
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        node
+    }
+
+    /// The node's root as seen from the host (its `/tmp` and `/run` are private tmpfs mounts).
+    pub fn root(&self) -> PathBuf {
+        self.dir.join("merged")
+    }
+
+    /// The address of the node's system bus, reachable from the host.
+    pub fn bus_address(&self) -> String {
+        format!(
+            "unix:path={}",
+            self.dir.join("dbus/system_bus_socket").display()
+        )
+    }
+
+    /// Runs a command inside the node (all namespaces of its PID 1).
+    pub fn exec(&self, argv: &[&str]) -> Output {
+        run(Command::new("nsenter")
+            .arg("-t")
+            .arg(self.leader.to_string())
+            .arg("-a")
+            .arg("--")
+            .args(argv))
+    }
+
+    /// Runs a shell script inside the node; panics with its output if it fails.
+    pub fn sh(&self, script: &str) -> String {
+        let out = self.exec(&["sh", "-c", script]);
+        assert!(
+            out.status.success(),
+            "in {}: `{script}` failed:\n{}{}",
+            self.name,
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// Copies a host file into the node.
+    pub fn install(&self, from: &Path, to: &str, mode: u32) {
+        use std::os::unix::fs::PermissionsExt;
+        let target = self.root().join(to.trim_start_matches('/'));
+        if let Some(parent) = target.parent() {
+            std::fs::create_dir_all(parent).unwrap_or_else(|e| panic!("{e}"));
+        }
+        std::fs::copy(from, &target)
+            .unwrap_or_else(|e| panic!("{} -> {}: {e}", from.display(), target.display()));
+        std::fs::set_permissions(&target, std::fs::Permissions::from_mode(mode))
+            .unwrap_or_else(|e| panic!("{e}"));
+    }
+
+    /// Writes a file into the node.
+    pub fn write(&self, to: &str, contents: &[u8]) {
+        let target = self.root().join(to.trim_start_matches('/'));
+        if let Some(parent) = target.parent() {
+            std::fs::create_dir_all(parent).unwrap_or_else(|e| panic!("{e}"));
+        }
+        std::fs::write(&target, contents).unwrap_or_else(|e| panic!("{}: {e}", target.display()));
+    }
+
+    /// Builds `localhost/busybox:latest` inside the node from its busybox-static: no registry is
+    /// reachable from test machines. It has sh, httpd, nc, wget and friends, and serves `/www`.
+    pub fn import_busybox(&self) {
+        self.sh(
+            "set -e; d=$(mktemp -d /var/tmp/bb.XXXXXX); mkdir -p $d/bin $d/www $d/tmp; cp /usr/bin/busybox $d/bin/busybox; \
+             for l in sh httpd nc wget cat echo sleep ls env printf test mkdir id hostname nslookup true false kill; do ln -s busybox $d/bin/$l; done; \
+             echo '<h1>hello from podswarm</h1>' > $d/www/index.html; tar -C $d -cf $d.tar .; \
+             podman import --change 'CMD=[\"/bin/sh\"]' $d.tar localhost/busybox:latest >/dev/null; rm -rf $d $d.tar",
+        );
+    }
+}
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        // SIGTERM makes the node's systemd shut down cleanly; give it a while, then insist.
+        let _ = run(Command::new("kill").arg(self.nspawn.id().to_string()));
+        let start = Instant::now();
+        while start.elapsed() < Duration::from_secs(20) {
+            if let Ok(Some(_)) = self.nspawn.try_wait() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        let _ = self.nspawn.kill();
+        let _ = self.nspawn.wait();
+        let _ = run(Command::new("umount").arg(self.dir.join("merged")));
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// Whether booted nodes can run here; `None` (after saying why) means skip.
+pub fn nodes_or_skip(test: &str) -> Option<()> {
+    crate::quadlet_root_or_skip(test)?;
+    let missing: Vec<&str> = ["systemd-nspawn", "nsenter", "mount"]
+        .into_iter()
+        .filter(|tool| {
+            !Command::new("sh")
+                .arg("-c")
+                .arg(format!("command -v {tool}"))
+                .output()
+                .is_ok_and(|o| o.status.success())
+        })
+        .collect();
+    if missing.is_empty() {
+        return Some(());
+    }
+    let p = format!("missing tools: {}", missing.join(", "));
+    if std::env::var("PODSWARM_REQUIRE_NODES").is_ok_and(|v| v == "1") {
+        panic!("{test}: PODSWARM_REQUIRE_NODES=1 but {p}");
+    }
+    println!("SKIPPED {test}: {p}");
+    None
+}
