@@ -207,6 +207,13 @@ pub(crate) fn render(ctx: &mut Ctx<'_>, volumes: &Volumes) -> Result<RenderedKub
         metadata: ObjectMeta {
             name: Some(base.clone()),
             labels: Some(labels),
+            annotations: Some(
+                [(
+                    crate::KUBE_MARKER_ANNOTATION.to_owned(),
+                    crate::MARKER.to_owned(),
+                )]
+                .into(),
+            ),
             ..ObjectMeta::default()
         },
         spec: Some(PodSpec {

@@ -325,6 +325,32 @@ pub fn render_network(network: &PodNetwork) -> Result<UnitFile, escape::EscapeEr
     })
 }
 
+/// The systemd service Quadlet generates from a unit file podswarm wrote, or `None` for files that
+/// are not units (pod definitions). Honours `ServiceName=`, as Quadlet does.
+pub fn service_of(file_name: &str, contents: &str) -> Option<String> {
+    let (base, ext) = file_name.rsplit_once('.')?;
+    if let Some(name) = contents
+        .lines()
+        .find_map(|l| l.strip_prefix("ServiceName="))
+    {
+        return Some(format!("{name}.service"));
+    }
+    match ext {
+        "container" | "kube" => Some(format!("{base}.service")),
+        "pod" | "volume" | "network" => Some(format!("{base}-{ext}.service")),
+        _ => None,
+    }
+}
+
+/// Whether a file in the unit directory was written by podswarm (and so may be changed or removed
+/// by it): units start with [`MARKER`]; pod definitions carry it as an annotation.
+pub fn is_owned(contents: &str) -> bool {
+    contents.starts_with(MARKER)
+        || contents.contains(&format!("\"{KUBE_MARKER_ANNOTATION}\": \"{MARKER}\""))
+}
+
+pub(crate) const KUBE_MARKER_ANNOTATION: &str = "io.podswarm.generated";
+
 /// The network unit file name containers refer to.
 pub(crate) const NETWORK_UNIT: &str = "podswarm.network";
 

@@ -78,6 +78,20 @@ impl Object {
         }
     }
 
+    /// The object as Kubernetes JSON (with `apiVersion` and `kind`), e.g. for storage.
+    pub fn to_value(&self) -> Value {
+        let v = match self {
+            Object::Namespace(o) => serde_json::to_value(o),
+            Object::Pod(o) => serde_json::to_value(o),
+            Object::Deployment(o) => serde_json::to_value(o),
+            Object::Service(o) => serde_json::to_value(o),
+            Object::Ingress(o) => serde_json::to_value(o),
+            Object::ConfigMap(o) => serde_json::to_value(o),
+            Object::Secret(o) => serde_json::to_value(o),
+        };
+        v.unwrap_or(Value::Null)
+    }
+
     pub fn name(&self) -> &str {
         self.metadata().name.as_deref().unwrap_or_default()
     }

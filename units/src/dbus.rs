@@ -79,6 +79,8 @@ trait Service {
     fn result(&self) -> zbus::Result<String>;
     #[zbus(property)]
     fn exec_main_status(&self) -> zbus::Result<i32>;
+    #[zbus(property)]
+    fn exec_main_start_timestamp(&self) -> zbus::Result<u64>;
 }
 
 /// Job results by job path. A result that arrives before anyone waits for it is parked in
@@ -263,6 +265,10 @@ impl Systemd for DbusSystemd {
                 .exec_main_status()
                 .await
                 .map_err(call_err("ExecMainStatus", unit))?;
+            state.main_started_us = s
+                .exec_main_start_timestamp()
+                .await
+                .map_err(call_err("ExecMainStartTimestamp", unit))?;
         }
         Ok(state)
     }

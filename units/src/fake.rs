@@ -19,8 +19,11 @@ pub enum Call {
     ResetFailed(String),
 }
 
-#[derive(Debug)]
+type ReloadHook = Box<dyn Fn() -> Vec<String> + Send + Sync>;
+
 pub struct FakeSystemd {
+    /// If set, a reload asks it which units exist (e.g. by reading a unit directory).
+    reload_hook: Mutex<Option<ReloadHook>>,
     calls: Mutex<Vec<Call>>,
     /// Units a reload would find (what Quadlet would generate from the files on disk).
     available: Mutex<BTreeSet<String>>,
@@ -33,9 +36,18 @@ pub struct FakeSystemd {
     invocations: AtomicU64,
 }
 
+impl std::fmt::Debug for FakeSystemd {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FakeSystemd")
+            .field("calls", &self.calls)
+            .finish_non_exhaustive()
+    }
+}
+
 impl Default for FakeSystemd {
     fn default() -> Self {
         FakeSystemd {
+            reload_hook: Mutex::default(),
             calls: Mutex::default(),
             available: Mutex::default(),
             rejected: Mutex::default(),
@@ -58,6 +70,11 @@ impl FakeSystemd {
         *lock(&self.available) = units.into_iter().collect();
     }
 
+    /// Lets each reload find its units itself, as systemd runs its generators.
+    pub fn on_reload(&self, hook: impl Fn() -> Vec<String> + Send + Sync + 'static) {
+        *lock(&self.reload_hook) = Some(Box::new(hook));
+    }
+
     /// Makes the next reload report `unit` as `bad-setting`, as Quadlet's rejections look.
     pub fn reject(&self, unit: &str) {
         lock(&self.rejected).insert(unit.to_owned());
@@ -78,10 +95,9 @@ impl FakeSystemd {
         let mut states = lock(&self.states);
         let state = states.entry(unit.to_owned()).or_default();
         if active && state.active_state != "active" {
-            state.invocation_id = format!(
-                "{:032x}",
-                self.invocations.fetch_add(1, Ordering::Relaxed) + 1
-            );
+            let n = self.invocations.fetch_add(1, Ordering::Relaxed) + 1;
+            state.invocation_id = format!("{n:032x}");
+            state.main_started_us = n;
         }
         state.active_state = if active { "active" } else { "inactive" }.to_owned();
         state.sub_state = if active { "running" } else { "dead" }.to_owned();
@@ -95,6 +111,9 @@ impl Systemd for FakeSystemd {
     async fn reload(&self) -> Result<(), Error> {
         lock(&self.calls).push(Call::Reload);
         self.reloads.fetch_add(1, Ordering::Relaxed);
+        if let Some(hook) = lock(&self.reload_hook).as_ref() {
+            *lock(&self.available) = hook().into_iter().collect();
+        }
         let available = lock(&self.available).clone();
         let rejected = lock(&self.rejected).clone();
         *lock(&self.loaded) = available.difference(&rejected).cloned().collect();

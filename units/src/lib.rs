@@ -52,6 +52,8 @@ pub struct UnitState {
     pub result: String,
     /// Exit status of the main process, when it has exited.
     pub exec_main_status: i32,
+    /// When the main process last started (µs since the epoch); 0 if it never ran this boot.
+    pub main_started_us: u64,
 }
 
 /// A unit as `ListUnitsByPatterns` reports it.

@@ -1,0 +1,301 @@
+//! `/etc/podswarm/podswarm.toml`: one file, every key optional, unknown keys refused. Flags and
+//! `PODSWARM_*` variables override it (see `main.rs`); `--validate` checks it and exits.
+
+use std::net::{IpAddr, SocketAddr};
+use std::path::{Path, PathBuf};
+
+use ipnet::Ipv4Net;
+use serde::Deserialize;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read {path}")]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{path}: {message}")]
+    Parse { path: PathBuf, message: String },
+    #[error("{field}: {message}")]
+    Invalid {
+        field: &'static str,
+        message: String,
+    },
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+#[derive(Default)]
+pub struct Config {
+    /// This node's name (default: the host name).
+    pub node_name: Option<String>,
+    pub api: ApiConfig,
+    pub paths: PathsConfig,
+    pub network: NetworkConfig,
+    pub workloads: WorkloadsConfig,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ApiConfig {
+    /// TCP listener; requests need a bearer token. Empty string: no TCP listener.
+    pub listen: String,
+    /// Unix socket; peers are authenticated by their credentials (root or `socket_group`).
+    pub socket: PathBuf,
+    pub socket_group: String,
+    /// Largest request body accepted (bytes); larger ones get 413.
+    pub max_body_bytes: usize,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PathsConfig {
+    pub state_dir: PathBuf,
+    pub unit_dir: PathBuf,
+    pub data_dir: PathBuf,
+    pub podman: PathBuf,
+    pub journalctl: PathBuf,
+    pub quadlet_generator: PathBuf,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct NetworkConfig {
+    pub pod_cidr: String,
+    /// This node's pod subnet; default: the first /24 of `pod_cidr`.
+    pub node_subnet: Option<String>,
+    pub cluster_domain: String,
+    /// DNS server for pods; default: the node subnet's gateway, where podswarm-dns listens.
+    pub dns_server: Option<IpAddr>,
+    /// This node's address, for `status.hostIP`.
+    pub node_ip: Option<IpAddr>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum MultiContainerMode {
+    /// `pod` where Podman ≥ 5, else `kube`.
+    Auto,
+    Pod,
+    Kube,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Toggle {
+    Auto,
+    On,
+    Off,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct WorkloadsConfig {
+    pub host_path_allow: Vec<String>,
+    pub multi_container: MultiContainerMode,
+    /// Memory and CPU limits; `auto` enforces them where the cgroup controllers exist.
+    pub enforce_resources: Toggle,
+    /// How many units are started or stopped at once.
+    pub parallel_jobs: usize,
+}
+
+impl Default for ApiConfig {
+    fn default() -> Self {
+        ApiConfig {
+            listen: "0.0.0.0:8080".to_owned(),
+            socket: PathBuf::from("/run/podswarm/api.sock"),
+            socket_group: "podswarm".to_owned(),
+            max_body_bytes: 4 << 20,
+        }
+    }
+}
+
+impl Default for PathsConfig {
+    fn default() -> Self {
+        PathsConfig {
+            state_dir: PathBuf::from("/var/lib/podswarm"),
+            unit_dir: PathBuf::from("/etc/containers/systemd/podswarm"),
+            data_dir: PathBuf::from("/var/lib/podswarm/volumes"),
+            podman: PathBuf::from("podman"),
+            journalctl: PathBuf::from("journalctl"),
+            quadlet_generator: PathBuf::from(
+                "/usr/lib/systemd/system-generators/podman-system-generator",
+            ),
+        }
+    }
+}
+
+impl Default for NetworkConfig {
+    fn default() -> Self {
+        NetworkConfig {
+            pod_cidr: "10.244.0.0/16".to_owned(),
+            node_subnet: None,
+            cluster_domain: "cluster.local".to_owned(),
+            dns_server: None,
+            node_ip: None,
+        }
+    }
+}
+
+impl Default for WorkloadsConfig {
+    fn default() -> Self {
+        WorkloadsConfig {
+            host_path_allow: Vec::new(),
+            multi_container: MultiContainerMode::Auto,
+            enforce_resources: Toggle::Auto,
+            parallel_jobs: 16,
+        }
+    }
+}
+
+impl Config {
+    /// Reads the file; a missing file means all defaults (the package installs a commented one).
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = match std::fs::read_to_string(path) {
+            Ok(text) => text,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Config::default()),
+            Err(source) => {
+                return Err(ConfigError::Read {
+                    path: path.to_owned(),
+                    source,
+                });
+            }
+        };
+        Self::parse(&text, path)
+    }
+
+    pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
+        toml::from_str(text).map_err(|e| ConfigError::Parse {
+            path: path.to_owned(),
+            message: e.to_string().trim().replace('\n', " "),
+        })
+    }
+
+    pub fn pod_cidr(&self) -> Result<Ipv4Net, ConfigError> {
+        self.network
+            .pod_cidr
+            .parse()
+            .map_err(|_| ConfigError::Invalid {
+                field: "network.pod_cidr",
+                message: format!("{:?} is not an IPv4 CIDR", self.network.pod_cidr),
+            })
+    }
+
+    /// The node's /24 (or the configured subnet), checked to lie inside the pod CIDR.
+    pub fn node_subnet(&self) -> Result<Ipv4Net, ConfigError> {
+        let cidr = self.pod_cidr()?;
+        let subnet: Ipv4Net = match &self.network.node_subnet {
+            Some(s) => s.parse().map_err(|_| ConfigError::Invalid {
+                field: "network.node_subnet",
+                message: format!("{s:?} is not an IPv4 CIDR"),
+            })?,
+            None => Ipv4Net::new(cidr.network(), 24.max(cidr.prefix_len())).map_err(|e| {
+                ConfigError::Invalid {
+                    field: "network.pod_cidr",
+                    message: e.to_string(),
+                }
+            })?,
+        };
+        if !cidr.contains(&subnet) {
+            return Err(ConfigError::Invalid {
+                field: "network.node_subnet",
+                message: format!("{subnet} is not inside the pod CIDR {cidr}"),
+            });
+        }
+        if subnet.prefix_len() > 29 {
+            return Err(ConfigError::Invalid {
+                field: "network.node_subnet",
+                message: format!("{subnet} is too small for pods"),
+            });
+        }
+        Ok(subnet.trunc())
+    }
+
+    /// Everything that can be checked without touching the system.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        self.node_subnet()?;
+        if !self.api.listen.is_empty() {
+            self.api
+                .listen
+                .parse::<SocketAddr>()
+                .map_err(|_| ConfigError::Invalid {
+                    field: "api.listen",
+                    message: format!("{:?} is not an address:port", self.api.listen),
+                })?;
+        }
+        if !podswarm_manifest::is_dns1123_subdomain(
+            self.network.cluster_domain.trim_end_matches('.'),
+        ) {
+            return Err(ConfigError::Invalid {
+                field: "network.cluster_domain",
+                message: format!("{:?} is not a DNS name", self.network.cluster_domain),
+            });
+        }
+        for p in &self.workloads.host_path_allow {
+            if !p.starts_with('/') || p.split('/').any(|c| c == "..") {
+                return Err(ConfigError::Invalid {
+                    field: "workloads.host_path_allow",
+                    message: format!("{p:?} must be an absolute path without '..'"),
+                });
+            }
+        }
+        if let Some(name) = &self.node_name
+            && !podswarm_manifest::is_dns1123_subdomain(name)
+        {
+            return Err(ConfigError::Invalid {
+                field: "node_name",
+                message: format!("{name:?} is not a DNS-1123 name"),
+            });
+        }
+        if self.workloads.parallel_jobs == 0 {
+            return Err(ConfigError::Invalid {
+                field: "workloads.parallel_jobs",
+                message: "must be at least 1".to_owned(),
+            });
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_and_overrides() {
+        let c = Config::parse(
+            "[network]\npod_cidr = \"10.50.0.0/16\"\n",
+            Path::new("t.toml"),
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(
+            c.node_subnet().map(|s| s.to_string()).ok(),
+            Some("10.50.0.0/24".to_owned())
+        );
+        assert_eq!(c.api.socket, PathBuf::from("/run/podswarm/api.sock"));
+        assert!(c.validate().is_ok());
+    }
+
+    #[test]
+    fn unknown_keys_are_refused() {
+        let e = Config::parse(
+            "[api]\nlisten = \"0.0.0.0:1\"\nlsten = 2\n",
+            Path::new("t.toml"),
+        )
+        .map(|_| ())
+        .map_err(|e| e.to_string());
+        assert!(e.as_ref().is_err_and(|e| e.contains("lsten")), "{e:?}");
+    }
+
+    #[test]
+    fn bad_values_are_named() {
+        let c = Config::parse(
+            "[network]\nnode_subnet = \"192.168.0.0/24\"\n",
+            Path::new("t.toml"),
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        let e = c.validate().map_err(|e| e.to_string());
+        assert!(e.is_err_and(|e| e.contains("network.node_subnet") && e.contains("not inside")));
+    }
+}

@@ -1,0 +1,376 @@
+//! podswarmd: the node agent. Reads `/etc/podswarm/podswarm.toml` (flags and `PODSWARM_*` override
+//! it), serves the API, and reconciles desired pods into Quadlet units run by systemd.
+//!
+//! Workloads are systemd units of their own, so stopping or crashing podswarmd stops nothing: on
+//! start it adopts what runs and changes only the difference.
+
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail};
+use clap::Parser;
+use podswarm_daemon::api::{self, Api, Peer};
+use podswarm_daemon::config::{Config, MultiContainerMode, Toggle};
+use podswarm_daemon::podman::PodmanCli;
+use podswarm_daemon::reconcile::{Reconciler, Settings, error_chain};
+use podswarm_daemon::state::{State, system_clock};
+use podswarm_generator::{MultiContainer, NodeContext, Options, PodNetwork};
+use podswarm_manifest::{Limits, Policy};
+use podswarm_units::{DbusSystemd, Systemd};
+use tokio::sync::watch;
+
+#[derive(Debug, Parser)]
+#[command(name = "podswarmd", version, about = "The podswarm node agent")]
+struct Args {
+    /// Configuration file (missing file: defaults)
+    #[arg(
+        long,
+        env = "PODSWARM_CONFIG",
+        default_value = "/etc/podswarm/podswarm.toml"
+    )]
+    config: PathBuf,
+    /// Check the configuration and exit
+    #[arg(long)]
+    validate: bool,
+    #[arg(long, env = "PODSWARM_NODE_NAME")]
+    node_name: Option<String>,
+    /// TCP address of the API (empty: none)
+    #[arg(long, env = "PODSWARM_API_LISTEN")]
+    api_listen: Option<String>,
+    #[arg(long, env = "PODSWARM_API_SOCKET")]
+    api_socket: Option<PathBuf>,
+    #[arg(long, env = "PODSWARM_STATE_DIR")]
+    state_dir: Option<PathBuf>,
+    #[arg(long, env = "PODSWARM_UNIT_DIR")]
+    unit_dir: Option<PathBuf>,
+    #[arg(long, env = "PODSWARM_DATA_DIR")]
+    data_dir: Option<PathBuf>,
+    #[arg(long, env = "PODSWARM_POD_CIDR")]
+    pod_cidr: Option<String>,
+    #[arg(long, env = "PODSWARM_NODE_SUBNET")]
+    node_subnet: Option<String>,
+    #[arg(long, env = "PODSWARM_CLUSTER_DOMAIN")]
+    cluster_domain: Option<String>,
+    #[arg(long, env = "PODSWARM_DNS_SERVER")]
+    dns_server: Option<IpAddr>,
+    #[arg(long, env = "PODSWARM_NODE_IP")]
+    node_ip: Option<IpAddr>,
+    /// Host path prefix hostPath volumes may use (repeatable)
+    #[arg(
+        long = "host-path-allow",
+        env = "PODSWARM_HOST_PATH_ALLOW",
+        value_delimiter = ','
+    )]
+    host_path_allow: Vec<String>,
+}
+
+impl Args {
+    fn apply(&self, c: &mut Config) {
+        if let Some(v) = &self.node_name {
+            c.node_name = Some(v.clone());
+        }
+        if let Some(v) = &self.api_listen {
+            c.api.listen = v.clone();
+        }
+        if let Some(v) = &self.api_socket {
+            c.api.socket = v.clone();
+        }
+        if let Some(v) = &self.state_dir {
+            c.paths.state_dir = v.clone();
+        }
+        if let Some(v) = &self.unit_dir {
+            c.paths.unit_dir = v.clone();
+        }
+        if let Some(v) = &self.data_dir {
+            c.paths.data_dir = v.clone();
+        }
+        if let Some(v) = &self.pod_cidr {
+            c.network.pod_cidr = v.clone();
+        }
+        if let Some(v) = &self.node_subnet {
+            c.network.node_subnet = Some(v.clone());
+        }
+        if let Some(v) = &self.cluster_domain {
+            c.network.cluster_domain = v.clone();
+        }
+        if let Some(v) = self.dns_server {
+            c.network.dns_server = Some(v);
+        }
+        if let Some(v) = self.node_ip {
+            c.network.node_ip = Some(v);
+        }
+        if !self.host_path_allow.is_empty() {
+            c.workloads.host_path_allow = self.host_path_allow.clone();
+        }
+    }
+}
+
+/// journald under systemd (structured fields), a terminal otherwise.
+fn init_logging() {
+    use tracing_subscriber::prelude::*;
+    let filter = tracing_subscriber::EnvFilter::try_from_env("PODSWARM_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let under_systemd =
+        std::env::var_os("JOURNAL_STREAM").is_some() || std::env::var_os("INVOCATION_ID").is_some();
+    if under_systemd {
+        // Without a journal socket the layer cannot be built: fall back to stderr.
+        if let Ok(layer) = tracing_journald::layer() {
+            tracing_subscriber::registry()
+                .with(filter)
+                .with(layer)
+                .init();
+            return;
+        }
+    }
+    tracing_subscriber::registry()
+        .with(filter)
+        .with(tracing_subscriber::fmt::layer().with_target(false))
+        .init();
+}
+
+fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_owned())
+        .unwrap_or_else(|_| "localhost".to_owned())
+}
+
+/// Whether the node's cgroup tree can enforce memory and CPU limits here.
+fn cgroup_controllers_present() -> bool {
+    std::fs::read_to_string("/sys/fs/cgroup/cgroup.controllers")
+        .map(|c| {
+            let set: Vec<&str> = c.split_whitespace().collect();
+            set.contains(&"memory") && set.contains(&"cpu")
+        })
+        .unwrap_or(false)
+}
+
+fn notify(state: &[sd_notify::NotifyState<'_>]) {
+    // Outside systemd there is no socket; that is fine.
+    let _ = sd_notify::notify(state);
+}
+
+#[tokio::main]
+async fn main() -> std::process::ExitCode {
+    let args = Args::parse();
+    init_logging();
+    match run(args).await {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!(error = %format!("{e:#}"), "podswarmd failed");
+            eprintln!("podswarmd: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(args: Args) -> Result<()> {
+    let mut config = Config::load(&args.config)?;
+    args.apply(&mut config);
+    config.validate()?;
+    if args.validate {
+        println!("{}: configuration is valid", args.config.display());
+        return Ok(());
+    }
+    let subnet = config.node_subnet()?;
+    let node_name = config.node_name.clone().unwrap_or_else(hostname);
+    for dir in [
+        &config.paths.state_dir,
+        &config.paths.unit_dir,
+        &config.paths.data_dir,
+    ] {
+        std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    }
+    let policy = Policy {
+        host_path_allow: config.workloads.host_path_allow.clone(),
+    };
+    let state = Arc::new(State::open(
+        &config.paths.state_dir,
+        &policy,
+        system_clock(),
+    )?);
+
+    let podman = Arc::new(PodmanCli {
+        binary: config.paths.podman.clone(),
+    });
+    let multi_container = match config.workloads.multi_container {
+        MultiContainerMode::Pod => MultiContainer::Pod,
+        MultiContainerMode::Kube => MultiContainer::Kube,
+        MultiContainerMode::Auto => match podman.major_version().await {
+            Ok(v) if v >= 5 => MultiContainer::Pod,
+            Ok(_) => MultiContainer::Kube,
+            Err(e) => bail!(
+                "cannot tell the podman version (set workloads.multi_container to skip this): {e}"
+            ),
+        },
+    };
+    let enforce_resources = match config.workloads.enforce_resources {
+        Toggle::On => true,
+        Toggle::Off => false,
+        Toggle::Auto => cgroup_controllers_present(),
+    };
+    if !enforce_resources {
+        tracing::warn!(
+            "memory and CPU limits are not enforced: the cgroup controllers are missing here (pods say so)"
+        );
+    }
+    let network = PodNetwork { subnet };
+    let dns_server = config
+        .network
+        .dns_server
+        .unwrap_or(IpAddr::V4(network.gateway()));
+    let settings = Settings {
+        node: NodeContext {
+            node_name: node_name.clone(),
+            node_ip: config.network.node_ip,
+            network,
+            dns_server: Some(dns_server),
+            cluster_domain: config.network.cluster_domain.clone(),
+        },
+        options: Options {
+            multi_container,
+            data_dir: config.paths.data_dir.to_string_lossy().into_owned(),
+            host_path_allow: config.workloads.host_path_allow.clone(),
+            enforce_resources,
+        },
+        unit_dir: config.paths.unit_dir.clone(),
+        data_dir: config.paths.data_dir.clone(),
+        parallel_jobs: config.workloads.parallel_jobs,
+        quadlet_generator: config.paths.quadlet_generator.clone(),
+    };
+    let systemd = Arc::new(
+        DbusSystemd::connect()
+            .await
+            .context("cannot talk to systemd")?,
+    );
+    let reconciler = Arc::new(Reconciler::new(
+        Arc::clone(&systemd),
+        podman,
+        Arc::clone(&state),
+        settings,
+    ));
+
+    let reload_source = Arc::clone(&systemd);
+    let api = Arc::new(Api {
+        state: Arc::clone(&state),
+        views: Arc::clone(&reconciler.views),
+        metrics: Arc::clone(&reconciler.metrics),
+        reloads: Arc::new(move || reload_source.reload_count()),
+        limits: Limits {
+            max_bytes: config.api.max_body_bytes,
+            ..Limits::default()
+        },
+        policy,
+        node_name: node_name.clone(),
+        node_ip: config.network.node_ip.map(|ip| ip.to_string()),
+        pod_subnet: subnet.to_string(),
+        journalctl: config.paths.journalctl.clone(),
+        socket_group: config.api.socket_group.clone(),
+    });
+
+    let (shutdown_tx, shutdown) = watch::channel(false);
+    let (ready_tx, ready_rx) = tokio::sync::oneshot::channel();
+    let reconcile_task = tokio::spawn(Arc::clone(&reconciler).run(shutdown.clone(), ready_tx));
+
+    let mut servers = Vec::new();
+    let socket = &config.api.socket;
+    if let Some(dir) = socket.parent() {
+        std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    }
+    let _ = std::fs::remove_file(socket);
+    let unix = tokio::net::UnixListener::bind(socket)
+        .with_context(|| format!("cannot listen on {}", socket.display()))?;
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(socket, std::fs::Permissions::from_mode(0o660))?;
+        if let Some(gid) = group_id(&config.api.socket_group) {
+            std::os::unix::fs::chown(socket, None, Some(gid)).with_context(|| {
+                format!(
+                    "cannot give {} to group {}",
+                    socket.display(),
+                    config.api.socket_group
+                )
+            })?;
+        }
+    }
+    let unix_app = api::unix_router(Arc::clone(&api), config.api.max_body_bytes)
+        .into_make_service_with_connect_info::<Peer>();
+    let mut stop = shutdown.clone();
+    servers.push(tokio::spawn(async move {
+        axum::serve(unix, unix_app)
+            .with_graceful_shutdown(async move {
+                let _ = stop.changed().await;
+            })
+            .await
+    }));
+    if !config.api.listen.is_empty() {
+        let tcp = tokio::net::TcpListener::bind(&config.api.listen)
+            .await
+            .with_context(|| format!("cannot listen on {}", config.api.listen))?;
+        let tcp_app = api::tcp_router(Arc::clone(&api), config.api.max_body_bytes);
+        let mut stop = shutdown.clone();
+        servers.push(tokio::spawn(async move {
+            axum::serve(tcp, tcp_app)
+                .with_graceful_shutdown(async move {
+                    let _ = stop.changed().await;
+                })
+                .await
+        }));
+    }
+    tracing::info!(node = %node_name, subnet = %subnet, socket = %socket.display(), listen = %config.api.listen, "podswarmd started");
+
+    // Ready once the first pass has adopted or started what should run.
+    let _ = ready_rx.await;
+    notify(&[
+        sd_notify::NotifyState::Ready,
+        sd_notify::NotifyState::Status("reconciled"),
+    ]);
+
+    let mut watchdog = tokio::time::interval(
+        sd_notify::watchdog_enabled()
+            .map(|d| d / 2)
+            .unwrap_or(Duration::from_secs(3600)),
+    );
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    let mut int = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())?;
+    loop {
+        tokio::select! {
+            _ = term.recv() => break,
+            _ = int.recv() => break,
+            _ = watchdog.tick() => {
+                // Ping only while the reconciler task lives: a wedged daemon gets restarted.
+                if !reconcile_task.is_finished() {
+                    notify(&[sd_notify::NotifyState::Watchdog]);
+                }
+            }
+        }
+    }
+    tracing::info!("stopping; workloads keep running");
+    notify(&[sd_notify::NotifyState::Stopping]);
+    let _ = shutdown_tx.send(true);
+    for s in servers {
+        match s.await {
+            Ok(Err(e)) => {
+                tracing::warn!(error = %error_chain(&e), "API server stopped with an error")
+            }
+            Err(e) => tracing::warn!(error = %e, "API server task failed"),
+            Ok(Ok(())) => {}
+        }
+    }
+    let _ = reconcile_task.await;
+    let _ = std::fs::remove_file(socket);
+    Ok(())
+}
+
+fn group_id(name: &str) -> Option<u32> {
+    std::fs::read_to_string("/etc/group")
+        .ok()?
+        .lines()
+        .find_map(|l| {
+            let f: Vec<&str> = l.split(':').collect();
+            (f.len() >= 3 && f[0] == name)
+                .then(|| f[2].parse().ok())
+                .flatten()
+        })
+}

@@ -1,0 +1,552 @@
+//! Desired state of this node: the applied objects, pod addresses and API token hashes, persisted
+//! as one JSON file written atomically (temp file, fsync, rename, fsync of the directory), so a
+//! crash leaves either the old state or the new one, never a torn file.
+//!
+//! Every change bumps a global version that only goes up and is stamped on the changed object;
+//! watchers (the reconciler) wake on each new version. The cluster issue replaces this single-node
+//! store with the replicated one behind the same interface.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::io::Write;
+use std::net::Ipv4Addr;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+
+use ipnet::Ipv4Net;
+use podswarm_manifest::{Limits, Object, Policy};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use tokio::sync::watch;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StateError {
+    #[error("cannot read the state file {path}")]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("the state file {path} is corrupt: {message}")]
+    Corrupt { path: PathBuf, message: String },
+    #[error("cannot write the state file {path}")]
+    Write {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("the pod subnet {subnet} has no free address for pod {pod}")]
+    SubnetFull { subnet: Ipv4Net, pod: String },
+    #[error("no randomness available for a token")]
+    Random,
+}
+
+/// Identifies an object: kind, namespace (empty for Namespaces) and name.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct ObjectKey {
+    pub kind: String,
+    pub namespace: String,
+    pub name: String,
+}
+
+impl ObjectKey {
+    pub fn of(o: &Object) -> ObjectKey {
+        ObjectKey {
+            kind: o.kind().to_owned(),
+            namespace: o.namespace().to_owned(),
+            name: o.name().to_owned(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct StoredObject {
+    version: u64,
+    created: u64,
+    updated: u64,
+    object: serde_json::Value,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TokenRecord {
+    pub id: String,
+    /// Hex SHA-256 of the whole token; the token itself is never stored.
+    pub hash: String,
+    pub description: String,
+    pub created: u64,
+    pub expires: Option<u64>,
+}
+
+#[derive(Debug, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Persisted {
+    version: u64,
+    objects: Vec<StoredObject>,
+    pod_ips: BTreeMap<String, Ipv4Addr>,
+    tokens: Vec<TokenRecord>,
+}
+
+/// An object with its bookkeeping.
+#[derive(Debug, Clone)]
+pub struct Entry {
+    pub object: Object,
+    pub version: u64,
+    pub created: u64,
+    pub updated: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Action {
+    Created,
+    Configured,
+    Unchanged,
+}
+
+#[derive(Debug, Default)]
+struct Data {
+    version: u64,
+    objects: BTreeMap<ObjectKey, Entry>,
+    /// Stored objects today's policy refuses: kept (not applied) so nothing is lost.
+    refused: Vec<StoredObject>,
+    pod_ips: BTreeMap<String, Ipv4Addr>,
+    tokens: Vec<TokenRecord>,
+}
+
+pub type Clock = Arc<dyn Fn() -> u64 + Send + Sync>;
+
+pub fn system_clock() -> Clock {
+    Arc::new(|| {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0)
+    })
+}
+
+pub struct State {
+    path: PathBuf,
+    data: Mutex<Data>,
+    changed: watch::Sender<u64>,
+    clock: Clock,
+}
+
+impl std::fmt::Debug for State {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("State")
+            .field("path", &self.path)
+            .finish_non_exhaustive()
+    }
+}
+
+fn hash_hex(bytes: &[u8]) -> String {
+    Sha256::digest(bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+impl State {
+    /// Opens (or starts) the state in `dir/state.json`. Objects are re-validated with `policy`;
+    /// the ones it refuses are logged and kept aside.
+    pub fn open(dir: &Path, policy: &Policy, clock: Clock) -> Result<State, StateError> {
+        let path = dir.join("state.json");
+        let persisted: Persisted = match std::fs::read(&path) {
+            Ok(bytes) => serde_json::from_slice(&bytes).map_err(|e| StateError::Corrupt {
+                path: path.clone(),
+                message: e.to_string(),
+            })?,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Persisted::default(),
+            Err(source) => return Err(StateError::Read { path, source }),
+        };
+        let mut data = Data {
+            version: persisted.version,
+            pod_ips: persisted.pod_ips,
+            tokens: persisted.tokens,
+            ..Data::default()
+        };
+        for stored in persisted.objects {
+            let text = stored.object.to_string();
+            match podswarm_manifest::parse(&text, "state", &Limits::default(), policy) {
+                Ok(m) if m.objects.len() == 1 => {
+                    let object = m.objects.into_iter().next().map(|p| p.object);
+                    if let Some(object) = object {
+                        data.objects.insert(
+                            ObjectKey::of(&object),
+                            Entry {
+                                object,
+                                version: stored.version,
+                                created: stored.created,
+                                updated: stored.updated,
+                            },
+                        );
+                    }
+                }
+                Ok(_) => data.refused.push(stored),
+                Err(e) => {
+                    tracing::error!(error = %e, "a stored object is refused by the current configuration; it is kept but not applied");
+                    data.refused.push(stored);
+                }
+            }
+        }
+        let (changed, _) = watch::channel(data.version);
+        Ok(State {
+            path,
+            data: Mutex::new(data),
+            changed,
+            clock,
+        })
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Data> {
+        self.data.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn persist(&self, data: &Data) -> Result<(), StateError> {
+        let mut objects: Vec<StoredObject> = data
+            .objects
+            .values()
+            .map(|e| StoredObject {
+                version: e.version,
+                created: e.created,
+                updated: e.updated,
+                object: e.object.to_value(),
+            })
+            .collect();
+        objects.extend(data.refused.iter().cloned());
+        let persisted = Persisted {
+            version: data.version,
+            objects,
+            pod_ips: data.pod_ips.clone(),
+            tokens: data.tokens.clone(),
+        };
+        let bytes = serde_json::to_vec_pretty(&persisted).map_err(|e| StateError::Corrupt {
+            path: self.path.clone(),
+            message: e.to_string(),
+        })?;
+        write_atomic(&self.path, &bytes, 0o600).map_err(|source| StateError::Write {
+            path: self.path.clone(),
+            source,
+        })
+    }
+
+    /// The version after the last change.
+    pub fn version(&self) -> u64 {
+        self.lock().version
+    }
+
+    pub fn subscribe(&self) -> watch::Receiver<u64> {
+        self.changed.subscribe()
+    }
+
+    /// Applies objects as one change: all are stored, or (on a write error) none.
+    pub fn apply(&self, objects: Vec<Object>) -> Result<Vec<(ObjectKey, Action)>, StateError> {
+        let now = (self.clock)();
+        let mut data = self.lock();
+        let mut next = data.clone_shallow();
+        let mut result = Vec::new();
+        let version = data.version + 1;
+        for object in objects {
+            let key = ObjectKey::of(&object);
+            let action = match next.objects.get(&key) {
+                Some(existing) if existing.object.to_value() == object.to_value() => {
+                    Action::Unchanged
+                }
+                Some(existing) => {
+                    let created = existing.created;
+                    next.objects.insert(
+                        key.clone(),
+                        Entry {
+                            object,
+                            version,
+                            created,
+                            updated: now,
+                        },
+                    );
+                    Action::Configured
+                }
+                None => {
+                    next.objects.insert(
+                        key.clone(),
+                        Entry {
+                            object,
+                            version,
+                            created: now,
+                            updated: now,
+                        },
+                    );
+                    Action::Created
+                }
+            };
+            result.push((key, action));
+        }
+        if result.iter().any(|(_, a)| *a != Action::Unchanged) {
+            next.version = version;
+            self.persist(&next)?;
+            *data = next;
+            let _ = self.changed.send(version);
+        }
+        Ok(result)
+    }
+
+    /// Deletes an object; `false` if there was none.
+    pub fn delete(&self, key: &ObjectKey) -> Result<bool, StateError> {
+        let mut data = self.lock();
+        if !data.objects.contains_key(key) {
+            return Ok(false);
+        }
+        let mut next = data.clone_shallow();
+        next.objects.remove(key);
+        next.version += 1;
+        self.persist(&next)?;
+        *data = next;
+        let _ = self.changed.send(data.version);
+        Ok(true)
+    }
+
+    pub fn get(&self, key: &ObjectKey) -> Option<Entry> {
+        self.lock().objects.get(key).cloned()
+    }
+
+    pub fn entries(&self) -> Vec<Entry> {
+        self.lock().objects.values().cloned().collect()
+    }
+
+    /// The pod's address: kept for its whole life, the lowest free one for a new pod (`.1` is the
+    /// node). Persisted, so a restarted daemon renders the same `IP=` and restarts nothing.
+    pub fn pod_ip(&self, pod: &str, subnet: Ipv4Net) -> Result<Ipv4Addr, StateError> {
+        let mut data = self.lock();
+        if let Some(ip) = data.pod_ips.get(pod).filter(|ip| subnet.contains(*ip)) {
+            return Ok(*ip);
+        }
+        let used: BTreeSet<Ipv4Addr> = data.pod_ips.values().copied().collect();
+        let first = u32::from(subnet.network()) + 2;
+        let last = u32::from(subnet.broadcast());
+        let ip = (first..last)
+            .map(Ipv4Addr::from)
+            .find(|ip| !used.contains(ip))
+            .ok_or_else(|| StateError::SubnetFull {
+                subnet,
+                pod: pod.to_owned(),
+            })?;
+        let mut next = data.clone_shallow();
+        next.pod_ips.insert(pod.to_owned(), ip);
+        self.persist(&next)?;
+        *data = next;
+        Ok(ip)
+    }
+
+    /// Frees the addresses of pods that no longer exist.
+    pub fn retain_pod_ips(&self, pods: &BTreeSet<String>) -> Result<(), StateError> {
+        let mut data = self.lock();
+        if data.pod_ips.keys().all(|k| pods.contains(k)) {
+            return Ok(());
+        }
+        let mut next = data.clone_shallow();
+        next.pod_ips.retain(|k, _| pods.contains(k));
+        self.persist(&next)?;
+        *data = next;
+        Ok(())
+    }
+
+    /// Creates an API token; returns its id and the token, which is shown once and never stored.
+    pub fn create_token(
+        &self,
+        description: &str,
+        ttl_seconds: Option<u64>,
+    ) -> Result<(TokenRecord, String), StateError> {
+        let mut secret = [0u8; 32];
+        getrandom::fill(&mut secret).map_err(|_| StateError::Random)?;
+        let mut id = [0u8; 6];
+        getrandom::fill(&mut id).map_err(|_| StateError::Random)?;
+        let id: String = id.iter().map(|b| format!("{b:02x}")).collect();
+        let token = format!(
+            "psw_{id}_{}",
+            secret
+                .iter()
+                .map(|b| format!("{b:02x}"))
+                .collect::<String>()
+        );
+        let now = (self.clock)();
+        let record = TokenRecord {
+            id,
+            hash: hash_hex(token.as_bytes()),
+            description: description.to_owned(),
+            created: now,
+            expires: ttl_seconds.map(|t| now + t),
+        };
+        let mut data = self.lock();
+        let mut next = data.clone_shallow();
+        next.tokens.push(record.clone());
+        self.persist(&next)?;
+        *data = next;
+        Ok((record, token))
+    }
+
+    pub fn tokens(&self) -> Vec<TokenRecord> {
+        self.lock().tokens.clone()
+    }
+
+    pub fn revoke_token(&self, id: &str) -> Result<bool, StateError> {
+        let mut data = self.lock();
+        if !data.tokens.iter().any(|t| t.id == id) {
+            return Ok(false);
+        }
+        let mut next = data.clone_shallow();
+        next.tokens.retain(|t| t.id != id);
+        self.persist(&next)?;
+        *data = next;
+        Ok(true)
+    }
+
+    /// Whether `token` is a current, unexpired API token.
+    pub fn verify_token(&self, token: &str) -> bool {
+        let hash = hash_hex(token.as_bytes());
+        let now = (self.clock)();
+        self.lock()
+            .tokens
+            .iter()
+            .any(|t| t.hash == hash && t.expires.is_none_or(|e| now < e))
+    }
+}
+
+impl Data {
+    /// A copy to modify and persist before it replaces the current data.
+    fn clone_shallow(&self) -> Data {
+        Data {
+            version: self.version,
+            objects: self.objects.clone(),
+            refused: self.refused.clone(),
+            pod_ips: self.pod_ips.clone(),
+            tokens: self.tokens.clone(),
+        }
+    }
+}
+
+/// Writes a file atomically: a temp file beside it, fsync, rename, fsync of the directory.
+pub fn write_atomic(path: &Path, bytes: &[u8], mode: u32) -> std::io::Result<()> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let dir = path.parent().unwrap_or(Path::new("."));
+    std::fs::create_dir_all(dir)?;
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let tmp = dir.join(format!(".{name}.tmp{}", std::process::id()));
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(mode)
+        .open(&tmp)?;
+    file.write_all(bytes)?;
+    file.sync_all()?;
+    drop(file);
+    std::fs::rename(&tmp, path)?;
+    std::fs::File::open(dir)?.sync_all()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn objects(yaml: &str) -> Vec<Object> {
+        podswarm_manifest::parse(yaml, "t", &Limits::default(), &Policy::default())
+            .unwrap_or_else(|e| panic!("{e}"))
+            .objects
+            .into_iter()
+            .map(|p| p.object)
+            .collect()
+    }
+
+    const CM: &str = "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: c}\ndata: {a: b}\n";
+
+    #[test]
+    fn versions_only_go_up_and_survive_a_restart() {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let state = State::open(dir.path(), &Policy::default(), system_clock())
+            .unwrap_or_else(|e| panic!("{e}"));
+        let first = state.apply(objects(CM)).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(first[0].1, Action::Created);
+        assert_eq!(state.version(), 1);
+        let again = state.apply(objects(CM)).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(again[0].1, Action::Unchanged);
+        assert_eq!(state.version(), 1, "an unchanged apply is not a change");
+        state
+            .apply(objects(&CM.replace("a: b", "a: c")))
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(state.version(), 2);
+        let key = ObjectKey {
+            kind: "ConfigMap".into(),
+            namespace: "default".into(),
+            name: "c".into(),
+        };
+        assert!(state.delete(&key).unwrap_or(false));
+        assert_eq!(state.version(), 3);
+        state.apply(objects(CM)).unwrap_or_else(|e| panic!("{e}"));
+        drop(state);
+        let reopened = State::open(dir.path(), &Policy::default(), system_clock())
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(reopened.version(), 4);
+        assert_eq!(reopened.get(&key).map(|e| e.version), Some(4));
+    }
+
+    #[test]
+    fn pod_addresses_are_stable_and_reused() {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let state = State::open(dir.path(), &Policy::default(), system_clock())
+            .unwrap_or_else(|e| panic!("{e}"));
+        let subnet: Ipv4Net = "10.244.3.0/29".parse().unwrap_or_else(|e| panic!("{e}"));
+        let a = state
+            .pod_ip("ns/a", subnet)
+            .unwrap_or_else(|e| panic!("{e}"));
+        let b = state
+            .pod_ip("ns/b", subnet)
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(
+            (a, b),
+            (Ipv4Addr::new(10, 244, 3, 2), Ipv4Addr::new(10, 244, 3, 3))
+        );
+        assert_eq!(state.pod_ip("ns/a", subnet).ok(), Some(a));
+        state
+            .retain_pod_ips(&["ns/b".to_owned()].into())
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(
+            state.pod_ip("ns/c", subnet).ok(),
+            Some(a),
+            "a freed address is reused"
+        );
+        for p in ["d", "e", "f"] {
+            let _ = state.pod_ip(&format!("ns/{p}"), subnet);
+        }
+        assert!(matches!(
+            state.pod_ip("ns/g", subnet),
+            Err(StateError::SubnetFull { .. })
+        ));
+    }
+
+    #[test]
+    fn tokens_are_stored_as_hashes_and_expire() {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let now = Arc::new(std::sync::atomic::AtomicU64::new(1000));
+        let clock_now = Arc::clone(&now);
+        let clock: Clock = Arc::new(move || clock_now.load(std::sync::atomic::Ordering::Relaxed));
+        let state =
+            State::open(dir.path(), &Policy::default(), clock).unwrap_or_else(|e| panic!("{e}"));
+        let (record, token) = state
+            .create_token("ci", Some(60))
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert!(state.verify_token(&token));
+        assert!(!state.verify_token("psw_nope"));
+        let file = std::fs::read_to_string(dir.path().join("state.json")).unwrap_or_default();
+        assert!(
+            !file.contains(&token),
+            "the token itself must never be stored"
+        );
+        now.store(1061, std::sync::atomic::Ordering::Relaxed);
+        assert!(!state.verify_token(&token), "expired");
+        assert!(state.revoke_token(&record.id).unwrap_or(false));
+        assert!(state.tokens().is_empty());
+    }
+}
