@@ -60,27 +60,27 @@ pub struct DryRun {
 }
 
 /// Runs the real Quadlet generator of the node tree over `files` (name, contents).
+///
+/// The files stay outside the tree: booted test nodes use it as their overlay lower directory,
+/// which must not change while they run. They are bind-mounted onto the tree's `/mnt` in a private
+/// mount namespace that only this command sees.
 pub fn quadlet_dry_run(root: &Path, files: &[(String, Vec<u8>)]) -> DryRun {
     let dir = tempfile::Builder::new()
         .prefix("podswarm-quadlet-")
-        .tempdir_in(root.join("tmp"))
-        .unwrap_or_else(|e| panic!("cannot create a directory in {}: {e}", root.display()));
+        .tempdir()
+        .unwrap_or_else(|e| panic!("cannot create a temp dir: {e}"));
     for (name, contents) in files {
         std::fs::write(dir.path().join(name), contents).unwrap_or_else(|e| panic!("{name}: {e}"));
     }
-    let inside = Path::new("/").join(
-        dir.path()
-            .strip_prefix(root)
-            .unwrap_or_else(|e| panic!("{e}")),
-    );
-    let output = Command::new("chroot")
+    let output = Command::new("unshare")
+        .args(["--mount", "--propagation", "private", "--", "sh", "-c"])
+        .arg(r#"mount --bind "$1" "$2/mnt" && exec chroot "$2" env QUADLET_UNIT_DIRS=/mnt "$3" --dryrun"#)
+        .arg("sh")
+        .arg(dir.path())
         .arg(root)
-        .arg("env")
-        .arg(format!("QUADLET_UNIT_DIRS={}", inside.display()))
         .arg(QUADLET)
-        .arg("--dryrun")
         .output()
-        .unwrap_or_else(|e| panic!("cannot run chroot: {e}"));
+        .unwrap_or_else(|e| panic!("cannot run unshare: {e}"));
     let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
     let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
     let mut services = Vec::new();
