@@ -281,3 +281,66 @@ pub fn nodes_or_skip(test: &str) -> Option<()> {
     println!("SKIPPED {test}: {p}");
     None
 }
+
+/// A workspace binary (podswarmd, podswarmctl) next to the test executable's directory.
+pub fn workspace_binary(name: &str) -> PathBuf {
+    let exe = std::env::current_exe().unwrap_or_else(|e| panic!("{e}"));
+    let dir = exe
+        .parent()
+        .and_then(Path::parent)
+        .unwrap_or_else(|| panic!("no target dir for {}", exe.display()));
+    let bin = dir.join(name);
+    assert!(
+        bin.is_file(),
+        "{} is missing: build the workspace binaries first (cargo build --workspace --bins)",
+        bin.display()
+    );
+    bin
+}
+
+impl Node {
+    /// Installs podswarmd, podswarmctl and podswarm.service as the package does, and starts it.
+    pub fn install_podswarm(&self) {
+        self.install(&workspace_binary("podswarmd"), "/usr/bin/podswarmd", 0o755);
+        self.install(
+            &workspace_binary("podswarmctl"),
+            "/usr/bin/podswarmctl",
+            0o755,
+        );
+        let unit =
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("../packaging/systemd/podswarm.service");
+        self.install(&unit, "/usr/lib/systemd/system/podswarm.service", 0o644);
+        self.sh("getent group podswarm >/dev/null || groupadd --system podswarm");
+        self.sh("systemctl daemon-reload && systemctl enable --now podswarm.service");
+        self.wait_for("podswarmd to answer", Duration::from_secs(60), || {
+            self.exec(&["podswarmctl", "get", "nodes"]).status.success()
+        });
+    }
+
+    /// Polls `check` every 250 ms until it holds; panics with `what` after `limit`.
+    pub fn wait_for(&self, what: &str, limit: Duration, mut check: impl FnMut() -> bool) {
+        let start = Instant::now();
+        while !check() {
+            if start.elapsed() > limit {
+                let journal = self.exec(&["journalctl", "-b", "--no-pager", "-n", "60"]);
+                panic!(
+                    "{}: gave up waiting for {what} after {limit:?}; recent journal:\n{}",
+                    self.name,
+                    String::from_utf8_lossy(&journal.stdout)
+                );
+            }
+            std::thread::sleep(Duration::from_millis(250));
+        }
+    }
+
+    /// A unit property (`systemctl show -p NAME --value`).
+    pub fn unit_property(&self, unit: &str, property: &str) -> String {
+        String::from_utf8_lossy(
+            &self
+                .exec(&["systemctl", "show", "-p", property, "--value", unit])
+                .stdout,
+        )
+        .trim()
+        .to_owned()
+    }
+}

@@ -19,5 +19,7 @@ echo "== cargo fmt --check"
 cargo fmt --all -- --check
 echo "== cargo clippy"
 cargo clippy --workspace --all-targets --locked -- -D warnings
+# The node tests install the workspace binaries into booted nodes.
+cargo build --workspace --bins --locked
 echo "== cargo nextest"
 cargo nextest run --workspace --locked --no-fail-fast

@@ -54,7 +54,7 @@ pub struct RenderArgs {
 }
 
 /// Reads one input, refusing oversized files before reading them whole.
-fn read_input(path: &str, limit: usize) -> Result<(String, String)> {
+pub fn read_input(path: &str, limit: usize) -> Result<(String, String)> {
     let mut bytes = Vec::new();
     let name = if path == "-" {
         std::io::stdin()
@@ -88,7 +88,7 @@ fn read_input(path: &str, limit: usize) -> Result<(String, String)> {
 
 /// Expands `-f` arguments: directories give their manifest files in name order (not recursive,
 /// as kubectl without -R).
-fn inputs(files: &[String]) -> Result<Vec<String>> {
+pub fn inputs(files: &[String]) -> Result<Vec<String>> {
     let mut out = Vec::new();
     for f in files {
         let path = Path::new(f);

@@ -365,12 +365,19 @@ impl<S: Systemd, P: Podman> Reconciler<S, P> {
             }
         }
 
+        // A container stopped by SIGTERM exits 143, which systemd records as a failure; without a
+        // reset the deleted pod would linger in `systemctl list-units` as "not-found failed".
+        for service in &pass.stopped {
+            let _ = self.systemd.reset_failed(service).await;
+        }
+
         // Pod-scoped volumes go with their pods; claims keep their data.
         for name in to_remove.iter().filter(|n| n.ends_with(".volume")) {
             let contents = &current[*name];
             if contents.contains("\nPod=") {
                 if let Some(service) = service_of(name, contents) {
                     let _ = self.systemd.stop(&service).await;
+                    let _ = self.systemd.reset_failed(&service).await;
                 }
                 if let Some(volume) = contents.lines().find_map(|l| l.strip_prefix("VolumeName="))
                     && let Err(e) = self.podman.remove_volume(volume).await

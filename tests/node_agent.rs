@@ -1,0 +1,169 @@
+//! podswarmd on a booted node with real systemd 257 and Podman 5.4: what a user does and sees.
+
+use std::time::Duration;
+
+use podswarm_tests::node::{BootOptions, Node, nodes_or_skip};
+use serde_json::Value;
+
+/// A value with systemd specifiers, variables, quotes, backslashes and spaces.
+const WEIRD: &str = r#"100% %h $HOME ${PATH} "q" 'single' back\slash  two  spaces"#;
+
+fn manifest() -> String {
+    let weird_yaml = serde_json::to_string(WEIRD).unwrap_or_default();
+    format!(
+        r#"apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: hello
+spec:
+  replicas: 1
+  selector:
+    matchLabels: {{app: hello}}
+  template:
+    metadata:
+      labels: {{app: hello}}
+    spec:
+      containers:
+      - name: web
+        image: localhost/busybox:latest
+        imagePullPolicy: Never
+        command: ["/bin/sh", "-c", "echo \"VALUE=$WEIRD\"; exec httpd -f -p 8080 -h /www"]
+        env:
+        - name: WEIRD
+          value: {weird_yaml}
+        ports:
+        - {{name: http, containerPort: 8080}}
+---
+apiVersion: v1
+kind: Service
+metadata:
+  name: hello
+spec:
+  selector: {{app: hello}}
+  ports:
+  - {{name: http, port: 80, targetPort: http}}
+"#
+    )
+}
+
+fn ctl_json(node: &Node, args: &[&str]) -> Value {
+    let mut argv = vec!["podswarmctl"];
+    argv.extend_from_slice(args);
+    argv.extend_from_slice(&["-o", "json"]);
+    let out = node.exec(&argv);
+    serde_json::from_slice(&out.stdout).unwrap_or(Value::Null)
+}
+
+fn pods(node: &Node) -> Vec<Value> {
+    ctl_json(node, &["get", "pods"])
+        .get("items")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default()
+}
+
+#[test]
+fn a_workload_runs_survives_podswarm_and_is_deleted() {
+    if nodes_or_skip("a_workload_runs_survives_podswarm_and_is_deleted").is_none() {
+        return;
+    }
+    let node = Node::boot("agent", &BootOptions::default());
+    node.import_busybox();
+    node.install_podswarm();
+
+    node.write("/root/app.yaml", manifest().as_bytes());
+    let applied = node.sh("podswarmctl apply -f /root/app.yaml");
+    assert!(
+        applied.contains("deployment/hello created") && applied.contains("service/hello created"),
+        "{applied}"
+    );
+    node.wait_for("the pod to be ready", Duration::from_secs(90), || {
+        pods(&node).iter().any(|p| p["ready"] == Value::Bool(true))
+    });
+    let pod = pods(&node).into_iter().next().unwrap_or(Value::Null);
+    let unit = pod["unit"].as_str().unwrap_or_default().to_owned();
+    let ip = pod["ip"].as_str().unwrap_or_default().to_owned();
+    let name = pod["name"].as_str().unwrap_or_default().to_owned();
+
+    // The user's tools: systemctl, curl, journalctl.
+    let units = node.sh("systemctl list-units --no-legend --plain 'podswarm-*'");
+    assert!(
+        units
+            .lines()
+            .any(|l| l.starts_with(&unit) && l.contains(" active running")),
+        "{units}"
+    );
+    let page = node.sh(&format!("curl -sf http://{ip}:8080/"));
+    assert!(page.contains("hello from podswarm"), "{page}");
+    let journal = node.sh(&format!("journalctl -u {unit} --no-pager -o cat"));
+    assert!(
+        journal.lines().any(|l| l == format!("VALUE={WEIRD}")),
+        "the env value did not reach the container intact:\n{journal}"
+    );
+    let env = node.sh(&format!(
+        "podman exec {} sh -c 'printf %s \"$WEIRD\"'",
+        unit.trim_end_matches(".service")
+    ));
+    assert_eq!(env, WEIRD);
+    let logs = node.sh(&format!("podswarmctl logs {name}"));
+    assert!(logs.contains(&format!("VALUE={WEIRD}")), "{logs}");
+    let addresses = node.sh("podswarmctl get svc hello -o json");
+    assert!(addresses.contains("hello"), "{addresses}");
+    let endpoints: Value = serde_json::from_str(&node.sh("curl -sf --unix-socket /run/podswarm/api.sock http://localhost/api/v1/services/default/hello/addresses")).unwrap_or(Value::Null);
+    assert_eq!(
+        endpoints["addresses"],
+        serde_json::json!([format!("{ip}:8080")])
+    );
+
+    // Restarting or killing podswarm never restarts the workload.
+    let invocation = node.unit_property(&unit, "InvocationID");
+    assert_eq!(invocation.len(), 32);
+    node.sh("systemctl restart podswarm");
+    node.wait_for("podswarmd after restart", Duration::from_secs(60), || {
+        node.exec(&["podswarmctl", "get", "pods"]).status.success()
+    });
+    assert_eq!(
+        node.unit_property(&unit, "InvocationID"),
+        invocation,
+        "systemctl restart podswarm restarted the workload"
+    );
+    let main_pid = node.unit_property("podswarm.service", "MainPID");
+    node.sh(&format!("kill -9 {main_pid}"));
+    node.wait_for(
+        "systemd to restart a killed podswarmd",
+        Duration::from_secs(60),
+        || {
+            let pid = node.unit_property("podswarm.service", "MainPID");
+            pid != main_pid
+                && pid != "0"
+                && node.exec(&["podswarmctl", "get", "pods"]).status.success()
+        },
+    );
+    assert_eq!(
+        node.unit_property(&unit, "InvocationID"),
+        invocation,
+        "kill -9 of podswarmd restarted the workload"
+    );
+    assert!(
+        node.sh(&format!("curl -sf http://{ip}:8080/"))
+            .contains("hello from podswarm")
+    );
+
+    // Delete: units stop, files go.
+    let deleted = node.sh("podswarmctl delete -f /root/app.yaml");
+    assert!(deleted.contains("deployment/hello deleted"), "{deleted}");
+    node.wait_for("the pod to be gone", Duration::from_secs(60), || {
+        pods(&node).is_empty()
+    });
+    node.wait_for("the unit to stop", Duration::from_secs(60), || {
+        node.unit_property(&unit, "ActiveState") != "active"
+    });
+    let files = node.sh("ls /etc/containers/systemd/podswarm/");
+    assert_eq!(
+        files.trim(),
+        "podswarm.network",
+        "only the network unit remains"
+    );
+    let units = node.sh("systemctl list-units --no-legend --plain 'podswarm-*'");
+    assert!(!units.contains(&unit), "{units}");
+}
