@@ -167,3 +167,66 @@ fn a_workload_runs_survives_podswarm_and_is_deleted() {
     let units = node.sh("systemctl list-units --no-legend --plain 'podswarm-*'");
     assert!(!units.contains(&unit), "{units}");
 }
+
+fn reloads_metric(node: &Node) -> u64 {
+    let text = node.sh("curl -sf --unix-socket /run/podswarm/api.sock http://localhost/metrics");
+    text.lines()
+        .find_map(|l| l.strip_prefix("podswarm_systemd_reloads_total "))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(u64::MAX)
+}
+
+/// Reload requests PID 1 logged from podswarmd since `cursor`.
+fn reloads_in_journal(node: &Node, cursor: &str) -> usize {
+    let out = node.sh(&format!(
+        "journalctl --no-pager -o cat --after-cursor='{cursor}' _PID=1"
+    ));
+    out.lines()
+        .filter(|l| {
+            l.starts_with("Reload requested from client PID") && l.contains("('podswarmd')")
+        })
+        .count()
+}
+
+#[test]
+fn fifty_pods_cost_one_reload() {
+    if nodes_or_skip("fifty_pods_cost_one_reload").is_none() {
+        return;
+    }
+    let node = Node::boot("batch", &BootOptions::default());
+    node.import_busybox();
+    node.install_podswarm();
+    node.wait_for("the first pass", Duration::from_secs(30), || {
+        reloads_metric(&node) != u64::MAX
+    });
+    let before = reloads_metric(&node);
+    let cursor = node
+        .sh("journalctl -n 0 --show-cursor --no-pager | sed -n 's/^-- cursor: //p'")
+        .trim()
+        .to_owned();
+    node.write(
+        "/root/batch.yaml",
+        b"apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: batch}\nspec:\n  replicas: 50\n  selector: {matchLabels: {app: batch}}\n  template:\n    metadata: {labels: {app: batch}}\n    spec:\n      containers:\n      - {name: c, image: localhost/busybox:latest, imagePullPolicy: Never, command: [/bin/sleep, '3600']}\n",
+    );
+    node.sh("podswarmctl apply -f /root/batch.yaml");
+    node.wait_for("50 running pods", Duration::from_secs(240), || {
+        pods(&node)
+            .iter()
+            .filter(|p| p["phase"] == "Running")
+            .count()
+            == 50
+    });
+    assert_eq!(
+        reloads_metric(&node) - before,
+        1,
+        "podswarmd reloaded more than once for one batch"
+    );
+    assert_eq!(
+        reloads_in_journal(&node, &cursor),
+        1,
+        "PID 1 saw more than one reload request from podswarmd"
+    );
+    let active = node
+        .sh("systemctl list-units --no-legend --plain --state=active 'podswarm-default_batch-*'");
+    assert_eq!(active.lines().count(), 50, "{active}");
+}
