@@ -105,6 +105,9 @@ fn a_workload_runs_survives_podswarm_and_is_deleted() {
         unit.trim_end_matches(".service")
     ));
     assert_eq!(env, WEIRD);
+    // podswarmd's own log lines carry the pod as journal fields.
+    let about_pod = node.sh(&format!("journalctl --no-pager -o cat _SYSTEMD_UNIT=podswarm.service POD={name} NAMESPACE=default UNIT={unit}"));
+    assert!(about_pod.contains("pod unit started"), "{about_pod}\n{}", node.sh("journalctl -u podswarm -o verbose --no-pager -n 12 | grep -vE '_(SOURCE|BOOT|MACHINE|HOSTNAME|TRANSPORT|CAP|SELINUX|UID|GID|COMM|EXE|CMDLINE|PID|SYSTEMD_(CGROUP|SLICE|INVOCATION))'"));
     let logs = node.sh(&format!("podswarmctl logs {name}"));
     assert!(logs.contains(&format!("VALUE={WEIRD}")), "{logs}");
     let addresses = node.sh("podswarmctl get svc hello -o json");

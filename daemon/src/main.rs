@@ -117,6 +117,9 @@ fn init_logging() {
     if under_systemd {
         // Without a journal socket the layer cannot be built: fall back to stderr.
         if let Ok(layer) = tracing_journald::layer() {
+            // Unprefixed fields (POD=, NAMESPACE=, UNIT=) so `journalctl POD=web-…` works as users
+            // expect; the library's default would be F_POD=.
+            let layer = layer.with_field_prefix(None);
             tracing_subscriber::registry()
                 .with(filter)
                 .with(layer)

@@ -305,6 +305,20 @@ impl<S: Systemd, P: Podman> Reconciler<S, P> {
         let stops = self
             .jobs(services.iter().map(|s| (s.clone(), Job::Stop)).collect())
             .await;
+        for (service, (_, result)) in &stops {
+            let pod = to_remove
+                .iter()
+                .find(|n| service_of(n, &current[**n]).as_deref() == Some(service.as_str()))
+                .and_then(|n| pod_of_file(&current[*n]))
+                .unwrap_or_default();
+            let (namespace, pod) = pod.split_once('/').unwrap_or_default();
+            match result {
+                Ok(()) => tracing::info!(namespace, pod, unit = %service, "pod unit stopped"),
+                Err(e) => {
+                    tracing::warn!(namespace, pod, unit = %service, error = %e, "stopping a pod unit failed")
+                }
+            }
+        }
         pass.stopped = stops.into_iter().map(|(s, _)| s).collect();
 
         // Secrets and ConfigMap files before units that use them start.
@@ -452,18 +466,27 @@ impl<S: Systemd, P: Podman> Reconciler<S, P> {
                 jobs.push((service.clone(), Job::Start));
             }
         }
-        for (service, job, result) in self
-            .jobs(jobs)
-            .await
-            .into_iter()
-            .map(|(s, (j, r))| (s, j, r))
-        {
-            match (job, &result) {
-                (Job::Restart, _) => pass.restarted.push(service.clone()),
-                _ => pass.started.push(service.clone()),
+        let owners: BTreeMap<&str, &PodInstance> = desired
+            .values()
+            .map(|d| (d.rendered.service.as_str(), &d.pod))
+            .collect();
+        for (service, (job, result)) in self.jobs(jobs).await {
+            let (namespace, pod) = owners
+                .get(service.as_str())
+                .map(|p| (p.namespace.as_str(), p.name.as_str()))
+                .unwrap_or_default();
+            match &result {
+                // Fields become journal fields (NAMESPACE=, POD=, UNIT=): `journalctl POD=web-…`.
+                Ok(()) => {
+                    tracing::info!(namespace, pod, unit = %service, job = ?job, "pod unit {}", if job == Job::Restart { "restarted" } else { "started" })
+                }
+                Err(e) => {
+                    tracing::error!(namespace, pod, unit = %service, job = ?job, error = %e, "pod unit job failed")
+                }
             }
-            if let Err(e) = result {
-                tracing::error!(unit = %service, error = %e, "job failed");
+            match job {
+                Job::Restart => pass.restarted.push(service),
+                _ => pass.started.push(service),
             }
         }
         let _ = reloaded;
