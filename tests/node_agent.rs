@@ -23,6 +23,8 @@ spec:
     metadata:
       labels: {{app: hello}}
     spec:
+      # busybox httpd as PID 1 ignores SIGTERM: every stop takes the whole grace period.
+      terminationGracePeriodSeconds: 3
       containers:
       - name: web
         image: localhost/busybox:latest
@@ -33,6 +35,28 @@ spec:
           value: {weird_yaml}
         ports:
         - {{name: http, containerPort: 8080}}
+        readinessProbe:
+          httpGet: {{path: /index.html, port: http}}
+          periodSeconds: 1
+---
+apiVersion: v1
+kind: Pod
+metadata:
+  name: unready
+  labels: {{app: hello}}
+spec:
+  terminationGracePeriodSeconds: 3
+  containers:
+  - name: web
+    image: localhost/busybox:latest
+    imagePullPolicy: Never
+    command: ["/bin/httpd", "-f", "-p", "8080", "-h", "/www"]
+    ports:
+    - {{name: http, containerPort: 8080}}
+    readinessProbe:
+      httpGet: {{path: /missing, port: http}}
+      periodSeconds: 1
+      failureThreshold: 1
 ---
 apiVersion: v1
 kind: Service
@@ -74,13 +98,30 @@ fn a_workload_runs_survives_podswarm_and_is_deleted() {
     node.write("/root/app.yaml", manifest().as_bytes());
     let applied = node.sh("podswarmctl apply -f /root/app.yaml");
     assert!(
-        applied.contains("deployment/hello created") && applied.contains("service/hello created"),
+        applied.contains("deployment/hello created")
+            && applied.contains("service/hello created")
+            && applied.contains("pod/unready created"),
         "{applied}"
     );
     node.wait_for("the pod to be ready", Duration::from_secs(90), || {
         pods(&node).iter().any(|p| p["ready"] == Value::Bool(true))
     });
-    let pod = pods(&node).into_iter().next().unwrap_or(Value::Null);
+    // Readiness is the probe's verdict, not just "running".
+    node.wait_for("the unready pod to run", Duration::from_secs(60), || {
+        pods(&node)
+            .iter()
+            .any(|p| p["name"] == "unready" && p["phase"] == "Running")
+    });
+    std::thread::sleep(Duration::from_secs(3));
+    let unready = pods(&node)
+        .into_iter()
+        .find(|p| p["name"] == "unready")
+        .unwrap_or(Value::Null);
+    assert_eq!(unready["ready"], Value::Bool(false), "{unready}");
+    let pod = pods(&node)
+        .into_iter()
+        .find(|p| p["name"] != "unready")
+        .unwrap_or(Value::Null);
     let unit = pod["unit"].as_str().unwrap_or_default().to_owned();
     let ip = pod["ip"].as_str().unwrap_or_default().to_owned();
     let name = pod["name"].as_str().unwrap_or_default().to_owned();
@@ -158,9 +199,17 @@ fn a_workload_runs_survives_podswarm_and_is_deleted() {
     node.wait_for("the pod to be gone", Duration::from_secs(60), || {
         pods(&node).is_empty()
     });
-    node.wait_for("the unit to stop", Duration::from_secs(60), || {
-        node.unit_property(&unit, "ActiveState") != "active"
-    });
+    // Deletion is asynchronous, as in Kubernetes: the units stop within the grace period, then
+    // leave no trace in systemctl.
+    node.wait_for(
+        "the units to stop and disappear",
+        Duration::from_secs(60),
+        || {
+            !node
+                .sh("systemctl list-units --no-legend --plain 'podswarm-default_*'")
+                .contains("podswarm-default_")
+        },
+    );
     let files = node.sh("ls /etc/containers/systemd/podswarm/");
     assert_eq!(
         files.trim(),

@@ -4,5 +4,6 @@
 pub mod api;
 pub mod config;
 pub mod podman;
+pub mod probe;
 pub mod reconcile;
 pub mod state;

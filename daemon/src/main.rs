@@ -241,6 +241,7 @@ async fn run(args: Args) -> Result<()> {
         data_dir: config.paths.data_dir.clone(),
         parallel_jobs: config.workloads.parallel_jobs,
         quadlet_generator: config.paths.quadlet_generator.clone(),
+        podman: config.paths.podman.clone(),
     };
     let systemd = Arc::new(
         DbusSystemd::connect()
@@ -275,6 +276,7 @@ async fn run(args: Args) -> Result<()> {
     let (shutdown_tx, shutdown) = watch::channel(false);
     let (ready_tx, ready_rx) = tokio::sync::oneshot::channel();
     let reconcile_task = tokio::spawn(Arc::clone(&reconciler).run(shutdown.clone(), ready_tx));
+    let probe_task = tokio::spawn(Arc::clone(&reconciler).run_probes(shutdown.clone()));
 
     let mut servers = Vec::new();
     let socket = &config.api.socket;
@@ -362,6 +364,7 @@ async fn run(args: Args) -> Result<()> {
         }
     }
     let _ = reconcile_task.await;
+    let _ = probe_task.await;
     let _ = std::fs::remove_file(socket);
     Ok(())
 }

@@ -65,6 +65,7 @@ pub struct Settings {
     pub data_dir: PathBuf,
     pub parallel_jobs: usize,
     pub quadlet_generator: PathBuf,
+    pub podman: PathBuf,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -156,6 +157,7 @@ pub struct Reconciler<S: Systemd, P: Podman> {
     pub metrics: Arc<Metrics>,
     /// Pods whose files Quadlet rejected, with its message, until their files change.
     rejected: RwLock<BTreeMap<String, String>>,
+    pub prober: Arc<crate::probe::Prober>,
 }
 
 /// `Namespace=`/`Pod=` of a unit podswarm wrote (or the labels of a pod definition): the pod key.
@@ -214,7 +216,9 @@ impl<S: Systemd, P: Podman> std::fmt::Debug for Reconciler<S, P> {
 
 impl<S: Systemd, P: Podman> Reconciler<S, P> {
     pub fn new(systemd: Arc<S>, podman: Arc<P>, state: Arc<State>, settings: Settings) -> Self {
+        let prober = Arc::new(crate::probe::Prober::new(settings.podman.clone()));
         Reconciler {
+            prober,
             systemd,
             podman,
             state,
@@ -296,30 +300,48 @@ impl<S: Systemd, P: Podman> Reconciler<S, P> {
             .collect();
         let to_remove: Vec<&String> = current.keys().filter(|n| !files.contains_key(*n)).collect();
 
-        // Stop what goes away while systemd still knows the units.
-        let services: Vec<String> = to_remove
-            .iter()
-            .filter(|n| n.ends_with(".container") || n.ends_with(".pod") || n.ends_with(".kube"))
-            .filter_map(|n| service_of(n, &current[*n]))
-            .collect();
-        let stops = self
-            .jobs(services.iter().map(|s| (s.clone(), Job::Stop)).collect())
-            .await;
-        for (service, (_, result)) in &stops {
-            let pod = to_remove
-                .iter()
-                .find(|n| service_of(n, &current[**n]).as_deref() == Some(service.as_str()))
-                .and_then(|n| pod_of_file(&current[*n]))
-                .unwrap_or_default();
-            let (namespace, pod) = pod.split_once('/').unwrap_or_default();
-            match result {
-                Ok(()) => tracing::info!(namespace, pod, unit = %service, "pod unit stopped"),
-                Err(e) => {
-                    tracing::warn!(namespace, pod, unit = %service, error = %e, "stopping a pod unit failed")
-                }
+        // Stop what goes away, in the background: a container may take its whole grace period to
+        // stop, and other pods must not wait for that. systemd keeps a running unit even after its
+        // file is gone and a reload, so the files can go right away.
+        let mut removals: BTreeMap<String, Removal> = BTreeMap::new();
+        for name in &to_remove {
+            let contents = &current[*name];
+            let Some(service) = service_of(name, contents) else {
+                continue;
+            };
+            let key = pod_of_file(contents).unwrap_or_else(|| {
+                let claim = contents
+                    .lines()
+                    .find_map(|l| l.strip_prefix("Claim="))
+                    .unwrap_or_default();
+                format!("claim:{claim}")
+            });
+            let removal = removals.entry(key).or_default();
+            if name.ends_with(".volume") {
+                // Pod-scoped volumes (emptyDir) go with their pods; claims keep their data.
+                let volume = contents
+                    .contains("\nPod=")
+                    .then(|| {
+                        contents
+                            .lines()
+                            .find_map(|l| l.strip_prefix("VolumeName="))
+                            .map(str::to_owned)
+                    })
+                    .flatten();
+                removal.volumes.push((service, volume));
+            } else if !name.ends_with(".network") {
+                removal.services.push(service);
             }
         }
-        pass.stopped = stops.into_iter().map(|(s, _)| s).collect();
+        for (key, removal) in removals {
+            pass.stopped.extend(removal.services.iter().cloned());
+            self.metrics
+                .stops
+                .fetch_add(removal.services.len() as u64, Ordering::Relaxed);
+            let systemd = Arc::clone(&self.systemd);
+            let podman = Arc::clone(&self.podman);
+            tokio::spawn(async move { removal.run(&key, systemd.as_ref(), podman.as_ref()).await });
+        }
 
         // Secrets and ConfigMap files before units that use them start.
         let wanted: BTreeMap<&str, &[u8]> = desired
@@ -379,27 +401,6 @@ impl<S: Systemd, P: Podman> Reconciler<S, P> {
             }
         }
 
-        // A container stopped by SIGTERM exits 143, which systemd records as a failure; without a
-        // reset the deleted pod would linger in `systemctl list-units` as "not-found failed".
-        for service in &pass.stopped {
-            let _ = self.systemd.reset_failed(service).await;
-        }
-
-        // Pod-scoped volumes go with their pods; claims keep their data.
-        for name in to_remove.iter().filter(|n| n.ends_with(".volume")) {
-            let contents = &current[*name];
-            if contents.contains("\nPod=") {
-                if let Some(service) = service_of(name, contents) {
-                    let _ = self.systemd.stop(&service).await;
-                    let _ = self.systemd.reset_failed(&service).await;
-                }
-                if let Some(volume) = contents.lines().find_map(|l| l.strip_prefix("VolumeName="))
-                    && let Err(e) = self.podman.remove_volume(volume).await
-                {
-                    tracing::warn!(error = %e, volume, "cannot remove the volume of a deleted pod");
-                }
-            }
-        }
         for name in existing.iter().filter(|n| !wanted.contains_key(n.as_str())) {
             if let Err(e) = self.podman.remove_secret(name).await {
                 tracing::warn!(error = %e, secret = %name, "cannot remove an unused podman secret");
@@ -534,10 +535,6 @@ impl<S: Systemd, P: Podman> Reconciler<S, P> {
                     metrics.restarts.fetch_add(1, Ordering::Relaxed);
                     systemd.restart(&unit).await
                 }
-                Job::Stop => {
-                    metrics.stops.fetch_add(1, Ordering::Relaxed);
-                    systemd.stop(&unit).await
-                }
             };
             let result = match result {
                 Ok(JobResult::Done) => Ok(()),
@@ -633,7 +630,7 @@ impl<S: Systemd, P: Podman> Reconciler<S, P> {
                 };
                 containers.push(s);
             }
-            apply_states(&mut view, &main, &containers);
+            apply_states(&mut view, &main, &containers, self.prober.is_ready(&key));
             updated.insert(key, view);
         }
         if let Ok(mut v) = self.views.write() {
@@ -652,6 +649,8 @@ impl<S: Systemd, P: Podman> Reconciler<S, P> {
         let mut views = BTreeMap::new();
         for (key, d) in desired {
             let pod = &d.pod;
+            self.prober
+                .set(key, readiness_probes(pod, &self.settings.options));
             let units: Vec<String> = d
                 .rendered
                 .units
@@ -703,7 +702,7 @@ impl<S: Systemd, P: Podman> Reconciler<S, P> {
                         states.push(s);
                     }
                 }
-                apply_states(&mut view, &main, &states);
+                apply_states(&mut view, &main, &states, self.prober.is_ready(key));
             }
             views.insert(key.clone(), view);
         }
@@ -733,8 +732,43 @@ impl<S: Systemd, P: Podman> Reconciler<S, P> {
                 },
             );
         }
+        self.prober.retain(&views.keys().cloned().collect());
         if let Ok(mut v) = self.views.write() {
             *v = views;
+        }
+    }
+
+    /// Runs readiness probes every second and flips `ready` on the pods whose result changed.
+    pub async fn run_probes(self: Arc<Self>, mut shutdown: watch::Receiver<bool>) {
+        let mut tick = tokio::time::interval(Duration::from_secs(1));
+        loop {
+            tokio::select! {
+                _ = shutdown.changed() => return,
+                _ = tick.tick() => {}
+            }
+            let running: BTreeMap<String, String> = self
+                .views
+                .read()
+                .map(|v| {
+                    v.iter()
+                        .filter(|(_, p)| p.phase == Phase::Running)
+                        .filter_map(|(k, p)| p.ip.clone().map(|ip| (k.clone(), ip)))
+                        .collect()
+                })
+                .unwrap_or_default();
+            if self.prober.tick(&running).await {
+                if let Ok(mut views) = self.views.write() {
+                    for (key, view) in views.iter_mut() {
+                        let ready = view.phase == Phase::Running
+                            && view.reason.is_none()
+                            && self.prober.is_ready(key);
+                        if ready != view.ready {
+                            tracing::info!(namespace = %view.namespace, pod = %view.name, ready, "pod readiness changed");
+                            view.ready = ready;
+                        }
+                    }
+                }
+            }
         }
     }
 
@@ -796,11 +830,79 @@ impl<S: Systemd, P: Podman> Reconciler<S, P> {
     }
 }
 
+/// What goes when a pod goes: its units, then its pod-scoped volumes.
+#[derive(Debug, Default)]
+struct Removal {
+    services: Vec<String>,
+    /// (the `.volume` unit's service, the podman volume to delete if pod-scoped)
+    volumes: Vec<(String, Option<String>)>,
+}
+
+impl Removal {
+    async fn run<S: Systemd, P: Podman>(self, key: &str, systemd: &S, podman: &P) {
+        let (namespace, pod) = key.split_once('/').unwrap_or_default();
+        let stops =
+            futures_util::future::join_all(self.services.iter().map(|s| systemd.stop(s))).await;
+        for (service, result) in self.services.iter().zip(stops) {
+            match result {
+                Ok(JobResult::Done) => {
+                    tracing::info!(namespace, pod, unit = %service, "pod unit stopped")
+                }
+                Ok(other) => {
+                    tracing::warn!(namespace, pod, unit = %service, job = %other, "stopping a pod unit did not finish cleanly")
+                }
+                Err(e) => {
+                    tracing::warn!(namespace, pod, unit = %service, error = %error_chain(&e), "stopping a pod unit failed")
+                }
+            }
+            // A container stopped by SIGTERM exits 143, which systemd records as a failure; without
+            // a reset the deleted pod would linger in `systemctl list-units` as "not-found failed".
+            let _ = systemd.reset_failed(service).await;
+        }
+        for (service, volume) in self.volumes {
+            let _ = systemd.stop(&service).await;
+            let _ = systemd.reset_failed(&service).await;
+            if let Some(volume) = volume {
+                if let Err(e) = podman.remove_volume(&volume).await {
+                    tracing::warn!(namespace, pod, volume, error = %e, "cannot remove the volume of a deleted pod");
+                }
+            }
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Job {
     Start,
     Restart,
-    Stop,
+}
+
+/// A pod's readiness probes, with the podman names its containers get.
+fn readiness_probes(pod: &PodInstance, options: &Options) -> Vec<crate::probe::ReadinessProbe> {
+    let multi = pod.spec.containers.len() > 1;
+    let base = podswarm_generator::names::pod(&pod.namespace, &pod.name);
+    pod.spec
+        .containers
+        .iter()
+        .filter_map(|c| {
+            let probe = c.readiness_probe.clone()?;
+            let podman_name = match (multi, options.multi_container) {
+                (false, _) => base.clone(),
+                (true, podswarm_generator::MultiContainer::Pod) => {
+                    podswarm_generator::names::container(&pod.namespace, &pod.name, &c.name)
+                }
+                // `podman kube play` names containers `<pod>-<container>`.
+                (true, podswarm_generator::MultiContainer::Kube) => format!("{base}-{}", c.name),
+            };
+            let port = crate::probe::probe_port(&probe, c);
+            Some(crate::probe::ReadinessProbe {
+                container: c.name.clone(),
+                podman_name,
+                probe,
+                port,
+            })
+        })
+        .collect()
 }
 
 /// Whether a desired pod's main unit should be started now.
@@ -836,7 +938,12 @@ fn container_services(pod: &PodInstance, rendered: &RenderedPod) -> Vec<(String,
 }
 
 /// Pod phase, readiness and restarts from its units' states.
-fn apply_states(view: &mut PodView, main: &UnitState, containers: &[UnitState]) {
+fn apply_states(
+    view: &mut PodView,
+    main: &UnitState,
+    containers: &[UnitState],
+    probes_ready: bool,
+) {
     view.restarts = containers.iter().map(|s| s.n_restarts).sum();
     for (c, s) in view.containers.iter_mut().zip(containers) {
         c.state = format!("{}/{}", s.active_state, s.sub_state);
@@ -885,7 +992,7 @@ fn apply_states(view: &mut PodView, main: &UnitState, containers: &[UnitState]) 
     };
     view.phase = phase;
     view.reason = reason;
-    view.ready = phase == Phase::Running && view.reason.is_none();
+    view.ready = phase == Phase::Running && view.reason.is_none() && probes_ready;
 }
 
 /// An error and its causes on one line, for logging an error once with its chain.
@@ -972,6 +1079,7 @@ mod tests {
                 data_dir: self.data_dir.clone(),
                 parallel_jobs: 4,
                 quadlet_generator: PathBuf::from("/nonexistent"),
+                podman: PathBuf::from("podman"),
             };
             Reconciler::new(
                 Arc::clone(&self.systemd),
