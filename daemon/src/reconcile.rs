@@ -756,16 +756,16 @@ impl<S: Systemd, P: Podman> Reconciler<S, P> {
                         .collect()
                 })
                 .unwrap_or_default();
-            if self.prober.tick(&running).await {
-                if let Ok(mut views) = self.views.write() {
-                    for (key, view) in views.iter_mut() {
-                        let ready = view.phase == Phase::Running
-                            && view.reason.is_none()
-                            && self.prober.is_ready(key);
-                        if ready != view.ready {
-                            tracing::info!(namespace = %view.namespace, pod = %view.name, ready, "pod readiness changed");
-                            view.ready = ready;
-                        }
+            if self.prober.tick(&running).await
+                && let Ok(mut views) = self.views.write()
+            {
+                for (key, view) in views.iter_mut() {
+                    let ready = view.phase == Phase::Running
+                        && view.reason.is_none()
+                        && self.prober.is_ready(key);
+                    if ready != view.ready {
+                        tracing::info!(namespace = %view.namespace, pod = %view.name, ready, "pod readiness changed");
+                        view.ready = ready;
                     }
                 }
             }
@@ -862,10 +862,10 @@ impl Removal {
         for (service, volume) in self.volumes {
             let _ = systemd.stop(&service).await;
             let _ = systemd.reset_failed(&service).await;
-            if let Some(volume) = volume {
-                if let Err(e) = podman.remove_volume(&volume).await {
-                    tracing::warn!(namespace, pod, volume, error = %e, "cannot remove the volume of a deleted pod");
-                }
+            if let Some(volume) = volume
+                && let Err(e) = podman.remove_volume(&volume).await
+            {
+                tracing::warn!(namespace, pod, volume, error = %e, "cannot remove the volume of a deleted pod");
             }
         }
     }
