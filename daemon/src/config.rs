@@ -299,3 +299,37 @@ mod tests {
         assert!(e.is_err_and(|e| e.contains("network.node_subnet") && e.contains("not inside")));
     }
 }
+
+#[cfg(test)]
+mod shipped {
+    use super::*;
+
+    /// The commented file the packages install is valid, and uncommenting every example keeps it
+    /// valid: the documentation cannot drift from the code.
+    #[test]
+    fn the_shipped_config_file_is_valid_commented_and_uncommented() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../packaging/podswarm.toml");
+        let text =
+            std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        let commented = Config::parse(&text, &path).unwrap_or_else(|e| panic!("{e}"));
+        assert!(commented.validate().is_ok());
+        let uncommented: String = text
+            .lines()
+            .map(|l| match l.strip_prefix("# ") {
+                Some(rest)
+                    if rest.contains(" = ") && !rest.contains(':')
+                        || rest.starts_with("node_name") =>
+                {
+                    rest.to_owned()
+                }
+                _ => l.to_owned(),
+            })
+            .collect::<Vec<_>>()
+            .join("\n");
+        let c = Config::parse(&uncommented, &path)
+            .unwrap_or_else(|e| panic!("uncommented: {e}\n{uncommented}"));
+        c.validate().unwrap_or_else(|e| panic!("uncommented: {e}"));
+        assert_eq!(c.node_name.as_deref(), Some("node1"));
+        assert_eq!(c.workloads.host_path_allow, ["/srv/shared"]);
+    }
+}

@@ -1,0 +1,97 @@
+#!/usr/bin/env bash
+# Runs podswarm for real on this machine: a single-node cluster in a booted Debian trixie node
+# (systemd 257, Podman 5.4) under systemd-nspawn, installed the way the package installs it.
+#
+#   sudo ./tests/nodes/try.sh          build, boot, install, apply examples/hello.yaml, show it
+#   sudo ./tests/nodes/try.sh --stop   shut the node down and remove it
+#
+# The node keeps running afterwards; the script prints how to use podswarmctl, systemctl and
+# journalctl inside it. No network is needed beyond the Debian mirror for the first image build.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+
+dir=/var/lib/podswarm-test/try
+name=podswarm-try
+
+stop() {
+    local pid
+    pid=$(pgrep -f "systemd-nspawn -D $dir/merged" | head -n 1 || true)
+    if [ -n "$pid" ]; then
+        kill "$pid"
+        for _ in $(seq 1 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.2; done
+    fi
+    mountpoint -q "$dir/merged" && umount "$dir/merged"
+    rm -rf "$dir"
+}
+
+if [ "${1:-}" = "--stop" ]; then
+    stop
+    echo "stopped and removed $name"
+    exit 0
+fi
+[ "$(id -u)" -eq 0 ] || { echo "try.sh: run as root (it boots a systemd-nspawn node)" >&2; exit 1; }
+for tool in debootstrap systemd-nspawn; do
+    command -v "$tool" >/dev/null || { echo "try.sh: install $tool first (apt-get install debootstrap systemd-container)" >&2; exit 1; }
+done
+
+./tests/nodes/build-image.sh
+echo "== building podswarm (release)"
+cargo build --release --locked -p podswarm-daemon -p podswarmctl
+stop
+
+root=${PODSWARM_NODE_CACHE:-/var/cache/podswarm-test}/trixie-root
+mkdir -p "$dir"/{upper,work,merged,containers}
+mount -t overlay overlay -o "lowerdir=$root,upperdir=$dir/upper,workdir=$dir/work" "$dir/merged"
+echo "$name" >"$dir/merged/etc/hostname"
+install -m 0755 target/release/podswarmd target/release/podswarmctl "$dir/merged/usr/bin/"
+install -m 0644 packaging/systemd/podswarm.service "$dir/merged/usr/lib/systemd/system/"
+cp examples/hello.yaml "$dir/merged/root/"
+
+SYSTEMD_NSPAWN_UNIFIED_HIERARCHY=1 systemd-nspawn -D "$dir/merged" -b --register=no --keep-unit -M "$name" \
+    --capability=all --system-call-filter='@keyring bpf' --private-network \
+    --bind="$dir/containers:/var/lib/containers" >"$dir/console.log" 2>&1 &
+nspawn=$!
+leader=""
+for _ in $(seq 1 100); do
+    leader=$(cat /proc/$nspawn/task/*/children 2>/dev/null | awk '{print $1; exit}')
+    [ -n "$leader" ] && break
+    sleep 0.1
+done
+[ -n "$leader" ] || { echo "try.sh: the node did not start; see $dir/console.log" >&2; exit 1; }
+in_node() { nsenter -t "$leader" -a -- "$@"; }
+for _ in $(seq 1 300); do
+    state=$(in_node systemctl is-system-running 2>/dev/null || true)
+    case "$state" in running|degraded) break ;; esac
+    sleep 0.2
+done
+
+echo "== importing a local busybox image (no registry is reachable here)"
+in_node sh -c 'set -e; d=$(mktemp -d /var/tmp/bb.XXXXXX); mkdir -p $d/bin $d/www; cp /usr/bin/busybox $d/bin/;
+    for l in sh httpd nc wget cat echo sleep ls env printf; do ln -s busybox $d/bin/$l; done;
+    tar -C $d -cf $d.tar .; podman import --change "CMD=[\"/bin/sh\"]" $d.tar localhost/busybox:latest >/dev/null; rm -rf $d $d.tar'
+
+echo "== systemctl enable --now podswarm"
+in_node sh -c 'groupadd --system podswarm 2>/dev/null || true; systemctl daemon-reload; systemctl enable --now podswarm'
+echo "== podswarmctl apply -f /root/hello.yaml"
+in_node podswarmctl apply -f /root/hello.yaml
+for _ in $(seq 1 120); do
+    in_node podswarmctl get pods 2>/dev/null | grep -q ' 1/1 .*Running' && break
+    sleep 0.5
+done
+echo "== podswarmctl get pods -o wide"
+in_node podswarmctl get pods -o wide
+echo "== systemctl list-units 'podswarm-*'"
+in_node systemctl list-units --no-pager 'podswarm-*'
+ip=$(in_node podswarmctl get pods -o json | sed -n 's/.*"ip": "\([0-9.]*\)".*/\1/p' | head -n 1)
+echo "== curl http://$ip:8080/"
+in_node curl -s "http://$ip:8080/" || true
+cat <<EOT
+
+podswarm runs in node $name (PID $leader). Try, from this machine:
+  nsenter -t $leader -a podswarmctl get deploy
+  nsenter -t $leader -a podswarmctl describe pod NAME
+  nsenter -t $leader -a systemctl status 'podswarm-default_hello-*'
+  nsenter -t $leader -a journalctl -u podswarm -f
+  nsenter -t $leader -a bash                       # a shell inside the node
+Stop it with: sudo ./tests/nodes/try.sh --stop
+EOT
