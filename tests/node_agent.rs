@@ -149,8 +149,14 @@ fn a_workload_runs_survives_podswarm_and_is_deleted() {
     // podswarmd's own log lines carry the pod as journal fields.
     let about_pod = node.sh(&format!("journalctl --no-pager -o cat _SYSTEMD_UNIT=podswarm.service POD={name} NAMESPACE=default UNIT={unit}"));
     assert!(about_pod.contains("pod unit started"), "{about_pod}\n{}", node.sh("journalctl -u podswarm -o verbose --no-pager -n 12 | grep -vE '_(SOURCE|BOOT|MACHINE|HOSTNAME|TRANSPORT|CAP|SELINUX|UID|GID|COMM|EXE|CMDLINE|PID|SYSTEMD_(CGROUP|SLICE|INVOCATION))'"));
+    // Exactly what the container wrote: no podman or systemd lines.
     let logs = node.sh(&format!("podswarmctl logs {name}"));
-    assert!(logs.contains(&format!("VALUE={WEIRD}")), "{logs}");
+    assert_eq!(logs, format!("VALUE={WEIRD}\n"));
+    let wrong = node.exec(&["podswarmctl", "logs", &name, "-c", "nope"]);
+    assert!(
+        !wrong.status.success()
+            && String::from_utf8_lossy(&wrong.stderr).contains("container \"nope\"")
+    );
     let addresses = node.sh("podswarmctl get svc hello -o json");
     assert!(addresses.contains("hello"), "{addresses}");
     let endpoints: Value = serde_json::from_str(&node.sh("curl -sf --unix-socket /run/podswarm/api.sock http://localhost/api/v1/services/default/hello/addresses")).unwrap_or(Value::Null);

@@ -588,6 +588,7 @@ pub async fn delete(
 pub async fn logs(
     client: &Client,
     pod: &str,
+    container: Option<&str>,
     follow: bool,
     tail: Option<u64>,
     scope: &Scope,
@@ -599,6 +600,9 @@ pub async fn logs(
     );
     if let Some(n) = tail {
         path.push_str(&format!("&tail={n}"));
+    }
+    if let Some(c) = container {
+        path.push_str(&format!("&container={c}"));
     }
     let response = client.send(Method::GET, &path, None, &[]).await?;
     let status = response.status();

@@ -78,6 +78,9 @@ enum Command {
     /// Print a pod's logs (its units' journal)
     Logs {
         pod: String,
+        /// Only this container's output
+        #[arg(short = 'c', long)]
+        container: Option<String>,
         #[arg(short = 'f', long)]
         follow: bool,
         #[arg(long)]
@@ -154,10 +157,11 @@ async fn dispatch(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Logs {
             pod,
+            container,
             follow,
             tail,
             scope,
-        } => cluster::logs(&client()?, pod, *follow, *tail, scope).await,
+        } => cluster::logs(&client()?, pod, container.as_deref(), *follow, *tail, scope).await,
         Command::Scale {
             target,
             name,

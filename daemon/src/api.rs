@@ -379,6 +379,7 @@ async fn get_pod(
 struct LogQuery {
     follow: Option<bool>,
     tail: Option<u64>,
+    container: Option<String>,
 }
 
 /// The pod's journal (`journalctl -u` of its units), streamed; `follow` keeps it open.
@@ -404,11 +405,28 @@ async fn pod_logs(
         ));
     }
     let mut cmd = tokio::process::Command::new(&api.journalctl);
-    cmd.args(["--no-pager", "--output=cat", "--quiet"]);
-    let units: std::collections::BTreeSet<&str> =
-        pod.containers.iter().map(|c| c.unit.as_str()).collect();
-    for unit in units {
-        cmd.arg(format!("--unit={unit}"));
+    // JSON, not `cat`: conmon stores each line with its newline, and MESSAGE may be bytes.
+    cmd.args([
+        "--no-pager",
+        "--output=json",
+        "--output-fields=MESSAGE",
+        "--quiet",
+    ]);
+    // Only what the containers wrote: podman's journald driver tags it with CONTAINER_NAME=
+    // (repeated matches of one field are ORed by journalctl).
+    let containers: Vec<&crate::reconcile::ContainerView> = pod
+        .containers
+        .iter()
+        .filter(|c| q.container.as_ref().is_none_or(|n| &c.name == n))
+        .collect();
+    if containers.is_empty() {
+        return Err(ApiError::not_found(format!(
+            "container {:?} in pod {key}",
+            q.container.clone().unwrap_or_default()
+        )));
+    }
+    for c in containers {
+        cmd.arg(format!("CONTAINER_NAME={}", c.podman_name));
     }
     if let Some(n) = q.tail {
         cmd.arg(format!("--lines={n}"));
@@ -434,17 +452,39 @@ async fn pod_logs(
         )
     })?;
     // The child lives as long as the stream; dropping the response (client gone) kills it.
-    let stream = futures_util::stream::unfold(
-        (tokio_util::io::ReaderStream::new(stdout), child),
-        |(mut reader, child)| async move {
-            use futures_util::StreamExt;
-            reader.next().await.map(|chunk| (chunk, (reader, child)))
-        },
-    );
+    let lines = tokio::io::AsyncBufReadExt::lines(tokio::io::BufReader::new(stdout));
+    let stream = futures_util::stream::unfold((lines, child), |(mut lines, child)| async move {
+        match lines.next_line().await {
+            Ok(Some(line)) => Some((
+                Ok::<Bytes, std::io::Error>(Bytes::from(journal_message(&line))),
+                (lines, child),
+            )),
+            _ => None,
+        }
+    });
     Response::builder()
         .header(header::CONTENT_TYPE, "text/plain; charset=utf-8")
         .body(Body::from_stream(stream))
         .map_err(|e| ApiError::internal(&e))
+}
+
+/// One journal entry (journalctl's JSON) as the line the container wrote, with one newline.
+fn journal_message(json_line: &str) -> Vec<u8> {
+    let entry: Value = serde_json::from_str(json_line).unwrap_or(Value::Null);
+    let mut message = match entry.get("MESSAGE") {
+        Some(Value::String(s)) => s.clone().into_bytes(),
+        // journald gives non-UTF-8 messages as arrays of bytes.
+        Some(Value::Array(bytes)) => bytes
+            .iter()
+            .filter_map(|b| b.as_u64().and_then(|b| u8::try_from(b).ok()))
+            .collect(),
+        _ => Vec::new(),
+    };
+    if message.last() == Some(&b'\n') {
+        message.pop();
+    }
+    message.push(b'\n');
+    message
 }
 
 fn objects_of(api: &Api, kind: &str, ns: Option<&str>) -> Vec<crate::state::Entry> {
@@ -812,4 +852,27 @@ async fn metrics(AxState(api): AxState<Shared>) -> Response {
     }
     out.push_str(&format!("# HELP podswarm_state_version version of the desired state\n# TYPE podswarm_state_version gauge\npodswarm_state_version {}\n", api.state.version()));
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out).into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn journal_messages_get_exactly_one_newline() {
+        assert_eq!(journal_message(r#"{"MESSAGE":"hello\n"}"#), b"hello\n");
+        assert_eq!(journal_message(r#"{"MESSAGE":"hello"}"#), b"hello\n");
+        assert_eq!(
+            journal_message(r#"{"MESSAGE":[104,255,10]}"#),
+            vec![104, 255, 10]
+        );
+        assert_eq!(journal_message("not json"), b"\n");
+    }
+
+    #[test]
+    fn kinds_as_users_type_them() {
+        assert_eq!(canonical_kind("deploy"), Some("Deployment"));
+        assert_eq!(canonical_kind("SVC"), Some("Service"));
+        assert_eq!(canonical_kind("statefulset"), None);
+    }
 }

@@ -80,6 +80,8 @@ pub enum Phase {
 #[serde(rename_all = "camelCase")]
 pub struct ContainerView {
     pub name: String,
+    /// The container's name in podman (and the journal's CONTAINER_NAME=).
+    pub podman_name: String,
     pub image: String,
     pub unit: String,
     pub state: String,
@@ -674,6 +676,7 @@ impl<S: Systemd, P: Podman> Reconciler<S, P> {
                     .containers
                     .iter()
                     .map(|(name, unit)| ContainerView {
+                        podman_name: podman_name(pod, name, &self.settings.options),
                         name: name.clone(),
                         image: pod
                             .spec
@@ -878,22 +881,26 @@ enum Job {
 }
 
 /// A pod's readiness probes, with the podman names its containers get.
-fn readiness_probes(pod: &PodInstance, options: &Options) -> Vec<crate::probe::ReadinessProbe> {
-    let multi = pod.spec.containers.len() > 1;
+/// The name podman gives a pod's container (for `podman exec` and the journal's CONTAINER_NAME=).
+fn podman_name(pod: &PodInstance, container: &str, options: &Options) -> String {
     let base = podswarm_generator::names::pod(&pod.namespace, &pod.name);
+    match (pod.spec.containers.len() > 1, options.multi_container) {
+        (false, _) => base,
+        (true, podswarm_generator::MultiContainer::Pod) => {
+            podswarm_generator::names::container(&pod.namespace, &pod.name, container)
+        }
+        // `podman kube play` names containers `<pod>-<container>`.
+        (true, podswarm_generator::MultiContainer::Kube) => format!("{base}-{container}"),
+    }
+}
+
+fn readiness_probes(pod: &PodInstance, options: &Options) -> Vec<crate::probe::ReadinessProbe> {
     pod.spec
         .containers
         .iter()
         .filter_map(|c| {
             let probe = c.readiness_probe.clone()?;
-            let podman_name = match (multi, options.multi_container) {
-                (false, _) => base.clone(),
-                (true, podswarm_generator::MultiContainer::Pod) => {
-                    podswarm_generator::names::container(&pod.namespace, &pod.name, &c.name)
-                }
-                // `podman kube play` names containers `<pod>-<container>`.
-                (true, podswarm_generator::MultiContainer::Kube) => format!("{base}-{}", c.name),
-            };
+            let podman_name = podman_name(pod, &c.name, options);
             let port = crate::probe::probe_port(&probe, c);
             Some(crate::probe::ReadinessProbe {
                 container: c.name.clone(),
