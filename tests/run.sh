@@ -19,7 +19,14 @@ echo "== cargo fmt --check"
 cargo fmt --all -- --check
 echo "== cargo clippy"
 cargo clippy --workspace --all-targets --locked -- -D warnings
-# The node tests install the workspace binaries into booted nodes.
+# The node tests install the workspace binaries into booted nodes; the package test installs the
+# .deb, so the packages are built (and linted) first.
 cargo build --workspace --bins --locked
+echo "== packages"
+./packaging/build.sh
+echo "== lintian"
+lintian --fail-on error target/packages/*.deb
+echo "== rpmlint"
+rpmlint --file packaging/rpmlintrc target/packages/*.rpm
 echo "== cargo nextest"
 cargo nextest run --workspace --locked --no-fail-fast

@@ -2,6 +2,7 @@
 //! the desired-state store, the podman edge, the reconciler and the REST API.
 
 pub mod api;
+pub mod cli;
 pub mod config;
 pub mod podman;
 pub mod probe;

@@ -5,13 +5,13 @@
 //! start it adopts what runs and changes only the difference.
 
 use std::net::IpAddr;
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 use clap::Parser;
 use podswarm_daemon::api::{self, Api, Peer};
+use podswarm_daemon::cli::Args;
 use podswarm_daemon::config::{Config, MultiContainerMode, Toggle};
 use podswarm_daemon::podman::PodmanCli;
 use podswarm_daemon::reconcile::{Reconciler, Settings, error_chain};
@@ -20,92 +20,6 @@ use podswarm_generator::{MultiContainer, NodeContext, Options, PodNetwork};
 use podswarm_manifest::{Limits, Policy};
 use podswarm_units::{DbusSystemd, Systemd};
 use tokio::sync::watch;
-
-#[derive(Debug, Parser)]
-#[command(name = "podswarmd", version, about = "The podswarm node agent")]
-struct Args {
-    /// Configuration file (missing file: defaults)
-    #[arg(
-        long,
-        env = "PODSWARM_CONFIG",
-        default_value = "/etc/podswarm/podswarm.toml"
-    )]
-    config: PathBuf,
-    /// Check the configuration and exit
-    #[arg(long)]
-    validate: bool,
-    #[arg(long, env = "PODSWARM_NODE_NAME")]
-    node_name: Option<String>,
-    /// TCP address of the API (empty: none)
-    #[arg(long, env = "PODSWARM_API_LISTEN")]
-    api_listen: Option<String>,
-    #[arg(long, env = "PODSWARM_API_SOCKET")]
-    api_socket: Option<PathBuf>,
-    #[arg(long, env = "PODSWARM_STATE_DIR")]
-    state_dir: Option<PathBuf>,
-    #[arg(long, env = "PODSWARM_UNIT_DIR")]
-    unit_dir: Option<PathBuf>,
-    #[arg(long, env = "PODSWARM_DATA_DIR")]
-    data_dir: Option<PathBuf>,
-    #[arg(long, env = "PODSWARM_POD_CIDR")]
-    pod_cidr: Option<String>,
-    #[arg(long, env = "PODSWARM_NODE_SUBNET")]
-    node_subnet: Option<String>,
-    #[arg(long, env = "PODSWARM_CLUSTER_DOMAIN")]
-    cluster_domain: Option<String>,
-    #[arg(long, env = "PODSWARM_DNS_SERVER")]
-    dns_server: Option<IpAddr>,
-    #[arg(long, env = "PODSWARM_NODE_IP")]
-    node_ip: Option<IpAddr>,
-    /// Host path prefix hostPath volumes may use (repeatable)
-    #[arg(
-        long = "host-path-allow",
-        env = "PODSWARM_HOST_PATH_ALLOW",
-        value_delimiter = ','
-    )]
-    host_path_allow: Vec<String>,
-}
-
-impl Args {
-    fn apply(&self, c: &mut Config) {
-        if let Some(v) = &self.node_name {
-            c.node_name = Some(v.clone());
-        }
-        if let Some(v) = &self.api_listen {
-            c.api.listen = v.clone();
-        }
-        if let Some(v) = &self.api_socket {
-            c.api.socket = v.clone();
-        }
-        if let Some(v) = &self.state_dir {
-            c.paths.state_dir = v.clone();
-        }
-        if let Some(v) = &self.unit_dir {
-            c.paths.unit_dir = v.clone();
-        }
-        if let Some(v) = &self.data_dir {
-            c.paths.data_dir = v.clone();
-        }
-        if let Some(v) = &self.pod_cidr {
-            c.network.pod_cidr = v.clone();
-        }
-        if let Some(v) = &self.node_subnet {
-            c.network.node_subnet = Some(v.clone());
-        }
-        if let Some(v) = &self.cluster_domain {
-            c.network.cluster_domain = v.clone();
-        }
-        if let Some(v) = self.dns_server {
-            c.network.dns_server = Some(v);
-        }
-        if let Some(v) = self.node_ip {
-            c.network.node_ip = Some(v);
-        }
-        if !self.host_path_allow.is_empty() {
-            c.workloads.host_path_allow = self.host_path_allow.clone();
-        }
-    }
-}
 
 /// journald under systemd (structured fields), a terminal otherwise.
 fn init_logging() {

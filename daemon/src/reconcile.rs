@@ -790,6 +790,10 @@ impl<S: Systemd, P: Podman> Reconciler<S, P> {
         loop {
             if pending_full {
                 pending_full = false;
+                // Debounce: requests that arrive together (`apply -f dir/`, `delete -f`, one per
+                // object) become one pass, so one batch and one reload.
+                tokio::time::sleep(DEBOUNCE).await;
+                versions.borrow_and_update();
                 match self.sync().await {
                     Ok(pass) if !pass.is_noop() => tracing::info!(
                         written = pass.written.len(),
@@ -873,6 +877,9 @@ impl Removal {
         }
     }
 }
+
+/// How long a pass waits after a change for more changes to batch with it.
+const DEBOUNCE: Duration = Duration::from_millis(50);
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Job {

@@ -1,0 +1,9 @@
+# %post: $1 = 1 on install, 2 on upgrade. Nothing is started without `systemctl enable --now`.
+systemd-sysusers podswarm.conf >/dev/null 2>&1 || :
+systemd-tmpfiles --create podswarm.conf >/dev/null 2>&1 || :
+if [ -d /run/systemd/system ]; then
+    systemctl daemon-reload >/dev/null 2>&1 || :
+    if [ "$1" -ge 2 ] && systemctl is-active --quiet podswarm.service; then
+        systemctl try-restart podswarm.service >/dev/null 2>&1 || :
+    fi
+fi

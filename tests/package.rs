@@ -1,0 +1,91 @@
+//! The .deb on a booted Debian trixie node: install, enable, run, remove, purge — as a user would.
+//! Needs `packaging/build.sh` to have run (tests/run.sh does it first).
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use podswarm_tests::node::{BootOptions, Node, nodes_or_skip};
+
+fn deb() -> Option<PathBuf> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/packages");
+    let found = std::fs::read_dir(&dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|e| e.path())
+        .find(|p| p.extension().is_some_and(|x| x == "deb"));
+    if found.is_none() {
+        let why = format!("no .deb in {} (run packaging/build.sh)", dir.display());
+        assert!(
+            std::env::var("PODSWARM_REQUIRE_NODES").as_deref() != Ok("1"),
+            "PODSWARM_REQUIRE_NODES=1 but {why}"
+        );
+        println!("SKIPPED the package test: {why}");
+    }
+    found
+}
+
+#[test]
+fn the_deb_installs_enables_runs_and_purges_cleanly() {
+    if nodes_or_skip("the_deb_installs_enables_runs_and_purges_cleanly").is_none() {
+        return;
+    }
+    let Some(deb) = deb() else { return };
+    let node = Node::boot("pkg", &BootOptions::default());
+    node.import_busybox();
+    node.install(&deb, "/root/podswarm.deb", 0o644);
+    node.sh("dpkg -i /root/podswarm.deb");
+
+    // Installed, not started: that is the administrator's call.
+    assert_eq!(
+        node.unit_property("podswarm.service", "UnitFileState"),
+        "disabled"
+    );
+    assert_eq!(
+        node.unit_property("podswarm.service", "ActiveState"),
+        "inactive"
+    );
+    node.sh("getent group podswarm && getent passwd podswarm");
+    node.sh("test -f /usr/share/man/man1/podswarmctl.1.gz && test -f /usr/share/man/man8/podswarmd.8.gz && test -f /usr/share/bash-completion/completions/podswarmctl");
+    assert_eq!(node.sh("stat -c %a /etc/podswarm").trim(), "700");
+    node.sh("podswarmd --validate");
+
+    node.sh("systemctl enable --now podswarm");
+    node.wait_for("podswarmd to answer", Duration::from_secs(60), || {
+        node.exec(&["podswarmctl", "get", "nodes"]).status.success()
+    });
+    node.write(
+        "/root/app.yaml",
+        b"apiVersion: v1\nkind: Pod\nmetadata: {name: web}\nspec:\n  terminationGracePeriodSeconds: 2\n  containers:\n  - {name: web, image: localhost/busybox:latest, imagePullPolicy: Never, command: [/bin/httpd, -f, -p, '8080', -h, /www]}\n",
+    );
+    node.sh("podswarmctl apply -f /root/app.yaml");
+    node.wait_for("the pod's unit to run", Duration::from_secs(60), || {
+        node.unit_property("podswarm-default_web.service", "ActiveState") == "active"
+    });
+    let ip =
+        node.sh("podswarmctl get pod web -o json | sed -n 's/.*\"ip\": \"\\([0-9.]*\\)\".*/\\1/p'");
+    assert!(
+        node.sh(&format!("curl -sf http://{}:8080/", ip.trim()))
+            .contains("hello from podswarm")
+    );
+
+    // Removing the package stops podswarm, not the workloads.
+    node.sh("dpkg -r podswarm");
+    assert_ne!(
+        node.unit_property("podswarm.service", "ActiveState"),
+        "active"
+    );
+    assert_eq!(
+        node.unit_property("podswarm-default_web.service", "ActiveState"),
+        "active",
+        "dpkg -r must not stop workloads"
+    );
+    // Purging removes them and everything podswarm made.
+    node.sh("dpkg -P podswarm");
+    node.wait_for("the workload to stop", Duration::from_secs(30), || {
+        node.unit_property("podswarm-default_web.service", "ActiveState") != "active"
+    });
+    node.sh("test ! -e /etc/containers/systemd/podswarm && test ! -e /var/lib/podswarm && test ! -e /etc/podswarm");
+    let left = node.sh("systemctl list-units --no-legend --plain 'podswarm*'");
+    assert!(left.trim().is_empty(), "left behind: {left}");
+}
