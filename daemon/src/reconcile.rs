@@ -159,22 +159,36 @@ pub struct Reconciler<S: Systemd, P: Podman> {
     pub metrics: Arc<Metrics>,
     /// Pods whose files Quadlet rejected, with its message, until their files change.
     rejected: RwLock<BTreeMap<String, String>>,
+    /// Deleted pods on their way out: stopping (a task runs their stop jobs), then stopped (the
+    /// next pass removes their files). Unit files must outlive the stop: a reload that finds a
+    /// stopping unit's file gone turns it into `not-found` and drops its remaining stop commands.
+    removals: Arc<std::sync::Mutex<Removals>>,
+    /// Wakes the run loop when a removal has stopped its pod.
+    wake: Arc<tokio::sync::Notify>,
     pub prober: Arc<crate::probe::Prober>,
 }
 
 /// `Namespace=`/`Pod=` of a unit podswarm wrote (or the labels of a pod definition): the pod key.
 fn pod_of_file(contents: &str) -> Option<String> {
+    // Units: `Namespace=`/`Pod=` at the start of a line. Pod definitions (JSON): the labels, at
+    // whatever depth the pretty-printer put them.
     let find = |key: &str| {
         contents
             .lines()
-            .find_map(|l| l.strip_prefix(key))
+            .find_map(|l| {
+                l.strip_prefix(key).or_else(|| {
+                    l.trim_start()
+                        .strip_prefix(key)
+                        .filter(|_| key.starts_with('"'))
+                })
+            })
             .map(|v| v.trim().trim_matches(['"', ',']).to_owned())
     };
     match (find("Namespace="), find("Pod=")) {
         (Some(ns), Some(pod)) => Some(format!("{ns}/{pod}")),
         _ => match (
-            find("    \"io.podswarm.namespace\": "),
-            find("    \"io.podswarm.pod\": "),
+            find("\"io.podswarm.namespace\": "),
+            find("\"io.podswarm.pod\": "),
         ) {
             (Some(ns), Some(pod)) => Some(format!("{ns}/{pod}")),
             _ => None,
@@ -228,6 +242,8 @@ impl<S: Systemd, P: Podman> Reconciler<S, P> {
             views: PodViews::default(),
             metrics: Arc::default(),
             rejected: RwLock::default(),
+            removals: Arc::default(),
+            wake: Arc::default(),
         }
     }
 
@@ -300,39 +316,47 @@ impl<S: Systemd, P: Podman> Reconciler<S, P> {
             .iter()
             .filter(|(n, c)| current.get(*n) != Some(*c))
             .collect();
-        let to_remove: Vec<&String> = current.keys().filter(|n| !files.contains_key(*n)).collect();
-
-        // Stop what goes away, in the background: a container may take its whole grace period to
-        // stop, and other pods must not wait for that. systemd keeps a running unit even after its
-        // file is gone and a reload, so the files can go right away.
+        let (stopping, stopped) = self
+            .removals
+            .lock()
+            .map(|r| (r.stopping.clone(), r.stopped.clone()))
+            .unwrap_or_default();
+        // Files no pod wants: those of stopped pods go now; those of stopping pods wait; a newly
+        // deleted pod starts stopping (in the background: a container may take its whole grace
+        // period, and other pods must not wait for that). Files of no pod (claims) go now.
+        let mut to_remove: Vec<&String> = Vec::new();
         let mut removals: BTreeMap<String, Removal> = BTreeMap::new();
-        for name in &to_remove {
-            let contents = &current[*name];
-            let Some(service) = service_of(name, contents) else {
-                continue;
-            };
-            let key = pod_of_file(contents).unwrap_or_else(|| {
-                let claim = contents
-                    .lines()
-                    .find_map(|l| l.strip_prefix("Claim="))
-                    .unwrap_or_default();
-                format!("claim:{claim}")
-            });
-            let removal = removals.entry(key).or_default();
-            if name.ends_with(".volume") {
-                // Pod-scoped volumes (emptyDir) go with their pods; claims keep their data.
-                let volume = contents
-                    .contains("\nPod=")
-                    .then(|| {
-                        contents
+        for name in current.keys().filter(|n| !files.contains_key(*n)) {
+            let contents = &current[name];
+            match pod_of_file(contents) {
+                Some(key) if stopped.contains(&key) => to_remove.push(name),
+                Some(key) if stopping.contains(&key) => {}
+                Some(key) => {
+                    let Some(service) = service_of(name, contents) else {
+                        continue;
+                    };
+                    let removal = removals.entry(key).or_default();
+                    if name.ends_with(".volume") {
+                        // Pod-scoped volumes (emptyDir) go with their pods.
+                        let volume = contents
                             .lines()
                             .find_map(|l| l.strip_prefix("VolumeName="))
-                            .map(str::to_owned)
-                    })
-                    .flatten();
-                removal.volumes.push((service, volume));
-            } else if !name.ends_with(".network") {
-                removal.services.push(service);
+                            .map(str::to_owned);
+                        removal.volumes.push((service, volume));
+                    } else {
+                        removal.services.push(service);
+                    }
+                }
+                None => {
+                    // A claim's volume unit: the data stays, only the unit goes.
+                    if let Some(service) =
+                        service_of(name, contents).filter(|_| name.ends_with(".volume"))
+                    {
+                        let _ = self.systemd.stop(&service).await;
+                        let _ = self.systemd.reset_failed(&service).await;
+                    }
+                    to_remove.push(name);
+                }
             }
         }
         for (key, removal) in removals {
@@ -342,7 +366,19 @@ impl<S: Systemd, P: Podman> Reconciler<S, P> {
                 .fetch_add(removal.services.len() as u64, Ordering::Relaxed);
             let systemd = Arc::clone(&self.systemd);
             let podman = Arc::clone(&self.podman);
-            tokio::spawn(async move { removal.run(&key, systemd.as_ref(), podman.as_ref()).await });
+            let removals = Arc::clone(&self.removals);
+            let wake = Arc::clone(&self.wake);
+            if let Ok(mut r) = removals.lock() {
+                r.stopping.insert(key.clone());
+            }
+            tokio::spawn(async move {
+                removal.run(&key, systemd.as_ref(), podman.as_ref()).await;
+                if let Ok(mut r) = removals.lock() {
+                    r.stopping.remove(&key);
+                    r.stopped.insert(key);
+                }
+                wake.notify_one();
+            });
         }
 
         // Secrets and ConfigMap files before units that use them start.
@@ -373,6 +409,11 @@ impl<S: Systemd, P: Podman> Reconciler<S, P> {
             write_atomic(&path, contents.as_bytes(), 0o644)
                 .map_err(|source| ReconcileError::Write { path, source })?;
             pass.written.push((*name).clone());
+        }
+        if let Ok(mut r) = self.removals.lock() {
+            for key in to_remove.iter().filter_map(|n| pod_of_file(&current[*n])) {
+                r.stopped.remove(&key);
+            }
         }
         for name in &to_remove {
             let path = self.settings.unit_dir.join(name);
@@ -831,6 +872,7 @@ impl<S: Systemd, P: Podman> Reconciler<S, P> {
                         }
                     }
                 }
+                _ = self.wake.notified() => { pending_full = true; }
                 _ = tokio::time::sleep(resync) => { pending_full = true; }
             }
         }
@@ -843,6 +885,12 @@ struct Removal {
     services: Vec<String>,
     /// (the `.volume` unit's service, the podman volume to delete if pod-scoped)
     volumes: Vec<(String, Option<String>)>,
+}
+
+#[derive(Debug, Default)]
+struct Removals {
+    stopping: BTreeSet<String>,
+    stopped: BTreeSet<String>,
 }
 
 impl Removal {
@@ -1187,6 +1235,18 @@ mod tests {
         r.state.delete(&key).unwrap_or_else(|e| panic!("{e}"));
         let pass = sync(&r).await;
         assert_eq!(pass.stopped.len(), 2);
+        assert!(
+            pass.removed.is_empty(),
+            "unit files outlive their stop jobs"
+        );
+        // The stops run in the background; the pass after them removes the files, with one reload.
+        let reloads = env.systemd.reload_count();
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        let pass = sync(&r).await;
+        assert!(
+            pass.reloaded && env.systemd.reload_count() == reloads + 1,
+            "{pass:?}"
+        );
         let left: Vec<String> = std::fs::read_dir(&env.unit_dir)
             .into_iter()
             .flatten()
@@ -1300,6 +1360,17 @@ mod tests {
             1,
             "the old secret is removed"
         );
+    }
+
+    #[test]
+    fn files_name_their_pod() {
+        assert_eq!(
+            pod_of_file("[X-Podswarm]\nNamespace=shop\nPod=web-0\n").as_deref(),
+            Some("shop/web-0")
+        );
+        let definition = "{\n  \"metadata\": {\n    \"labels\": {\n      \"io.podswarm.namespace\": \"shop\",\n      \"io.podswarm.pod\": \"web-0\"\n    }\n  }\n}\n";
+        assert_eq!(pod_of_file(definition).as_deref(), Some("shop/web-0"));
+        assert_eq!(pod_of_file("[Network]\nNetworkName=podswarm\n"), None);
     }
 
     #[tokio::test]

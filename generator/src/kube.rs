@@ -5,7 +5,7 @@
 //! `podman kube play` sees only what it handles the same way on every version:
 //!
 //! - env from ConfigMaps and the downward API is inlined; `$(VAR)` is expanded as for `.container`;
-//! - each Secret the pod uses becomes one podman secret holding `{"key": "<base64>"}`, the format
+//! - each Secret the pod uses becomes one podman secret holding the Secret object, the form
 //!   `kube play` reads for `secretKeyRef` and secret volumes; values never enter the file;
 //! - ConfigMap volumes are `hostPath`s to podswarm's data directory; claims name podman volumes;
 //! - DNS, host name and image names are set as for `.container` units.
@@ -48,9 +48,19 @@ impl KubeSecrets {
         let ns = &ctx.pod.namespace;
         let name = match ctx.objects.secret_data(ns, source) {
             Some(data) => {
+                // A whole Secret object: `kube play` reads secret volumes only in this form (a bare
+                // key map mounts nothing, silently), and env lookups fall back to it too.
                 let encoded: BTreeMap<String, ByteString> =
                     data.into_iter().map(|(k, v)| (k, ByteString(v))).collect();
-                let json = serde_json::to_vec(&encoded).unwrap_or_default();
+                let secret = k8s_openapi::api::core::v1::Secret {
+                    metadata: ObjectMeta {
+                        name: Some(source.to_owned()),
+                        ..ObjectMeta::default()
+                    },
+                    data: Some(encoded),
+                    ..k8s_openapi::api::core::v1::Secret::default()
+                };
+                let json = serde_json::to_vec(&secret).unwrap_or_default();
                 let name = names::secret(ns, source, "kube", &json);
                 self.secrets.push(PodmanSecret {
                     name: name.clone(),
