@@ -216,11 +216,11 @@ fn a_workload_runs_survives_podswarm_and_is_deleted() {
                 .contains("podswarm-default_")
         },
     );
-    let files = node.sh("ls /etc/containers/systemd/podswarm/");
-    assert_eq!(
-        files.trim(),
-        "podswarm.network",
-        "only the network unit remains"
+    // The files go in the pass after the stops (unit files outlive their stop jobs).
+    node.wait_for(
+        "only the network unit to remain",
+        Duration::from_secs(30),
+        || node.sh("ls /etc/containers/systemd/podswarm/").trim() == "podswarm.network",
     );
     let units = node.sh("systemctl list-units --no-legend --plain 'podswarm-*'");
     assert!(!units.contains(&unit), "{units}");
