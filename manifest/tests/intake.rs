@@ -132,8 +132,9 @@ fn alias_bomb_is_refused_quickly() {
     }
     let start = Instant::now();
     let e = err(&bomb);
+    // A guard against exponential expansion (which would take minutes), not a speed target.
     assert!(
-        start.elapsed() < Duration::from_secs(2),
+        start.elapsed() < Duration::from_secs(10),
         "took {:?}",
         start.elapsed()
     );
