@@ -38,6 +38,10 @@ spec:
     image: localhost/busybox:latest
     imagePullPolicy: Never
     command: ["/bin/sh", "-c", "echo \"PW=$PASSWORD\"; echo \"TOKEN=$(cat /sec/token)\"; while sleep 1; do wget -q -O /shared/page.html http://127.0.0.1:8080/index.html && break; done; exec sleep 3600"]
+    # An exec probe: podswarmd runs it with `podman exec`, from its hardened unit.
+    readinessProbe:
+      exec: {command: [test, -f, /shared/page.html]}
+      periodSeconds: 1
     env:
     - name: PASSWORD
       valueFrom: {secretKeyRef: {name: creds, key: password}}
