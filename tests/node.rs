@@ -135,9 +135,15 @@ impl Node {
             .spawn()
             .unwrap_or_else(|e| panic!("systemd-nspawn: {e}"));
         let start = Instant::now();
+        // nspawn forks an outer child that exits once the container's PID 1 runs; only a child
+        // that has become `systemd` is the node.
         let leader = loop {
-            if let Some(pid) = children(nspawn.id()).first() {
-                break *pid;
+            let pid = children(nspawn.id()).into_iter().find(|pid| {
+                std::fs::read_to_string(format!("/proc/{pid}/comm"))
+                    .is_ok_and(|c| c.trim() == "systemd")
+            });
+            if let Some(pid) = pid {
+                break pid;
             }
             assert!(
                 start.elapsed() < Duration::from_secs(30),

@@ -53,7 +53,11 @@ SYSTEMD_NSPAWN_UNIFIED_HIERARCHY=1 systemd-nspawn -D "$dir/merged" -b --register
 nspawn=$!
 leader=""
 for _ in $(seq 1 100); do
-    leader=$(cat /proc/$nspawn/task/*/children 2>/dev/null | awk '{print $1; exit}')
+    # nspawn's outer child exits once the container's PID 1 runs: wait for the one that is systemd.
+    leader=""
+    for pid in $(cat /proc/$nspawn/task/*/children 2>/dev/null); do
+        [ "$(cat /proc/$pid/comm 2>/dev/null)" = systemd ] && leader=$pid
+    done
     [ -n "$leader" ] && break
     sleep 0.1
 done
