@@ -801,51 +801,53 @@ async fn metrics(AxState(api): AxState<Shared>) -> Response {
         *phases.entry(name).or_default() += 1;
     }
     let mut out = String::new();
-    let mut counter = |name: &str, help: &str, value: u64| {
+    let counters: [(&str, &str, u64); 8] = [
+        (
+            "podswarm_systemd_reloads_total",
+            "systemd daemon reloads requested by podswarmd",
+            (api.reloads)(),
+        ),
+        (
+            "podswarm_reconcile_passes_total",
+            "reconcile passes",
+            m.passes.load(Ordering::Relaxed),
+        ),
+        (
+            "podswarm_reconcile_errors_total",
+            "reconcile passes that failed",
+            m.errors.load(Ordering::Relaxed),
+        ),
+        (
+            "podswarm_unit_files_written_total",
+            "Quadlet files written",
+            m.files_written.load(Ordering::Relaxed),
+        ),
+        (
+            "podswarm_unit_files_removed_total",
+            "Quadlet files removed",
+            m.files_removed.load(Ordering::Relaxed),
+        ),
+        (
+            "podswarm_unit_starts_total",
+            "start jobs",
+            m.starts.load(Ordering::Relaxed),
+        ),
+        (
+            "podswarm_unit_restarts_total",
+            "restart jobs",
+            m.restarts.load(Ordering::Relaxed),
+        ),
+        (
+            "podswarm_unit_stops_total",
+            "stop jobs",
+            m.stops.load(Ordering::Relaxed),
+        ),
+    ];
+    for (name, help, value) in counters {
         out.push_str(&format!(
             "# HELP {name} {help}\n# TYPE {name} counter\n{name} {value}\n"
         ));
-    };
-    counter(
-        "podswarm_systemd_reloads_total",
-        "systemd daemon reloads requested by podswarmd",
-        (api.reloads)(),
-    );
-    counter(
-        "podswarm_reconcile_passes_total",
-        "reconcile passes",
-        m.passes.load(Ordering::Relaxed),
-    );
-    counter(
-        "podswarm_reconcile_errors_total",
-        "reconcile passes that failed",
-        m.errors.load(Ordering::Relaxed),
-    );
-    counter(
-        "podswarm_unit_files_written_total",
-        "Quadlet files written",
-        m.files_written.load(Ordering::Relaxed),
-    );
-    counter(
-        "podswarm_unit_files_removed_total",
-        "Quadlet files removed",
-        m.files_removed.load(Ordering::Relaxed),
-    );
-    counter(
-        "podswarm_unit_starts_total",
-        "start jobs",
-        m.starts.load(Ordering::Relaxed),
-    );
-    counter(
-        "podswarm_unit_restarts_total",
-        "restart jobs",
-        m.restarts.load(Ordering::Relaxed),
-    );
-    counter(
-        "podswarm_unit_stops_total",
-        "stop jobs",
-        m.stops.load(Ordering::Relaxed),
-    );
+    }
     out.push_str("# HELP podswarm_pods pods on this node by phase\n# TYPE podswarm_pods gauge\n");
     for (phase, n) in phases {
         out.push_str(&format!("podswarm_pods{{phase=\"{phase}\"}} {n}\n"));

@@ -1166,6 +1166,14 @@ mod tests {
         )
     }
 
+    fn view_of(r: &Reconciler<FakeSystemd, FakePodman>, key: &str) -> PodView {
+        r.views
+            .read()
+            .ok()
+            .and_then(|v| v.get(key).cloned())
+            .unwrap_or_else(|| panic!("no view of {key}"))
+    }
+
     async fn sync(r: &Reconciler<FakeSystemd, FakePodman>) -> Pass {
         r.sync()
             .await
@@ -1294,12 +1302,7 @@ mod tests {
         );
         let pass = sync(&r).await;
         assert!(pass.started.is_empty(), "a rejected unit is not started");
-        let view = r
-            .views
-            .read()
-            .ok()
-            .and_then(|v| v.get("default/p").cloned())
-            .unwrap_or_else(|| panic!("no view"));
+        let view = view_of(&r, "default/p");
         assert_eq!(view.phase, Phase::Failed);
         assert!(
             view.reason
@@ -1318,12 +1321,7 @@ mod tests {
         apply(&r, pod);
         let pass = sync(&r).await;
         assert!(pass.started.is_empty());
-        let view = r
-            .views
-            .read()
-            .ok()
-            .and_then(|v| v.get("default/p").cloned())
-            .unwrap_or_else(|| panic!("no view"));
+        let view = view_of(&r, "default/p");
         assert_eq!(view.phase, Phase::Pending);
         assert!(
             view.reason.as_deref().is_some_and(
