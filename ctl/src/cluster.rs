@@ -150,6 +150,27 @@ pub async fn apply(client: &Client, files: &[String], max_bytes: usize) -> Resul
     Ok(())
 }
 
+/// `get pods,deploy`: one table per resource type, separated by a blank line, as kubectl does.
+pub async fn get_many(
+    client: &Client,
+    resources: &str,
+    name: Option<&str>,
+    scope: &Scope,
+    output: Option<Output>,
+) -> Result<()> {
+    let list: Vec<&str> = resources.split(',').filter(|r| !r.is_empty()).collect();
+    if list.len() > 1 && (name.is_some() || matches!(output, Some(Output::Json | Output::Yaml))) {
+        bail!("a list of resource types works with tables only, without a name");
+    }
+    for (i, resource) in list.iter().enumerate() {
+        if i > 0 {
+            println!();
+        }
+        get(client, resource, name, scope, output).await?;
+    }
+    Ok(())
+}
+
 pub async fn get(
     client: &Client,
     resource: &str,

@@ -33,7 +33,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<()> {
             name,
             scope,
             output,
-        } => cluster::get(&client()?, resource, name.as_deref(), scope, *output).await,
+        } => cluster::get_many(&client()?, resource, name.as_deref(), scope, *output).await,
         Command::Describe {
             resource,
             name,

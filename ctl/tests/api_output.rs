@@ -102,6 +102,9 @@ fn tables_read_like_kubectl() {
     golden("get-pods-all-wide.txt", &out);
     let (_, out, _) = ctl(&socket, &["get", "deploy"]);
     golden("get-deploy.txt", &out);
+    let (code, out, err) = ctl(&socket, &["get", "pods,deploy"]);
+    assert_eq!(code, 0, "{err}");
+    golden("get-pods-deploy.txt", &out);
     let (code, out, err) = ctl(&socket, &["get", "pods", "-n", "empty"]);
     assert_eq!(
         (code, out.as_str(), err.as_str()),
