@@ -201,21 +201,6 @@ pub fn systemd_argv(line: &str) -> Vec<String> {
     }
 }
 
-/// The service Quadlet generates for a unit file name, following its naming rules.
-pub fn service_for(file_name: &str, contents: &str) -> String {
-    if let Some(name) = contents
-        .lines()
-        .find_map(|l| l.strip_prefix("ServiceName="))
-    {
-        return format!("{name}.service");
-    }
-    let (base, ext) = file_name.rsplit_once('.').unwrap_or((file_name, ""));
-    match ext {
-        "volume" | "network" | "pod" | "image" | "build" => format!("{base}-{ext}.service"),
-        _ => format!("{base}.service"),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

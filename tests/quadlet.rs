@@ -83,7 +83,8 @@ fn check_accepted(case: &str, files: &[(String, Vec<u8>)], run: &DryRun) {
         .map(|(n, t)| (n.as_str(), t.as_str()))
         .collect();
     for (name, contents) in files.iter().filter(|(n, _)| !n.ends_with(".json")) {
-        let service = service_for(name, &String::from_utf8_lossy(contents));
+        let service = podswarm_generator::service_of(name, &String::from_utf8_lossy(contents))
+            .unwrap_or_else(|| panic!("{case}: {name} is no unit"));
         let text = services.get(service.as_str()).unwrap_or_else(|| {
             panic!(
                 "{case}: {name} produced no {service}; got {:?}",

@@ -41,13 +41,8 @@ pub mod cli {
     pub enum Command {
         /// Create or update objects from files, directories or standard input
         Apply {
-            #[arg(
-                short = 'f',
-                long = "filename",
-                required = true,
-                value_name = "FILE|DIR|-"
-            )]
-            files: Vec<String>,
+            #[command(flatten)]
+            inputs: render::Inputs,
         },
         /// List pods, deployments, services, ingresses or nodes
         Get {

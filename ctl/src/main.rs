@@ -27,7 +27,9 @@ async fn dispatch(cli: Cli) -> anyhow::Result<()> {
             );
             Ok(())
         }
-        Command::Apply { files } => cluster::apply(&client()?, files, MAX_MANIFEST_BYTES).await,
+        Command::Apply { inputs } => {
+            cluster::apply(&client()?, &inputs.files, MAX_MANIFEST_BYTES).await
+        }
         Command::Get {
             resource,
             name,

@@ -10,8 +10,9 @@ use ipnet::Ipv4Net;
 use podswarm_generator::{MultiContainer, NodeContext, Options, PodNetwork, render_node};
 use podswarm_manifest::{Limits, Manifest, Policy, parse};
 
+/// The manifests a command reads (`-f`, repeatable), shared by `apply` and `render`.
 #[derive(Debug, clap::Args)]
-pub struct RenderArgs {
+pub struct Inputs {
     /// Manifest file, directory of .yaml/.yml/.json files, or - for standard input (repeatable)
     #[arg(
         short = 'f',
@@ -19,7 +20,13 @@ pub struct RenderArgs {
         required = true,
         value_name = "FILE|DIR|-"
     )]
-    files: Vec<String>,
+    pub files: Vec<String>,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct RenderArgs {
+    #[command(flatten)]
+    inputs: Inputs,
     /// Write the files into this directory instead of printing them
     #[arg(long, value_name = "DIR")]
     out: Option<PathBuf>,
@@ -130,7 +137,7 @@ pub fn run(args: &RenderArgs) -> Result<()> {
         ..Limits::default()
     };
     let mut manifest = Manifest::default();
-    for input in inputs(&args.files)? {
+    for input in inputs(&args.inputs.files)? {
         let (name, text) = read_input(&input, args.max_bytes)?;
         let parsed = parse(&text, &name, &limits, &policy)?;
         manifest.objects.extend(parsed.objects);

@@ -196,21 +196,31 @@ async fn require_peer(
     }
 }
 
+/// A group's id and members from /etc/group.
+pub fn group_entry(name: &str) -> Option<(Option<u32>, Vec<String>)> {
+    std::fs::read_to_string("/etc/group")
+        .ok()?
+        .lines()
+        .find_map(|l| {
+            let f: Vec<&str> = l.split(':').collect();
+            (f.len() >= 4 && f[0] == name).then(|| {
+                (
+                    f[2].parse().ok(),
+                    f[3].split(',')
+                        .filter(|m| !m.is_empty())
+                        .map(str::to_owned)
+                        .collect(),
+                )
+            })
+        })
+}
+
 fn peer_allowed(peer: &Peer, group: &str) -> bool {
     let Some(uid) = peer.uid else { return false };
     if uid == 0 {
         return true;
     }
-    let groups = std::fs::read_to_string("/etc/group").unwrap_or_default();
-    let Some((gid, members)) = groups.lines().find_map(|l| {
-        let f: Vec<&str> = l.split(':').collect();
-        (f.len() >= 4 && f[0] == group).then(|| {
-            (
-                f[2].parse::<u32>().ok(),
-                f[3].split(',').map(str::to_owned).collect::<Vec<_>>(),
-            )
-        })
-    }) else {
+    let Some((gid, members)) = group_entry(group) else {
         return false;
     };
     if gid.is_some() && peer.gid == gid {

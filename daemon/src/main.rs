@@ -203,7 +203,7 @@ async fn run(args: Args) -> Result<()> {
     {
         use std::os::unix::fs::PermissionsExt;
         std::fs::set_permissions(socket, std::fs::Permissions::from_mode(0o660))?;
-        if let Some(gid) = group_id(&config.api.socket_group) {
+        if let Some(gid) = api::group_entry(&config.api.socket_group).and_then(|(gid, _)| gid) {
             std::os::unix::fs::chown(socket, None, Some(gid)).with_context(|| {
                 format!(
                     "cannot give {} to group {}",
@@ -281,16 +281,4 @@ async fn run(args: Args) -> Result<()> {
     let _ = probe_task.await;
     let _ = std::fs::remove_file(socket);
     Ok(())
-}
-
-fn group_id(name: &str) -> Option<u32> {
-    std::fs::read_to_string("/etc/group")
-        .ok()?
-        .lines()
-        .find_map(|l| {
-            let f: Vec<&str> = l.split(':').collect();
-            (f.len() >= 3 && f[0] == name)
-                .then(|| f[2].parse().ok())
-                .flatten()
-        })
 }

@@ -451,12 +451,10 @@ impl<S: Systemd, P: Podman> Reconciler<S, P> {
         }
 
         // LoadState: a file Quadlet rejected has no unit.
-        let mut reloaded = pass.reloaded;
         let mut states = self.load_states(&desired).await?;
-        if !reloaded && states.values().any(|s| s.load_state == "not-found") {
+        if !pass.reloaded && states.values().any(|s| s.load_state == "not-found") {
             // Files on disk but never loaded (e.g. a crash between write and reload).
             self.systemd.reload().await?;
-            reloaded = true;
             pass.reloaded = true;
             states = self.load_states(&desired).await?;
         }
@@ -533,7 +531,6 @@ impl<S: Systemd, P: Podman> Reconciler<S, P> {
                 _ => pass.started.push(service),
             }
         }
-        let _ = reloaded;
         self.update_views(&desired, &held, &rejected).await;
         Ok(pass)
     }
@@ -663,22 +660,28 @@ impl<S: Systemd, P: Podman> Reconciler<S, P> {
                 updated.insert(key, view);
                 continue;
             }
-            let main = self.systemd.unit_state(&view.unit).await?;
-            let mut containers = Vec::new();
-            for c in &view.containers {
-                let s = if c.unit == view.unit {
-                    main.clone()
-                } else {
-                    self.systemd.unit_state(&c.unit).await?
-                };
-                containers.push(s);
-            }
-            apply_states(&mut view, &main, &containers, self.prober.is_ready(&key));
+            self.observe(&key, &mut view).await?;
             updated.insert(key, view);
         }
         if let Ok(mut v) = self.views.write() {
             *v = updated;
         }
+        Ok(())
+    }
+
+    /// Reads the states of a pod's units (its main unit, and each container's when it has its own)
+    /// into its view.
+    async fn observe(&self, key: &str, view: &mut PodView) -> Result<(), podswarm_units::Error> {
+        let main = self.systemd.unit_state(&view.unit).await?;
+        let mut containers = Vec::with_capacity(view.containers.len());
+        for c in &view.containers {
+            containers.push(if c.unit == view.unit {
+                main.clone()
+            } else {
+                self.systemd.unit_state(&c.unit).await?
+            });
+        }
+        apply_states(view, &main, &containers, self.prober.is_ready(key));
         Ok(())
     }
 
@@ -737,16 +740,9 @@ impl<S: Systemd, P: Podman> Reconciler<S, P> {
             if let Some(reason) = rejected.get(key) {
                 view.phase = Phase::Failed;
                 view.reason = Some(reason.clone());
-            } else if let Ok(main) = self.systemd.unit_state(&view.unit).await {
-                let mut states = Vec::new();
-                for c in &view.containers {
-                    if c.unit == view.unit {
-                        states.push(main.clone());
-                    } else if let Ok(s) = self.systemd.unit_state(&c.unit).await {
-                        states.push(s);
-                    }
-                }
-                apply_states(&mut view, &main, &states, self.prober.is_ready(key));
+            } else if let Err(e) = self.observe(key, &mut view).await {
+                // The view stays Pending; the next refresh reads it again.
+                tracing::warn!(pod = %key, error = %error_chain(&e), "cannot read the pod's unit states");
             }
             views.insert(key.clone(), view);
         }

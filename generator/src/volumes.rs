@@ -71,6 +71,31 @@ fn project<'a>(
     }
 }
 
+/// The start of a `.volume` unit: description, owner (`Pod=` for an emptyDir, `Claim=` for a
+/// claim's volume, which the daemon uses to tell them apart) and the podman volume name.
+fn volume_unit(
+    ctx: &Ctx<'_>,
+    field: &str,
+    description: &str,
+    owner: (&'static str, &str),
+    base: &str,
+) -> Result<UnitWriter, Error> {
+    let mut w = UnitWriter::default();
+    w.set("Unit", "Description", ctx.escape(field, raw(description))?);
+    w.set(
+        "X-Podswarm",
+        "Namespace",
+        ctx.escape(field, generated(ctx.pod.namespace.as_str()))?,
+    );
+    w.set(
+        "X-Podswarm",
+        owner.0,
+        ctx.escape(field, generated(owner.1))?,
+    );
+    w.set("Volume", "VolumeName", ctx.escape(field, generated(base))?);
+    Ok(w)
+}
+
 pub(crate) fn resolve(ctx: &mut Ctx<'_>) -> Result<Volumes, Error> {
     let mut out = Volumes::default();
     let pod = ctx.pod;
@@ -79,33 +104,8 @@ pub(crate) fn resolve(ctx: &mut Ctx<'_>) -> Result<Volumes, Error> {
         let field = format!("spec.volumes[{i}]");
         let source = if let Some(ed) = &v.empty_dir {
             let base = names::empty_dir(ns, pod_name, &v.name);
-            let mut w = UnitWriter::default();
-            w.set(
-                "Unit",
-                "Description",
-                ctx.escape(
-                    &field,
-                    raw(&format!(
-                        "podswarm emptyDir {} of pod {ns}/{pod_name}",
-                        v.name
-                    )),
-                )?,
-            );
-            w.set(
-                "X-Podswarm",
-                "Namespace",
-                ctx.escape(&field, generated(ns))?,
-            );
-            w.set(
-                "X-Podswarm",
-                "Pod",
-                ctx.escape(&field, generated(pod_name))?,
-            );
-            w.set(
-                "Volume",
-                "VolumeName",
-                ctx.escape(&field, generated(base.clone()))?,
-            );
+            let description = format!("podswarm emptyDir {} of pod {ns}/{pod_name}", v.name);
+            let mut w = volume_unit(ctx, &field, &description, ("Pod", pod_name), &base)?;
             let size = match &ed.size_limit {
                 Some(q) => Some(memory_bytes(&q.0).map_err(|e| {
                     ctx.unsupported(format!("{field}.emptyDir.sizeLimit"), e.to_string())
@@ -138,33 +138,14 @@ pub(crate) fn resolve(ctx: &mut Ctx<'_>) -> Result<Volumes, Error> {
             // One podman volume per claim and namespace, shared by every pod that names it; it
             // outlives pods, as a claim does.
             let base = names::claim(ns, &pvc.claim_name);
-            let mut w = UnitWriter::default();
-            w.set(
-                "Unit",
-                "Description",
-                ctx.escape(
-                    &field,
-                    raw(&format!(
-                        "podswarm volume for claim {ns}/{}",
-                        pvc.claim_name
-                    )),
-                )?,
-            );
-            w.set(
-                "X-Podswarm",
-                "Namespace",
-                ctx.escape(&field, generated(ns))?,
-            );
-            w.set(
-                "X-Podswarm",
-                "Claim",
-                ctx.escape(&field, generated(pvc.claim_name.as_str()))?,
-            );
-            w.set(
-                "Volume",
-                "VolumeName",
-                ctx.escape(&field, generated(base.clone()))?,
-            );
+            let description = format!("podswarm volume for claim {ns}/{}", pvc.claim_name);
+            let w = volume_unit(
+                ctx,
+                &field,
+                &description,
+                ("Claim", pvc.claim_name.as_str()),
+                &base,
+            )?;
             let unit_file = format!("{base}.volume");
             out.units.push(UnitFile {
                 file_name: unit_file.clone(),
