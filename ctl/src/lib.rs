@@ -3,13 +3,14 @@
 
 pub mod client;
 pub mod cluster;
+pub mod membership;
 pub mod render;
 
 pub mod cli {
     //! The command line definition.
     use clap::{Parser, Subcommand};
 
-    use crate::{cluster, render};
+    use crate::{cluster, membership, render};
 
     #[derive(Debug, Parser)]
     #[command(
@@ -91,6 +92,8 @@ pub mod cli {
             #[command(flatten)]
             scope: cluster::Scope,
         },
+        /// Create, join or leave a cluster (on this node)
+        Cluster(membership::ClusterArgs),
         /// Manage API tokens
         Token {
             #[command(subcommand)]

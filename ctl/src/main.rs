@@ -4,7 +4,7 @@
 //! in `podswarm-generator`, so `render` shows exactly what a node would install.
 
 use podswarmctl::cli::{Cli, Command};
-use podswarmctl::{client, cluster, render};
+use podswarmctl::{client, cluster, membership, render};
 
 use std::io::Write;
 use std::process::ExitCode;
@@ -71,6 +71,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<()> {
             scope,
         } => cluster::scale(&client()?, target, name.as_deref(), *replicas, scope).await,
         Command::Token { command } => cluster::token(&client()?, command).await,
+        Command::Cluster(args) => membership::run(args).await,
     }
 }
 

@@ -3,7 +3,8 @@
 
 pub mod api;
 pub mod cli;
-pub mod config;
+/// The configuration file, shared with podswarm's other daemons.
+pub use podswarm_config as config;
 pub mod podman;
 pub mod probe;
 pub mod reconcile;

@@ -12,6 +12,7 @@ use anyhow::{Context, Result, bail};
 use clap::Parser;
 use podswarm_daemon::api::{self, Api, Peer};
 use podswarm_daemon::cli::Args;
+use podswarm_daemon::config::process::{hostname, init_logging, notify};
 use podswarm_daemon::config::{Config, MultiContainerMode, Toggle};
 use podswarm_daemon::podman::PodmanCli;
 use podswarm_daemon::reconcile::{Reconciler, Settings, error_chain};
@@ -21,38 +22,6 @@ use podswarm_manifest::{Limits, Policy};
 use podswarm_units::{DbusSystemd, Systemd};
 use tokio::sync::watch;
 
-/// journald under systemd (structured fields), a terminal otherwise.
-fn init_logging() {
-    use tracing_subscriber::prelude::*;
-    let filter = tracing_subscriber::EnvFilter::try_from_env("PODSWARM_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let under_systemd =
-        std::env::var_os("JOURNAL_STREAM").is_some() || std::env::var_os("INVOCATION_ID").is_some();
-    if under_systemd {
-        // Without a journal socket the layer cannot be built: fall back to stderr.
-        if let Ok(layer) = tracing_journald::layer() {
-            // Unprefixed fields (POD=, NAMESPACE=, UNIT=) so `journalctl POD=web-…` works as users
-            // expect; the library's default would be F_POD=.
-            let layer = layer.with_field_prefix(None);
-            tracing_subscriber::registry()
-                .with(filter)
-                .with(layer)
-                .init();
-            return;
-        }
-    }
-    tracing_subscriber::registry()
-        .with(filter)
-        .with(tracing_subscriber::fmt::layer().with_target(false))
-        .init();
-}
-
-fn hostname() -> String {
-    std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .map(|h| h.trim().to_owned())
-        .unwrap_or_else(|_| "localhost".to_owned())
-}
-
 /// Whether the node's cgroup tree can enforce memory and CPU limits here.
 fn cgroup_controllers_present() -> bool {
     std::fs::read_to_string("/sys/fs/cgroup/cgroup.controllers")
@@ -61,11 +30,6 @@ fn cgroup_controllers_present() -> bool {
             set.contains(&"memory") && set.contains(&"cpu")
         })
         .unwrap_or(false)
-}
-
-fn notify(state: &[sd_notify::NotifyState<'_>]) {
-    // Outside systemd there is no socket; that is fine.
-    let _ = sd_notify::notify(state);
 }
 
 #[tokio::main]

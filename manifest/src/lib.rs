@@ -26,7 +26,7 @@ mod validate;
 pub use error::{Error, Origin, Problem};
 pub use names::{
     is_config_key, is_dns1035_label, is_dns1123_label, is_dns1123_subdomain, is_env_var_name,
-    is_iana_svc_name,
+    is_iana_svc_name, is_label_value, is_qualified_name,
 };
 pub use parse::{Limits, Manifest, Object, ParsedObject, parse};
 pub use pods::{Owner, PodInstance, pods_of};

@@ -1,6 +1,11 @@
 //! `/etc/podswarm/podswarm.toml`: one file, every key optional, unknown keys refused. Flags and
-//! `PODSWARM_*` variables override it (see `main.rs`); `--validate` checks it and exits.
+//! `PODSWARM_*` variables override it (each binary's `cli.rs`); `--validate` checks it and exits.
+//! Every daemon reads the whole file, so a key one of them does not know is still an error for
+//! all of them.
 
+pub mod process;
+
+use std::collections::BTreeMap;
 use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 
@@ -34,6 +39,44 @@ pub struct Config {
     pub paths: PathsConfig,
     pub network: NetworkConfig,
     pub workloads: WorkloadsConfig,
+    pub cluster: ClusterConfig,
+}
+
+/// podswarm-gossip: membership, the replicated state, joining.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ClusterConfig {
+    /// UDP (SWIM) and TCP (anti-entropy, joins) address.
+    pub listen: String,
+    /// The address other nodes reach this one at (default: chosen by `cluster init`/`join`).
+    pub advertise_addr: Option<IpAddr>,
+    /// The local socket podswarmd and podswarmctl use.
+    pub socket: PathBuf,
+    /// Where the cluster identity and key live (0700).
+    pub key_dir: PathBuf,
+    /// Node labels for `nodeSelector`.
+    pub labels: BTreeMap<String, String>,
+    /// How long deletes are remembered; a node away for longer must rejoin.
+    pub tombstone_ttl_secs: u64,
+    /// How often each node compares its whole state with a random peer.
+    pub sync_interval_ms: u64,
+    /// SWIM probe period; failure detection takes a few of these.
+    pub probe_period_ms: u64,
+}
+
+impl Default for ClusterConfig {
+    fn default() -> Self {
+        ClusterConfig {
+            listen: "0.0.0.0:7946".to_owned(),
+            advertise_addr: None,
+            socket: PathBuf::from("/run/podswarm/gossip/gossip.sock"),
+            key_dir: PathBuf::from("/etc/podswarm"),
+            labels: BTreeMap::new(),
+            tombstone_ttl_secs: 7 * 24 * 3600,
+            sync_interval_ms: 5000,
+            probe_period_ms: 1000,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -246,6 +289,30 @@ impl Config {
             return Err(ConfigError::Invalid {
                 field: "node_name",
                 message: format!("{name:?} is not a DNS-1123 name"),
+            });
+        }
+        self.cluster
+            .listen
+            .parse::<SocketAddr>()
+            .map_err(|_| ConfigError::Invalid {
+                field: "cluster.listen",
+                message: format!("{:?} is not an address:port", self.cluster.listen),
+            })?;
+        for (key, value) in &self.cluster.labels {
+            if !podswarm_manifest::is_qualified_name(key)
+                || !podswarm_manifest::is_label_value(value)
+            {
+                return Err(ConfigError::Invalid {
+                    field: "cluster.labels",
+                    message: format!("{key:?} = {value:?} is not a valid label"),
+                });
+            }
+        }
+        if self.cluster.sync_interval_ms < 100 || self.cluster.probe_period_ms < 50 {
+            return Err(ConfigError::Invalid {
+                field: "cluster",
+                message: "sync_interval_ms must be at least 100 and probe_period_ms at least 50"
+                    .to_owned(),
             });
         }
         if self.workloads.parallel_jobs == 0 {

@@ -1,0 +1,64 @@
+//! podswarm-gossip's command line (here so the packaging tool can generate its man page).
+
+use std::net::IpAddr;
+use std::path::PathBuf;
+
+use clap::Parser;
+use podswarm_config::Config;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "podswarm-gossip",
+    version,
+    about = "podswarm's cluster membership and replicated state"
+)]
+pub struct Args {
+    /// Configuration file (missing file: defaults)
+    #[arg(
+        long,
+        env = "PODSWARM_CONFIG",
+        default_value = "/etc/podswarm/podswarm.toml"
+    )]
+    pub config: PathBuf,
+    /// Check the configuration and exit
+    #[arg(long)]
+    pub validate: bool,
+    #[arg(long, env = "PODSWARM_NODE_NAME")]
+    pub node_name: Option<String>,
+    /// UDP and TCP address to listen on
+    #[arg(long, env = "PODSWARM_GOSSIP_LISTEN")]
+    pub listen: Option<String>,
+    /// Address other nodes reach this one at
+    #[arg(long, env = "PODSWARM_ADVERTISE_ADDR")]
+    pub advertise_addr: Option<IpAddr>,
+    /// Control socket
+    #[arg(long, env = "PODSWARM_GOSSIP_SOCKET")]
+    pub socket: Option<PathBuf>,
+    #[arg(long, env = "PODSWARM_KEY_DIR")]
+    pub key_dir: Option<PathBuf>,
+    #[arg(long, env = "PODSWARM_STATE_DIR")]
+    pub state_dir: Option<PathBuf>,
+}
+
+impl Args {
+    pub fn apply(&self, c: &mut Config) {
+        if let Some(v) = &self.node_name {
+            c.node_name = Some(v.clone());
+        }
+        if let Some(v) = &self.listen {
+            c.cluster.listen = v.clone();
+        }
+        if let Some(v) = self.advertise_addr {
+            c.cluster.advertise_addr = Some(v);
+        }
+        if let Some(v) = &self.socket {
+            c.cluster.socket = v.clone();
+        }
+        if let Some(v) = &self.key_dir {
+            c.cluster.key_dir = v.clone();
+        }
+        if let Some(v) = &self.state_dir {
+            c.paths.state_dir = v.clone();
+        }
+    }
+}

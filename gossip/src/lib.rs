@@ -1,0 +1,113 @@
+//! podswarm-gossip as a library: the cluster membership (SWIM, through foca), the replicated
+//! state that rides on it, the join handshake, and the local socket podswarmd and podswarmctl use.
+//!
+//! One process per node. Everything it sends is sealed with the cluster key (`podswarm-cluster`'s
+//! `seal`); a packet that does not open, or opens twice, is dropped and counted. Small state
+//! changes piggy-back on SWIM packets as foca custom broadcasts; large ones travel as a hint that
+//! makes receivers pull from the writer; every few seconds each node also compares fingerprints
+//! with a random peer over TCP and exchanges whatever differs, which heals anything the broadcasts
+//! missed (late joiners, partitions, restarts).
+
+pub mod cli;
+pub mod control;
+pub mod identity;
+pub mod node;
+pub mod proto;
+pub mod replica;
+pub mod swim;
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// Counters exposed on the control socket (`status`) and by podswarmd's `/metrics`.
+#[derive(Debug, Default)]
+pub struct Metrics {
+    pub packets_sent: AtomicU64,
+    pub packets_received: AtomicU64,
+    pub bytes_sent: AtomicU64,
+    pub bytes_received: AtomicU64,
+    pub dropped_unauthenticated: AtomicU64,
+    pub dropped_replayed: AtomicU64,
+    pub dropped_malformed: AtomicU64,
+    pub syncs: AtomicU64,
+    pub sync_failures: AtomicU64,
+    pub entries_received: AtomicU64,
+    pub joins_admitted: AtomicU64,
+    pub joins_refused: AtomicU64,
+}
+
+impl Metrics {
+    pub fn add(counter: &AtomicU64, n: u64) {
+        counter.fetch_add(n, Ordering::Relaxed);
+    }
+
+    pub fn snapshot(&self) -> serde_json::Value {
+        let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        serde_json::json!({
+            "packetsSent": get(&self.packets_sent),
+            "packetsReceived": get(&self.packets_received),
+            "bytesSent": get(&self.bytes_sent),
+            "bytesReceived": get(&self.bytes_received),
+            "droppedUnauthenticated": get(&self.dropped_unauthenticated),
+            "droppedReplayed": get(&self.dropped_replayed),
+            "droppedMalformed": get(&self.dropped_malformed),
+            "syncs": get(&self.syncs),
+            "syncFailures": get(&self.sync_failures),
+            "entriesReceived": get(&self.entries_received),
+            "joinsAdmitted": get(&self.joins_admitted),
+            "joinsRefused": get(&self.joins_refused),
+        })
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("cannot read {path}")]
+    Read {
+        path: std::path::PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("cannot write {path}")]
+    Write {
+        path: std::path::PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{path} is damaged: {message}")]
+    Damaged {
+        path: std::path::PathBuf,
+        message: String,
+    },
+    #[error("cannot listen on {addr}")]
+    Bind {
+        addr: std::net::SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("cannot reach {addr}")]
+    Connect {
+        addr: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("connection to {peer} failed")]
+    Stream {
+        peer: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{peer} sent a frame that does not open: {source}")]
+    Frame {
+        peer: String,
+        #[source]
+        source: podswarm_cluster::OpenError,
+    },
+    #[error("{peer} sent an unexpected message: {message}")]
+    Protocol { peer: String, message: String },
+    #[error("join refused by {peer}: {reason}")]
+    JoinRefused { peer: String, reason: String },
+    #[error("{0}")]
+    Refused(String),
+    #[error(transparent)]
+    Token(#[from] podswarm_cluster::TokenError),
+}

@@ -1,0 +1,1014 @@
+//! A running cluster session on this node: the sockets, foca, the replica and the loops around
+//! them (anti-entropy, pulls, persistence, garbage collection), plus the join handshake on both
+//! sides. `join`, `init` and `leave` end one session and start another with a new identity, so
+//! they are methods of [`Node`], which owns the current session.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use podswarm_cluster::{ClusterKey, Entry, JoinToken, Kind, OpenError, ReplayWindow, Sealer, seal};
+use serde_json::json;
+use tokio::net::{TcpListener, TcpStream, UdpSocket};
+use tokio::sync::{mpsc, watch};
+use tokio::task::JoinSet;
+
+use crate::identity::{Identity, random_id};
+use crate::proto::{self, Delta, JoinReply, JoinRequest, Refusal, Sync};
+use crate::replica::Replica;
+use crate::swim::{self, Event, Handler, Id, Input};
+use crate::{Error, Metrics};
+
+/// The key holding the current join token.
+pub const TOKEN_KEY: &str = "cluster/join-token";
+/// Deltas whose JSON is larger than this travel as a hint (receivers pull them).
+const INLINE_DELTA: usize = 900;
+const IO_TIMEOUT: Duration = Duration::from_secs(10);
+
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub listen: SocketAddr,
+    pub node_name: String,
+    pub advertise_ip: Option<std::net::IpAddr>,
+    pub state_dir: PathBuf,
+    pub key_dir: PathBuf,
+    pub labels: BTreeMap<String, String>,
+    pub tombstone_ttl: Duration,
+    pub sync_interval: Duration,
+    pub probe_period: Duration,
+}
+
+/// What the TCP side of a session needs; cheap to clone into tasks.
+#[derive(Debug, Clone)]
+struct Shared {
+    identity: Arc<Identity>,
+    replica: Arc<Mutex<Replica>>,
+    sealer: Arc<Sealer>,
+    window: Arc<Mutex<ReplayWindow>>,
+    members: watch::Receiver<Vec<Id>>,
+    metrics: Arc<Metrics>,
+}
+
+impl Shared {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Replica> {
+        self.replica.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    async fn send(&self, stream: &mut TcpStream, peer: &str, msg: &Sync) -> Result<(), Error> {
+        let bytes = serde_json::to_vec(msg).map_err(|e| Error::Protocol {
+            peer: peer.to_owned(),
+            message: e.to_string(),
+        })?;
+        let frame = self.sealer.seal(Kind::Sync, &bytes);
+        Metrics::add(&self.metrics.bytes_sent, frame.len() as u64 + 4);
+        proto::write_frame(stream, &frame)
+            .await
+            .map_err(|source| Error::Stream {
+                peer: peer.to_owned(),
+                source,
+            })
+    }
+
+    async fn recv(&self, stream: &mut TcpStream, peer: &str) -> Result<Sync, Error> {
+        let frame = proto::read_frame(stream)
+            .await
+            .map_err(|source| Error::Stream {
+                peer: peer.to_owned(),
+                source,
+            })?;
+        self.open_sync(&frame, peer)
+    }
+
+    fn open_sync(&self, frame: &[u8], peer: &str) -> Result<Sync, Error> {
+        Metrics::add(&self.metrics.bytes_received, frame.len() as u64 + 4);
+        let opened = {
+            let mut window = self.window.lock().unwrap_or_else(|p| p.into_inner());
+            self.sealer.open(frame, Kind::Sync, &mut window)
+        };
+        let (_, plain) = opened.map_err(|source| {
+            self.count_drop(&source);
+            Error::Frame {
+                peer: peer.to_owned(),
+                source,
+            }
+        })?;
+        serde_json::from_slice(&plain).map_err(|e| Error::Protocol {
+            peer: peer.to_owned(),
+            message: e.to_string(),
+        })
+    }
+
+    fn count_drop(&self, e: &OpenError) {
+        let counter = match e {
+            OpenError::Replayed { .. } => &self.metrics.dropped_replayed,
+            OpenError::Authentication => &self.metrics.dropped_unauthenticated,
+            _ => &self.metrics.dropped_malformed,
+        };
+        Metrics::add(counter, 1);
+    }
+
+    fn merge(&self, entries: Vec<(String, Entry)>) -> usize {
+        let mut replica = self.lock();
+        let n = entries
+            .into_iter()
+            .filter(|(k, e)| replica.merge(k, e.clone()) == podswarm_cluster::Applied::Newer)
+            .count();
+        Metrics::add(&self.metrics.entries_received, n as u64);
+        n
+    }
+
+    /// Anti-entropy with one peer; returns how many entries this node took from it.
+    async fn sync_with(&self, addr: SocketAddr) -> Result<usize, Error> {
+        let peer = addr.to_string();
+        let run = async {
+            let mut stream = TcpStream::connect(addr)
+                .await
+                .map_err(|source| Error::Connect {
+                    addr: peer.clone(),
+                    source,
+                })?;
+            let fingerprint = self.lock().store().fingerprint();
+            self.send(&mut stream, &peer, &Sync::Hello { fingerprint })
+                .await?;
+            match self.recv(&mut stream, &peer).await? {
+                Sync::InSync => Ok(0),
+                Sync::Digest { digest } => {
+                    let (entries, mine) = {
+                        let replica = self.lock();
+                        (
+                            replica.store().newer_than(&digest),
+                            replica.store().digest(),
+                        )
+                    };
+                    self.send(
+                        &mut stream,
+                        &peer,
+                        &Sync::Push {
+                            entries,
+                            digest: Some(mine),
+                        },
+                    )
+                    .await?;
+                    match self.recv(&mut stream, &peer).await? {
+                        Sync::Push { entries, .. } => Ok(self.merge(entries)),
+                        other => Err(unexpected(&peer, &other)),
+                    }
+                }
+                other => Err(unexpected(&peer, &other)),
+            }
+        };
+        let result = match tokio::time::timeout(IO_TIMEOUT, run).await {
+            Ok(r) => r,
+            Err(_) => Err(Error::Stream {
+                peer: peer.clone(),
+                source: std::io::Error::new(std::io::ErrorKind::TimedOut, "sync timed out"),
+            }),
+        };
+        match &result {
+            Ok(_) => Metrics::add(&self.metrics.syncs, 1),
+            Err(_) => Metrics::add(&self.metrics.sync_failures, 1),
+        }
+        result
+    }
+
+    /// The responder's side of anti-entropy, after the first frame.
+    async fn answer_sync(
+        &self,
+        mut stream: TcpStream,
+        peer: &str,
+        hello: Sync,
+    ) -> Result<(), Error> {
+        let Sync::Hello { fingerprint } = hello else {
+            return Err(unexpected(peer, &hello));
+        };
+        let (same, digest) = {
+            let replica = self.lock();
+            let same = replica.store().fingerprint() == fingerprint;
+            (
+                same,
+                if same {
+                    Vec::new()
+                } else {
+                    replica.store().digest()
+                },
+            )
+        };
+        if same {
+            return self.send(&mut stream, peer, &Sync::InSync).await;
+        }
+        self.send(&mut stream, peer, &Sync::Digest { digest })
+            .await?;
+        let Sync::Push { entries, digest } = self.recv(&mut stream, peer).await? else {
+            return Err(Error::Protocol {
+                peer: peer.to_owned(),
+                message: "expected a push".to_owned(),
+            });
+        };
+        let theirs = digest.unwrap_or_default();
+        self.merge(entries);
+        let back = self.lock().store().newer_than(&theirs);
+        Metrics::add(&self.metrics.syncs, 1);
+        self.send(
+            &mut stream,
+            peer,
+            &Sync::Push {
+                entries: back,
+                digest: None,
+            },
+        )
+        .await
+    }
+
+    /// The admitting side of a join: the request must open with the current token's key.
+    async fn answer_join(
+        &self,
+        mut stream: TcpStream,
+        peer: &str,
+        frame: &[u8],
+    ) -> Result<(), Error> {
+        let token = self
+            .lock()
+            .store()
+            .value(TOKEN_KEY)
+            .and_then(|v| v.get("token"))
+            .and_then(|t| t.as_str())
+            .and_then(|t| JoinToken::parse(t).ok());
+        let refuse = |reason: &str| Refusal {
+            refused: reason.to_owned(),
+        };
+        let opened = token.as_ref().map(|t| {
+            let sealer = Sealer::new(&t.join_key(), self.identity.node_id);
+            (sealer.open_unchecked(frame, Kind::JoinRequest), sealer)
+        });
+        let (request, header, sealer) = match opened {
+            Some((Ok((header, plain)), sealer)) => {
+                match serde_json::from_slice::<JoinRequest>(&plain) {
+                    Ok(r) => (r, header, sealer),
+                    Err(e) => {
+                        return self
+                            .refuse(
+                                stream,
+                                peer,
+                                refuse(&format!("malformed join request: {e}")),
+                            )
+                            .await;
+                    }
+                }
+            }
+            _ => {
+                return self
+                    .refuse(stream, peer, refuse("invalid join token for this cluster"))
+                    .await;
+            }
+        };
+        let clash = {
+            let replica = self.lock();
+            replica
+                .store()
+                .value(&format!("nodes/{}", request.node_name))
+                .and_then(|v| v.get("nodeId").and_then(|n| n.as_str()).map(str::to_owned))
+        };
+        let alive: Vec<Id> = self.members.borrow().clone();
+        if let Some(existing) = clash {
+            let taken = existing == format!("{:016x}", self.identity.node_id)
+                || alive.iter().any(|m| format!("{:016x}", m.node) == existing);
+            if taken {
+                let reason = format!("a node named {:?} is already a member", request.node_name);
+                return self.refuse(stream, peer, refuse(&reason)).await;
+            }
+        }
+        let mut seeds: Vec<SocketAddr> = alive.iter().map(|m| m.addr).collect();
+        seeds.insert(0, self.identity.advertise);
+        let reply = JoinReply {
+            cluster: self.identity.cluster,
+            key: self.identity.key().map(|k| k.to_hex()).unwrap_or_default(),
+            seeds,
+            answers: header.counter,
+        };
+        let bytes = serde_json::to_vec(&reply).map_err(|e| Error::Protocol {
+            peer: peer.to_owned(),
+            message: e.to_string(),
+        })?;
+        proto::write_frame(&mut stream, &sealer.seal(Kind::JoinReply, &bytes))
+            .await
+            .map_err(|source| Error::Stream {
+                peer: peer.to_owned(),
+                source,
+            })?;
+        Metrics::add(&self.metrics.joins_admitted, 1);
+        tracing::info!(node = %request.node_name, address = %request.advertise, "admitted a node");
+        Ok(())
+    }
+
+    async fn refuse(
+        &self,
+        mut stream: TcpStream,
+        peer: &str,
+        refusal: Refusal,
+    ) -> Result<(), Error> {
+        Metrics::add(&self.metrics.joins_refused, 1);
+        tracing::warn!(peer, reason = %refusal.refused, "join refused");
+        let bytes = serde_json::to_vec(&refusal).unwrap_or_default();
+        proto::write_frame(&mut stream, &bytes)
+            .await
+            .map_err(|source| Error::Stream {
+                peer: peer.to_owned(),
+                source,
+            })
+    }
+
+    async fn serve_connection(&self, mut stream: TcpStream, peer: SocketAddr) {
+        let peer = peer.to_string();
+        let result = async {
+            let frame = tokio::time::timeout(IO_TIMEOUT, proto::read_frame(&mut stream))
+                .await
+                .map_err(|_| Error::Stream {
+                    peer: peer.clone(),
+                    source: std::io::Error::new(std::io::ErrorKind::TimedOut, "no request"),
+                })?
+                .map_err(|source| Error::Stream {
+                    peer: peer.clone(),
+                    source,
+                })?;
+            match seal::peek(&frame) {
+                Ok(h) if h.kind == Kind::JoinRequest => {
+                    self.answer_join(stream, &peer, &frame).await
+                }
+                Ok(h) if h.kind == Kind::Sync => {
+                    let hello = self.open_sync(&frame, &peer)?;
+                    tokio::time::timeout(IO_TIMEOUT, self.answer_sync(stream, &peer, hello))
+                        .await
+                        .map_err(|_| Error::Stream {
+                            peer: peer.clone(),
+                            source: std::io::Error::new(
+                                std::io::ErrorKind::TimedOut,
+                                "sync timed out",
+                            ),
+                        })?
+                }
+                Ok(h) => Err(Error::Protocol {
+                    peer: peer.clone(),
+                    message: format!("{:?} is not a stream message", h.kind),
+                }),
+                Err(source) => {
+                    self.count_drop(&source);
+                    Err(Error::Frame {
+                        peer: peer.clone(),
+                        source,
+                    })
+                }
+            }
+        }
+        .await;
+        if let Err(e) = result {
+            tracing::debug!(error = %crate::control::chain(&e), "connection dropped");
+        }
+    }
+}
+
+fn unexpected(peer: &str, msg: &Sync) -> Error {
+    Error::Protocol {
+        peer: peer.to_owned(),
+        message: format!("{msg:?}").chars().take(60).collect(),
+    }
+}
+
+/// One running session.
+#[derive(Debug)]
+pub struct Session {
+    shared: Shared,
+    input: mpsc::Sender<Input>,
+    tasks: JoinSet<()>,
+}
+
+impl Session {
+    pub async fn start(
+        identity: Identity,
+        settings: &Settings,
+        metrics: Arc<Metrics>,
+    ) -> Result<Session, Error> {
+        let key = identity.key().ok_or_else(|| Error::Damaged {
+            path: Identity::path(&settings.key_dir),
+            message: "the cluster key is unreadable".to_owned(),
+        })?;
+        let replica = Replica::open(&settings.state_dir, identity.cluster, identity.node_id)?;
+        let replica = Arc::new(Mutex::new(replica));
+        let udp = UdpSocket::bind(settings.listen)
+            .await
+            .map_err(|source| Error::Bind {
+                addr: settings.listen,
+                source,
+            })?;
+        let udp = Arc::new(udp);
+        let tcp = TcpListener::bind(settings.listen)
+            .await
+            .map_err(|source| Error::Bind {
+                addr: settings.listen,
+                source,
+            })?;
+        let sealer = Arc::new(Sealer::new(&key, identity.node_id));
+        let (members_tx, members_rx) = watch::channel(Vec::new());
+        let (input_tx, input_rx) = mpsc::channel(1024);
+        let (pull_tx, mut pull_rx) = mpsc::unbounded_channel();
+        let (event_tx, mut event_rx) = mpsc::unbounded_channel();
+        let shared = Shared {
+            identity: Arc::new(identity.clone()),
+            replica: replica.clone(),
+            sealer: sealer.clone(),
+            window: Arc::new(Mutex::new(ReplayWindow::new())),
+            members: members_rx,
+            metrics: metrics.clone(),
+        };
+        let me = Id {
+            addr: identity.advertise,
+            node: identity.node_id,
+            bump: podswarm_cluster::hlc::wall_millis() / 1000,
+        };
+        let handler = Handler {
+            replica: replica.clone(),
+            pulls: pull_tx.clone(),
+            metrics: metrics.clone(),
+        };
+        let rng: rand::rngs::StdRng = rand::make_rng();
+        let foca_config = swim::config(
+            settings.probe_period,
+            1400usize.saturating_sub(seal::OVERHEAD),
+        );
+        let swim =
+            swim::Swim::with_custom_broadcast(me, foca_config, rng, foca::PostcardCodec, handler);
+        let mut tasks = JoinSet::new();
+        tasks.spawn(swim::run(
+            swim,
+            input_rx,
+            input_tx.clone(),
+            udp.clone(),
+            sealer.clone(),
+            members_tx,
+            event_tx,
+            metrics.clone(),
+        ));
+        // UDP receive: open, then hand to foca.
+        {
+            let input = input_tx.clone();
+            let sealer = sealer.clone();
+            let metrics = metrics.clone();
+            let shared = shared.clone();
+            tasks.spawn(async move {
+                let mut window = ReplayWindow::new();
+                let mut buf = vec![0u8; 65536];
+                loop {
+                    let Ok((n, _from)) = udp.recv_from(&mut buf).await else {
+                        continue;
+                    };
+                    Metrics::add(&metrics.packets_received, 1);
+                    Metrics::add(&metrics.bytes_received, n as u64);
+                    match sealer.open(&buf[..n], Kind::Swim, &mut window) {
+                        Ok((_, plain)) => {
+                            if input.send(Input::Data(plain)).await.is_err() {
+                                return;
+                            }
+                        }
+                        Err(e) => shared.count_drop(&e),
+                    }
+                }
+            });
+        }
+        // TCP: anti-entropy and joins.
+        {
+            let shared = shared.clone();
+            tasks.spawn(async move {
+                let mut conns = JoinSet::new();
+                loop {
+                    tokio::select! {
+                        accepted = tcp.accept() => {
+                            if let Ok((stream, peer)) = accepted {
+                                let shared = shared.clone();
+                                conns.spawn(async move { shared.serve_connection(stream, peer).await });
+                            }
+                        }
+                        Some(_) = conns.join_next(), if !conns.is_empty() => {}
+                    }
+                }
+            });
+        }
+        // Pulls (hints, new members) and periodic anti-entropy with a random member.
+        {
+            let shared = shared.clone();
+            let interval = settings.sync_interval;
+            tasks.spawn(async move {
+                let mut tick = tokio::time::interval(interval);
+                tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+                loop {
+                    let target = tokio::select! {
+                        _ = tick.tick() => {
+                            use rand::seq::IndexedRandom;
+                            let members = shared.members.borrow().clone();
+                            let mut rng = rand::rng();
+                            members.choose(&mut rng).map(|m| m.addr)
+                        }
+                        Some(addr) = pull_rx.recv() => Some(addr),
+                        Some(event) = event_rx.recv() => match event {
+                            Event::Up(id) => Some(id.addr),
+                            Event::Down(_) => None,
+                        },
+                    };
+                    let Some(addr) = target else { continue };
+                    // Coalesce: several hints from one writer need one exchange.
+                    while pull_rx.try_recv().is_ok() {}
+                    match shared.sync_with(addr).await {
+                        Ok(n) if n > 0 => tracing::debug!(peer = %addr, entries = n, "synced"),
+                        Ok(_) => {}
+                        Err(e) => {
+                            tracing::debug!(error = %crate::control::chain(&e), "sync failed")
+                        }
+                    }
+                }
+            });
+        }
+        // Persistence and tombstone collection.
+        {
+            let replica = replica.clone();
+            let ttl = u64::try_from(settings.tombstone_ttl.as_millis()).unwrap_or(u64::MAX);
+            tasks.spawn(async move {
+                let mut tick = tokio::time::interval(Duration::from_millis(300));
+                let mut rounds = 0u64;
+                let mut failing = false;
+                loop {
+                    tick.tick().await;
+                    rounds += 1;
+                    let mut r = replica.lock().unwrap_or_else(|p| p.into_inner());
+                    if rounds.is_multiple_of(12_000) {
+                        let n = r.collect_garbage(ttl);
+                        if n > 0 {
+                            tracing::info!(tombstones = n, "collected old deletes");
+                        }
+                    }
+                    match r.flush() {
+                        Ok(()) => failing = false,
+                        Err(e) if !failing => {
+                            failing = true;
+                            tracing::error!(error = %crate::control::chain(&e), "cannot persist the cluster state");
+                        }
+                        Err(_) => {}
+                    }
+                }
+            });
+        }
+        let session = Session {
+            shared,
+            input: input_tx,
+            tasks,
+        };
+        session.publish_node_record(settings);
+        // A restarted node finds its cluster again through the node records it kept.
+        let peers: Vec<SocketAddr> = session
+            .shared
+            .lock()
+            .store()
+            .live("nodes/")
+            .filter_map(|(_, v)| v.get("gossip")?.as_str()?.parse().ok())
+            .filter(|a| *a != identity.advertise)
+            .collect();
+        for peer in peers {
+            session.announce(peer);
+        }
+        Ok(session)
+    }
+
+    fn publish_node_record(&self, settings: &Settings) {
+        let id = &self.shared.identity;
+        let record = json!({
+            "name": id.node_name,
+            "nodeId": format!("{:016x}", id.node_id),
+            "address": id.advertise.ip().to_string(),
+            "gossip": id.advertise.to_string(),
+            "labels": settings.labels,
+        });
+        let key = format!("nodes/{}", id.node_name);
+        let current = self.shared.lock().store().value(&key).cloned();
+        if current.as_ref() != Some(&record) {
+            self.write(&key, Some(record));
+        }
+    }
+
+    pub fn identity(&self) -> &Identity {
+        &self.shared.identity
+    }
+
+    pub fn replica(&self) -> &Arc<Mutex<Replica>> {
+        &self.shared.replica
+    }
+
+    pub fn members(&self) -> Vec<Id> {
+        self.shared.members.borrow().clone()
+    }
+
+    /// A local write, applied now and disseminated.
+    pub fn write(&self, key: &str, value: Option<serde_json::Value>) -> Entry {
+        let entry = self.shared.lock().write(key, value);
+        let mut delta = Delta {
+            key: key.to_owned(),
+            version: entry.version,
+            entry: Some(entry.clone()),
+            origin: self.shared.identity.advertise,
+        };
+        let mut bytes = serde_json::to_vec(&delta).unwrap_or_default();
+        if bytes.len() > INLINE_DELTA {
+            delta.entry = None;
+            bytes = serde_json::to_vec(&delta).unwrap_or_default();
+        }
+        if self.input.try_send(Input::Broadcast(bytes)).is_err() {
+            // The next anti-entropy round carries it instead.
+            tracing::debug!(key, "broadcast queue full");
+        }
+        entry
+    }
+
+    pub fn announce(&self, addr: SocketAddr) {
+        let _ = self.input.try_send(Input::Announce(addr));
+    }
+
+    pub async fn sync_with(&self, addr: SocketAddr) -> Result<usize, Error> {
+        self.shared.sync_with(addr).await
+    }
+
+    /// Flushes the replica and stops every task; the sockets close with them.
+    pub async fn stop(mut self) {
+        {
+            let mut r = self.shared.lock();
+            if let Err(e) = r.flush() {
+                tracing::error!(error = %crate::control::chain(&e), "cannot persist the cluster state");
+            }
+        }
+        self.tasks.shutdown().await;
+    }
+
+    /// Tells the members this node is leaving, then stops.
+    pub async fn leave(self) {
+        let key = format!("nodes/{}", self.shared.identity.node_name);
+        self.write(&key, None);
+        // A direct exchange makes the departure certain to reach someone even if the
+        // broadcast is lost.
+        if let Some(peer) = self.members().first() {
+            let _ = self.sync_with(peer.addr).await;
+        }
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        if self.input.send(Input::Leave(tx)).await.is_ok() {
+            let _ = tokio::time::timeout(Duration::from_secs(2), rx).await;
+        }
+        self.stop().await;
+    }
+}
+
+/// The address this node is reached at when nobody said: the source address of the default
+/// route (no packet is sent), or loopback without one.
+pub fn default_advertise_ip() -> std::net::IpAddr {
+    let probe = std::net::UdpSocket::bind("0.0.0.0:0").and_then(|s| {
+        s.connect("192.0.2.1:9")?;
+        s.local_addr()
+    });
+    match probe {
+        Ok(addr) if !addr.ip().is_unspecified() => addr.ip(),
+        _ => std::net::IpAddr::from([127, 0, 0, 1]),
+    }
+}
+
+/// `ADDR` as users type it: an IP, a host name, either with or without a port.
+fn with_default_port(addr: &str, port: u16) -> String {
+    if addr.parse::<SocketAddr>().is_ok() {
+        return addr.to_owned();
+    }
+    if let Ok(ip) = addr.trim_matches(['[', ']']).parse::<std::net::IpAddr>() {
+        return SocketAddr::new(ip, port).to_string();
+    }
+    match addr.rsplit_once(':') {
+        Some((_, p)) if p.parse::<u16>().is_ok() => addr.to_owned(),
+        _ => format!("{addr}:{port}"),
+    }
+}
+
+/// The node: its settings and whichever session is current.
+#[derive(Debug)]
+pub struct Node {
+    pub settings: Settings,
+    pub metrics: Arc<Metrics>,
+    session: tokio::sync::Mutex<Option<Session>>,
+    /// Bumped whenever the session (and so the cluster) changes; subscribers restart.
+    generation: watch::Sender<u64>,
+}
+
+impl Node {
+    /// Starts the saved session, or creates a one-node cluster when there is none.
+    pub async fn start(settings: Settings) -> Result<Arc<Node>, Error> {
+        let node = Arc::new(Node {
+            settings,
+            metrics: Arc::new(Metrics::default()),
+            session: tokio::sync::Mutex::new(None),
+            generation: watch::channel(0).0,
+        });
+        let (identity, created) = match Identity::load(&node.settings.key_dir)? {
+            Some(id) => (id, false),
+            None => (node.create_identity(None)?, true),
+        };
+        let session = Session::start(identity, &node.settings, node.metrics.clone()).await?;
+        // Only the node that creates a cluster makes its first token: a member that restarts
+        // before it has synced must not replace the cluster's token with one of its own.
+        if created {
+            node.write_token(&session);
+        }
+        *node.session.lock().await = Some(session);
+        Ok(node)
+    }
+
+    fn advertise(&self, ip: Option<std::net::IpAddr>) -> SocketAddr {
+        let ip = ip
+            .or(self.settings.advertise_ip)
+            .unwrap_or_else(default_advertise_ip);
+        SocketAddr::new(ip, self.settings.listen.port())
+    }
+
+    fn create_identity(&self, ip: Option<std::net::IpAddr>) -> Result<Identity, Error> {
+        let identity = Identity::create(&self.settings.node_name, self.advertise(ip));
+        identity.save(&self.settings.key_dir)?;
+        tracing::info!(cluster = %format!("{:016x}", identity.cluster), address = %identity.advertise, "created a new cluster");
+        Ok(identity)
+    }
+
+    fn write_token(&self, session: &Session) -> JoinToken {
+        let token = JoinToken::generate(session.identity().cluster);
+        session.write(TOKEN_KEY, Some(json!({ "token": token.to_string() })));
+        token
+    }
+
+    pub fn generation(&self) -> watch::Receiver<u64> {
+        self.generation.subscribe()
+    }
+
+    /// Runs `f` with the current session.
+    pub async fn with<T>(&self, f: impl FnOnce(&Session) -> T) -> Result<T, Error> {
+        let guard = self.session.lock().await;
+        match guard.as_ref() {
+            Some(s) => Ok(f(s)),
+            None => Err(Error::Refused(
+                "the node is between clusters; try again".to_owned(),
+            )),
+        }
+    }
+
+    pub async fn join_token(&self, rotate: bool) -> Result<String, Error> {
+        self.with(|s| {
+            let current = s
+                .replica()
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .store()
+                .value(TOKEN_KEY)
+                .and_then(|v| v.get("token").and_then(|t| t.as_str()).map(str::to_owned));
+            match current {
+                Some(t) if !rotate => t,
+                _ => self.write_token(s).to_string(),
+            }
+        })
+        .await
+    }
+
+    async fn replace(
+        &self,
+        next: impl AsyncFnOnce(Session) -> Result<Session, Error>,
+    ) -> Result<(), Error> {
+        let mut guard = self.session.lock().await;
+        let Some(current) = guard.take() else {
+            return Err(Error::Refused(
+                "the node is between clusters; try again".to_owned(),
+            ));
+        };
+        let result = next(current).await;
+        self.generation.send_modify(|g| *g += 1);
+        match result {
+            Ok(s) => {
+                *guard = Some(s);
+                Ok(())
+            }
+            Err(e) => {
+                // Whatever happened, come back up on the identity on disk (the old session's
+                // sockets may take a moment to close).
+                for _ in 0..20 {
+                    let Ok(Some(id)) = Identity::load(&self.settings.key_dir) else {
+                        break;
+                    };
+                    match Session::start(id, &self.settings, self.metrics.clone()).await {
+                        Ok(s) => {
+                            *guard = Some(s);
+                            break;
+                        }
+                        Err(e) => {
+                            tracing::warn!(error = %crate::control::chain(&e), "restarting the session")
+                        }
+                    }
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+                Err(e)
+            }
+        }
+    }
+
+    fn refuse_if_busy(session: &Session, what: &str) -> Result<(), Error> {
+        let members = session.members().len();
+        if members > 0 {
+            return Err(Error::Refused(format!(
+                "this node is in a cluster with {members} other member(s); run `podswarmctl cluster leave` before {what}"
+            )));
+        }
+        let objects = session
+            .replica()
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .store()
+            .live("objects/")
+            .count();
+        if objects > 0 {
+            return Err(Error::Refused(format!(
+                "this node holds {objects} applied object(s); delete them before {what} (they would not follow the node)"
+            )));
+        }
+        Ok(())
+    }
+
+    /// A new one-node cluster (only for a node that is alone and empty).
+    pub async fn init(&self, ip: Option<std::net::IpAddr>) -> Result<(u64, String), Error> {
+        self.with(|s| Node::refuse_if_busy(s, "creating a new cluster"))
+            .await??;
+        let mut out = None;
+        self.replace(async |current| {
+            current.stop().await;
+            let identity = self.create_identity(ip)?;
+            let session = Session::start(identity, &self.settings, self.metrics.clone()).await?;
+            let token = self.write_token(&session);
+            out = Some((session.identity().cluster, token.to_string()));
+            Ok(session)
+        })
+        .await?;
+        out.ok_or_else(|| Error::Refused("init did not finish".to_owned()))
+    }
+
+    /// Joins the cluster `addr` belongs to, with its token.
+    pub async fn join(
+        &self,
+        addr: &str,
+        token: &str,
+        ip: Option<std::net::IpAddr>,
+    ) -> Result<u64, Error> {
+        let token = JoinToken::parse(token)?;
+        let addr = with_default_port(addr, self.settings.listen.port());
+        self.with(|s| Node::refuse_if_busy(s, "joining another cluster"))
+            .await??;
+        // The handshake comes first: a refused join leaves the current session untouched.
+        let (identity, seeds) = self.handshake(&addr, &token, ip).await?;
+        let mut cluster = 0;
+        self.replace(async |current| {
+            current.stop().await;
+            identity.save(&self.settings.key_dir)?;
+            cluster = identity.cluster;
+            let session = Session::start(identity, &self.settings, self.metrics.clone()).await?;
+            for seed in &seeds {
+                session.announce(*seed);
+            }
+            // Take the cluster's state now rather than at the next anti-entropy round; if this
+            // fails the periodic exchange still brings it.
+            if let Some(first) = seeds.first()
+                && let Err(e) = session.sync_with(*first).await
+            {
+                tracing::warn!(error = %crate::control::chain(&e), "first state exchange failed");
+            }
+            tracing::info!(cluster = %format!("{cluster:016x}"), via = %addr, "joined the cluster");
+            Ok(session)
+        })
+        .await?;
+        Ok(cluster)
+    }
+
+    async fn handshake(
+        &self,
+        addr: &str,
+        token: &JoinToken,
+        ip: Option<std::net::IpAddr>,
+    ) -> Result<(Identity, Vec<SocketAddr>), Error> {
+        let io = |source| Error::Stream {
+            peer: addr.to_owned(),
+            source,
+        };
+        let mut stream = tokio::time::timeout(IO_TIMEOUT, TcpStream::connect(addr))
+            .await
+            .map_err(|_| Error::Connect {
+                addr: addr.to_owned(),
+                source: std::io::Error::new(std::io::ErrorKind::TimedOut, "connect timed out"),
+            })?
+            .map_err(|source| Error::Connect {
+                addr: addr.to_owned(),
+                source,
+            })?;
+        // Unless told otherwise, advertise the address this node reached the member from.
+        let local_ip = stream.local_addr().map_err(io)?.ip();
+        let advertise = SocketAddr::new(
+            ip.or(self.settings.advertise_ip).unwrap_or(local_ip),
+            self.settings.listen.port(),
+        );
+        let node_id = random_id();
+        let sealer = Sealer::new(&token.join_key(), node_id);
+        let request = JoinRequest {
+            node_id,
+            node_name: self.settings.node_name.clone(),
+            advertise,
+        };
+        let packet = sealer.seal(
+            Kind::JoinRequest,
+            &serde_json::to_vec(&request).unwrap_or_default(),
+        );
+        let counter = seal::peek(&packet).map(|h| h.counter).unwrap_or_default();
+        proto::write_frame(&mut stream, &packet).await.map_err(io)?;
+        let frame = tokio::time::timeout(IO_TIMEOUT, proto::read_frame(&mut stream))
+            .await
+            .map_err(|_| {
+                io(std::io::Error::new(
+                    std::io::ErrorKind::TimedOut,
+                    "no answer",
+                ))
+            })?
+            .map_err(io)?;
+        if seal::peek(&frame).is_err() {
+            let reason = serde_json::from_slice::<Refusal>(&frame)
+                .map(|r| r.refused)
+                .unwrap_or_else(|_| "no reason given".to_owned());
+            return Err(Error::JoinRefused {
+                peer: addr.to_owned(),
+                reason,
+            });
+        }
+        let (_, plain) = sealer
+            .open_unchecked(&frame, Kind::JoinReply)
+            .map_err(|source| Error::Frame {
+                peer: addr.to_owned(),
+                source,
+            })?;
+        let reply: JoinReply = serde_json::from_slice(&plain).map_err(|e| Error::Protocol {
+            peer: addr.to_owned(),
+            message: e.to_string(),
+        })?;
+        let key = ClusterKey::from_hex(&reply.key);
+        if reply.answers != counter || reply.cluster != token.cluster || key.is_none() {
+            return Err(Error::Protocol {
+                peer: addr.to_owned(),
+                message: "the join reply does not answer this request".to_owned(),
+            });
+        }
+        let key = key.ok_or_else(|| Error::Refused("no key".to_owned()))?;
+        let identity = Identity::joined(
+            reply.cluster,
+            node_id,
+            &self.settings.node_name,
+            advertise,
+            &key,
+        );
+        Ok((identity, reply.seeds))
+    }
+
+    /// Leaves the cluster gracefully and starts a new one-node cluster.
+    pub async fn leave(&self) -> Result<u64, Error> {
+        let mut cluster = 0;
+        self.replace(async |current| {
+            let ip = Some(current.identity().advertise.ip());
+            current.leave().await;
+            // The old state belongs to the old cluster; the new session sets it aside.
+            let identity = self.create_identity(ip)?;
+            cluster = identity.cluster;
+            let session = Session::start(identity, &self.settings, self.metrics.clone()).await?;
+            self.write_token(&session);
+            Ok(session)
+        })
+        .await?;
+        Ok(cluster)
+    }
+
+    pub async fn shutdown(&self) {
+        if let Some(s) = self.session.lock().await.take() {
+            s.stop().await;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn join_addresses_get_the_gossip_port_when_they_have_none() {
+        assert_eq!(with_default_port("10.0.0.1", 7946), "10.0.0.1:7946");
+        assert_eq!(with_default_port("10.0.0.1:9000", 7946), "10.0.0.1:9000");
+        assert_eq!(with_default_port("fd00::1", 7946), "[fd00::1]:7946");
+        assert_eq!(with_default_port("[fd00::1]:5", 7946), "[fd00::1]:5");
+        assert_eq!(with_default_port("node2", 7946), "node2:7946");
+        assert_eq!(with_default_port("node2:1", 7946), "node2:1");
+    }
+}

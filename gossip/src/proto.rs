@@ -1,0 +1,96 @@
+//! What travels between gossip processes besides SWIM itself: state deltas (piggy-backed on SWIM
+//! packets), the anti-entropy exchange and the join handshake (length-prefixed sealed frames over
+//! TCP).
+//!
+//! Anti-entropy, initiator A and responder B:
+//! 1. A → B `Hello { fingerprint }`;
+//! 2. B → A `InSync` when the fingerprints match (the common case: one small frame each way),
+//!    else `Digest` (every key and version B holds);
+//! 3. A → B `Push` with what A holds newer than B's digest, and A's own digest;
+//! 4. B → A `Push` with what B holds newer than A's digest.
+
+use std::net::SocketAddr;
+
+use podswarm_cluster::{Entry, Hlc};
+use serde::{Deserialize, Serialize};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+/// Largest frame accepted: a whole state for a few thousand objects fits many times over.
+pub const MAX_FRAME: usize = 64 << 20;
+
+/// A state change riding on SWIM packets. `entry` is left out when the value is too big for a
+/// packet; receivers holding an older version then pull from `origin`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Delta {
+    pub key: String,
+    pub version: Hlc,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub entry: Option<Entry>,
+    pub origin: SocketAddr,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(tag = "msg", rename_all = "camelCase")]
+pub enum Sync {
+    Hello {
+        fingerprint: [u8; 32],
+    },
+    InSync,
+    Digest {
+        digest: Vec<(String, Hlc)>,
+    },
+    Push {
+        entries: Vec<(String, Entry)>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        digest: Option<Vec<(String, Hlc)>>,
+    },
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct JoinRequest {
+    #[serde(with = "crate::identity::hex_u64")]
+    pub node_id: u64,
+    pub node_name: String,
+    pub advertise: SocketAddr,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct JoinReply {
+    #[serde(with = "crate::identity::hex_u64")]
+    pub cluster: u64,
+    pub key: String,
+    /// Members to announce to.
+    pub seeds: Vec<SocketAddr>,
+    /// The request's counter: this reply answers that request and no other.
+    pub answers: u64,
+}
+
+/// Sent in the clear: a refused joiner learns nothing but the reason.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct Refusal {
+    pub refused: String,
+}
+
+pub async fn write_frame<W: AsyncWriteExt + Unpin>(w: &mut W, bytes: &[u8]) -> std::io::Result<()> {
+    let len = u32::try_from(bytes.len()).map_err(|_| std::io::Error::other("frame too large"))?;
+    w.write_all(&len.to_be_bytes()).await?;
+    w.write_all(bytes).await?;
+    w.flush().await
+}
+
+pub async fn read_frame<R: AsyncReadExt + Unpin>(r: &mut R) -> std::io::Result<Vec<u8>> {
+    let mut len = [0u8; 4];
+    r.read_exact(&mut len).await?;
+    let len = u32::from_be_bytes(len) as usize;
+    if len > MAX_FRAME {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            format!("frame of {len} bytes is over the limit"),
+        ));
+    }
+    let mut buf = vec![0u8; len];
+    r.read_exact(&mut buf).await?;
+    Ok(buf)
+}

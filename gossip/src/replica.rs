@@ -1,0 +1,200 @@
+//! This node's copy of the replicated state: the store, the node's clock, persistence and change
+//! notifications. Local writes get a fresh clock reading; remote entries advance the clock so that
+//! a later local write orders after everything this node has seen.
+//!
+//! Persisted as `<state_dir>/replica.json` (0600, written atomically). A file from another
+//! cluster is set aside rather than merged: a node that joined elsewhere must not carry objects
+//! across.
+
+use std::path::{Path, PathBuf};
+
+use podswarm_cluster::hlc::wall_millis;
+use podswarm_cluster::{Applied, Clock, Entry, Hlc, Store};
+use serde::{Deserialize, Serialize};
+use tokio::sync::broadcast;
+
+use crate::Error;
+
+/// One key changed (a tombstone has `entry.value == None`).
+#[derive(Debug, Clone, Serialize)]
+pub struct Change {
+    pub key: String,
+    pub entry: Entry,
+}
+
+#[derive(Serialize, Deserialize)]
+struct Persisted {
+    #[serde(with = "crate::identity::hex_u64")]
+    cluster: u64,
+    store: Store,
+}
+
+#[derive(Debug)]
+pub struct Replica {
+    cluster: u64,
+    store: Store,
+    clock: Clock,
+    path: PathBuf,
+    dirty: bool,
+    changes: broadcast::Sender<Change>,
+}
+
+impl Replica {
+    pub fn open(state_dir: &Path, cluster: u64, node_id: u64) -> Result<Replica, Error> {
+        let path = state_dir.join("replica.json");
+        let store = match std::fs::read(&path) {
+            Ok(bytes) => match serde_json::from_slice::<Persisted>(&bytes) {
+                Ok(p) if p.cluster == cluster => p.store,
+                Ok(p) => {
+                    let aside = state_dir.join(format!("replica.{:016x}.json", p.cluster));
+                    tracing::warn!(
+                        old = %aside.display(),
+                        "the saved state belongs to another cluster; set aside"
+                    );
+                    std::fs::rename(&path, &aside).map_err(|source| Error::Write {
+                        path: aside.clone(),
+                        source,
+                    })?;
+                    Store::new()
+                }
+                Err(e) => {
+                    return Err(Error::Damaged {
+                        path,
+                        message: e.to_string(),
+                    });
+                }
+            },
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Store::new(),
+            Err(source) => return Err(Error::Read { path, source }),
+        };
+        let mut clock = Clock::new(node_id);
+        clock.observe(store.max_version(), wall_millis());
+        let (changes, _) = broadcast::channel(4096);
+        Ok(Replica {
+            cluster,
+            store,
+            clock,
+            path,
+            dirty: false,
+            changes,
+        })
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    pub fn subscribe(&self) -> broadcast::Receiver<Change> {
+        self.changes.subscribe()
+    }
+
+    /// A local write (`None` deletes). Returns the entry to disseminate.
+    pub fn write(&mut self, key: &str, value: Option<serde_json::Value>) -> Entry {
+        let entry = Entry {
+            version: self.clock.tick(wall_millis()),
+            value,
+        };
+        self.store.apply(key, entry.clone());
+        self.changed(key, &entry);
+        entry
+    }
+
+    /// An entry from a peer.
+    pub fn merge(&mut self, key: &str, entry: Entry) -> Applied {
+        self.clock.observe(entry.version, wall_millis());
+        let applied = self.store.apply(key, entry.clone());
+        if applied == Applied::Newer {
+            self.changed(key, &entry);
+        }
+        applied
+    }
+
+    /// The version held for a key, if any.
+    pub fn version(&self, key: &str) -> Option<Hlc> {
+        self.store.entry(key).map(|e| e.version)
+    }
+
+    fn changed(&mut self, key: &str, entry: &Entry) {
+        self.dirty = true;
+        // No subscriber is fine.
+        let _ = self.changes.send(Change {
+            key: key.to_owned(),
+            entry: entry.clone(),
+        });
+    }
+
+    pub fn collect_garbage(&mut self, ttl_millis: u64) -> usize {
+        let n = self.store.collect_garbage(wall_millis(), ttl_millis);
+        if n > 0 {
+            self.dirty = true;
+        }
+        n
+    }
+
+    /// Writes the file if anything changed since the last flush.
+    pub fn flush(&mut self) -> Result<(), Error> {
+        if !self.dirty {
+            return Ok(());
+        }
+        let persisted = Persisted {
+            cluster: self.cluster,
+            store: self.store.clone(),
+        };
+        let write = |source| Error::Write {
+            path: self.path.clone(),
+            source,
+        };
+        let bytes = serde_json::to_vec(&persisted).map_err(|e| write(std::io::Error::other(e)))?;
+        podswarm_config::process::write_atomic(&self.path, &bytes, 0o600).map_err(write)?;
+        self.dirty = false;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn state_survives_a_restart_and_the_clock_resumes_above_it() {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let mut r = Replica::open(dir.path(), 7, 1).unwrap_or_else(|e| panic!("{e}"));
+        let first = r.write("objects/a", Some(json!({"x": 1})));
+        r.flush().unwrap_or_else(|e| panic!("{e}"));
+        let mut again = Replica::open(dir.path(), 7, 1).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(again.store().value("objects/a"), Some(&json!({"x": 1})));
+        let second = again.write("objects/b", None);
+        assert!(second.version > first.version);
+    }
+
+    #[test]
+    fn state_of_another_cluster_is_set_aside() {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let mut r = Replica::open(dir.path(), 7, 1).unwrap_or_else(|e| panic!("{e}"));
+        r.write("objects/a", Some(json!(1)));
+        r.flush().unwrap_or_else(|e| panic!("{e}"));
+        let other = Replica::open(dir.path(), 8, 1).unwrap_or_else(|e| panic!("{e}"));
+        assert!(other.store().is_empty());
+        assert!(dir.path().join("replica.0000000000000007.json").exists());
+    }
+
+    #[test]
+    fn subscribers_see_newer_merges_only() {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let mut r = Replica::open(dir.path(), 7, 1).unwrap_or_else(|e| panic!("{e}"));
+        let mut rx = r.subscribe();
+        let e = Entry {
+            version: Hlc {
+                millis: 5,
+                counter: 0,
+                node: 2,
+            },
+            value: Some(json!(1)),
+        };
+        assert_eq!(r.merge("k", e.clone()), Applied::Newer);
+        assert_eq!(r.merge("k", e), Applied::Stale);
+        assert!(rx.try_recv().is_ok());
+        assert!(rx.try_recv().is_err());
+    }
+}
