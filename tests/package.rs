@@ -47,13 +47,47 @@ fn the_deb_installs_enables_runs_and_purges_cleanly() {
     );
     node.sh("getent group podswarm && getent passwd podswarm");
     node.sh("test -f /usr/share/man/man1/podswarmctl.1.gz && test -f /usr/share/man/man8/podswarmd.8.gz && test -f /usr/share/bash-completion/completions/podswarmctl");
-    assert_eq!(node.sh("stat -c %a /etc/podswarm").trim(), "700");
+    assert_eq!(
+        node.sh("stat -c '%a %U:%G' /etc/podswarm /var/lib/podswarm"),
+        "750 root:podswarm\n750 root:podswarm\n"
+    );
     node.sh("podswarmd --validate");
 
     node.sh("systemctl enable --now podswarm");
     node.wait_for("podswarmd to answer", Duration::from_secs(60), || {
         node.exec(&["podswarmctl", "get", "nodes"]).status.success()
     });
+
+    // Enabling podswarm brings up the gossip service too, unprivileged, and it creates the
+    // cluster identity on its first start.
+    assert_eq!(
+        node.unit_property("podswarm-gossip.service", "ActiveState"),
+        "active"
+    );
+    assert_eq!(
+        node.sh("ps -o user= -p $(systemctl show -P MainPID podswarm-gossip.service)")
+            .trim(),
+        "podswarm"
+    );
+    assert_eq!(
+        node.sh("stat -c '%a %U' /etc/podswarm/cluster /etc/podswarm/cluster/cluster.json /var/lib/podswarm/gossip"),
+        "700 podswarm\n600 podswarm\n700 podswarm\n"
+    );
+    let status = node.sh("podswarmctl cluster status");
+    assert!(
+        status.starts_with("cluster ") && status.contains("MEMBER"),
+        "{status}"
+    );
+    assert!(
+        node.sh("podswarmctl cluster join-token")
+            .starts_with("PSWTKN-1-")
+    );
+    let security = node.sh("systemd-analyze security podswarm-gossip.service | tail -n 1");
+    let exposure: f64 = security
+        .split_whitespace()
+        .find_map(|w| w.parse().ok())
+        .unwrap_or_else(|| panic!("no exposure in {security:?}"));
+    assert!(exposure <= 4.0, "podswarm-gossip.service: {security}");
     node.write(
         "/root/app.yaml",
         b"apiVersion: v1\nkind: Pod\nmetadata: {name: web}\nspec:\n  terminationGracePeriodSeconds: 2\n  containers:\n  - {name: web, image: localhost/busybox:latest, imagePullPolicy: Never, command: [/bin/httpd, -f, -p, '8080', -h, /www]}\n",

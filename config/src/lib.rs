@@ -52,7 +52,7 @@ pub struct ClusterConfig {
     pub advertise_addr: Option<IpAddr>,
     /// The local socket podswarmd and podswarmctl use.
     pub socket: PathBuf,
-    /// Where the cluster identity and key live (0700).
+    /// Where the cluster identity and key live (0700, owned by the podswarm user).
     pub key_dir: PathBuf,
     /// Node labels for `nodeSelector`.
     pub labels: BTreeMap<String, String>,
@@ -70,7 +70,7 @@ impl Default for ClusterConfig {
             listen: "0.0.0.0:7946".to_owned(),
             advertise_addr: None,
             socket: PathBuf::from("/run/podswarm/gossip/gossip.sock"),
-            key_dir: PathBuf::from("/etc/podswarm"),
+            key_dir: PathBuf::from("/etc/podswarm/cluster"),
             labels: BTreeMap::new(),
             tombstone_ttl_secs: 7 * 24 * 3600,
             sync_interval_ms: 5000,

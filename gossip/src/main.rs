@@ -38,7 +38,8 @@ async fn run(args: Args) -> Result<()> {
         listen: config.cluster.listen.parse().context("cluster.listen")?,
         node_name: config.node_name.clone().unwrap_or_else(hostname),
         advertise_ip: config.cluster.advertise_addr,
-        state_dir: config.paths.state_dir.clone(),
+        // Its own subdirectory: /var/lib/podswarm itself belongs to podswarmd.
+        state_dir: config.paths.state_dir.join("gossip"),
         key_dir: config.cluster.key_dir.clone(),
         labels: config.cluster.labels.clone(),
         tombstone_ttl: Duration::from_secs(config.cluster.tombstone_ttl_secs),
