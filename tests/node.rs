@@ -313,10 +313,37 @@ impl Node {
             "/usr/bin/podswarmctl",
             0o755,
         );
-        let unit =
-            Path::new(env!("CARGO_MANIFEST_DIR")).join("../packaging/systemd/podswarm.service");
-        self.install(&unit, "/usr/lib/systemd/system/podswarm.service", 0o644);
-        self.sh("getent group podswarm >/dev/null || groupadd --system podswarm");
+        self.install(
+            &workspace_binary("podswarm-gossip"),
+            "/usr/bin/podswarm-gossip",
+            0o755,
+        );
+        let packaging = Path::new(env!("CARGO_MANIFEST_DIR")).join("../packaging");
+        for (from, to) in [
+            (
+                "systemd/podswarm.service",
+                "/usr/lib/systemd/system/podswarm.service",
+            ),
+            (
+                "systemd/podswarm-gossip.service",
+                "/usr/lib/systemd/system/podswarm-gossip.service",
+            ),
+            (
+                "systemd/podswarm.target",
+                "/usr/lib/systemd/system/podswarm.target",
+            ),
+            (
+                "sysusers/podswarm.conf",
+                "/usr/lib/sysusers.d/podswarm.conf",
+            ),
+            (
+                "tmpfiles/podswarm.conf",
+                "/usr/lib/tmpfiles.d/podswarm.conf",
+            ),
+        ] {
+            self.install(&packaging.join(from), to, 0o644);
+        }
+        self.sh("systemd-sysusers podswarm.conf && systemd-tmpfiles --create podswarm.conf");
         self.sh("systemctl daemon-reload && systemctl enable --now podswarm.service");
         self.wait_for("podswarmd to answer", Duration::from_secs(60), || {
             self.exec(&["podswarmctl", "get", "nodes"]).status.success()

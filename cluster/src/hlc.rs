@@ -20,6 +20,22 @@ impl std::fmt::Display for Hlc {
     }
 }
 
+impl std::str::FromStr for Hlc {
+    type Err = String;
+
+    /// Reads what `Display` writes: `millis.counter@node-hex`.
+    fn from_str(s: &str) -> Result<Hlc, String> {
+        let bad = || format!("{s:?} is not a version (millis.counter@node)");
+        let (time, node) = s.split_once('@').ok_or_else(bad)?;
+        let (millis, counter) = time.split_once('.').ok_or_else(bad)?;
+        Ok(Hlc {
+            millis: millis.parse().map_err(|_| bad())?,
+            counter: counter.parse().map_err(|_| bad())?,
+            node: u64::from_str_radix(node, 16).map_err(|_| bad())?,
+        })
+    }
+}
+
 /// One node's clock. The wall time is passed in so that tests and simulations drive it.
 #[derive(Debug, Clone)]
 pub struct Clock {
@@ -113,6 +129,17 @@ mod tests {
         clock.observe(remote, 1000);
         let next = clock.tick(1000);
         assert!(next > remote, "{next} after {remote}");
+    }
+
+    #[test]
+    fn display_round_trips() {
+        let v = Hlc {
+            millis: 1_795_460_891_496,
+            counter: 3,
+            node: 0x692e_1f3b_4b30_7632,
+        };
+        assert_eq!(v.to_string().parse::<Hlc>(), Ok(v));
+        assert!("12@x".parse::<Hlc>().is_err());
     }
 
     #[test]

@@ -100,13 +100,15 @@ pub struct PathsConfig {
     pub podman: PathBuf,
     pub journalctl: PathBuf,
     pub quadlet_generator: PathBuf,
+    /// iproute2's `ip`, for the routes to other nodes' pod subnets.
+    pub ip: PathBuf,
 }
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct NetworkConfig {
     pub pod_cidr: String,
-    /// This node's pod subnet; default: the first /24 of `pod_cidr`.
+    /// This node's pod subnet; default: a free /24 of `pod_cidr` claimed in the cluster state.
     pub node_subnet: Option<String>,
     pub cluster_domain: String,
     /// DNS server for pods; default: the node subnet's gateway, where podswarm-dns listens.
@@ -165,6 +167,7 @@ impl Default for PathsConfig {
             quadlet_generator: PathBuf::from(
                 "/usr/lib/systemd/system-generators/podman-system-generator",
             ),
+            ip: PathBuf::from("ip"),
         }
     }
 }

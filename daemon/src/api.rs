@@ -39,6 +39,23 @@ pub struct Api {
     pub pod_subnet: String,
     pub journalctl: PathBuf,
     pub socket_group: String,
+    /// The replicated state: writes go there, and pods on other nodes come from it.
+    pub link: Option<Arc<crate::link::Link>>,
+}
+
+fn unavailable(e: &crate::link::LinkError) -> ApiError {
+    ApiError::new(
+        StatusCode::SERVICE_UNAVAILABLE,
+        crate::reconcile::error_chain(e),
+    )
+}
+
+fn action_of(word: &str) -> Action {
+    match word {
+        "created" => Action::Created,
+        "configured" => Action::Configured,
+        _ => Action::Unchanged,
+    }
 }
 
 impl std::fmt::Debug for Api {
@@ -278,8 +295,18 @@ async fn apply_manifests(
         })?;
     let warnings: Vec<String> = manifest.warnings.iter().map(ToString::to_string).collect();
     let objects: Vec<Object> = manifest.objects.into_iter().map(|o| o.object).collect();
-    let applied = tokio::task::block_in_place(|| api.state.apply(objects))
-        .map_err(|e| ApiError::internal(&e))?;
+    let applied = match &api.link {
+        Some(link) => {
+            let actions = link.apply(&objects).await.map_err(|e| unavailable(&e))?;
+            objects
+                .iter()
+                .map(ObjectKey::of)
+                .zip(actions.into_iter().map(action_of))
+                .collect()
+        }
+        None => tokio::task::block_in_place(|| api.state.apply(objects))
+            .map_err(|e| ApiError::internal(&e))?,
+    };
     let applied: Vec<Applied> = applied
         .into_iter()
         .map(|(k, action)| Applied {
@@ -335,8 +362,14 @@ async fn delete_object(
     }
     let mut found = false;
     for k in &deleted {
-        found |= tokio::task::block_in_place(|| api.state.delete(k))
-            .map_err(|e| ApiError::internal(&e))?;
+        found |= match &api.link {
+            Some(link) => link
+                .delete(&k.kind, &k.namespace, &k.name)
+                .await
+                .map_err(|e| unavailable(&e))?,
+            None => tokio::task::block_in_place(|| api.state.delete(k))
+                .map_err(|e| ApiError::internal(&e))?,
+        };
     }
     if !found {
         return Err(ApiError::not_found(format!(
@@ -356,11 +389,29 @@ struct ListQuery {
     namespace: Option<String>,
 }
 
+/// Every pod of the cluster: this node's own views (its pods, and pods no node can take), and
+/// the status other ready nodes published for theirs.
+fn pod_map(api: &Api) -> BTreeMap<String, PodView> {
+    let mut pods: BTreeMap<String, PodView> =
+        api.views.read().map(|v| v.clone()).unwrap_or_default();
+    if let Some(link) = &api.link {
+        let ready: std::collections::BTreeSet<String> = link
+            .nodes()
+            .into_iter()
+            .filter(|n| n.ready && n.name != api.node_name)
+            .map(|n| n.name)
+            .collect();
+        for (key, view) in link.pod_records() {
+            if ready.contains(&view.node) && !pods.contains_key(&key) {
+                pods.insert(key, view);
+            }
+        }
+    }
+    pods
+}
+
 fn views(api: &Api) -> Vec<PodView> {
-    api.views
-        .read()
-        .map(|v| v.values().cloned().collect())
-        .unwrap_or_default()
+    pod_map(api).into_values().collect()
 }
 
 async fn list_pods(AxState(api): AxState<Shared>, Query(q): Query<ListQuery>) -> ApiResult {
@@ -376,11 +427,8 @@ async fn get_pod(
     Path((ns, name)): Path<(String, String)>,
 ) -> ApiResult {
     let key = format!("{ns}/{name}");
-    let pod = api
-        .views
-        .read()
-        .ok()
-        .and_then(|v| v.get(&key).cloned())
+    let pod = pod_map(&api)
+        .remove(&key)
         .ok_or_else(|| ApiError::not_found(format!("pod {key}")))?;
     ok(pod)
 }
@@ -399,12 +447,24 @@ async fn pod_logs(
     Query(q): Query<LogQuery>,
 ) -> ApiResult {
     let key = format!("{ns}/{name}");
-    let pod = api
-        .views
-        .read()
-        .ok()
-        .and_then(|v| v.get(&key).cloned())
+    let pod = pod_map(&api)
+        .remove(&key)
         .ok_or_else(|| ApiError::not_found(format!("pod {key}")))?;
+    if !pod.node.is_empty() && pod.node != api.node_name {
+        let address = api
+            .link
+            .as_ref()
+            .and_then(|l| l.nodes().into_iter().find(|n| n.name == pod.node))
+            .map(|n| n.address)
+            .unwrap_or_default();
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            format!(
+                "pod {key} runs on node {} ({address}); its journal is there: podswarmctl --server http://{address}:8080 logs -n {ns} {name}",
+                pod.node
+            ),
+        ));
+    }
     if pod.units.is_empty() {
         return Err(ApiError::new(
             StatusCode::CONFLICT,
@@ -605,8 +665,17 @@ async fn scale_deployment(
         return Err(ApiError::not_found(format!("deployment {ns}/{name}")));
     };
     d.spec.replicas = Some(scale.replicas);
-    tokio::task::block_in_place(|| api.state.apply(vec![Object::Deployment(d)]))
-        .map_err(|e| ApiError::internal(&e))?;
+    match &api.link {
+        Some(link) => {
+            link.apply(&[Object::Deployment(d)])
+                .await
+                .map_err(|e| unavailable(&e))?;
+        }
+        None => {
+            tokio::task::block_in_place(|| api.state.apply(vec![Object::Deployment(d)]))
+                .map_err(|e| ApiError::internal(&e))?;
+        }
+    }
     ok(json!({"namespace": ns, "name": name, "replicas": scale.replicas}))
 }
 
@@ -728,6 +797,25 @@ async fn list_ingresses(AxState(api): AxState<Shared>, Query(q): Query<ListQuery
 }
 
 async fn list_nodes(AxState(api): AxState<Shared>) -> ApiResult {
+    if let Some(link) = &api.link {
+        let pods = views(&api);
+        let items: Vec<Value> = link
+            .nodes()
+            .into_iter()
+            .map(|n| {
+                let count = pods.iter().filter(|p| p.node == n.name).count();
+                json!({
+                    "name": n.name,
+                    "address": n.address,
+                    "ready": n.ready,
+                    "podSubnet": n.subnet,
+                    "labels": n.labels,
+                    "pods": count,
+                })
+            })
+            .collect();
+        return ok(json!({"items": items}));
+    }
     let pods = views(&api).len();
     ok(json!({"items": [{
         "name": api.node_name,

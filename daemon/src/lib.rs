@@ -3,9 +3,12 @@
 
 pub mod api;
 pub mod cli;
+pub mod link;
 /// The configuration file, shared with podswarm's other daemons.
 pub use podswarm_config as config;
 pub mod podman;
 pub mod probe;
 pub mod reconcile;
+pub mod routes;
+pub mod schedule;
 pub mod state;

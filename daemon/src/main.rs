@@ -14,6 +14,7 @@ use podswarm_daemon::api::{self, Api, Peer};
 use podswarm_daemon::cli::Args;
 use podswarm_daemon::config::process::{hostname, init_logging, notify};
 use podswarm_daemon::config::{Config, MultiContainerMode, Toggle};
+use podswarm_daemon::link::Link;
 use podswarm_daemon::podman::PodmanCli;
 use podswarm_daemon::reconcile::{Reconciler, Settings, error_chain};
 use podswarm_daemon::state::{State, system_clock};
@@ -54,7 +55,6 @@ async fn run(args: Args) -> Result<()> {
         println!("{}: configuration is valid", args.config.display());
         return Ok(());
     }
-    let subnet = config.node_subnet()?;
     let node_name = config.node_name.clone().unwrap_or_else(hostname);
     for dir in [
         &config.paths.state_dir,
@@ -71,6 +71,36 @@ async fn run(args: Args) -> Result<()> {
         &policy,
         system_clock(),
     )?);
+
+    // The replicated state, through podswarm-gossip. The pod subnet comes from it: the one this
+    // node held before (configured, or recorded at its last start) unless another node claimed
+    // it first, else a free /24 of the pod CIDR — which the very first start waits for.
+    let link = Link::new(
+        config.cluster.socket.clone(),
+        node_name.clone(),
+        Arc::clone(&state),
+        policy.clone(),
+    );
+    let (shutdown_tx, shutdown) = watch::channel(false);
+    let views = podswarm_daemon::reconcile::PodViews::default();
+    let link_task = tokio::spawn(Arc::clone(&link).run(views.clone(), shutdown.clone()));
+    let cidr = config.pod_cidr()?;
+    let configured = match config.network.node_subnet {
+        Some(_) => Some(config.node_subnet()?),
+        None => None,
+    };
+    let subnet = match configured.or(state.subnet()) {
+        Some(s) => s,
+        None => link.claim_subnet(cidr, None).await,
+    };
+    state.set_membership(state.cluster(), Some(subnet))?;
+    tokio::spawn(keep_subnet(
+        Arc::clone(&link),
+        Arc::clone(&state),
+        cidr,
+        subnet,
+    ));
+    tokio::spawn(keep_routes(Arc::clone(&link), config.paths.ip.clone()));
 
     let podman = Arc::new(PodmanCli {
         binary: config.paths.podman.clone(),
@@ -126,12 +156,12 @@ async fn run(args: Args) -> Result<()> {
             .await
             .context("cannot talk to systemd")?,
     );
-    let reconciler = Arc::new(Reconciler::new(
-        Arc::clone(&systemd),
-        podman,
-        Arc::clone(&state),
-        settings,
-    ));
+    let mut reconciler =
+        Reconciler::new(Arc::clone(&systemd), podman, Arc::clone(&state), settings);
+    reconciler.views = views;
+    let placer = Arc::clone(&link);
+    reconciler.placer = Some(Arc::new(move |pods| placer.place(pods)));
+    let reconciler = Arc::new(reconciler);
 
     let reload_source = Arc::clone(&systemd);
     let api = Arc::new(Api {
@@ -149,9 +179,9 @@ async fn run(args: Args) -> Result<()> {
         pod_subnet: subnet.to_string(),
         journalctl: config.paths.journalctl.clone(),
         socket_group: config.api.socket_group.clone(),
+        link: Some(Arc::clone(&link)),
     });
 
-    let (shutdown_tx, shutdown) = watch::channel(false);
     let (ready_tx, ready_rx) = tokio::sync::oneshot::channel();
     let reconcile_task = tokio::spawn(Arc::clone(&reconciler).run(shutdown.clone(), ready_tx));
     let probe_task = tokio::spawn(Arc::clone(&reconciler).run_probes(shutdown.clone()));
@@ -243,6 +273,57 @@ async fn run(args: Args) -> Result<()> {
     }
     let _ = reconcile_task.await;
     let _ = probe_task.await;
+    let _ = link_task.await;
     let _ = std::fs::remove_file(socket);
     Ok(())
+}
+
+/// Keeps this node's subnet claim; when another node's earlier claim wins it (two one-node
+/// clusters joined), records a free subnet and exits so systemd restarts podswarmd on it: every
+/// pod needs a new address then, and a restart is the one path that renders them all afresh.
+async fn keep_subnet(
+    link: Arc<Link>,
+    state: Arc<State>,
+    cidr: ipnet::Ipv4Net,
+    subnet: ipnet::Ipv4Net,
+) {
+    let mut changes = link.changes();
+    loop {
+        let claimed = link.claim_subnet(cidr, Some(subnet)).await;
+        if claimed != subnet {
+            tracing::error!(old = %subnet, new = %claimed, "another node holds this node's pod subnet; restarting on a new one");
+            if let Err(e) = state.set_membership(state.cluster(), Some(claimed)) {
+                tracing::error!(error = %error_chain(&e), "cannot record the new subnet");
+            }
+            std::process::exit(1);
+        }
+        while !link.subnet_lost(subnet) {
+            if changes.changed().await.is_err() {
+                return;
+            }
+        }
+    }
+}
+
+/// Keeps one kernel route per peer subnet, on every change of the cluster and every 10 s.
+async fn keep_routes(link: Arc<Link>, ip: std::path::PathBuf) {
+    let mut changes = link.changes();
+    let mut failing = false;
+    loop {
+        match podswarm_daemon::routes::sync(&ip, &link.peer_routes()).await {
+            Ok(n) => {
+                if n > 0 {
+                    tracing::info!(changed = n, "pod routes updated");
+                }
+                failing = false;
+            }
+            Err(e) if !failing => {
+                tracing::error!(error = %error_chain(&e), "cannot update the routes to other nodes' pods");
+                failing = true;
+            }
+            Err(_) => {}
+        }
+        let _ = tokio::time::timeout(Duration::from_secs(10), changes.changed()).await;
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
 }

@@ -28,7 +28,7 @@ use podswarm_generator::{
 };
 use podswarm_manifest::{PodInstance, pods_of};
 use podswarm_units::{JobResult, Systemd, UnitState};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
 
 use crate::podman::Podman;
@@ -68,7 +68,7 @@ pub struct Settings {
     pub podman: PathBuf,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Phase {
     Pending,
     Running,
@@ -76,7 +76,7 @@ pub enum Phase {
     Failed,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ContainerView {
     pub name: String,
@@ -89,7 +89,7 @@ pub struct ContainerView {
 }
 
 /// A pod as the API shows it.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct PodView {
     pub namespace: String,
@@ -166,7 +166,13 @@ pub struct Reconciler<S: Systemd, P: Podman> {
     /// Wakes the run loop when a removal has stopped its pod.
     wake: Arc<tokio::sync::Notify>,
     pub prober: Arc<crate::probe::Prober>,
+    /// Decides which node runs each pod (the cluster's placement); none: every pod runs here.
+    pub placer: Option<Placer>,
 }
+
+/// Placement of pods (by `ns/name`) onto nodes.
+pub type Placer =
+    Arc<dyn Fn(&[&PodInstance]) -> BTreeMap<String, crate::schedule::Placement> + Send + Sync>;
 
 /// `Namespace=`/`Pod=` of a unit podswarm wrote (or the labels of a pod definition): the pod key.
 fn pod_of_file(contents: &str) -> Option<String> {
@@ -244,6 +250,7 @@ impl<S: Systemd, P: Podman> Reconciler<S, P> {
             rejected: RwLock::default(),
             removals: Arc::default(),
             wake: Arc::default(),
+            placer: None,
         }
     }
 
@@ -264,40 +271,58 @@ impl<S: Systemd, P: Podman> Reconciler<S, P> {
         let mut desired: BTreeMap<String, DesiredPod> = BTreeMap::new();
         // Pods that cannot be rendered now: (pod, created, reason). Their running units are kept.
         let mut held: BTreeMap<String, (PodInstance, u64, String)> = BTreeMap::new();
-        for e in &entries {
-            for pod in pods_of(&e.object) {
-                let key = format!("{}/{}", pod.namespace, pod.name);
-                let ip = self.state.pod_ip(&key, subnet)?;
-                match render_pod(
-                    &pod,
-                    Some(ip),
-                    &self.settings.node,
-                    &self.settings.options,
-                    &index,
-                ) {
-                    Ok(r) if !r.missing.is_empty() => {
-                        let reason = format!("waiting for {}", r.missing.join(", "));
-                        held.insert(key, (pod, e.created, reason));
+        // Pods no node can take now: (pod, created, reason). Nothing of theirs runs here.
+        let mut unplaced: BTreeMap<String, (PodInstance, u64, String)> = BTreeMap::new();
+        let all: Vec<(PodInstance, u64)> = entries
+            .iter()
+            .flat_map(|e| pods_of(&e.object).into_iter().map(|p| (p, e.created)))
+            .collect();
+        let placements = self.placer.as_ref().map(|placer| {
+            let refs: Vec<&PodInstance> = all.iter().map(|(p, _)| p).collect();
+            placer(&refs)
+        });
+        let me = &self.settings.node.node_name;
+        for (pod, created) in all {
+            let key = format!("{}/{}", pod.namespace, pod.name);
+            match placements.as_ref().and_then(|p| p.get(&key)) {
+                None => {}
+                Some(crate::schedule::Placement::Node(node)) if node == me => {}
+                Some(crate::schedule::Placement::Node(_)) => continue,
+                Some(crate::schedule::Placement::Pending(reason)) => {
+                    unplaced.insert(key, (pod, created, reason.clone()));
+                    continue;
+                }
+            }
+            let ip = self.state.pod_ip(&key, subnet)?;
+            match render_pod(
+                &pod,
+                Some(ip),
+                &self.settings.node,
+                &self.settings.options,
+                &index,
+            ) {
+                Ok(r) if !r.missing.is_empty() => {
+                    let reason = format!("waiting for {}", r.missing.join(", "));
+                    held.insert(key, (pod, created, reason));
+                }
+                Ok(rendered) => {
+                    for u in &rendered.units {
+                        files.insert(u.file_name.clone(), u.contents.clone());
                     }
-                    Ok(rendered) => {
-                        for u in &rendered.units {
-                            files.insert(u.file_name.clone(), u.contents.clone());
-                        }
-                        let containers = container_services(&pod, &rendered);
-                        desired.insert(
-                            key,
-                            DesiredPod {
-                                pod,
-                                ip: ip.to_string(),
-                                rendered,
-                                containers,
-                                created: e.created,
-                            },
-                        );
-                    }
-                    Err(err) => {
-                        held.insert(key, (pod, e.created, err.to_string()));
-                    }
+                    let containers = container_services(&pod, &rendered);
+                    desired.insert(
+                        key,
+                        DesiredPod {
+                            pod,
+                            ip: ip.to_string(),
+                            rendered,
+                            containers,
+                            created,
+                        },
+                    );
+                }
+                Err(err) => {
+                    held.insert(key, (pod, created, err.to_string()));
                 }
             }
         }
@@ -531,7 +556,8 @@ impl<S: Systemd, P: Podman> Reconciler<S, P> {
                 _ => pass.started.push(service),
             }
         }
-        self.update_views(&desired, &held, &rejected).await;
+        self.update_views(&desired, &held, &unplaced, &rejected)
+            .await;
         Ok(pass)
     }
 
@@ -652,11 +678,13 @@ impl<S: Systemd, P: Podman> Reconciler<S, P> {
         let views = self.views.read().map(|v| v.clone()).unwrap_or_default();
         let mut updated = BTreeMap::new();
         for (key, mut view) in views {
-            if view.reason.as_deref().is_some_and(|r| {
-                r.starts_with("waiting for")
-                    || r.starts_with("systemd has no unit")
-                    || r.starts_with("pod ")
-            }) {
+            if view.unit.is_empty()
+                || view.reason.as_deref().is_some_and(|r| {
+                    r.starts_with("waiting for")
+                        || r.starts_with("systemd has no unit")
+                        || r.starts_with("pod ")
+                })
+            {
                 updated.insert(key, view);
                 continue;
             }
@@ -689,6 +717,7 @@ impl<S: Systemd, P: Podman> Reconciler<S, P> {
         &self,
         desired: &BTreeMap<String, DesiredPod>,
         held: &BTreeMap<String, (PodInstance, u64, String)>,
+        unplaced: &BTreeMap<String, (PodInstance, u64, String)>,
         rejected: &BTreeMap<String, String>,
     ) {
         let node = self.settings.node.node_name.clone();
@@ -746,7 +775,11 @@ impl<S: Systemd, P: Podman> Reconciler<S, P> {
             }
             views.insert(key.clone(), view);
         }
-        for (key, (pod, created, reason)) in held {
+        let waiting = held
+            .iter()
+            .map(|(k, v)| (k, v, node.clone()))
+            .chain(unplaced.iter().map(|(k, v)| (k, v, String::new())));
+        for (key, (pod, created, reason), node) in waiting {
             views.insert(
                 key.clone(),
                 PodView {
@@ -754,7 +787,7 @@ impl<S: Systemd, P: Podman> Reconciler<S, P> {
                     name: pod.name.clone(),
                     node: node.clone(),
                     ip: None,
-                    phase: if reason.starts_with("waiting for") {
+                    phase: if reason.starts_with("waiting for") || node.is_empty() {
                         Phase::Pending
                     } else {
                         Phase::Failed

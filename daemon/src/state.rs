@@ -84,6 +84,12 @@ struct Persisted {
     objects: Vec<StoredObject>,
     pod_ips: BTreeMap<String, Ipv4Addr>,
     tokens: Vec<TokenRecord>,
+    /// The cluster the objects mirror (absent before the node ever reached podswarm-gossip).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    cluster: Option<String>,
+    /// This node's pod subnet as last claimed, so a restart without gossip keeps pod addresses.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    subnet: Option<Ipv4Net>,
 }
 
 /// An object with its bookkeeping.
@@ -111,6 +117,8 @@ struct Data {
     refused: Vec<StoredObject>,
     pod_ips: BTreeMap<String, Ipv4Addr>,
     tokens: Vec<TokenRecord>,
+    cluster: Option<String>,
+    subnet: Option<Ipv4Net>,
 }
 
 pub type Clock = Arc<dyn Fn() -> u64 + Send + Sync>;
@@ -163,6 +171,8 @@ impl State {
             version: persisted.version,
             pod_ips: persisted.pod_ips,
             tokens: persisted.tokens,
+            cluster: persisted.cluster,
+            subnet: persisted.subnet,
             ..Data::default()
         };
         for stored in persisted.objects {
@@ -219,6 +229,8 @@ impl State {
             objects,
             pod_ips: data.pod_ips.clone(),
             tokens: data.tokens.clone(),
+            cluster: data.cluster.clone(),
+            subnet: data.subnet,
         };
         let bytes = serde_json::to_vec_pretty(&persisted).map_err(|e| StateError::Corrupt {
             path: self.path.clone(),
@@ -287,6 +299,85 @@ impl State {
             let _ = self.changed.send(version);
         }
         Ok(result)
+    }
+
+    /// Makes the stored objects exactly `objects` (the replicated state's, as one change).
+    /// Returns whether anything changed.
+    pub fn sync_objects(&self, objects: Vec<Object>) -> Result<bool, StateError> {
+        let now = (self.clock)();
+        let mut data = self.lock();
+        let version = data.version + 1;
+        let mut wanted: BTreeMap<ObjectKey, Entry> = BTreeMap::new();
+        let mut changed = false;
+        for object in objects {
+            let key = ObjectKey::of(&object);
+            let entry = match data.objects.get(&key) {
+                Some(e) if e.object.to_value() == object.to_value() => e.clone(),
+                Some(e) => {
+                    changed = true;
+                    Entry {
+                        object,
+                        version,
+                        created: e.created,
+                        updated: now,
+                    }
+                }
+                None => {
+                    changed = true;
+                    Entry {
+                        object,
+                        version,
+                        created: now,
+                        updated: now,
+                    }
+                }
+            };
+            wanted.insert(key, entry);
+        }
+        changed |= data.objects.keys().any(|k| !wanted.contains_key(k));
+        if !changed {
+            return Ok(false);
+        }
+        let mut next = data.clone_shallow();
+        next.objects = wanted;
+        next.version = version;
+        self.persist(&next)?;
+        *data = next;
+        let _ = self.changed.send(version);
+        Ok(true)
+    }
+
+    /// Wakes watchers without a change of objects (membership changed: placement may differ).
+    pub fn touch(&self) {
+        let mut data = self.lock();
+        data.version += 1;
+        let _ = self.changed.send(data.version);
+    }
+
+    pub fn cluster(&self) -> Option<String> {
+        self.lock().cluster.clone()
+    }
+
+    pub fn subnet(&self) -> Option<Ipv4Net> {
+        self.lock().subnet
+    }
+
+    /// Records the cluster the objects now mirror and this node's subnet in it.
+    pub fn set_membership(
+        &self,
+        cluster: Option<String>,
+        subnet: Option<Ipv4Net>,
+    ) -> Result<(), StateError> {
+        let mut data = self.lock();
+        if data.cluster == cluster && data.subnet == subnet {
+            return Ok(());
+        }
+        let mut next = data.clone_shallow();
+        next.cluster = cluster;
+        next.subnet = subnet;
+        self.persist(&next)?;
+        *data = next;
+        Ok(())
     }
 
     /// Deletes an object; `false` if there was none.
@@ -419,6 +510,8 @@ impl Data {
             refused: self.refused.clone(),
             pod_ips: self.pod_ips.clone(),
             tokens: self.tokens.clone(),
+            cluster: self.cluster.clone(),
+            subnet: self.subnet,
         }
     }
 }

@@ -319,6 +319,81 @@ pub mod client {
         Failed(String),
     }
 
+    /// One message of a subscription.
+    #[derive(Debug)]
+    pub enum Event {
+        /// Every live entry under the prefix: `(key, version, value)`.
+        Snapshot(Vec<(String, String, Value)>),
+        /// One change; `None` is a delete.
+        Change(String, String, Option<Value>),
+    }
+
+    /// A subscription: a snapshot, then changes until the server ends it (the cluster changed,
+    /// the subscriber fell behind, the server stopped); then subscribe again.
+    #[derive(Debug)]
+    pub struct Subscription {
+        lines: tokio::io::Lines<BufReader<tokio::net::unix::OwnedReadHalf>>,
+        _write: tokio::net::unix::OwnedWriteHalf,
+    }
+
+    fn triple(v: &Value) -> Option<(String, String, Option<Value>)> {
+        Some((
+            v.get("key")?.as_str()?.to_owned(),
+            v.get("version")?.as_str()?.to_owned(),
+            v.get("value").filter(|v| !v.is_null()).cloned(),
+        ))
+    }
+
+    impl Subscription {
+        pub async fn open(path: &Path, prefix: &str) -> Result<Subscription, ClientError> {
+            let stream =
+                UnixStream::connect(path)
+                    .await
+                    .map_err(|source| ClientError::Connect {
+                        path: path.to_owned(),
+                        source,
+                    })?;
+            let (read, mut write) = stream.into_split();
+            let mut line = serde_json::json!({"op": "subscribe", "prefix": prefix}).to_string();
+            line.push('\n');
+            write
+                .write_all(line.as_bytes())
+                .await
+                .map_err(|_| ClientError::Closed)?;
+            Ok(Subscription {
+                lines: BufReader::new(read).lines(),
+                _write: write,
+            })
+        }
+
+        pub async fn next(&mut self) -> Result<Event, ClientError> {
+            let line = self
+                .lines
+                .next_line()
+                .await
+                .map_err(|_| ClientError::Closed)?
+                .ok_or(ClientError::Closed)?;
+            let v: Value =
+                serde_json::from_str(&line).map_err(|e| ClientError::Answer(e.to_string()))?;
+            if let Some(e) = v.get("error").and_then(Value::as_str) {
+                return Err(ClientError::Failed(e.to_owned()));
+            }
+            if let Some(entries) = v.get("snapshot").and_then(Value::as_array) {
+                return Ok(Event::Snapshot(
+                    entries
+                        .iter()
+                        .filter_map(triple)
+                        .map(|(k, ver, val)| (k, ver, val.unwrap_or(Value::Null)))
+                        .collect(),
+                ));
+            }
+            match v.get("change").and_then(triple) {
+                Some((k, ver, val)) => Ok(Event::Change(k, ver, val)),
+                None => Err(ClientError::Answer(line.chars().take(200).collect())),
+            }
+        }
+    }
+
     /// Sends one request and returns the `ok` part of the answer.
     pub async fn request(path: &Path, request: &Value) -> Result<Value, ClientError> {
         let stream = UnixStream::connect(path)

@@ -1,0 +1,651 @@
+//! podswarmd's side of the replicated state, reached through podswarm-gossip's control socket.
+//!
+//! A follower keeps a mirror of every replicated key (a subscription: snapshot, then changes) and
+//! of the live membership (polled); everything podswarmd decides comes from that mirror:
+//! - the applied objects are copied into the local [`State`], which the reconciler and the API
+//!   read as before, so a node keeps running its pods while gossip is down;
+//! - placement ([`crate::schedule`]) runs over the node records of live members;
+//! - this node claims a pod subnet (`subnets/<node>`), and keeps one kernel route per peer subnet;
+//! - it publishes the status of its own pods (`pods/<ns>/<pod>`), which every other node's API
+//!   shows and uses for Service endpoints.
+//!
+//! Writes from the API go to gossip first; the API then waits until the mirror has them, so a
+//! client reads its own writes from any node it talks to.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::{IpAddr, Ipv4Addr};
+use std::path::PathBuf;
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use ipnet::Ipv4Net;
+use podswarm_cluster::Hlc;
+use podswarm_gossip::control::client::{ClientError, Event, Subscription, request};
+use podswarm_manifest::{Limits, Object, PodInstance, Policy};
+use serde::Serialize;
+use serde_json::{Value, json};
+use tokio::sync::watch;
+
+use crate::reconcile::{PodView, PodViews, error_chain};
+use crate::schedule::{NodeInfo, Placement, place};
+use crate::state::State;
+
+#[derive(Debug, thiserror::Error)]
+pub enum LinkError {
+    #[error("the cluster state is unavailable")]
+    Gossip(#[source] ClientError),
+    #[error("podswarm-gossip answered an unreadable version {0:?}")]
+    Version(String),
+    #[error("the write did not come back from podswarm-gossip within {0:?}")]
+    NotSeen(Duration),
+}
+
+#[derive(Debug, Default, Clone)]
+pub struct Mirror {
+    /// A snapshot has arrived since the last (re)connect.
+    pub synced: bool,
+    pub cluster: Option<String>,
+    pub self_id: Option<String>,
+    /// Node ids of live members, this node included.
+    pub alive: BTreeSet<String>,
+    pub entries: BTreeMap<String, (Hlc, Value)>,
+}
+
+/// A node as the API shows it.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct NodeView {
+    pub name: String,
+    pub node_id: String,
+    pub address: String,
+    pub labels: BTreeMap<String, String>,
+    pub subnet: Option<String>,
+    pub ready: bool,
+}
+
+#[derive(Debug)]
+pub struct Link {
+    socket: PathBuf,
+    node_name: String,
+    state: Arc<State>,
+    policy: Policy,
+    mirror: RwLock<Mirror>,
+    seen: watch::Sender<u64>,
+    refused: RwLock<BTreeSet<String>>,
+}
+
+fn object_key(o: &Object) -> String {
+    format!("objects/{}/{}/{}", o.kind(), o.namespace(), o.name())
+}
+
+impl Link {
+    pub fn new(socket: PathBuf, node_name: String, state: Arc<State>, policy: Policy) -> Arc<Link> {
+        Arc::new(Link {
+            socket,
+            node_name,
+            state,
+            policy,
+            mirror: RwLock::default(),
+            seen: watch::channel(0).0,
+            refused: RwLock::default(),
+        })
+    }
+
+    pub fn node_name(&self) -> &str {
+        &self.node_name
+    }
+
+    pub fn mirror(&self) -> Mirror {
+        self.mirror.read().map(|m| m.clone()).unwrap_or_default()
+    }
+
+    fn bump(&self) {
+        self.seen.send_modify(|n| *n += 1);
+    }
+
+    /// Every node with a record, and whether it is a live member.
+    pub fn nodes(&self) -> Vec<NodeView> {
+        let m = self.mirror();
+        let subnets = winning_claims(&m);
+        let mut out: Vec<NodeView> = m
+            .entries
+            .range("nodes/".to_owned()..)
+            .take_while(|(k, _)| k.starts_with("nodes/"))
+            .filter_map(|(_, (_, v))| {
+                let name = v.get("name")?.as_str()?.to_owned();
+                let node_id = v.get("nodeId")?.as_str()?.to_owned();
+                Some(NodeView {
+                    ready: name == self.node_name || m.alive.contains(&node_id),
+                    subnet: subnets.get(&name).map(|s| s.to_string()),
+                    address: v
+                        .get("address")
+                        .and_then(Value::as_str)
+                        .unwrap_or("")
+                        .to_owned(),
+                    labels: v
+                        .get("labels")
+                        .and_then(|l| serde_json::from_value(l.clone()).ok())
+                        .unwrap_or_default(),
+                    name,
+                    node_id,
+                })
+            })
+            .collect();
+        if !out.iter().any(|n| n.name == self.node_name) {
+            // Before gossip has answered, this node still runs what it holds.
+            out.push(NodeView {
+                name: self.node_name.clone(),
+                node_id: String::new(),
+                address: String::new(),
+                labels: BTreeMap::new(),
+                subnet: self.state.subnet().map(|s| s.to_string()),
+                ready: true,
+            });
+        }
+        out
+    }
+
+    pub fn place(&self, pods: &[&PodInstance]) -> BTreeMap<String, Placement> {
+        let nodes: Vec<NodeInfo> = self
+            .nodes()
+            .into_iter()
+            .map(|n| NodeInfo {
+                name: n.name,
+                labels: n.labels,
+                ready: n.ready,
+            })
+            .collect();
+        place(pods, &nodes)
+    }
+
+    /// Status records other nodes published for their pods.
+    pub fn pod_records(&self) -> BTreeMap<String, PodView> {
+        let m = self.mirror();
+        m.entries
+            .range("pods/".to_owned()..)
+            .take_while(|(k, _)| k.starts_with("pods/"))
+            .filter_map(|(k, (_, v))| {
+                let view: PodView = serde_json::from_value(v.clone()).ok()?;
+                Some((k.trim_start_matches("pods/").to_owned(), view))
+            })
+            .collect()
+    }
+
+    async fn call(&self, body: Value) -> Result<Value, LinkError> {
+        request(&self.socket, &body)
+            .await
+            .map_err(LinkError::Gossip)
+    }
+
+    /// Writes (or with `None` deletes) a key and waits until the mirror holds that version.
+    pub async fn write(&self, key: &str, value: Option<Value>) -> Result<(), LinkError> {
+        let answer = match value {
+            Some(v) => {
+                self.call(json!({"op": "put", "key": key, "value": v}))
+                    .await?
+            }
+            None => self.call(json!({"op": "delete", "key": key})).await?,
+        };
+        let text = answer["version"].as_str().unwrap_or_default().to_owned();
+        let version: Hlc = text.parse().map_err(|_| LinkError::Version(text))?;
+        self.wait_seen(key, version).await
+    }
+
+    async fn wait_seen(&self, key: &str, version: Hlc) -> Result<(), LinkError> {
+        let limit = Duration::from_secs(5);
+        let mut seen = self.seen.subscribe();
+        let check = |m: &Mirror| match m.entries.get(key) {
+            Some((v, _)) => *v >= version,
+            // A delete leaves no entry in the mirror.
+            None => m.synced,
+        };
+        let wait = async {
+            loop {
+                if self.mirror.read().map(|m| check(&m)).unwrap_or(false) {
+                    return;
+                }
+                if seen.changed().await.is_err() {
+                    return;
+                }
+            }
+        };
+        tokio::time::timeout(limit, wait)
+            .await
+            .map_err(|_| LinkError::NotSeen(limit))
+    }
+
+    /// Writes objects; returns, per object, whether it was new, changed or the same.
+    pub async fn apply(&self, objects: &[Object]) -> Result<Vec<&'static str>, LinkError> {
+        let mut out = Vec::new();
+        for o in objects {
+            let key = object_key(o);
+            let value = o.to_value();
+            let held = self.mirror().entries.get(&key).map(|(_, v)| v.clone());
+            out.push(match &held {
+                Some(v) if *v == value => "unchanged",
+                Some(_) => "configured",
+                None => "created",
+            });
+            if held.as_ref() != Some(&value) {
+                self.write(&key, Some(value)).await?;
+            }
+        }
+        Ok(out)
+    }
+
+    /// Deletes an object; `false` when the cluster has no such object.
+    pub async fn delete(&self, kind: &str, namespace: &str, name: &str) -> Result<bool, LinkError> {
+        let key = format!("objects/{kind}/{namespace}/{name}");
+        if !self.mirror().entries.contains_key(&key) {
+            return Ok(false);
+        }
+        self.write(&key, None).await?;
+        Ok(true)
+    }
+
+    /// Follows gossip until shutdown: the subscription, membership, pod status publishing.
+    pub async fn run(self: Arc<Self>, views: PodViews, mut shutdown: watch::Receiver<bool>) {
+        let follow = tokio::spawn(Arc::clone(&self).follow());
+        let members = tokio::spawn(Arc::clone(&self).poll_members());
+        let publish = tokio::spawn(Arc::clone(&self).publish(views));
+        let _ = shutdown.changed().await;
+        follow.abort();
+        members.abort();
+        publish.abort();
+    }
+
+    async fn follow(self: Arc<Self>) {
+        let mut failing = false;
+        loop {
+            match self.follow_once().await {
+                Ok(()) => failing = false,
+                Err(e) => {
+                    if !failing {
+                        tracing::warn!(error = %error_chain(&e), "lost the cluster state; keeping the last copy and retrying");
+                    }
+                    failing = true;
+                }
+            }
+            if let Ok(mut m) = self.mirror.write() {
+                m.synced = false;
+            }
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+    }
+
+    async fn follow_once(&self) -> Result<(), ClientError> {
+        let status = request(&self.socket, &json!({"op": "status"})).await?;
+        self.take_status(&status);
+        let mut sub = Subscription::open(&self.socket, "").await?;
+        loop {
+            let event = sub.next().await?;
+            let objects_changed = {
+                let Ok(mut m) = self.mirror.write() else {
+                    return Ok(());
+                };
+                match event {
+                    Event::Snapshot(entries) => {
+                        m.entries = entries
+                            .into_iter()
+                            .filter_map(|(k, v, val)| Some((k, (v.parse().ok()?, val))))
+                            .collect();
+                        m.synced = true;
+                        true
+                    }
+                    Event::Change(key, version, value) => {
+                        let is_object = key.starts_with("objects/");
+                        match (value, version.parse::<Hlc>()) {
+                            (Some(v), Ok(ver)) => {
+                                m.entries.insert(key, (ver, v));
+                            }
+                            _ => {
+                                m.entries.remove(&key);
+                            }
+                        }
+                        is_object
+                    }
+                }
+            };
+            if objects_changed {
+                self.sync_state().await;
+            } else {
+                // Node records and subnets change placement and routes.
+                self.state.touch();
+            }
+            self.bump();
+        }
+    }
+
+    fn take_status(&self, status: &Value) {
+        let ids: BTreeSet<String> = status["members"]
+            .as_array()
+            .map(|ms| {
+                ms.iter()
+                    .filter_map(|m| m["nodeId"].as_str().map(str::to_owned))
+                    .collect()
+            })
+            .unwrap_or_default();
+        let self_id = status["nodeId"].as_str().map(str::to_owned);
+        let cluster = status["cluster"].as_str().map(str::to_owned);
+        if status["nodeName"]
+            .as_str()
+            .is_some_and(|n| n != self.node_name)
+        {
+            tracing::error!(gossip = %status["nodeName"], podswarmd = %self.node_name, "podswarm-gossip and podswarmd disagree on the node name; set node_name in podswarm.toml");
+        }
+        let changed = {
+            let Ok(mut m) = self.mirror.write() else {
+                return;
+            };
+            let mut alive = ids;
+            alive.extend(self_id.clone());
+            let changed = m.alive != alive || m.cluster != cluster;
+            m.alive = alive;
+            m.self_id = self_id;
+            m.cluster = cluster;
+            changed
+        };
+        if changed {
+            self.state.touch();
+            self.bump();
+        }
+    }
+
+    async fn poll_members(self: Arc<Self>) {
+        loop {
+            if let Ok(status) = request(&self.socket, &json!({"op": "status"})).await {
+                self.take_status(&status);
+            }
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+    }
+
+    /// Copies the replicated objects into the local state. The first time this node meets a
+    /// cluster that holds no objects while the node does (a single node from before clustering),
+    /// the node's objects are written to the cluster instead of being dropped.
+    async fn sync_state(&self) {
+        let m = self.mirror();
+        if !m.synced {
+            return;
+        }
+        let values: Vec<(String, Value)> = m
+            .entries
+            .range("objects/".to_owned()..)
+            .take_while(|(k, _)| k.starts_with("objects/"))
+            .map(|(k, (_, v))| (k.clone(), v.clone()))
+            .collect();
+        let held = self.state.entries();
+        if self.state.cluster().is_none() && values.is_empty() && !held.is_empty() {
+            tracing::info!(
+                objects = held.len(),
+                "adopting this node's objects into the cluster"
+            );
+            let objects: Vec<Object> = held.into_iter().map(|e| e.object).collect();
+            if let Err(e) = self.apply(&objects).await {
+                tracing::error!(error = %error_chain(&e), "cannot write this node's objects to the cluster");
+                return;
+            }
+        }
+        if self.state.cluster() != m.cluster
+            && let Err(e) = self
+                .state
+                .set_membership(m.cluster.clone(), self.state.subnet())
+        {
+            tracing::error!(error = %error_chain(&e), "cannot record the cluster");
+        }
+        let mut objects = Vec::new();
+        for (key, value) in values {
+            match podswarm_manifest::parse(
+                &value.to_string(),
+                &key,
+                &Limits::default(),
+                &self.policy,
+            ) {
+                Ok(parsed) => objects.extend(parsed.objects.into_iter().map(|p| p.object)),
+                Err(e) => {
+                    let first = self
+                        .refused
+                        .write()
+                        .map(|mut r| r.insert(key.clone()))
+                        .unwrap_or(false);
+                    if first {
+                        tracing::error!(object = %key, error = %e, "a replicated object is refused by this node's configuration; not run here");
+                    }
+                }
+            }
+        }
+        if let Err(e) = self.state.sync_objects(objects) {
+            tracing::error!(error = %error_chain(&e), "cannot store the cluster's objects");
+        }
+    }
+
+    /// Publishes this node's pod views as status records, and removes records of pods it no
+    /// longer runs.
+    async fn publish(self: Arc<Self>, views: PodViews) {
+        let mut tick = tokio::time::interval(Duration::from_secs(1));
+        loop {
+            tick.tick().await;
+            let mine: BTreeMap<String, Value> = views
+                .read()
+                .map(|v| {
+                    v.iter()
+                        .filter(|(_, p)| p.node == self.node_name)
+                        .filter_map(|(k, p)| {
+                            Some((format!("pods/{k}"), serde_json::to_value(p).ok()?))
+                        })
+                        .collect()
+                })
+                .unwrap_or_default();
+            let m = self.mirror();
+            if !m.synced {
+                continue;
+            }
+            for (key, value) in &mine {
+                if m.entries.get(key).map(|(_, v)| v) != Some(value)
+                    && let Err(e) = self
+                        .call(json!({"op": "put", "key": key, "value": value}))
+                        .await
+                {
+                    tracing::debug!(error = %error_chain(&e), "cannot publish pod status");
+                }
+            }
+            let stale: Vec<&String> = m
+                .entries
+                .iter()
+                .filter(|(k, (_, v))| {
+                    k.starts_with("pods/")
+                        && v.get("node").and_then(Value::as_str) == Some(self.node_name.as_str())
+                        && !mine.contains_key(*k)
+                })
+                .map(|(k, _)| k)
+                .collect();
+            for key in stale {
+                let _ = self.call(json!({"op": "delete", "key": key})).await;
+            }
+        }
+    }
+
+    /// This node's pod subnet: the preferred one (configured, or held from before) unless another
+    /// node claimed it first, else the lowest free /24 of the pod CIDR. Waits for the cluster.
+    pub async fn claim_subnet(&self, cidr: Ipv4Net, preferred: Option<Ipv4Net>) -> Ipv4Net {
+        let mut seen = self.seen.subscribe();
+        let mut announced = false;
+        loop {
+            let m = self.mirror();
+            if m.synced {
+                let claims = claims(&m);
+                let taken_by_others = |s: &Ipv4Net| {
+                    let mine = claims
+                        .iter()
+                        .find(|c| c.node == self.node_name)
+                        .map(|c| c.version);
+                    claims.iter().any(|c| {
+                        c.node != self.node_name
+                            && c.subnet == *s
+                            && mine.is_none_or(|v| c.version < v)
+                    })
+                };
+                let pick = preferred.filter(|s| !taken_by_others(s)).or_else(|| {
+                    let used: BTreeSet<Ipv4Net> = claims
+                        .iter()
+                        .filter(|c| c.node != self.node_name)
+                        .map(|c| c.subnet)
+                        .collect();
+                    cidr.subnets(24.max(cidr.prefix_len()))
+                        .ok()?
+                        .find(|s| !used.contains(s))
+                });
+                let Some(subnet) = pick else {
+                    tracing::error!(cidr = %cidr, "the pod CIDR has no free /24 left for this node");
+                    tokio::time::sleep(Duration::from_secs(5)).await;
+                    continue;
+                };
+                let current = claims.iter().find(|c| c.node == self.node_name);
+                if current.is_some_and(|c| c.subnet == subnet) {
+                    if !taken_by_others(&subnet) {
+                        return subnet;
+                    }
+                } else {
+                    let key = format!("subnets/{}", self.node_name);
+                    match self
+                        .write(&key, Some(json!({"subnet": subnet.to_string()})))
+                        .await
+                    {
+                        Ok(()) => continue,
+                        Err(e) => {
+                            tracing::warn!(error = %error_chain(&e), "cannot claim a pod subnet yet")
+                        }
+                    }
+                }
+            } else if !announced {
+                tracing::info!("waiting for podswarm-gossip to claim a pod subnet");
+                announced = true;
+            }
+            let _ = tokio::time::timeout(Duration::from_secs(1), seen.changed()).await;
+        }
+    }
+
+    /// Whether another node's earlier claim now holds `subnet` (after a join, two nodes may have
+    /// claimed the same one in their old clusters).
+    pub fn subnet_lost(&self, subnet: Ipv4Net) -> bool {
+        let m = self.mirror();
+        if !m.synced {
+            return false;
+        }
+        winning_claims(&m)
+            .iter()
+            .any(|(node, s)| *s == subnet && *node != self.node_name)
+    }
+
+    /// Kernel routes to every other node's pod subnet, via that node's address.
+    pub fn peer_routes(&self) -> BTreeMap<Ipv4Net, Ipv4Addr> {
+        self.nodes()
+            .into_iter()
+            .filter(|n| n.name != self.node_name)
+            .filter_map(|n| {
+                let subnet: Ipv4Net = n.subnet?.parse().ok()?;
+                match n.address.parse::<IpAddr>().ok()? {
+                    IpAddr::V4(a) => Some((subnet, a)),
+                    IpAddr::V6(_) => None,
+                }
+            })
+            .collect()
+    }
+
+    pub fn changes(&self) -> watch::Receiver<u64> {
+        self.seen.subscribe()
+    }
+}
+
+#[derive(Debug, Clone)]
+struct Claim {
+    node: String,
+    subnet: Ipv4Net,
+    version: Hlc,
+}
+
+/// Subnet claims of nodes that still have a node record.
+fn claims(m: &Mirror) -> Vec<Claim> {
+    let nodes: BTreeSet<&str> = m
+        .entries
+        .keys()
+        .filter_map(|k| k.strip_prefix("nodes/"))
+        .collect();
+    m.entries
+        .iter()
+        .filter_map(|(k, (ver, v))| {
+            let node = k.strip_prefix("subnets/")?;
+            if !nodes.contains(node) {
+                return None;
+            }
+            Some(Claim {
+                node: node.to_owned(),
+                subnet: v.get("subnet")?.as_str()?.parse().ok()?,
+                version: *ver,
+            })
+        })
+        .collect()
+}
+
+/// Each subnet belongs to its earliest claim (by version, which every node orders the same way).
+fn winning_claims(m: &Mirror) -> BTreeMap<String, Ipv4Net> {
+    let mut by_subnet: BTreeMap<Ipv4Net, Claim> = BTreeMap::new();
+    for c in claims(m) {
+        match by_subnet.get(&c.subnet) {
+            Some(held) if held.version <= c.version => {}
+            _ => {
+                by_subnet.insert(c.subnet, c);
+            }
+        }
+    }
+    by_subnet
+        .into_values()
+        .map(|c| (c.node, c.subnet))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn mirror(entries: &[(&str, u64, Value)]) -> Mirror {
+        Mirror {
+            synced: true,
+            entries: entries
+                .iter()
+                .map(|(k, t, v)| {
+                    (
+                        (*k).to_owned(),
+                        (
+                            Hlc {
+                                millis: *t,
+                                counter: 0,
+                                node: 1,
+                            },
+                            v.clone(),
+                        ),
+                    )
+                })
+                .collect(),
+            ..Mirror::default()
+        }
+    }
+
+    #[test]
+    fn the_earliest_claim_wins_a_subnet_and_departed_nodes_hold_none() {
+        let m = mirror(&[
+            ("nodes/a", 1, json!({})),
+            ("nodes/b", 1, json!({})),
+            ("subnets/a", 5, json!({"subnet": "10.244.0.0/24"})),
+            ("subnets/b", 3, json!({"subnet": "10.244.0.0/24"})),
+            ("subnets/gone", 1, json!({"subnet": "10.244.1.0/24"})),
+        ]);
+        let won = winning_claims(&m);
+        assert_eq!(
+            won.get("b").map(ToString::to_string).as_deref(),
+            Some("10.244.0.0/24")
+        );
+        assert_eq!(won.get("a"), None);
+        assert_eq!(won.get("gone"), None);
+    }
+}
