@@ -122,7 +122,11 @@ impl Node {
             ))
             .arg(format!("--bind={}:/run/dbus", dir.join("dbus").display()));
         match &options.bridge {
-            Some(bridge) => cmd.arg(format!("--network-bridge={bridge}")),
+            Some(bridge) => {
+                let veth: String = format!("vb-{name}").chars().take(15).collect();
+                let _ = run(Command::new("ip").args(["link", "del", &veth]));
+                cmd.arg(format!("--network-bridge={bridge}"))
+            }
             None => cmd.arg("--private-network"),
         };
         let console =
@@ -246,6 +250,67 @@ impl Node {
     }
 }
 
+impl Node {
+    /// Kills the node at once: SIGKILL to its PID 1 takes every process of its PID namespace
+    /// with it, and nothing shuts down. (Killing only nspawn would leave the node running.)
+    pub fn kill_hard(&mut self) {
+        let _ = run(Command::new("kill").args(["-9", &self.leader.to_string()]));
+        let _ = self.nspawn.kill();
+        let _ = self.nspawn.wait();
+    }
+
+    /// The host end of the node's veth on a `--network-bridge` (nspawn names it `vb-<machine>`).
+    pub fn host_veth(&self) -> String {
+        format!("vb-{}", self.name).chars().take(15).collect()
+    }
+}
+
+/// A host bridge for nodes that must reach each other; no address on the host side, so only the
+/// nodes' own namespaces talk over it. Removed on drop.
+#[derive(Debug)]
+pub struct Bridge {
+    pub name: String,
+}
+
+impl Bridge {
+    pub fn create(name: &str) -> Bridge {
+        let _ = run(Command::new("ip").args(["link", "del", name]));
+        let out = run(Command::new("ip").args(["link", "add", name, "type", "bridge"]));
+        assert!(
+            out.status.success(),
+            "ip link add {name}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let out = run(Command::new("ip").args(["link", "set", name, "up"]));
+        assert!(out.status.success());
+        Bridge {
+            name: name.to_owned(),
+        }
+    }
+
+    /// Takes a node's link down (a partition) or up again (heal).
+    pub fn set_link(&self, node: &Node, up: bool) {
+        let out = run(Command::new("ip").args([
+            "link",
+            "set",
+            &node.host_veth(),
+            if up { "up" } else { "down" },
+        ]));
+        assert!(
+            out.status.success(),
+            "{}: {}",
+            node.host_veth(),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
+
+impl Drop for Bridge {
+    fn drop(&mut self) {
+        let _ = run(Command::new("ip").args(["link", "del", &self.name]));
+    }
+}
+
 impl Drop for Node {
     fn drop(&mut self) {
         // SIGTERM makes the node's systemd shut down cleanly; give it a while, then insist.
@@ -259,6 +324,9 @@ impl Drop for Node {
         }
         let _ = self.nspawn.kill();
         let _ = self.nspawn.wait();
+        // A node killed outright can leave its veth behind (its network namespace outlives it
+        // while anything still holds it); the next boot of that name would fail on it.
+        let _ = run(Command::new("ip").args(["link", "del", &self.host_veth()]));
         let _ = run(Command::new("umount").arg(self.dir.join("merged")));
         let _ = std::fs::remove_dir_all(&self.dir);
     }

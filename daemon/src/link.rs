@@ -525,16 +525,13 @@ impl Link {
         }
     }
 
-    /// Whether another node's earlier claim now holds `subnet` (after a join, two nodes may have
-    /// claimed the same one in their old clusters).
-    pub fn subnet_lost(&self, subnet: Ipv4Net) -> bool {
+    /// Whether this node's claim on `subnet` stands in the cluster it is in now. It does not when
+    /// the node moved to another cluster (the claim must be made there), or another node's
+    /// earlier claim holds the subnet (after a join, two nodes may have claimed the same one in
+    /// their old clusters). Unknown while gossip is unreachable: then it stands.
+    pub fn holds_subnet(&self, subnet: Ipv4Net) -> bool {
         let m = self.mirror();
-        if !m.synced {
-            return false;
-        }
-        winning_claims(&m)
-            .iter()
-            .any(|(node, s)| *s == subnet && *node != self.node_name)
+        !m.synced || winning_claims(&m).get(&self.node_name) == Some(&subnet)
     }
 
     /// Kernel routes to every other node's pod subnet, via that node's address.

@@ -297,7 +297,7 @@ async fn keep_subnet(
             }
             std::process::exit(1);
         }
-        while !link.subnet_lost(subnet) {
+        while link.holds_subnet(subnet) {
             if changes.changed().await.is_err() {
                 return;
             }
