@@ -24,7 +24,7 @@ spec:
       - name: web
         image: localhost/busybox:latest
         imagePullPolicy: Never
-        command: [/bin/httpd, -f, -p, '8080', -h, /www]
+        command: [/bin/sh, -c, 'echo web is up; exec /bin/httpd -f -p 8080 -h /www']
 ";
 
 fn pods(node: &Node) -> Vec<Value> {
@@ -179,6 +179,29 @@ fn three_nodes_form_a_cluster_spread_a_deployment_survive_partition_and_node_los
             );
         }
     }
+
+    // A pod's logs from any node: c1 asks the node that runs it.
+    let (remote, _, _) = running(c1)
+        .into_iter()
+        .find(|(_, n, _)| n == "c3")
+        .unwrap_or_else(|| panic!("no pod on c3"));
+    let logs = c1.sh(&format!("podswarmctl logs {remote}"));
+    assert!(
+        logs.contains("web is up"),
+        "logs of {remote} through c1: {logs:?}"
+    );
+    // An API token made on one node works on every node.
+    let token = c1
+        .sh("podswarmctl token create --description e2e 2>/dev/null")
+        .trim()
+        .to_owned();
+    let nodes_via_c3 = c1.sh(&format!(
+        "podswarmctl --server http://{SUBNET}.3:8080 --token {token} get nodes"
+    ));
+    assert!(
+        nodes_via_c3.contains("c1") && nodes_via_c3.contains("c3"),
+        "{nodes_via_c3}"
+    );
 
     // Partition c3: both sides keep three replicas running; after healing, exactly three.
     bridge.set_link(c3, false);

@@ -41,6 +41,8 @@ pub struct Api {
     pub socket_group: String,
     /// The replicated state: writes go there, and pods on other nodes come from it.
     pub link: Option<Arc<crate::link::Link>>,
+    /// The TCP API's port, which every node is assumed to share (for node-to-node requests).
+    pub api_port: Option<u16>,
 }
 
 fn unavailable(e: &crate::link::LinkError) -> ApiError {
@@ -160,7 +162,15 @@ async fn require_token(AxState(api): AxState<Shared>, request: Request, next: Ne
         .and_then(|v| v.strip_prefix("Bearer "))
         .map(str::trim);
     match token {
-        Some(t) if api.state.verify_token(t) => next.run(request).await,
+        Some(t)
+            if api.state.verify_token(t)
+                || api
+                    .link
+                    .as_ref()
+                    .is_some_and(|l| l.verify_token(t, api.state.now())) =>
+        {
+            next.run(request).await
+        }
         Some(_) => ApiError::new(StatusCode::UNAUTHORIZED, "the bearer token is not valid (unknown, revoked or expired)").into_response(),
         None => ApiError::new(StatusCode::UNAUTHORIZED, "a bearer token is required on TCP; create one with `podswarmctl token create` on a node").into_response(),
     }
@@ -441,29 +451,75 @@ struct LogQuery {
 }
 
 /// The pod's journal (`journalctl -u` of its units), streamed; `follow` keeps it open.
+/// A pod's logs from the node that runs it: the same request, made to that node's API with this
+/// node's own token (the cluster holds its hash), answered as a stream.
+async fn proxy_logs(api: &Api, node: &str, uri: &axum::http::Uri) -> ApiResult {
+    let unavailable = |why: String| {
+        ApiError::new(
+            StatusCode::BAD_GATEWAY,
+            format!("cannot get the logs from node {node}: {why}"),
+        )
+    };
+    let link = api
+        .link
+        .as_ref()
+        .ok_or_else(|| unavailable("no cluster".to_owned()))?;
+    let port = api
+        .api_port
+        .ok_or_else(|| unavailable("this node has no TCP API (api.listen is empty)".to_owned()))?;
+    let address = link
+        .nodes()
+        .into_iter()
+        .find(|n| n.name == node)
+        .map(|n| n.address)
+        .filter(|a| !a.is_empty())
+        .ok_or_else(|| unavailable("its address is unknown".to_owned()))?;
+    let ip: std::net::IpAddr = address
+        .parse()
+        .map_err(|_| unavailable(format!("{address:?} is not an address")))?;
+    let target = std::net::SocketAddr::new(ip, port);
+    let (_, token) = api
+        .state
+        .node_token(&api.node_name)
+        .map_err(|e| ApiError::internal(&e))?;
+    let path = uri.path_and_query().map_or("/", |p| p.as_str());
+    let stream = tokio::time::timeout(
+        std::time::Duration::from_secs(5),
+        tokio::net::TcpStream::connect(target),
+    )
+    .await
+    .map_err(|_| unavailable(format!("{target} did not answer")))?
+    .map_err(|e| unavailable(format!("{target}: {e}")))?;
+    let (mut sender, conn) =
+        hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
+            .await
+            .map_err(|e| unavailable(e.to_string()))?;
+    tokio::spawn(conn);
+    let request = hyper::Request::get(path)
+        .header(header::HOST, target.to_string())
+        .header(header::AUTHORIZATION, format!("Bearer {token}"))
+        .body(http_body_util::Empty::<Bytes>::new())
+        .map_err(|e| ApiError::internal(&e))?;
+    let response = sender
+        .send_request(request)
+        .await
+        .map_err(|e| unavailable(e.to_string()))?;
+    let (parts, body) = response.into_parts();
+    Ok(Response::from_parts(parts, Body::new(body)))
+}
+
 async fn pod_logs(
     AxState(api): AxState<Shared>,
     Path((ns, name)): Path<(String, String)>,
     Query(q): Query<LogQuery>,
+    uri: axum::http::Uri,
 ) -> ApiResult {
     let key = format!("{ns}/{name}");
     let pod = pod_map(&api)
         .remove(&key)
         .ok_or_else(|| ApiError::not_found(format!("pod {key}")))?;
     if !pod.node.is_empty() && pod.node != api.node_name {
-        let address = api
-            .link
-            .as_ref()
-            .and_then(|l| l.nodes().into_iter().find(|n| n.name == pod.node))
-            .map(|n| n.address)
-            .unwrap_or_default();
-        return Err(ApiError::new(
-            StatusCode::CONFLICT,
-            format!(
-                "pod {key} runs on node {} ({address}); its journal is there: podswarmctl --server http://{address}:8080 logs -n {ns} {name}",
-                pod.node
-            ),
-        ));
+        return proxy_logs(&api, &pod.node, &uri).await;
     }
     if pod.units.is_empty() {
         return Err(ApiError::new(
@@ -849,20 +905,45 @@ async fn create_token(AxState(api): AxState<Shared>, body: Bytes) -> ApiResult {
             )
         })?
     };
-    let (record, token) =
-        tokio::task::block_in_place(|| api.state.create_token(&req.description, req.ttl_seconds))
-            .map_err(|e| ApiError::internal(&e))?;
+    let (record, token) = match &api.link {
+        Some(link) => {
+            let (record, token) =
+                crate::state::new_token(None, &req.description, req.ttl_seconds, api.state.now())
+                    .map_err(|e| ApiError::internal(&e))?;
+            let value = serde_json::to_value(&record).map_err(|e| ApiError::internal(&e))?;
+            link.write(&format!("tokens/{}", record.id), Some(value))
+                .await
+                .map_err(|e| unavailable(&e))?;
+            (record, token)
+        }
+        None => tokio::task::block_in_place(|| {
+            api.state.create_token(&req.description, req.ttl_seconds)
+        })
+        .map_err(|e| ApiError::internal(&e))?,
+    };
     ok(
         json!({"id": record.id, "token": token, "description": record.description, "expires": record.expires}),
     )
 }
 
 async fn list_tokens(AxState(api): AxState<Shared>) -> ApiResult {
-    let items: Vec<Value> = api.state.tokens().iter().map(|t| json!({"id": t.id, "description": t.description, "created": t.created, "expires": t.expires})).collect();
+    let mut records = api.state.tokens();
+    if let Some(link) = &api.link {
+        records.extend(link.tokens());
+    }
+    let items: Vec<Value> = records.iter().map(|t| json!({"id": t.id, "description": t.description, "created": t.created, "expires": t.expires})).collect();
     ok(json!({"items": items}))
 }
 
 async fn revoke_token(AxState(api): AxState<Shared>, Path(id): Path<String>) -> ApiResult {
+    if let Some(link) = &api.link
+        && link.tokens().iter().any(|t| t.id == id)
+    {
+        link.write(&format!("tokens/{id}"), None)
+            .await
+            .map_err(|e| unavailable(&e))?;
+        return ok(json!({"revoked": id}));
+    }
     if tokio::task::block_in_place(|| api.state.revoke_token(&id))
         .map_err(|e| ApiError::internal(&e))?
     {

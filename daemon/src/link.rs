@@ -28,7 +28,7 @@ use tokio::sync::watch;
 
 use crate::reconcile::{PodView, PodViews, error_chain};
 use crate::schedule::{NodeInfo, Placement, place};
-use crate::state::State;
+use crate::state::{State, TokenRecord, token_matches};
 
 #[derive(Debug, thiserror::Error)]
 pub enum LinkError {
@@ -547,6 +547,38 @@ impl Link {
                 }
             })
             .collect()
+    }
+
+    /// API token records (hashes only) of the whole cluster.
+    pub fn tokens(&self) -> Vec<TokenRecord> {
+        self.mirror()
+            .entries
+            .iter()
+            .filter(|(k, _)| k.starts_with("tokens/"))
+            .filter_map(|(_, (_, v))| serde_json::from_value(v.clone()).ok())
+            .collect()
+    }
+
+    pub fn verify_token(&self, token: &str, now: u64) -> bool {
+        token_matches(&self.tokens(), token, now)
+    }
+
+    /// Keeps `key` holding `value` in whichever cluster this node is in (written again after a
+    /// join, or if anything replaced it).
+    pub async fn keep(self: Arc<Self>, key: String, value: Value) {
+        let mut changes = self.changes();
+        loop {
+            let m = self.mirror();
+            if m.synced
+                && m.entries.get(&key).map(|(_, v)| v) != Some(&value)
+                && let Err(e) = self.write(&key, Some(value.clone())).await
+            {
+                tracing::warn!(key, error = %error_chain(&e), "cannot write to the cluster state yet");
+            }
+            if changes.changed().await.is_err() {
+                return;
+            }
+        }
     }
 
     pub fn changes(&self) -> watch::Receiver<u64> {

@@ -180,7 +180,19 @@ async fn run(args: Args) -> Result<()> {
         journalctl: config.paths.journalctl.clone(),
         socket_group: config.api.socket_group.clone(),
         link: Some(Arc::clone(&link)),
+        api_port: config
+            .api
+            .listen
+            .parse::<std::net::SocketAddr>()
+            .ok()
+            .map(|a| a.port()),
     });
+    // This node's token record, so other nodes accept its requests (a pod's logs).
+    let (record, _) = state.node_token(&node_name)?;
+    tokio::spawn(Arc::clone(&link).keep(
+        format!("tokens/{}", record.id),
+        serde_json::to_value(&record)?,
+    ));
 
     let (ready_tx, ready_rx) = tokio::sync::oneshot::channel();
     let reconcile_task = tokio::spawn(Arc::clone(&reconciler).run(shutdown.clone(), ready_tx));

@@ -90,6 +90,9 @@ struct Persisted {
     /// This node's pod subnet as last claimed, so a restart without gossip keeps pod addresses.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     subnet: Option<Ipv4Net>,
+    /// This node's own API token (the cluster holds only its hash).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    node_token: Option<String>,
 }
 
 /// An object with its bookkeeping.
@@ -119,6 +122,7 @@ struct Data {
     tokens: Vec<TokenRecord>,
     cluster: Option<String>,
     subnet: Option<Ipv4Net>,
+    node_token: Option<String>,
 }
 
 pub type Clock = Arc<dyn Fn() -> u64 + Send + Sync>;
@@ -147,6 +151,48 @@ impl std::fmt::Debug for State {
     }
 }
 
+/// A new API token and its record (which holds only the hash). `id` defaults to a random one.
+pub fn new_token(
+    id: Option<String>,
+    description: &str,
+    ttl_seconds: Option<u64>,
+    now: u64,
+) -> Result<(TokenRecord, String), StateError> {
+    let mut secret = [0u8; 32];
+    getrandom::fill(&mut secret).map_err(|_| StateError::Random)?;
+    let id = match id {
+        Some(id) => id,
+        None => {
+            let mut raw = [0u8; 6];
+            getrandom::fill(&mut raw).map_err(|_| StateError::Random)?;
+            raw.iter().map(|b| format!("{b:02x}")).collect()
+        }
+    };
+    let token = format!(
+        "psw_{id}_{}",
+        secret
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect::<String>()
+    );
+    let record = TokenRecord {
+        id,
+        hash: hash_hex(token.as_bytes()),
+        description: description.to_owned(),
+        created: now,
+        expires: ttl_seconds.map(|t| now + t),
+    };
+    Ok((record, token))
+}
+
+/// Whether `token` hashes to one of `records` that has not expired at `now`.
+pub fn token_matches(records: &[TokenRecord], token: &str, now: u64) -> bool {
+    let hash = hash_hex(token.as_bytes());
+    records
+        .iter()
+        .any(|t| t.hash == hash && t.expires.is_none_or(|e| now < e))
+}
+
 fn hash_hex(bytes: &[u8]) -> String {
     Sha256::digest(bytes)
         .iter()
@@ -173,6 +219,7 @@ impl State {
             tokens: persisted.tokens,
             cluster: persisted.cluster,
             subnet: persisted.subnet,
+            node_token: persisted.node_token,
             ..Data::default()
         };
         for stored in persisted.objects {
@@ -231,6 +278,7 @@ impl State {
             tokens: data.tokens.clone(),
             cluster: data.cluster.clone(),
             subnet: data.subnet,
+            node_token: data.node_token.clone(),
         };
         let bytes = serde_json::to_vec_pretty(&persisted).map_err(|e| StateError::Corrupt {
             path: self.path.clone(),
@@ -446,26 +494,7 @@ impl State {
         description: &str,
         ttl_seconds: Option<u64>,
     ) -> Result<(TokenRecord, String), StateError> {
-        let mut secret = [0u8; 32];
-        getrandom::fill(&mut secret).map_err(|_| StateError::Random)?;
-        let mut id = [0u8; 6];
-        getrandom::fill(&mut id).map_err(|_| StateError::Random)?;
-        let id: String = id.iter().map(|b| format!("{b:02x}")).collect();
-        let token = format!(
-            "psw_{id}_{}",
-            secret
-                .iter()
-                .map(|b| format!("{b:02x}"))
-                .collect::<String>()
-        );
-        let now = (self.clock)();
-        let record = TokenRecord {
-            id,
-            hash: hash_hex(token.as_bytes()),
-            description: description.to_owned(),
-            created: now,
-            expires: ttl_seconds.map(|t| now + t),
-        };
+        let (record, token) = new_token(None, description, ttl_seconds, (self.clock)())?;
         let mut data = self.lock();
         let mut next = data.clone_shallow();
         next.tokens.push(record.clone());
@@ -492,12 +521,38 @@ impl State {
 
     /// Whether `token` is a current, unexpired API token.
     pub fn verify_token(&self, token: &str) -> bool {
-        let hash = hash_hex(token.as_bytes());
+        token_matches(&self.lock().tokens, token, (self.clock)())
+    }
+
+    pub fn now(&self) -> u64 {
+        (self.clock)()
+    }
+
+    /// This node's own API token, for its requests to other nodes (a pod's logs), made once;
+    /// the cluster holds its record (hash only) under the id `node-<name>`.
+    pub fn node_token(&self, node: &str) -> Result<(TokenRecord, String), StateError> {
         let now = (self.clock)();
-        self.lock()
-            .tokens
-            .iter()
-            .any(|t| t.hash == hash && t.expires.is_none_or(|e| now < e))
+        let id = format!("node-{node}");
+        let mut data = self.lock();
+        let token = match &data.node_token {
+            Some(t) => t.clone(),
+            None => {
+                let (_, token) = new_token(Some(id.clone()), "", None, now)?;
+                let mut next = data.clone_shallow();
+                next.node_token = Some(token.clone());
+                self.persist(&next)?;
+                *data = next;
+                token
+            }
+        };
+        let record = TokenRecord {
+            id,
+            hash: hash_hex(token.as_bytes()),
+            description: format!("podswarmd on {node}: node-to-node requests"),
+            created: now,
+            expires: None,
+        };
+        Ok((record, token))
     }
 }
 
@@ -512,6 +567,7 @@ impl Data {
             tokens: self.tokens.clone(),
             cluster: self.cluster.clone(),
             subnet: self.subnet,
+            node_token: self.node_token.clone(),
         }
     }
 }
