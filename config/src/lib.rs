@@ -40,6 +40,33 @@ pub struct Config {
     pub network: NetworkConfig,
     pub workloads: WorkloadsConfig,
     pub cluster: ClusterConfig,
+    pub dns: DnsConfig,
+}
+
+/// podswarm-dns: the cluster domain's records, forwarding for pods and nodes.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DnsConfig {
+    /// UDP and TCP address; the node's pods use the pod subnet's gateway on this port.
+    pub listen: String,
+    /// Where names outside the cluster domain go (`IP` or `IP:port`); empty: the nameservers of
+    /// /etc/resolv.conf.
+    pub upstreams: Vec<String>,
+    /// TTL of cluster records, seconds.
+    pub ttl_secs: u32,
+    /// Forwarded answers kept in the cache.
+    pub cache_size: usize,
+}
+
+impl Default for DnsConfig {
+    fn default() -> Self {
+        DnsConfig {
+            listen: "0.0.0.0:53".to_owned(),
+            upstreams: Vec::new(),
+            ttl_secs: 5,
+            cache_size: 4096,
+        }
+    }
 }
 
 /// podswarm-gossip: membership, the replicated state, joining.
@@ -102,6 +129,8 @@ pub struct PathsConfig {
     pub quadlet_generator: PathBuf,
     /// iproute2's `ip`, for the routes to other nodes' pod subnets.
     pub ip: PathBuf,
+    /// The routing view podswarmd publishes for podswarm-dns and podswarm-ingress.
+    pub view: PathBuf,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -168,6 +197,7 @@ impl Default for PathsConfig {
                 "/usr/lib/systemd/system-generators/podman-system-generator",
             ),
             ip: PathBuf::from("ip"),
+            view: PathBuf::from("/run/podswarm/view.json"),
         }
     }
 }
@@ -317,6 +347,21 @@ impl Config {
                 message: "sync_interval_ms must be at least 100 and probe_period_ms at least 50"
                     .to_owned(),
             });
+        }
+        self.dns
+            .listen
+            .parse::<SocketAddr>()
+            .map_err(|_| ConfigError::Invalid {
+                field: "dns.listen",
+                message: format!("{:?} is not an address:port", self.dns.listen),
+            })?;
+        for u in &self.dns.upstreams {
+            if u.parse::<SocketAddr>().is_err() && u.parse::<IpAddr>().is_err() {
+                return Err(ConfigError::Invalid {
+                    field: "dns.upstreams",
+                    message: format!("{u:?} is not an address or address:port"),
+                });
+            }
         }
         if self.workloads.parallel_jobs == 0 {
             return Err(ConfigError::Invalid {

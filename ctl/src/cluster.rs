@@ -202,7 +202,7 @@ pub async fn get(
         ),
         "nodes" | "node" | "no" => (
             "/api/v1/nodes",
-            &["NAME", "STATUS", "PODS", "POD-SUBNET", "VERSION"],
+            &["NAME", "STATUS", "ADDRESS", "PODS", "POD-SUBNET"],
             &[],
         ),
         other => bail!(
@@ -368,9 +368,9 @@ pub async fn get(
                 } else {
                     "NotReady".into()
                 },
+                s(v, "address"),
                 s(v, "pods"),
                 s(v, "podSubnet"),
-                s(v, "version"),
             ],
         };
         if wide {
