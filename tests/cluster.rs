@@ -25,7 +25,20 @@ spec:
         image: localhost/busybox:latest
         imagePullPolicy: Never
         command: [/bin/sh, -c, 'echo web is up; exec /bin/httpd -f -p 8080 -h /www']
+        ports: [{name: http, containerPort: 8080}]
+---
+apiVersion: v1
+kind: Service
+metadata: {name: web}
+spec:
+  selector: {app: web}
+  ports: [{name: http, port: 80, targetPort: http}]
 ";
+
+/// The routing view a node publishes for its DNS server and ingress.
+fn view(node: &Node) -> Value {
+    serde_json::from_str(&node.sh("cat /run/podswarm/view.json")).unwrap_or(Value::Null)
+}
 
 fn pods(node: &Node) -> Vec<Value> {
     let out = node.exec(&["podswarmctl", "get", "pods", "-o", "json"]);
@@ -179,6 +192,42 @@ fn three_nodes_form_a_cluster_spread_a_deployment_survive_partition_and_node_los
             );
         }
     }
+
+    // Every node's routing view has the Service with all three endpoints, wherever they run.
+    for node in [c1, c2, c3] {
+        node.wait_for(
+            "three ready endpoints in the view",
+            Duration::from_secs(30),
+            || {
+                let v = view(node);
+                let eps = v["services"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .find(|s| s["name"] == "web")
+                    .and_then(|s| s["endpoints"].as_array().cloned())
+                    .unwrap_or_default();
+                eps.len() == 3
+                    && eps
+                        .iter()
+                        .all(|e| e["ready"] == true && e["ports"][0]["port"] == 8080)
+            },
+        );
+    }
+    // The DNS whitelist is cluster state: set on one node, in every node's view.
+    c1.sh("podswarmctl dns whitelist set example.com");
+    c3.wait_for(
+        "the whitelist in c3's view",
+        Duration::from_secs(30),
+        || {
+            let w = &view(c3)["whitelist"];
+            w["enabled"] == true && w["hosts"][0] == "example.com"
+        },
+    );
+    assert!(
+        c2.sh("podswarmctl dns whitelist get")
+            .contains("example.com")
+    );
 
     // A pod's logs from any node: c1 asks the node that runs it.
     let (remote, _, _) = running(c1)

@@ -3,6 +3,7 @@
 
 pub mod client;
 pub mod cluster;
+pub mod dns;
 pub mod membership;
 pub mod render;
 
@@ -10,7 +11,7 @@ pub mod cli {
     //! The command line definition.
     use clap::{Parser, Subcommand};
 
-    use crate::{cluster, membership, render};
+    use crate::{cluster, dns, membership, render};
 
     #[derive(Debug, Parser)]
     #[command(
@@ -94,6 +95,11 @@ pub mod cli {
         },
         /// Create, join or leave a cluster (on this node)
         Cluster(membership::ClusterArgs),
+        /// Cluster DNS settings
+        Dns {
+            #[command(subcommand)]
+            command: dns::DnsCommand,
+        },
         /// Manage API tokens
         Token {
             #[command(subcommand)]

@@ -4,7 +4,7 @@
 //! in `podswarm-generator`, so `render` shows exactly what a node would install.
 
 use podswarmctl::cli::{Cli, Command};
-use podswarmctl::{client, cluster, membership, render};
+use podswarmctl::{client, cluster, dns, membership, render};
 
 use std::io::Write;
 use std::process::ExitCode;
@@ -72,6 +72,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<()> {
         } => cluster::scale(&client()?, target, name.as_deref(), *replicas, scope).await,
         Command::Token { command } => cluster::token(&client()?, command).await,
         Command::Cluster(args) => membership::run(args).await,
+        Command::Dns { command } => dns::run(&client()?, command).await,
     }
 }
 

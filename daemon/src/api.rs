@@ -140,6 +140,15 @@ pub fn routes(api: Shared, max_body: usize) -> Router {
         )
         .route("/api/v1/ingresses", get(list_ingresses))
         .route("/api/v1/nodes", get(list_nodes))
+        .route(
+            "/api/v1/dns/whitelist",
+            get(get_whitelist).put(put_whitelist),
+        )
+        .route("/api/v1/dns/whitelist/hosts", post(add_whitelist_host))
+        .route(
+            "/api/v1/dns/whitelist/hosts/{host}",
+            delete(remove_whitelist_host),
+        )
         .route("/api/v1/tokens", post(create_token).get(list_tokens))
         .route("/api/v1/tokens/{id}", delete(revoke_token))
         .route("/api/v1/health", get(health))
@@ -401,7 +410,7 @@ struct ListQuery {
 
 /// Every pod of the cluster: this node's own views (its pods, and pods no node can take), and
 /// the status other ready nodes published for theirs.
-fn pod_map(api: &Api) -> BTreeMap<String, PodView> {
+pub(crate) fn pod_map(api: &Api) -> BTreeMap<String, PodView> {
     let mut pods: BTreeMap<String, PodView> =
         api.views.read().map(|v| v.clone()).unwrap_or_default();
     if let Some(link) = &api.link {
@@ -737,19 +746,19 @@ async fn scale_deployment(
 
 #[derive(Debug, Serialize)]
 #[serde(rename_all = "camelCase")]
-struct Endpoint {
-    node: String,
-    pod_name: String,
-    address: String,
-    port: i32,
-    port_name: Option<String>,
-    protocol: String,
-    ready: bool,
+pub(crate) struct Endpoint {
+    pub node: String,
+    pub pod_name: String,
+    pub address: String,
+    pub port: i32,
+    pub port_name: Option<String>,
+    pub protocol: String,
+    pub ready: bool,
 }
 
 /// A Service's endpoints: pods in its namespace matching its selector, one entry per pod and port,
 /// with named target ports resolved against the pod's containers.
-fn endpoints(api: &Api, e: &crate::state::Entry) -> Vec<Endpoint> {
+pub(crate) fn endpoints_of(api: &Api, e: &crate::state::Entry) -> Vec<Endpoint> {
     let Object::Service(svc) = &e.object else {
         return Vec::new();
     };
@@ -804,7 +813,7 @@ async fn list_services(AxState(api): AxState<Shared>, Query(q): Query<ListQuery>
     let items: Vec<Value> = objects_of(&api, "Service", q.namespace.as_deref())
         .iter()
         .map(|e| {
-            let eps = endpoints(&api, e);
+            let eps = endpoints_of(&api, e);
             let mut v = e.object.to_value();
             v["podswarm"] = json!({"created": e.created, "readyEndpoints": eps.iter().filter(|p| p.ready).count(), "endpoints": eps.len()});
             v
@@ -819,7 +828,7 @@ async fn get_service(
 ) -> ApiResult {
     let e = entry(&api, "Service", &ns, &name)?;
     ok(
-        json!({"object": e.object.to_value(), "endpoints": endpoints(&api, &e), "created": e.created}),
+        json!({"object": e.object.to_value(), "endpoints": endpoints_of(&api, &e), "created": e.created}),
     )
 }
 
@@ -828,7 +837,7 @@ async fn service_endpoints(
     Path((ns, name)): Path<(String, String)>,
 ) -> ApiResult {
     let e = entry(&api, "Service", &ns, &name)?;
-    ok(json!({"endpoints": endpoints(&api, &e)}))
+    ok(json!({"endpoints": endpoints_of(&api, &e)}))
 }
 
 async fn service_addresses(
@@ -836,7 +845,7 @@ async fn service_addresses(
     Path((ns, name)): Path<(String, String)>,
 ) -> ApiResult {
     let e = entry(&api, "Service", &ns, &name)?;
-    let addresses: Vec<String> = endpoints(&api, &e)
+    let addresses: Vec<String> = endpoints_of(&api, &e)
         .into_iter()
         .filter(|p| p.ready)
         .map(|p| format!("{}:{}", p.address, p.port))
@@ -881,6 +890,108 @@ async fn list_nodes(AxState(api): AxState<Shared>) -> ApiResult {
         "pods": pods,
         "version": env!("CARGO_PKG_VERSION"),
     }]}))
+}
+
+/// A whitelist host as users type it: any case, optional trailing dot; stored lower case.
+fn whitelist_host(text: &str) -> Result<String, ApiError> {
+    let host = text.trim().trim_end_matches('.').to_ascii_lowercase();
+    if podswarm_manifest::is_dns1123_subdomain(&host) {
+        Ok(host)
+    } else {
+        Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            format!("{text:?} is not a domain name"),
+        ))
+    }
+}
+
+async fn write_whitelist(api: &Api, list: &podswarm_view::Whitelist) -> ApiResult {
+    let link = api.link.as_ref().ok_or_else(|| {
+        ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "the DNS whitelist is cluster state; podswarm-gossip is not connected",
+        )
+    })?;
+    let value = serde_json::to_value(list).map_err(|e| ApiError::internal(&e))?;
+    link.write(crate::view::WHITELIST_KEY, Some(value))
+        .await
+        .map_err(|e| unavailable(&e))?;
+    ok(list)
+}
+
+async fn get_whitelist(AxState(api): AxState<Shared>) -> ApiResult {
+    ok(crate::view::whitelist(&api))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct WhitelistBody {
+    #[serde(default = "yes")]
+    enabled: bool,
+    hosts: Vec<String>,
+}
+
+fn yes() -> bool {
+    true
+}
+
+async fn put_whitelist(AxState(api): AxState<Shared>, body: Bytes) -> ApiResult {
+    let body: WhitelistBody = serde_json::from_slice(&body).map_err(|e| {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            format!("the body must be {{\"enabled\": true, \"hosts\": [...]}}: {e}"),
+        )
+    })?;
+    let mut hosts = body
+        .hosts
+        .iter()
+        .map(|h| whitelist_host(h))
+        .collect::<Result<Vec<_>, _>>()?;
+    hosts.sort();
+    hosts.dedup();
+    write_whitelist(
+        &api,
+        &podswarm_view::Whitelist {
+            enabled: body.enabled,
+            hosts,
+        },
+    )
+    .await
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct HostBody {
+    host: String,
+}
+
+async fn add_whitelist_host(AxState(api): AxState<Shared>, body: Bytes) -> ApiResult {
+    let body: HostBody = serde_json::from_slice(&body).map_err(|e| {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            format!("the body must be {{\"host\": \"example.com\"}}: {e}"),
+        )
+    })?;
+    let host = whitelist_host(&body.host)?;
+    let mut list = crate::view::whitelist(&api);
+    if !list.hosts.contains(&host) {
+        list.hosts.push(host);
+        list.hosts.sort();
+    }
+    write_whitelist(&api, &list).await
+}
+
+async fn remove_whitelist_host(
+    AxState(api): AxState<Shared>,
+    Path(host): Path<String>,
+) -> ApiResult {
+    let host = whitelist_host(&host)?;
+    let mut list = crate::view::whitelist(&api);
+    if !list.hosts.contains(&host) {
+        return Err(ApiError::not_found(format!("whitelist host {host}")));
+    }
+    list.hosts.retain(|h| *h != host);
+    write_whitelist(&api, &list).await
 }
 
 #[derive(Debug, Deserialize)]

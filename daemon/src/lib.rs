@@ -12,3 +12,4 @@ pub mod reconcile;
 pub mod routes;
 pub mod schedule;
 pub mod state;
+pub mod view;

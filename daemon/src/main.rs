@@ -187,6 +187,13 @@ async fn run(args: Args) -> Result<()> {
             .ok()
             .map(|a| a.port()),
     });
+    let view_task = tokio::spawn(podswarm_daemon::view::publish(
+        Arc::clone(&api),
+        config.paths.view.clone(),
+        config.network.cluster_domain.clone(),
+        ipnet::IpNet::V4(cidr),
+        shutdown.clone(),
+    ));
     // This node's token record, so other nodes accept its requests (a pod's logs).
     let (record, _) = state.node_token(&node_name)?;
     tokio::spawn(Arc::clone(&link).keep(
@@ -286,6 +293,7 @@ async fn run(args: Args) -> Result<()> {
     let _ = reconcile_task.await;
     let _ = probe_task.await;
     let _ = link_task.await;
+    let _ = view_task.await;
     let _ = std::fs::remove_file(socket);
     Ok(())
 }
