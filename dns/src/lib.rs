@@ -1,0 +1,295 @@
+//! podswarm-dns as a library: the cluster's DNS server.
+//!
+//! One process per node, listening on UDP and TCP (`dns.listen`, the node address's port 53 in
+//! production). It answers names under the cluster domain from the routing view podswarmd
+//! publishes (`cluster`), and forwards everything else to upstream servers for pods and nodes
+//! only, optionally restricted to a whitelist (`forward`, `handler`).
+//!
+//! Design decisions:
+//! - **hickory-server's [`hickory_server::Server`] does the sockets** (decoding, TCP framing and
+//!   idle timeouts, FORMERR for undecodable bodies, truncation for UDP); podswarm-dns only
+//!   implements its `RequestHandler`. There is no zone file and no `Catalog`: the cluster "zone"
+//!   is computed per question from the view, which is small and replaced often, so building and
+//!   swapping an in-memory zone on every view change would buy nothing.
+//! - **The view is data, not configuration:** it is re-read when its file is replaced and swapped
+//!   in atomically (`watch`), while the listen address, upstreams and TTL come from the config
+//!   file and need a restart.
+//! - **The policy is pure** (`handler::plan`, `cluster::lookup`): it can be unit-tested and
+//!   fuzzed without sockets ([`answer_bytes`]).
+//! - **Forwarding goes through hickory-resolver** rather than relaying packets: it brings the
+//!   cache, retries across upstreams and the UDP→TCP retry on truncation, at the price of
+//!   re-encoding answers (we pass on the answer section, the CNAME chain included, and negative
+//!   answers with their SOA).
+//!
+//! [`serve`] starts everything and returns a [`Dns`] handle; the binary adds configuration,
+//! logging and systemd's notify protocol.
+
+pub mod cli;
+pub mod cluster;
+pub mod forward;
+pub mod handler;
+pub mod watch;
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use ipnet::IpNet;
+use podswarm_config::Config;
+use podswarm_view::View;
+use tokio::net::{TcpListener, UdpSocket};
+
+pub use cluster::Reply;
+pub use handler::{Policy, answer_bytes, answer_bytes_with};
+
+use crate::forward::Forwarder;
+use crate::handler::Handler;
+use crate::watch::{Reloader, ViewStore};
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("dns.listen: {value:?} is not an address:port")]
+    Listen {
+        value: String,
+        #[source]
+        source: std::net::AddrParseError,
+    },
+    #[error("dns.upstreams: {value:?} is not an address or address:port")]
+    Upstream { value: String },
+    #[error("network.pod_cidr: {value:?} is not a network")]
+    PodCidr {
+        value: String,
+        #[source]
+        source: ipnet::AddrParseError,
+    },
+    #[error("cannot read {path} for the upstream servers")]
+    ResolvConf {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("cannot listen on {addr}")]
+    Bind {
+        addr: SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("cannot set up the forwarding resolver")]
+    Resolver {
+        #[source]
+        source: hickory_resolver::net::NetError,
+    },
+    #[error("the DNS server stopped")]
+    Server {
+        #[source]
+        source: hickory_resolver::net::NetError,
+    },
+}
+
+/// Everything [`serve`] needs.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// UDP and TCP address; port 0 picks a free port (the same for both).
+    pub listen: SocketAddr,
+    /// The routing view file.
+    pub view: PathBuf,
+    /// Where names outside the cluster domain go (see [`forward::upstreams`]); empty: forwarded
+    /// questions fail with SERVFAIL.
+    pub upstreams: Vec<SocketAddr>,
+    /// TTL of cluster records, seconds.
+    pub ttl_secs: u32,
+    /// Forwarded answers kept in the cache.
+    pub cache_size: usize,
+    /// Whether loopback sources may recurse without being listed in the view (true in the
+    /// binary: the node's own processes).
+    pub trust_loopback: bool,
+    /// The cluster domain while the view names none (before the first view is read).
+    pub cluster_domain: String,
+    /// Who may recurse while there is no view yet, besides loopback (the binary: the pod CIDR).
+    pub initial_recursion_clients: Vec<IpNet>,
+    /// How long forwarding one question may take, all upstreams together; then SERVFAIL.
+    pub upstream_timeout: Duration,
+    /// How long a TCP connection may stay idle.
+    pub tcp_timeout: Duration,
+    /// How often the view file is checked besides the file system events.
+    pub view_poll: Duration,
+}
+
+impl Settings {
+    /// Defaults for everything but the addresses and the view path.
+    pub fn new(listen: SocketAddr, view: &Path, upstreams: Vec<SocketAddr>) -> Settings {
+        Settings {
+            listen,
+            view: view.to_owned(),
+            upstreams,
+            ttl_secs: 5,
+            cache_size: 4096,
+            trust_loopback: true,
+            cluster_domain: cluster::DEFAULT_CLUSTER_DOMAIN.to_owned(),
+            initial_recursion_clients: Vec::new(),
+            upstream_timeout: Duration::from_secs(3),
+            tcp_timeout: Duration::from_secs(10),
+            view_poll: Duration::from_secs(5),
+        }
+    }
+
+    /// The settings of the binary: from the configuration, upstreams from `resolv_conf` when the
+    /// configuration names none.
+    pub fn from_config(config: &Config, resolv_conf: &Path) -> Result<Settings, Error> {
+        let listen = config
+            .dns
+            .listen
+            .parse::<SocketAddr>()
+            .map_err(|source| Error::Listen {
+                value: config.dns.listen.clone(),
+                source,
+            })?;
+        let upstreams = forward::upstreams(&config.dns.upstreams, listen, resolv_conf)?;
+        let pod_cidr =
+            config
+                .network
+                .pod_cidr
+                .parse::<IpNet>()
+                .map_err(|source| Error::PodCidr {
+                    value: config.network.pod_cidr.clone(),
+                    source,
+                })?;
+        let mut settings = Settings::new(listen, &config.paths.view, upstreams);
+        settings.ttl_secs = config.dns.ttl_secs;
+        settings.cache_size = config.dns.cache_size;
+        settings.cluster_domain = config.network.cluster_domain.clone();
+        settings.initial_recursion_clients = vec![pod_cidr];
+        Ok(settings)
+    }
+}
+
+/// A running server. Dropping it stops it at once (queries in progress are dropped);
+/// [`Dns::shutdown`] lets them finish first.
+pub struct Dns {
+    local_addr: SocketAddr,
+    views: Arc<ViewStore>,
+    server: hickory_server::Server<Handler>,
+    watcher: tokio::task::JoinHandle<()>,
+}
+
+impl std::fmt::Debug for Dns {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Dns")
+            .field("local_addr", &self.local_addr)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Dns {
+    /// The address both sockets are bound to.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// The view queries are answered from right now.
+    pub fn view(&self) -> Arc<View> {
+        self.views.get()
+    }
+
+    /// Runs until the sockets fail (they do not, normally); for a binary without other work.
+    pub async fn wait(&mut self) -> Result<(), Error> {
+        self.server
+            .block_until_done()
+            .await
+            .map_err(|source| Error::Server { source })
+    }
+
+    /// Stops accepting queries, lets those in progress finish, stops watching the view.
+    pub async fn shutdown(mut self) -> Result<(), Error> {
+        self.watcher.abort();
+        self.server
+            .shutdown_gracefully()
+            .await
+            .map_err(|source| Error::Server { source })
+    }
+}
+
+impl Drop for Dns {
+    fn drop(&mut self) {
+        // The server's tasks end with its JoinSet; the watcher is a separate task.
+        self.watcher.abort();
+    }
+}
+
+/// Binds UDP and TCP on the same address. With port 0 the kernel picks the UDP port and TCP takes
+/// the same one, retrying with another when TCP's is taken.
+pub async fn bind(listen: SocketAddr) -> Result<(UdpSocket, TcpListener), Error> {
+    let bind_error = |addr, source| Error::Bind { addr, source };
+    let mut attempts = 0;
+    loop {
+        let udp = UdpSocket::bind(listen)
+            .await
+            .map_err(|e| bind_error(listen, e))?;
+        let addr = udp.local_addr().map_err(|e| bind_error(listen, e))?;
+        match TcpListener::bind(addr).await {
+            Ok(tcp) => return Ok((udp, tcp)),
+            Err(e) if listen.port() == 0 && attempts < 20 => {
+                attempts += 1;
+                tracing::debug!(%addr, error = %e, "tcp port taken, trying another");
+            }
+            Err(e) => return Err(bind_error(addr, e)),
+        }
+    }
+}
+
+/// Starts the server: binds, reads the view (an absent or broken file gives an empty view,
+/// logged, and is picked up when it appears), starts watching it, and serves. Returns once
+/// queries are being answered.
+pub async fn serve(settings: Settings) -> Result<Dns, Error> {
+    let (udp, tcp) = bind(settings.listen).await?;
+    let local_addr = udp.local_addr().map_err(|source| Error::Bind {
+        addr: settings.listen,
+        source,
+    })?;
+
+    let views = Arc::new(ViewStore::new(View {
+        cluster_domain: settings.cluster_domain.clone(),
+        recursion_clients: settings.initial_recursion_clients.clone(),
+        ..View::default()
+    }));
+    let mut reloader = Reloader::new(&settings.view, views.clone(), &settings.cluster_domain);
+    // The first read happens before we answer anything, so a node that has a view never answers
+    // from the empty one.
+    // (A small file read once at start; blocking here holds up nothing else.)
+    reloader.check();
+    let watcher = tokio::spawn(watch::watch(reloader, settings.view_poll));
+
+    let forwarder = Forwarder::new(
+        &settings.upstreams,
+        settings.cache_size,
+        settings.upstream_timeout,
+    )?;
+    if settings.upstreams.is_empty() {
+        tracing::warn!("no upstream DNS servers: names outside the cluster domain fail");
+    }
+    let handler = Handler {
+        views: views.clone(),
+        forwarder: Arc::new(forwarder),
+        policy: Policy {
+            ttl: settings.ttl_secs,
+            trust_loopback: settings.trust_loopback,
+        },
+    };
+    let mut server = hickory_server::Server::new(handler);
+    server.register_socket(udp);
+    // 32 responses may queue per TCP connection, as in hickory's own server.
+    server.register_listener(tcp, settings.tcp_timeout, 32);
+    tracing::info!(
+        listen = %local_addr,
+        upstreams = ?settings.upstreams,
+        view = %settings.view.display(),
+        "serving DNS"
+    );
+    Ok(Dns {
+        local_addr,
+        views,
+        server,
+        watcher,
+    })
+}

@@ -1,0 +1,63 @@
+//! podswarm-dns: the cluster DNS server of this node. See the library docs for the design; this
+//! file wires configuration, logging and the server together and follows systemd's notify
+//! protocol (READY once the sockets are bound and the view read, WATCHDOG pings when asked for,
+//! STOPPING on SIGTERM).
+
+use std::path::Path;
+use std::time::Duration;
+
+use anyhow::Result;
+use clap::Parser;
+use podswarm_config::Config;
+use podswarm_config::process::{init_logging, notify};
+use podswarm_dns::Settings;
+use podswarm_dns::cli::Args;
+use sd_notify::NotifyState;
+
+#[tokio::main]
+async fn main() -> std::process::ExitCode {
+    let args = Args::parse();
+    init_logging();
+    match run(args).await {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!(error = %format!("{e:#}"), "podswarm-dns failed");
+            eprintln!("podswarm-dns: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(args: Args) -> Result<()> {
+    let mut config = Config::load(&args.config)?;
+    args.apply(&mut config);
+    config.validate()?;
+    let settings = Settings::from_config(&config, Path::new("/etc/resolv.conf"))?;
+    if args.validate {
+        println!("{}: configuration is valid", args.config.display());
+        return Ok(());
+    }
+    let mut dns = podswarm_dns::serve(settings).await?;
+    notify(&[NotifyState::Ready]);
+    tracing::info!(listen = %dns.local_addr(), version = dns.view().version, "podswarm-dns ready");
+
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    let watchdog = sd_notify::watchdog_enabled().map(|d| d / 2);
+    let outcome = loop {
+        tokio::select! {
+            _ = term.recv() => break Ok(()),
+            _ = tokio::signal::ctrl_c() => break Ok(()),
+            result = dns.wait() => break result,
+            _ = tokio::time::sleep(watchdog.unwrap_or(Duration::from_secs(3600))) => {
+                if watchdog.is_some() {
+                    notify(&[NotifyState::Watchdog]);
+                }
+            }
+        }
+    };
+    notify(&[NotifyState::Stopping]);
+    outcome?;
+    tracing::info!("podswarm-dns stopping");
+    dns.shutdown().await?;
+    Ok(())
+}
