@@ -372,20 +372,20 @@ pub fn workspace_binary(name: &str) -> PathBuf {
     bin
 }
 
+/// What the package puts in /usr/bin.
+pub const PACKAGED_BINARIES: [&str; 4] = [
+    "podswarmd",
+    "podswarmctl",
+    "podswarm-gossip",
+    "podswarm-dns",
+];
+
 impl Node {
-    /// Installs podswarmd, podswarmctl and podswarm.service as the package does, and starts it.
+    /// Installs the binaries and units as the package does, and starts podswarm.
     pub fn install_podswarm(&self) {
-        self.install(&workspace_binary("podswarmd"), "/usr/bin/podswarmd", 0o755);
-        self.install(
-            &workspace_binary("podswarmctl"),
-            "/usr/bin/podswarmctl",
-            0o755,
-        );
-        self.install(
-            &workspace_binary("podswarm-gossip"),
-            "/usr/bin/podswarm-gossip",
-            0o755,
-        );
+        for bin in PACKAGED_BINARIES {
+            self.install(&workspace_binary(bin), &format!("/usr/bin/{bin}"), 0o755);
+        }
         let packaging = Path::new(env!("CARGO_MANIFEST_DIR")).join("../packaging");
         for (from, to) in [
             (
@@ -395,6 +395,10 @@ impl Node {
             (
                 "systemd/podswarm-gossip.service",
                 "/usr/lib/systemd/system/podswarm-gossip.service",
+            ),
+            (
+                "systemd/podswarm-dns.service",
+                "/usr/lib/systemd/system/podswarm-dns.service",
             ),
             (
                 "systemd/podswarm.target",

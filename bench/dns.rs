@@ -1,0 +1,239 @@
+//! Benchmark: podswarm-dns answering cluster names, against dnsmasq serving the same records, on
+//! loopback in the same run.
+//!
+//! The records: 100 services in `default`, each with 3 ready endpoints, so an A query for
+//! `svc-N.default.svc.cluster.local` answers 3 addresses. podswarm-dns reads them from a routing
+//! view (as podswarmd publishes it); dnsmasq from a hosts file (`--addn-hosts`, authoritative for
+//! `cluster.local` with `--local`, the same 5 s TTL). Queries: the 100 names in turn.
+//!
+//! For each server:
+//! - **throughput:** `dnsperf` for 10 s, 100 queries outstanding, as fast as the server answers;
+//! - **latency:** `dnsperf -v` for 5 s at a fixed 20 000 queries/s (a load both sustain), the p50
+//!   and p99 of the per-query latencies it reports.
+//!
+//! On this 2-core machine dnsperf and the server share the cores, so the figures are ratios, not
+//! absolutes. Run: `cargo build --release --bins && cargo bench -p podswarm-tests --bench dns`.
+
+use std::io::{BufRead, BufReader};
+use std::net::{Ipv4Addr, SocketAddr, UdpSocket};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use podswarm_tests::node::workspace_binary;
+use serde_json::json;
+
+const SERVICES: usize = 100;
+const ENDPOINTS: usize = 3;
+const LATENCY_QPS: u32 = 20_000;
+
+struct Server(Child);
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn ip(service: usize, endpoint: usize) -> Ipv4Addr {
+    Ipv4Addr::new(10, 244, (endpoint + 1) as u8, (service + 1) as u8)
+}
+
+fn name(service: usize) -> String {
+    format!("svc-{service}.default.svc.cluster.local")
+}
+
+fn write_records(dir: &Path) {
+    let services: Vec<_> = (0..SERVICES)
+        .map(|s| {
+            json!({
+                "namespace": "default", "name": format!("svc-{s}"),
+                "ports": [{"name": "http", "protocol": "TCP", "port": 80}],
+                "endpoints": (0..ENDPOINTS).map(|e| json!({
+                    "ip": ip(s, e).to_string(), "pod": format!("svc-{s}-{e}"), "node": "n1",
+                    "ready": true, "ports": [{"name": "http", "protocol": "TCP", "port": 8080}],
+                })).collect::<Vec<_>>(),
+            })
+        })
+        .collect();
+    let view = json!({
+        "version": 1, "clusterDomain": "cluster.local", "services": services,
+        "pods": [], "recursionClients": ["127.0.0.0/8"], "whitelist": {"enabled": false, "hosts": []},
+    });
+    std::fs::write(dir.join("view.json"), view.to_string()).unwrap_or_else(|e| panic!("{e}"));
+
+    let mut hosts = String::new();
+    for s in 0..SERVICES {
+        for e in 0..ENDPOINTS {
+            hosts.push_str(&format!("{} {}\n", ip(s, e), name(s)));
+        }
+    }
+    std::fs::write(dir.join("hosts"), hosts).unwrap_or_else(|e| panic!("{e}"));
+
+    let queries: String = (0..SERVICES).map(|s| format!("{} A\n", name(s))).collect();
+    std::fs::write(dir.join("queries"), queries).unwrap_or_else(|e| panic!("{e}"));
+}
+
+/// Waits until `addr` answers an A query for the first service with 3 addresses.
+fn wait_ready(addr: SocketAddr, what: &str) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while Instant::now() < deadline {
+        let out = Command::new("dig")
+            .args([
+                &format!("@{}", addr.ip()),
+                "-p",
+                &addr.port().to_string(),
+                "+short",
+                "+time=1",
+                "+tries=1",
+                &name(0),
+            ])
+            .output()
+            .unwrap_or_else(|e| panic!("dig: {e}"));
+        if String::from_utf8_lossy(&out.stdout).lines().count() == ENDPOINTS {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    panic!("{what} did not answer on {addr}");
+}
+
+fn free_port() -> u16 {
+    UdpSocket::bind("127.0.0.1:0")
+        .and_then(|s| s.local_addr())
+        .map(|a| a.port())
+        .unwrap_or_else(|e| panic!("{e}"))
+}
+
+struct Figures {
+    qps: f64,
+    p50_us: f64,
+    p99_us: f64,
+    lost: u64,
+}
+
+fn dnsperf(addr: SocketAddr, queries: &Path, extra: &[&str]) -> Child {
+    Command::new("dnsperf")
+        .args(["-s", &addr.ip().to_string(), "-p", &addr.port().to_string()])
+        .arg("-d")
+        .arg(queries)
+        .args(extra)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap_or_else(|e| panic!("dnsperf (apt-get install dnsperf): {e}"))
+}
+
+fn field(text: &str, label: &str) -> f64 {
+    text.lines()
+        .find_map(|l| l.trim().strip_prefix(label))
+        .and_then(|rest| rest.split_whitespace().next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("no {label:?} in dnsperf output:\n{text}"))
+}
+
+fn measure(addr: SocketAddr, queries: &Path) -> Figures {
+    let out = dnsperf(addr, queries, &["-l", "10", "-q", "100"])
+        .wait_with_output()
+        .unwrap_or_else(|e| panic!("{e}"));
+    let text = String::from_utf8_lossy(&out.stdout);
+    let qps = field(&text, "Queries per second:");
+    let lost = field(&text, "Queries lost:") as u64;
+
+    // Verbose lines: `> NOERROR svc-1.default.svc.cluster.local A 0.000101`.
+    let mut child = dnsperf(
+        addr,
+        queries,
+        &["-l", "5", "-Q", &LATENCY_QPS.to_string(), "-v"],
+    );
+    let stdout = child.stdout.take().unwrap_or_else(|| panic!("no stdout"));
+    let mut latencies: Vec<f64> = BufReader::new(stdout)
+        .lines()
+        .map_while(Result::ok)
+        .filter(|l| l.starts_with("> NOERROR"))
+        .filter_map(|l| l.rsplit(' ').next().and_then(|v| v.parse::<f64>().ok()))
+        .collect();
+    let _ = child.wait();
+    assert!(!latencies.is_empty(), "dnsperf -v reported no latencies");
+    latencies.sort_by(f64::total_cmp);
+    let at = |q: f64| latencies[((latencies.len() - 1) as f64 * q) as usize] * 1e6;
+    Figures {
+        qps,
+        p50_us: at(0.50),
+        p99_us: at(0.99),
+        lost,
+    }
+}
+
+fn main() {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    write_records(dir.path());
+    let queries = dir.path().join("queries");
+
+    let ours: SocketAddr = ([127, 0, 0, 1], free_port()).into();
+    let theirs: SocketAddr = ([127, 0, 0, 1], free_port()).into();
+
+    let mut results = Vec::new();
+    {
+        let _dns = Server(
+            Command::new(workspace_binary("podswarm-dns"))
+                .args(["--config", "/nonexistent", "--listen", &ours.to_string()])
+                .arg("--view")
+                .arg(dir.path().join("view.json"))
+                .args(["--upstream", "127.0.0.1:9"])
+                .env("PODSWARM_LOG", "warn")
+                .stdout(Stdio::null())
+                .spawn()
+                .unwrap_or_else(|e| panic!("podswarm-dns: {e}")),
+        );
+        wait_ready(ours, "podswarm-dns");
+        results.push(("podswarm-dns", measure(ours, &queries)));
+    }
+    {
+        let _dnsmasq = Server(
+            Command::new("dnsmasq")
+                .args([
+                    "--keep-in-foreground",
+                    "--conf-file=/dev/null",
+                    "--pid-file=",
+                    "--user=root",
+                    "--bind-interfaces",
+                    "--listen-address=127.0.0.1",
+                    "--no-resolv",
+                    "--no-hosts",
+                    "--local=/cluster.local/",
+                    "--local-ttl=5",
+                    "--cache-size=10000",
+                    &format!("--port={}", theirs.port()),
+                ])
+                .arg(format!("--addn-hosts={}", dir.path().join("hosts").display()))
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .unwrap_or_else(|e| panic!("dnsmasq (apt-get install dnsmasq-base): {e}")),
+        );
+        wait_ready(theirs, "dnsmasq");
+        results.push(("dnsmasq", measure(theirs, &queries)));
+    }
+
+    println!(
+        "{SERVICES} services x {ENDPOINTS} endpoints, A queries, loopback; latency at {LATENCY_QPS} q/s"
+    );
+    println!(
+        "{:<14} {:>10} {:>8} {:>10} {:>10}",
+        "server", "q/s", "lost", "p50 µs", "p99 µs"
+    );
+    for (name, f) in &results {
+        println!(
+            "{:<14} {:>10.0} {:>8} {:>10.0} {:>10.0}",
+            name, f.qps, f.lost, f.p50_us, f.p99_us
+        );
+    }
+    let (ours, reference) = (&results[0].1, &results[1].1);
+    println!(
+        "ratio: throughput {:.2}x dnsmasq, p99 {:.2}x dnsmasq",
+        ours.qps / reference.qps,
+        ours.p99_us / reference.p99_us
+    );
+}
