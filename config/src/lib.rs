@@ -41,6 +41,50 @@ pub struct Config {
     pub workloads: WorkloadsConfig,
     pub cluster: ClusterConfig,
     pub dns: DnsConfig,
+    pub ingress: IngressConfig,
+}
+
+/// podswarm-ingress: Ingress rules from the routing view, proxied to service endpoints.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct IngressConfig {
+    /// Plain HTTP address; empty string: no HTTP listener.
+    pub http_listen: String,
+    /// HTTPS address (certificates from the Ingresses' `spec.tls`); empty string: no HTTPS.
+    pub https_listen: String,
+    /// Ingresses with this `ingressClassName` are served, and so are those that name no class.
+    pub class: String,
+    /// How long connecting to an endpoint may take before the next one is tried.
+    pub connect_timeout_ms: u64,
+    /// How long an endpoint may stay silent while a response is expected (then 504).
+    pub read_timeout_secs: u64,
+    /// Further endpoints tried after a failed connection, for idempotent methods only.
+    pub retries: usize,
+    /// How long an endpoint that refused a connection is left out.
+    pub eject_secs: u64,
+    /// How often every endpoint gets a TCP health check; 0: no active checks.
+    pub health_interval_secs: u64,
+    /// On SIGTERM, how long requests in progress may take to finish.
+    pub shutdown_grace_secs: u64,
+    /// One log line per request (info).
+    pub access_log: bool,
+}
+
+impl Default for IngressConfig {
+    fn default() -> Self {
+        IngressConfig {
+            http_listen: "0.0.0.0:80".to_owned(),
+            https_listen: "0.0.0.0:443".to_owned(),
+            class: "podswarm".to_owned(),
+            connect_timeout_ms: 3000,
+            read_timeout_secs: 60,
+            retries: 2,
+            eject_secs: 10,
+            health_interval_secs: 5,
+            shutdown_grace_secs: 5,
+            access_log: false,
+        }
+    }
 }
 
 /// podswarm-dns: the cluster domain's records, forwarding for pods and nodes.
@@ -131,6 +175,9 @@ pub struct PathsConfig {
     pub ip: PathBuf,
     /// The routing view podswarmd publishes for podswarm-dns and podswarm-ingress.
     pub view: PathBuf,
+    /// Where podswarmd writes the TLS Secrets Ingresses name (one PEM file each, for
+    /// podswarm-ingress; root:podswarm 0750, files 0640).
+    pub tls_dir: PathBuf,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -198,6 +245,7 @@ impl Default for PathsConfig {
             ),
             ip: PathBuf::from("ip"),
             view: PathBuf::from("/run/podswarm/view.json"),
+            tls_dir: PathBuf::from("/run/podswarm/tls"),
         }
     }
 }
@@ -363,10 +411,47 @@ impl Config {
                 });
             }
         }
+        self.validate_ingress()?;
         if self.workloads.parallel_jobs == 0 {
             return Err(ConfigError::Invalid {
                 field: "workloads.parallel_jobs",
                 message: "must be at least 1".to_owned(),
+            });
+        }
+        Ok(())
+    }
+}
+
+impl Config {
+    fn validate_ingress(&self) -> Result<(), ConfigError> {
+        let i = &self.ingress;
+        for (field, value) in [
+            ("ingress.http_listen", &i.http_listen),
+            ("ingress.https_listen", &i.https_listen),
+        ] {
+            if !value.is_empty() && value.parse::<SocketAddr>().is_err() {
+                return Err(ConfigError::Invalid {
+                    field,
+                    message: format!("{value:?} is not an address:port"),
+                });
+            }
+        }
+        if i.http_listen.is_empty() && i.https_listen.is_empty() {
+            return Err(ConfigError::Invalid {
+                field: "ingress",
+                message: "http_listen and https_listen cannot both be empty".to_owned(),
+            });
+        }
+        if !podswarm_manifest::is_dns1123_subdomain(&i.class) {
+            return Err(ConfigError::Invalid {
+                field: "ingress.class",
+                message: format!("{:?} is not an IngressClass name", i.class),
+            });
+        }
+        if i.connect_timeout_ms == 0 || i.read_timeout_secs == 0 {
+            return Err(ConfigError::Invalid {
+                field: "ingress",
+                message: "connect_timeout_ms and read_timeout_secs must be at least 1".to_owned(),
             });
         }
         Ok(())
@@ -401,6 +486,41 @@ mod tests {
         .map(|_| ())
         .map_err(|e| e.to_string());
         assert!(e.as_ref().is_err_and(|e| e.contains("lsten")), "{e:?}");
+    }
+
+    #[test]
+    fn ingress_section() {
+        let c = Config::parse("", Path::new("t.toml")).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(c.ingress.http_listen, "0.0.0.0:80");
+        assert_eq!(c.ingress.https_listen, "0.0.0.0:443");
+        assert_eq!(c.ingress.class, "podswarm");
+        assert_eq!(c.paths.tls_dir, PathBuf::from("/run/podswarm/tls"));
+        let c = Config::parse(
+            "[ingress]\nhttps_listen = \"\"\nclass = \"internal\"\neject_secs = 3\n",
+            Path::new("t.toml"),
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        assert!(c.validate().is_ok());
+        assert_eq!(c.ingress.eject_secs, 3);
+        for (text, field) in [
+            ("[ingress]\nhttp_listen = \"80\"\n", "ingress.http_listen"),
+            ("[ingress]\nclass = \"Not_A_Class\"\n", "ingress.class"),
+            (
+                "[ingress]\nhttp_listen = \"\"\nhttps_listen = \"\"\n",
+                "cannot both be empty",
+            ),
+        ] {
+            let c = Config::parse(text, Path::new("t.toml")).unwrap_or_else(|e| panic!("{e}"));
+            let e = c.validate().map_err(|e| e.to_string());
+            assert!(
+                e.as_ref().is_err_and(|e| e.contains(field)),
+                "{text}: {e:?}"
+            );
+        }
+        let e = Config::parse("[ingress]\nlisten = \"x\"\n", Path::new("t.toml"))
+            .map(|_| ())
+            .map_err(|e| e.to_string());
+        assert!(e.is_err_and(|e| e.contains("listen")));
     }
 
     #[test]

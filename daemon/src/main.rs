@@ -190,6 +190,7 @@ async fn run(args: Args) -> Result<()> {
     let view_task = tokio::spawn(podswarm_daemon::view::publish(
         Arc::clone(&api),
         config.paths.view.clone(),
+        config.paths.tls_dir.clone(),
         config.network.cluster_domain.clone(),
         ipnet::IpNet::V4(cidr),
         shutdown.clone(),

@@ -45,7 +45,7 @@ pub use handler::{Policy, answer_bytes, answer_bytes_with};
 
 use crate::forward::Forwarder;
 use crate::handler::Handler;
-use crate::watch::{Reloader, ViewStore};
+use crate::watch::ViewStore;
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -253,7 +253,7 @@ pub async fn serve(settings: Settings) -> Result<Dns, Error> {
         recursion_clients: settings.initial_recursion_clients.clone(),
         ..View::default()
     }));
-    let mut reloader = Reloader::new(&settings.view, views.clone(), &settings.cluster_domain);
+    let mut reloader = watch::reloader(&settings.view, views.clone(), &settings.cluster_domain);
     // The first read happens before we answer anything, so a node that has a view never answers
     // from the empty one.
     // (A small file read once at start; blocking here holds up nothing else.)

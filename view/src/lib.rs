@@ -5,10 +5,22 @@
 //! view or the new one, never half of each. Readers watch the directory and swap the parsed view
 //! in whole; while podswarmd is down they keep serving the last view they read.
 //!
-//! The view holds no secrets: TLS keys for the ingress travel separately.
+//! The view holds no secrets: TLS keys for the ingress travel separately. For each `spec.tls`
+//! entry of an Ingress, podswarmd writes the Secret's certificate chain and key as one PEM file
+//! under its TLS directory (default `/run/podswarm/tls/<namespace>_<secret>.pem`, root:podswarm
+//! 0640) and the view names only that file ([`IngressTls::cert_file`]).
+//!
+//! Ingress backends are references (service name + port in the ingress's namespace), not
+//! addresses: podswarm-ingress resolves them against [`View::services`] each time it loads a
+//! view, so the same endpoint list serves DNS and the ingress.
+//!
+//! With the `watch` feature, [`watch`] keeps a reader's copy of the view current.
+
+#[cfg(feature = "watch")]
+pub mod watch;
 
 use std::net::IpAddr;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use ipnet::IpNet;
 use serde::{Deserialize, Serialize};
@@ -28,6 +40,95 @@ pub struct View {
     /// the cluster's node addresses, loopback.
     pub recursion_clients: Vec<IpNet>,
     pub whitelist: Whitelist,
+    /// Every Ingress of the cluster (all classes: the ingress filters), in namespace/name order.
+    /// Absent in views written before podswarm-ingress existed: empty.
+    pub ingresses: Vec<Ingress>,
+}
+
+/// One Kubernetes Ingress, as podswarm-ingress needs it: defaults filled in, hosts in lower case,
+/// `ImplementationSpecific` paths turned into `Prefix`, TLS Secrets turned into file paths.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct Ingress {
+    pub namespace: String,
+    pub name: String,
+    /// `spec.ingressClassName` (or the older `kubernetes.io/ingress.class` annotation); `None`
+    /// for an Ingress that names no class.
+    pub class: Option<String>,
+    pub rules: Vec<IngressRule>,
+    /// `spec.defaultBackend`: for requests no rule matches.
+    pub default_backend: Option<IngressBackend>,
+    pub tls: Vec<IngressTls>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct IngressRule {
+    /// A DNS name in lower case, or `*.` and one: the wildcard matches exactly one more label.
+    /// `None`: every host.
+    pub host: Option<String>,
+    pub paths: Vec<IngressPath>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct IngressPath {
+    /// Starts with `/` (`/` when the manifest gave none).
+    pub path: String,
+    #[serde(default)]
+    pub path_type: PathType,
+    pub backend: IngressBackend,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum PathType {
+    /// The whole path, case-sensitive.
+    Exact,
+    /// Path segments (split at `/`) are a prefix of the request's (`ImplementationSpecific` too).
+    #[default]
+    #[serde(alias = "ImplementationSpecific")]
+    Prefix,
+}
+
+/// A Service in the Ingress's namespace and one of its ports.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct IngressBackend {
+    pub service: String,
+    pub port: BackendPort,
+}
+
+/// The service port by number or by name (JSON: a number or a string).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum BackendPort {
+    Number(u16),
+    Name(String),
+}
+
+impl std::fmt::Display for BackendPort {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            BackendPort::Number(n) => write!(f, "{n}"),
+            BackendPort::Name(n) => f.write_str(n),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct IngressTls {
+    /// Hosts the certificate is for (lower case, `*.` wildcards allowed); empty: the certificate
+    /// for connections whose server name matches no other.
+    pub hosts: Vec<String>,
+    /// `spec.tls[].secretName`, in the Ingress's namespace.
+    pub secret: String,
+    /// The PEM file with the Secret's `tls.crt` and `tls.key`; `None` while there is none (no
+    /// such Secret, no `tls.crt`/`tls.key` in it, or the file could not be written).
+    pub cert_file: Option<PathBuf>,
+    /// The Secret's version in podswarmd's state: changes whenever the file's content does, so
+    /// that a new certificate changes the view and readers load it again.
+    pub secret_version: u64,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -184,5 +285,42 @@ mod tests {
         };
         let text = serde_json::to_string(&v).unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(serde_json::from_str::<View>(&text).ok(), Some(v));
+    }
+
+    #[test]
+    fn a_view_without_ingresses_still_loads() {
+        let v: View = serde_json::from_str(r#"{"version": 7, "services": []}"#)
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(v.version, 7);
+        assert!(v.ingresses.is_empty());
+    }
+
+    #[test]
+    fn ingress_json_shape() {
+        let text = r#"{"ingresses": [{
+            "namespace": "default", "name": "web", "class": "podswarm",
+            "rules": [{"host": "*.example.com", "paths": [
+                {"path": "/api", "pathType": "Exact", "backend": {"service": "api", "port": 8080}},
+                {"path": "/", "pathType": "ImplementationSpecific", "backend": {"service": "web", "port": "http"}},
+                {"path": "/x", "backend": {"service": "web", "port": "http"}}
+            ]}],
+            "defaultBackend": {"service": "fallback", "port": 80},
+            "tls": [{"hosts": ["a.example.com"], "secret": "a-cert", "certFile": "/run/podswarm/tls/default_a-cert.pem", "secretVersion": 4}]
+        }]}"#;
+        let v: View = serde_json::from_str(text).unwrap_or_else(|e| panic!("{e}"));
+        let ing = &v.ingresses[0];
+        let paths = &ing.rules[0].paths;
+        assert_eq!(paths[0].path_type, PathType::Exact);
+        assert_eq!(paths[0].backend.port, BackendPort::Number(8080));
+        assert_eq!(paths[1].path_type, PathType::Prefix);
+        assert_eq!(paths[1].backend.port, BackendPort::Name("http".into()));
+        assert_eq!(paths[2].path_type, PathType::Prefix);
+        assert_eq!(
+            ing.tls[0].cert_file.as_deref(),
+            Some(Path::new("/run/podswarm/tls/default_a-cert.pem"))
+        );
+        let again: View = serde_json::from_str(&serde_json::to_string(&v).unwrap_or_default())
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(again, v);
     }
 }

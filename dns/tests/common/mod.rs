@@ -80,6 +80,7 @@ pub fn cluster_view() -> View {
         }],
         recursion_clients: vec![],
         whitelist: Whitelist::default(),
+        ingresses: Vec::new(),
     }
 }
 

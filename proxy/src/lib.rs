@@ -1,0 +1,547 @@
+//! podswarm-ingress as a library: the node's HTTP/HTTPS ingress.
+//!
+//! One process per node, listening on `ingress.http_listen` (port 80) and
+//! `ingress.https_listen` (443). It routes requests by the Kubernetes Ingresses in the routing
+//! view podswarmd publishes (`routes`: host and path matching) to the ready endpoints of the
+//! Services they name (`backend`: round-robin, local first, passive and active health), and
+//! terminates TLS with the Ingresses' certificates chosen by SNI (`tls`).
+//!
+//! Design decisions:
+//! - **pingora does the HTTP**: [`pingora_proxy`]'s `HttpProxy` runs our
+//!   [`ProxyHttp`](pingora_proxy::ProxyHttp) implementation (`proxy`): HTTP/1.1 and HTTP/2
+//!   downstream, keep-alive, streaming bodies, upstream connection pooling, retries. TLS is
+//!   rustls (ring), the only TLS backend compiled in. `Upgrade` (WebSocket) requests are
+//!   tunnelled by `upgrade` with pingora's HTTP/1 client session, around a pingora 0.9.1 bug
+//!   that closes some tunnels right after the `101`.
+//! - **Our own accept loop instead of pingora's `Server`.** pingora's `Server` owns the process
+//!   (its own runtimes, signal handling, a fixed grace-period sleep, `process::exit`), binds its
+//!   listeners inside a service task where a bind error is a panic, and cannot report the port it
+//!   bound. pingora 0.9 supports driving `HttpProxy` from a custom accept loop
+//!   ([`pingora_proxy::http_proxy`]), so [`serve`] binds with tokio (errors returned, port 0
+//!   allowed), accepts, hands TLS to pingora's rustls `Acceptor`, and passes each connection to
+//!   the proxy. It runs on any tokio runtime: the binary's, or a test's. systemd is told READY
+//!   only after [`serve`] returns, that is, once both sockets are bound and the view is read.
+//! - **Graceful stop** ([`IngressServer::shutdown`]): stop accepting, tell pingora to close
+//!   keep-alive connections after their current request, give requests in progress
+//!   `shutdown_grace` (5 s) to finish, then drop what is left.
+//! - **The view is data, not configuration**: it is watched (`podswarm_view::watch`, shared with
+//!   podswarm-dns) and each new version becomes a [`snapshot::Snapshot`] (routes, resolved
+//!   endpoints, certificates) built whole off the request path and swapped in atomically. A
+//!   request routes with the snapshot current when it arrived, a TLS handshake picks its
+//!   certificate from the snapshot current then; listeners never restart, so a reload drops no
+//!   request and no connection. Listen addresses, class and timeouts come from the config file
+//!   and need a restart.
+//! - **Which Ingresses**: those whose `ingressClassName` (or `kubernetes.io/ingress.class`
+//!   annotation) is `ingress.class` (default `podswarm`), and those that name no class.
+//! - **Backends are resolved here**, not by podswarmd: the view carries references (service +
+//!   port by number or name) and the services' endpoints; each loaded view resolves them once.
+//! - **Errors are ours**: 404 (no rule), 503 (no ready endpoint), 502 (the endpoint failed),
+//!   504 (it timed out), 308 (plain HTTP for a host with a certificate), each with a one-line
+//!   plain-text body saying why.
+//! - **Logs**: tracing; pingora's and rustls's `log` records are forwarded at warning level and
+//!   above (`forward_library_logs`). One line per request (target `access`) with
+//!   `ingress.access_log`; failed requests (5xx from errors) are always logged.
+
+pub mod backend;
+pub mod cli;
+pub mod proxy;
+pub mod routes;
+pub mod snapshot;
+pub mod tls;
+mod upgrade;
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::os::unix::io::AsRawFd;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use pingora_core::apps::ServerApp;
+use pingora_core::listeners::tls::Acceptor;
+use pingora_core::protocols::l4::stream::Stream as L4Stream;
+use pingora_core::protocols::{GetSocketDigest, SocketDigest, Stream};
+use pingora_core::server::configuration::ServerConf;
+use pingora_proxy::HttpProxy;
+use podswarm_config::Config;
+use podswarm_view::View;
+use podswarm_view::watch::{Current, Reloader};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::watch;
+use tokio::task::{JoinHandle, JoinSet};
+
+pub use proxy::{IngressProxy, Scheme};
+pub use snapshot::{Scope, Snapshot};
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("{field}: {value:?} is not an address:port")]
+    Listen { field: &'static str, value: String },
+    #[error("nothing to listen on: neither an HTTP nor an HTTPS address is set")]
+    NoListener,
+    #[error("cannot listen on {addr}")]
+    Bind {
+        addr: SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("cannot set up the HTTPS listener")]
+    Tls(#[from] tls::TlsError),
+}
+
+/// An error and its sources on one line.
+pub fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        text.push_str(": ");
+        text.push_str(&s.to_string());
+        source = s.source();
+    }
+    text
+}
+
+/// Everything [`serve`] needs.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// Plain HTTP; port 0 picks a free port. `None`: no HTTP listener.
+    pub http_listen: Option<SocketAddr>,
+    /// HTTPS; port 0 picks a free port. `None`: no HTTPS listener (and no redirects).
+    pub https_listen: Option<SocketAddr>,
+    /// The routing view file.
+    pub view: PathBuf,
+    /// Which Ingresses are served, and this node's name.
+    pub scope: Scope,
+    /// How long connecting to an endpoint may take.
+    pub connect_timeout: Duration,
+    /// How long an endpoint may stay silent while we wait for it (then 504); also the idle
+    /// limit of upgraded (WebSocket) connections.
+    pub read_timeout: Duration,
+    /// Further endpoints tried after a failed connection (idempotent methods only).
+    pub retries: usize,
+    /// How long an endpoint that failed a connection is left out.
+    pub eject: Duration,
+    /// How often every endpoint gets a TCP health check; `None`: never.
+    pub health_interval: Option<Duration>,
+    /// How long one health check may take.
+    pub health_timeout: Duration,
+    /// How long a TLS handshake may take.
+    pub handshake_timeout: Duration,
+    /// How long requests in progress may take to finish on shutdown.
+    pub shutdown_grace: Duration,
+    /// One info line per request (target `access`).
+    pub access_log: bool,
+    /// How often the view file is checked besides the file system events.
+    pub view_poll: Duration,
+}
+
+impl Settings {
+    /// Defaults for everything but the listeners (none) and the view path.
+    pub fn new(view: &Path) -> Settings {
+        Settings {
+            http_listen: None,
+            https_listen: None,
+            view: view.to_owned(),
+            scope: Scope {
+                class: "podswarm".to_owned(),
+                node: String::new(),
+            },
+            connect_timeout: Duration::from_secs(3),
+            read_timeout: Duration::from_secs(60),
+            retries: 2,
+            eject: Duration::from_secs(10),
+            health_interval: Some(Duration::from_secs(5)),
+            health_timeout: Duration::from_secs(1),
+            handshake_timeout: Duration::from_secs(10),
+            shutdown_grace: Duration::from_secs(5),
+            access_log: false,
+            view_poll: Duration::from_secs(5),
+        }
+    }
+
+    /// The settings of the binary, from the `[ingress]` section and `paths.view`.
+    pub fn from_config(config: &Config) -> Result<Settings, Error> {
+        let i = &config.ingress;
+        let listen = |field: &'static str, value: &str| -> Result<Option<SocketAddr>, Error> {
+            if value.is_empty() {
+                return Ok(None);
+            }
+            value.parse().map(Some).map_err(|_| Error::Listen {
+                field,
+                value: value.to_owned(),
+            })
+        };
+        let mut s = Settings::new(&config.paths.view);
+        s.http_listen = listen("ingress.http_listen", &i.http_listen)?;
+        s.https_listen = listen("ingress.https_listen", &i.https_listen)?;
+        if s.http_listen.is_none() && s.https_listen.is_none() {
+            return Err(Error::NoListener);
+        }
+        s.scope = Scope {
+            class: i.class.clone(),
+            node: config
+                .node_name
+                .clone()
+                .unwrap_or_else(podswarm_config::process::hostname),
+        };
+        s.connect_timeout = Duration::from_millis(i.connect_timeout_ms.max(1));
+        s.read_timeout = Duration::from_secs(i.read_timeout_secs.max(1));
+        s.retries = i.retries;
+        s.eject = Duration::from_secs(i.eject_secs);
+        s.health_interval =
+            (i.health_interval_secs > 0).then(|| Duration::from_secs(i.health_interval_secs));
+        s.shutdown_grace = Duration::from_secs(i.shutdown_grace_secs);
+        s.access_log = i.access_log;
+        Ok(s)
+    }
+}
+
+/// A running ingress. [`IngressServer::shutdown`] stops it gracefully; dropping it stops
+/// accepting at once and lets connections finish within the grace time in the background.
+pub struct IngressServer {
+    http_addr: Option<SocketAddr>,
+    https_addr: Option<SocketAddr>,
+    current: Arc<Current<Snapshot>>,
+    stop: watch::Sender<bool>,
+    listeners: Vec<JoinHandle<()>>,
+    background: Vec<JoinHandle<()>>,
+}
+
+impl std::fmt::Debug for IngressServer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("IngressServer")
+            .field("http_addr", &self.http_addr)
+            .field("https_addr", &self.https_addr)
+            .finish_non_exhaustive()
+    }
+}
+
+impl IngressServer {
+    /// The bound HTTP address (with the port chosen for port 0).
+    pub fn http_addr(&self) -> Option<SocketAddr> {
+        self.http_addr
+    }
+
+    pub fn https_addr(&self) -> Option<SocketAddr> {
+        self.https_addr
+    }
+
+    /// The version of the view requests are routed with right now.
+    pub fn view_version(&self) -> u64 {
+        self.current.get().version
+    }
+
+    /// The snapshot requests are routed with right now.
+    pub fn snapshot(&self) -> Arc<Snapshot> {
+        self.current.get()
+    }
+
+    /// Stops accepting, lets requests in progress finish (up to the grace time), stops
+    /// watching the view and checking endpoints.
+    pub async fn shutdown(mut self) {
+        let _ = self.stop.send(true);
+        for l in std::mem::take(&mut self.listeners) {
+            let _ = l.await;
+        }
+        for b in &self.background {
+            b.abort();
+        }
+    }
+
+    /// Returns when a listener stops (they do not before [`IngressServer::shutdown`]).
+    /// Cancel-safe: a binary can wait for this and for signals in a loop.
+    pub async fn wait(&mut self) {
+        std::future::poll_fn(|cx| {
+            for i in 0..self.listeners.len() {
+                if std::pin::Pin::new(&mut self.listeners[i])
+                    .poll(cx)
+                    .is_ready()
+                {
+                    // Never polled again once finished.
+                    self.listeners.remove(i);
+                    return std::task::Poll::Ready(());
+                }
+            }
+            if self.listeners.is_empty() {
+                return std::task::Poll::Ready(());
+            }
+            std::task::Poll::Pending
+        })
+        .await;
+    }
+}
+
+impl Drop for IngressServer {
+    fn drop(&mut self) {
+        let _ = self.stop.send(true);
+        for b in &self.background {
+            b.abort();
+        }
+    }
+}
+
+async fn bind(addr: SocketAddr) -> Result<(TcpListener, SocketAddr), Error> {
+    let listener = TcpListener::bind(addr)
+        .await
+        .map_err(|source| Error::Bind { addr, source })?;
+    let local = listener
+        .local_addr()
+        .map_err(|source| Error::Bind { addr, source })?;
+    Ok((listener, local))
+}
+
+/// Starts the ingress: binds, reads the view (an absent or broken file gives an empty table,
+/// logged, and is picked up when it appears), starts watching it and checking endpoints, and
+/// serves. Returns once connections are being accepted.
+pub async fn serve(settings: Settings) -> Result<IngressServer, Error> {
+    if settings.http_listen.is_none() && settings.https_listen.is_none() {
+        return Err(Error::NoListener);
+    }
+    let http = match settings.http_listen {
+        Some(a) => Some(bind(a).await?),
+        None => None,
+    };
+    let https = match settings.https_listen {
+        Some(a) => Some(bind(a).await?),
+        None => None,
+    };
+
+    let current = Arc::new(Current::new(Snapshot::default()));
+    let health = Arc::new(backend::HealthRegistry::new(settings.eject));
+    let mut reloader = reloader(&settings, current.clone(), health.clone());
+    // The first read happens before anything is accepted, so a node that has a view never
+    // answers from the empty one. (A small file read once at start.)
+    reloader.check();
+    let mut background = vec![tokio::spawn(podswarm_view::watch::watch(
+        reloader,
+        settings.view_poll,
+    ))];
+    if let Some(interval) = settings.health_interval {
+        let current = current.clone();
+        let timeout = settings.health_timeout;
+        background.push(tokio::spawn(async move {
+            loop {
+                backend::check_health(current.get().targets(), timeout).await;
+                tokio::time::sleep(interval).await;
+            }
+        }));
+    }
+
+    let shared = Arc::new(proxy::Shared {
+        current: current.clone(),
+        health,
+        connect_timeout: settings.connect_timeout,
+        read_timeout: settings.read_timeout,
+        retries: settings.retries,
+        https_port: https.as_ref().map(|(_, a)| a.port()),
+        access_log: settings.access_log,
+    });
+    let conf = Arc::new(ServerConf {
+        // pingora counts attempts, not retries.
+        max_retries: settings.retries + 1,
+        ..ServerConf::default()
+    });
+    let (stop, _) = watch::channel(false);
+    let mut listeners = Vec::new();
+    let http_addr = http.as_ref().map(|(_, a)| *a);
+    let https_addr = https.as_ref().map(|(_, a)| *a);
+    if let Some((listener, addr)) = http {
+        let app = Arc::new(pingora_proxy::http_proxy(
+            &conf,
+            IngressProxy {
+                shared: shared.clone(),
+                scheme: Scheme::Http,
+            },
+        ));
+        tracing::info!(listen = %addr, "serving HTTP");
+        listeners.push(tokio::spawn(accept(
+            listener,
+            None,
+            app,
+            stop.subscribe(),
+            settings.clone(),
+        )));
+    }
+    if let Some((listener, addr)) = https {
+        let config = tls::server_config(current.clone())?;
+        let acceptor = Arc::new(Acceptor::from_server_config(Arc::new(config)));
+        let app = Arc::new(pingora_proxy::http_proxy(
+            &conf,
+            IngressProxy {
+                shared: shared.clone(),
+                scheme: Scheme::Https,
+            },
+        ));
+        tracing::info!(listen = %addr, "serving HTTPS");
+        listeners.push(tokio::spawn(accept(
+            listener,
+            Some(acceptor),
+            app,
+            stop.subscribe(),
+            settings.clone(),
+        )));
+    }
+    Ok(IngressServer {
+        http_addr,
+        https_addr,
+        current,
+        stop,
+        listeners,
+        background,
+    })
+}
+
+/// Turns each new view into a snapshot and swaps it in.
+fn reloader(
+    settings: &Settings,
+    current: Arc<Current<Snapshot>>,
+    health: Arc<backend::HealthRegistry>,
+) -> Reloader {
+    let scope = settings.scope.clone();
+    let provider = tls::provider();
+    let mut cache = tls::CertCache::new();
+    let mut last: Option<View> = None;
+    Reloader::new(&settings.view, move |view: View| {
+        if last.as_ref() == Some(&view) {
+            return;
+        }
+        let (snapshot, problems) = Snapshot::build(&view, &scope, &health, &mut cache, &provider);
+        for p in &problems {
+            tracing::warn!("{p}; its hosts get no certificate");
+        }
+        tracing::info!(
+            version = view.version,
+            previous = current.get().version,
+            ingresses = snapshot.ingresses,
+            rules = snapshot.router.len(),
+            certificates = snapshot.certs.len(),
+            "routing view loaded"
+        );
+        current.set(Arc::new(snapshot));
+        last = Some(view);
+    })
+    .when_missing("no routing view yet: every request gets 404 until it appears")
+}
+
+type App = Arc<HttpProxy<IngressProxy>>;
+
+/// Accepts connections until told to stop, then waits for them (up to the grace time).
+async fn accept(
+    listener: TcpListener,
+    tls: Option<Arc<Acceptor>>,
+    app: App,
+    mut stop: watch::Receiver<bool>,
+    settings: Settings,
+) {
+    let mut connections = JoinSet::new();
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((tcp, _)) => {
+                    connections.spawn(connection(
+                        tcp,
+                        tls.clone(),
+                        app.clone(),
+                        stop.clone(),
+                        settings.handshake_timeout,
+                    ));
+                }
+                Err(error) => {
+                    // Out of file descriptors, usually: wait rather than spin.
+                    tracing::warn!(%error, "cannot accept a connection");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+            },
+            changed = stop.changed() => {
+                if changed.is_err() || *stop.borrow() {
+                    break;
+                }
+            }
+        }
+        while connections.try_join_next().is_some() {}
+    }
+    drop(listener);
+    // Wakes keep-alive connections waiting for their next request, so that they close.
+    app.cleanup().await;
+    while connections.try_join_next().is_some() {}
+    let pending = connections.len();
+    if pending > 0 {
+        tracing::info!(
+            connections = pending,
+            grace_secs = settings.shutdown_grace.as_secs(),
+            "waiting for requests in progress"
+        );
+    }
+    let finished = tokio::time::timeout(settings.shutdown_grace, async {
+        while connections.join_next().await.is_some() {}
+    })
+    .await;
+    if finished.is_err() {
+        tracing::warn!(
+            connections = connections.len(),
+            "requests still in progress after the grace time: closing them"
+        );
+        connections.abort_all();
+    }
+}
+
+/// One downstream connection: TLS handshake if any, then HTTP until it closes.
+async fn connection(
+    tcp: TcpStream,
+    tls: Option<Arc<Acceptor>>,
+    app: App,
+    stop: watch::Receiver<bool>,
+    handshake_timeout: Duration,
+) {
+    let _ = tcp.set_nodelay(true);
+    let mut l4 = L4Stream::from(tcp);
+    let digest = SocketDigest::from_raw_fd(l4.as_raw_fd());
+    l4.set_socket_digest(digest);
+    let stream: Stream = match tls {
+        None => Box::new(l4),
+        Some(acceptor) => {
+            match tokio::time::timeout(handshake_timeout, acceptor.tls_handshake(l4)).await {
+                Ok(Ok(s)) => Box::new(s),
+                Ok(Err(error)) => {
+                    tracing::debug!(%error, "TLS handshake failed");
+                    return;
+                }
+                Err(_) => {
+                    tracing::debug!("TLS handshake timed out");
+                    return;
+                }
+            }
+        }
+    };
+    let mut next = app.process_new(stream, &stop).await;
+    while let Some(stream) = next {
+        next = app.process_new(stream, &stop).await;
+    }
+}
+
+/// Forwards the `log` records of pingora and rustls to tracing (target `pingora`), up to
+/// `level`. Call once, in the binary.
+pub fn forward_library_logs(level: log::LevelFilter) {
+    struct ToTracing;
+    impl log::Log for ToTracing {
+        fn enabled(&self, metadata: &log::Metadata<'_>) -> bool {
+            metadata.level() <= log::max_level()
+        }
+        fn log(&self, record: &log::Record<'_>) {
+            let module = record.module_path().unwrap_or_else(|| record.target());
+            let message = record.args();
+            match record.level() {
+                log::Level::Error => tracing::error!(target: "pingora", module, "{message}"),
+                log::Level::Warn => tracing::warn!(target: "pingora", module, "{message}"),
+                log::Level::Info => tracing::info!(target: "pingora", module, "{message}"),
+                log::Level::Debug => tracing::debug!(target: "pingora", module, "{message}"),
+                log::Level::Trace => tracing::trace!(target: "pingora", module, "{message}"),
+            }
+        }
+        fn flush(&self) {}
+    }
+    static LOGGER: ToTracing = ToTracing;
+    if log::set_logger(&LOGGER).is_ok() {
+        log::set_max_level(level);
+    }
+}

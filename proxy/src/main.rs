@@ -1,0 +1,68 @@
+//! podswarm-ingress: the HTTP/HTTPS ingress of this node. See the library docs for the design;
+//! this file wires configuration, logging and the server together and follows systemd's notify
+//! protocol (READY once the sockets are bound and the view read, WATCHDOG pings when asked for,
+//! STOPPING on SIGTERM, then up to `ingress.shutdown_grace_secs` for requests in progress).
+
+use std::time::Duration;
+
+use anyhow::Result;
+use clap::Parser;
+use podswarm_config::Config;
+use podswarm_config::process::{init_logging, notify};
+use podswarm_ingress::Settings;
+use podswarm_ingress::cli::Args;
+use sd_notify::NotifyState;
+
+#[tokio::main]
+async fn main() -> std::process::ExitCode {
+    let args = Args::parse();
+    init_logging();
+    podswarm_ingress::forward_library_logs(log::LevelFilter::Warn);
+    match run(args).await {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!(error = %format!("{e:#}"), "podswarm-ingress failed");
+            eprintln!("podswarm-ingress: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(args: Args) -> Result<()> {
+    let mut config = Config::load(&args.config)?;
+    args.apply(&mut config);
+    config.validate()?;
+    let settings = Settings::from_config(&config)?;
+    if args.validate {
+        println!("{}: configuration is valid", args.config.display());
+        return Ok(());
+    }
+    let mut ingress = podswarm_ingress::serve(settings).await?;
+    notify(&[NotifyState::Ready]);
+    tracing::info!(
+        http = ?ingress.http_addr(),
+        https = ?ingress.https_addr(),
+        version = ingress.view_version(),
+        "podswarm-ingress ready"
+    );
+
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    let watchdog = sd_notify::watchdog_enabled().map(|d| d / 2);
+    loop {
+        tokio::select! {
+            _ = term.recv() => break,
+            _ = tokio::signal::ctrl_c() => break,
+            () = ingress.wait() => anyhow::bail!("a listener stopped"),
+            _ = tokio::time::sleep(watchdog.unwrap_or(Duration::from_secs(3600))) => {
+                if watchdog.is_some() {
+                    notify(&[NotifyState::Watchdog]);
+                }
+            }
+        }
+    }
+    notify(&[NotifyState::Stopping]);
+    tracing::info!("podswarm-ingress stopping");
+    ingress.shutdown().await;
+    tracing::debug!("podswarm-ingress stopped");
+    Ok(())
+}
