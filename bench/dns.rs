@@ -11,8 +11,10 @@
 //! - **latency:** `dnsperf -v` for 5 s at a fixed 20 000 queries/s (a load both sustain), the p50
 //!   and p99 of the per-query latencies it reports.
 //!
-//! On this 2-core machine dnsperf and the server share the cores, so the figures are ratios, not
-//! absolutes. Run: `cargo build --release --bins && cargo bench -p podswarm-tests --bench dns`.
+//! Each server is pinned to CPU 0 and dnsperf to CPU 1 (`taskset`), so the two do not trade
+//! places on a 2-core machine and both servers get the same one core; the figures are ratios, not
+//! absolutes. The pair is measured twice, interleaved, and the better run of each kept, so a
+//! burst of other load on the machine does not decide the ratio. Run: `cargo build --release --bins && cargo bench -p podswarm-tests --bench dns`.
 
 use std::io::{BufRead, BufReader};
 use std::net::{Ipv4Addr, SocketAddr, UdpSocket};
@@ -113,8 +115,19 @@ struct Figures {
     lost: u64,
 }
 
+/// `program` pinned to `cpu` (where taskset exists).
+fn pinned(cpu: u32, program: impl AsRef<std::ffi::OsStr>) -> Command {
+    if Path::new("/usr/bin/taskset").exists() {
+        let mut c = Command::new("taskset");
+        c.arg("-c").arg(cpu.to_string()).arg(program);
+        c
+    } else {
+        Command::new(program)
+    }
+}
+
 fn dnsperf(addr: SocketAddr, queries: &Path, extra: &[&str]) -> Child {
-    Command::new("dnsperf")
+    pinned(1, "dnsperf")
         .args(["-s", &addr.ip().to_string(), "-p", &addr.port().to_string()])
         .arg("-d")
         .arg(queries)
@@ -171,51 +184,67 @@ fn main() {
     write_records(dir.path());
     let queries = dir.path().join("queries");
 
-    let ours: SocketAddr = ([127, 0, 0, 1], free_port()).into();
-    let theirs: SocketAddr = ([127, 0, 0, 1], free_port()).into();
-
-    let mut results = Vec::new();
-    {
-        let _dns = Server(
-            Command::new(workspace_binary("podswarm-dns"))
-                .args(["--config", "/nonexistent", "--listen", &ours.to_string()])
-                .arg("--view")
-                .arg(dir.path().join("view.json"))
-                .args(["--upstream", "127.0.0.1:9"])
-                .env("PODSWARM_LOG", "warn")
-                .stdout(Stdio::null())
-                .spawn()
-                .unwrap_or_else(|e| panic!("podswarm-dns: {e}")),
-        );
-        wait_ready(ours, "podswarm-dns");
-        results.push(("podswarm-dns", measure(ours, &queries)));
+    let mut rounds: Vec<Vec<(&str, Figures)>> = Vec::new();
+    for _ in 0..2 {
+        // Fresh ports each round: nothing of the last round's sockets can be in the way.
+        let ours: SocketAddr = ([127, 0, 0, 1], free_port()).into();
+        let theirs: SocketAddr = ([127, 0, 0, 1], free_port()).into();
+        let mut results = Vec::new();
+        {
+            let _dns = Server(
+                pinned(0, workspace_binary("podswarm-dns"))
+                    .args(["--config", "/nonexistent", "--listen", &ours.to_string()])
+                    .arg("--view")
+                    .arg(dir.path().join("view.json"))
+                    .args(["--upstream", "127.0.0.1:9"])
+                    .env("PODSWARM_LOG", "warn")
+                    .stdout(Stdio::null())
+                    .spawn()
+                    .unwrap_or_else(|e| panic!("podswarm-dns: {e}")),
+            );
+            wait_ready(ours, "podswarm-dns");
+            results.push(("podswarm-dns", measure(ours, &queries)));
+        }
+        {
+            let _dnsmasq = Server(
+                pinned(0, "dnsmasq")
+                    .args([
+                        "--keep-in-foreground",
+                        "--conf-file=/dev/null",
+                        "--pid-file=",
+                        "--user=root",
+                        "--bind-interfaces",
+                        "--listen-address=127.0.0.1",
+                        "--no-resolv",
+                        "--no-hosts",
+                        "--local=/cluster.local/",
+                        "--local-ttl=5",
+                        "--cache-size=10000",
+                        &format!("--port={}", theirs.port()),
+                    ])
+                    .arg(format!(
+                        "--addn-hosts={}",
+                        dir.path().join("hosts").display()
+                    ))
+                    .stdout(Stdio::null())
+                    .stderr(Stdio::null())
+                    .spawn()
+                    .unwrap_or_else(|e| panic!("dnsmasq (apt-get install dnsmasq-base): {e}")),
+            );
+            wait_ready(theirs, "dnsmasq");
+            results.push(("dnsmasq", measure(theirs, &queries)));
+        }
+        rounds.push(results);
     }
-    {
-        let _dnsmasq = Server(
-            Command::new("dnsmasq")
-                .args([
-                    "--keep-in-foreground",
-                    "--conf-file=/dev/null",
-                    "--pid-file=",
-                    "--user=root",
-                    "--bind-interfaces",
-                    "--listen-address=127.0.0.1",
-                    "--no-resolv",
-                    "--no-hosts",
-                    "--local=/cluster.local/",
-                    "--local-ttl=5",
-                    "--cache-size=10000",
-                    &format!("--port={}", theirs.port()),
-                ])
-                .arg(format!("--addn-hosts={}", dir.path().join("hosts").display()))
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .spawn()
-                .unwrap_or_else(|e| panic!("dnsmasq (apt-get install dnsmasq-base): {e}")),
-        );
-        wait_ready(theirs, "dnsmasq");
-        results.push(("dnsmasq", measure(theirs, &queries)));
-    }
+    // The better round of each server: throughput is capped by interference, never raised by it.
+    let best = |i: usize| {
+        rounds
+            .iter()
+            .map(|r| &r[i])
+            .max_by(|a, b| a.1.qps.total_cmp(&b.1.qps))
+            .unwrap_or_else(|| panic!("no rounds"))
+    };
+    let results = [best(0), best(1)];
 
     println!(
         "{SERVICES} services x {ENDPOINTS} endpoints, A queries, loopback; latency at {LATENCY_QPS} q/s"
@@ -224,7 +253,7 @@ fn main() {
         "{:<14} {:>10} {:>8} {:>10} {:>10}",
         "server", "q/s", "lost", "p50 µs", "p99 µs"
     );
-    for (name, f) in &results {
+    for (name, f) in results {
         println!(
             "{:<14} {:>10.0} {:>8} {:>10.0} {:>10.0}",
             name, f.qps, f.lost, f.p50_us, f.p99_us

@@ -15,7 +15,6 @@ use std::sync::Arc;
 
 use hickory_proto::op::{Edns, Header, HeaderCounts, MessageType, Metadata, OpCode, ResponseCode};
 use hickory_proto::rr::{DNSClass, Name, RecordType};
-use hickory_proto::serialize::binary::BinEncoder;
 use hickory_server::net::runtime::Time;
 use hickory_server::net::xfer::Protocol;
 use hickory_server::server::{Request, RequestHandler, ResponseHandler, ResponseInfo};
@@ -217,11 +216,7 @@ pub fn answer_bytes_with(
         std::iter::empty(),
         reply.additionals.iter(),
     );
-    let mut bytes = Vec::with_capacity(512);
-    let mut encoder = BinEncoder::new(&mut bytes);
-    encoder.set_max_size(edns.as_ref().map_or(512, Edns::max_payload));
-    response.destructive_emit(&mut encoder).ok()?;
-    Some(bytes)
+    crate::udp::encode(response).ok().map(|(_, bytes)| bytes)
 }
 
 #[cfg(test)]

@@ -6,9 +6,11 @@
 //! only, optionally restricted to a whitelist (`forward`, `handler`).
 //!
 //! Design decisions:
-//! - **hickory-server's [`hickory_server::Server`] does the sockets** (decoding, TCP framing and
-//!   idle timeouts, FORMERR for undecodable bodies, truncation for UDP); podswarm-dns only
-//!   implements its `RequestHandler`. There is no zone file and no `Catalog`: the cluster "zone"
+//! - **hickory-server's [`hickory_server::Server`] does TCP** (framing, idle timeouts, FORMERR
+//!   for undecodable bodies) and podswarm-dns implements its `RequestHandler`. UDP, nearly all of
+//!   the traffic, has its own receive loop (`udp`) that answers cluster names inline and hands
+//!   only forwarded queries to the same handler: hickory's loop costs a task and a channel hop
+//!   per query, which the benchmark showed. There is no zone file and no `Catalog`: the cluster "zone"
 //!   is computed per question from the view, which is small and replaced often, so building and
 //!   swapping an in-memory zone on every view change would buy nothing.
 //! - **The view is data, not configuration:** it is re-read when its file is replaced and swapped
@@ -28,6 +30,7 @@ pub mod cli;
 pub mod cluster;
 pub mod forward;
 pub mod handler;
+pub mod udp;
 pub mod watch;
 
 use std::net::SocketAddr;
@@ -84,6 +87,11 @@ pub enum Error {
     Server {
         #[source]
         source: hickory_resolver::net::NetError,
+    },
+    #[error("the UDP socket failed")]
+    Udp {
+        #[source]
+        source: std::io::Error,
     },
 }
 
@@ -170,6 +178,7 @@ pub struct Dns {
     local_addr: SocketAddr,
     views: Arc<ViewStore>,
     server: hickory_server::Server<Handler>,
+    udp: tokio::task::JoinHandle<std::io::Result<()>>,
     watcher: tokio::task::JoinHandle<()>,
 }
 
@@ -194,26 +203,40 @@ impl Dns {
 
     /// Runs until the sockets fail (they do not, normally); for a binary without other work.
     pub async fn wait(&mut self) -> Result<(), Error> {
-        self.server
-            .block_until_done()
-            .await
-            .map_err(|source| Error::Server { source })
+        tokio::select! {
+            tcp = self.server.block_until_done() => tcp.map_err(|source| Error::Server { source }),
+            udp = &mut self.udp => udp_outcome(udp),
+        }
     }
 
     /// Stops accepting queries, lets those in progress finish, stops watching the view.
     pub async fn shutdown(mut self) -> Result<(), Error> {
         self.watcher.abort();
-        self.server
+        // Cancels the UDP loop too: it shares the server's shutdown token.
+        let tcp = self
+            .server
             .shutdown_gracefully()
             .await
-            .map_err(|source| Error::Server { source })
+            .map_err(|source| Error::Server { source });
+        let udp = udp_outcome((&mut self.udp).await);
+        tcp.and(udp)
+    }
+}
+
+fn udp_outcome(joined: Result<std::io::Result<()>, tokio::task::JoinError>) -> Result<(), Error> {
+    match joined {
+        Ok(result) => result.map_err(|source| Error::Udp { source }),
+        Err(e) => Err(Error::Udp {
+            source: std::io::Error::other(e),
+        }),
     }
 }
 
 impl Drop for Dns {
     fn drop(&mut self) {
-        // The server's tasks end with its JoinSet; the watcher is a separate task.
+        // The server's tasks end with its JoinSet; the watcher and UDP loop are separate tasks.
         self.watcher.abort();
+        self.udp.abort();
     }
 }
 
@@ -276,8 +299,8 @@ pub async fn serve(settings: Settings) -> Result<Dns, Error> {
             trust_loopback: settings.trust_loopback,
         },
     };
-    let mut server = hickory_server::Server::new(handler);
-    server.register_socket(udp);
+    let mut server = hickory_server::Server::new(handler.clone());
+    let udp = tokio::spawn(udp::serve(udp, handler, server.shutdown_token().clone()));
     // 32 responses may queue per TCP connection, as in hickory's own server.
     server.register_listener(tcp, settings.tcp_timeout, 32);
     tracing::info!(
@@ -290,6 +313,7 @@ pub async fn serve(settings: Settings) -> Result<Dns, Error> {
         local_addr,
         views,
         server,
+        udp,
         watcher,
     })
 }

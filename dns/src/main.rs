@@ -14,7 +14,9 @@ use podswarm_dns::Settings;
 use podswarm_dns::cli::Args;
 use sd_notify::NotifyState;
 
-#[tokio::main]
+// One thread: queries are answered inline by one UDP loop, and on a 2-core node a second worker
+// only adds wake-ups between threads (dnsperf: 53k q/s on one thread, 43k on two).
+#[tokio::main(flavor = "current_thread")]
 async fn main() -> std::process::ExitCode {
     let args = Args::parse();
     init_logging();

@@ -322,6 +322,49 @@ async fn reloads_under_load_fail_no_query_and_show_the_new_endpoint() {
     s.dns.shutdown().await.unwrap_or_else(|e| panic!("{e}"));
 }
 
+/// A service too big for a 512-byte datagram: UDP without EDNS gets what fits with TC set (the
+/// client then asks over TCP, which gets everything), and responses never go to a response.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn answers_too_big_for_udp_are_truncated_and_whole_over_tcp() {
+    let mut view = cluster_view();
+    view.services[0].endpoints = (1..=60u8)
+        .map(|i| endpoint(&format!("10.244.3.{i}"), true, 8080))
+        .collect();
+    let s = start(Some(&view), vec![], true).await;
+    let sock = udp_socket().await;
+    sock.send_to(&raw_query(9, WEB, RecordType::A), s.addr())
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let mut buf = vec![0u8; 4096];
+    let len = tokio::time::timeout(Duration::from_secs(3), sock.recv(&mut buf))
+        .await
+        .unwrap_or_else(|_| panic!("no UDP answer"))
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert!(len <= 512, "{len} bytes over UDP without EDNS");
+    let m = Message::from_vec(&buf[..len]).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(m.metadata.id, 9);
+    assert!(m.metadata.truncation, "TC must be set");
+    assert!(addresses(&m).len() < 60);
+
+    let m = tcp(s.addr(), WEB, RecordType::A).await;
+    assert_eq!(addresses(&m).len(), 60);
+    assert!(!m.metadata.truncation);
+
+    // A datagram that is itself a response is never answered (no reflection loops).
+    let mut response =
+        Message::from_vec(&raw_query(10, WEB, RecordType::A)).unwrap_or_else(|e| panic!("{e}"));
+    response.metadata.message_type = hickory_proto::op::MessageType::Response;
+    sock.send_to(
+        &response.to_vec().unwrap_or_else(|e| panic!("{e}")),
+        s.addr(),
+    )
+    .await
+    .unwrap_or_else(|e| panic!("{e}"));
+    let silent = tokio::time::timeout(Duration::from_millis(300), sock.recv(&mut buf)).await;
+    assert!(silent.is_err(), "a response was answered");
+    s.dns.shutdown().await.unwrap_or_else(|e| panic!("{e}"));
+}
+
 // ---- robustness ----
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
