@@ -4,6 +4,6 @@ systemd-tmpfiles --create podswarm.conf >/dev/null 2>&1 || :
 if [ -d /run/systemd/system ]; then
     systemctl daemon-reload >/dev/null 2>&1 || :
     if [ "$1" -ge 2 ] && systemctl is-active --quiet podswarm.service; then
-        systemctl try-restart podswarm-gossip.service podswarm-dns.service podswarm.service >/dev/null 2>&1 || :
+        systemctl try-restart podswarm-gossip.service podswarm-dns.service podswarm-ingress.service podswarm.service >/dev/null 2>&1 || :
     fi
 fi

@@ -373,11 +373,12 @@ pub fn workspace_binary(name: &str) -> PathBuf {
 }
 
 /// What the package puts in /usr/bin.
-pub const PACKAGED_BINARIES: [&str; 4] = [
+pub const PACKAGED_BINARIES: [&str; 5] = [
     "podswarmd",
     "podswarmctl",
     "podswarm-gossip",
     "podswarm-dns",
+    "podswarm-ingress",
 ];
 
 impl Node {
@@ -399,6 +400,10 @@ impl Node {
             (
                 "systemd/podswarm-dns.service",
                 "/usr/lib/systemd/system/podswarm-dns.service",
+            ),
+            (
+                "systemd/podswarm-ingress.service",
+                "/usr/lib/systemd/system/podswarm-ingress.service",
             ),
             (
                 "systemd/podswarm.target",

@@ -84,7 +84,11 @@ fn the_deb_installs_enables_runs_and_purges_cleanly() {
     );
     // The unprivileged siblings: their own user, only the capabilities they need, and hardening
     // that `systemd-analyze security` scores 4.0 or better.
-    for unit in ["podswarm-gossip.service", "podswarm-dns.service"] {
+    for unit in [
+        "podswarm-gossip.service",
+        "podswarm-dns.service",
+        "podswarm-ingress.service",
+    ] {
         assert_eq!(node.unit_property(unit, "ActiveState"), "active", "{unit}");
         assert_eq!(
             node.sh(&format!(
@@ -100,12 +104,17 @@ fn the_deb_installs_enables_runs_and_purges_cleanly() {
             .find_map(|w| w.parse().ok())
             .unwrap_or_else(|| panic!("no exposure in {security:?}"));
         assert!(exposure <= 4.0, "{unit}: {security}");
+        println!("{unit}: {}", security.trim());
     }
-    assert_eq!(
-        node.sh("grep ^CapEff /proc/$(systemctl show -P MainPID podswarm-dns.service)/status"),
-        "CapEff:\t0000000000000400\n",
-        "podswarm-dns keeps CAP_NET_BIND_SERVICE and nothing else"
-    );
+    for unit in ["podswarm-dns.service", "podswarm-ingress.service"] {
+        assert_eq!(
+            node.sh(&format!(
+                "grep ^CapEff /proc/$(systemctl show -P MainPID {unit})/status"
+            )),
+            "CapEff:\t0000000000000400\n",
+            "{unit} keeps CAP_NET_BIND_SERVICE and nothing else"
+        );
+    }
     node.write(
         "/root/app.yaml",
         b"apiVersion: v1\nkind: Pod\nmetadata: {name: web, labels: {app: hello}}\nspec:\n  terminationGracePeriodSeconds: 2\n  containers:\n  - {name: web, image: localhost/busybox:latest, imagePullPolicy: Never, command: [/bin/httpd, -f, -p, '8080', -h, /www], ports: [{name: http, containerPort: 8080}]}\n---\napiVersion: v1\nkind: Service\nmetadata: {name: hello}\nspec:\n  selector: {app: hello}\n  ports: [{name: http, port: 80, targetPort: http}]\n",
@@ -122,6 +131,15 @@ fn the_deb_installs_enables_runs_and_purges_cleanly() {
             .contains("hello from podswarm")
     );
     check_dns(&node, ip);
+    check_ingress(&node);
+    // For docs/BENCHMARKS.md (the idle footprint is a benchmark figure, not a pass/fail line).
+    println!(
+        "resident memory after the checks:\n{}",
+        node.sh(
+            "for u in podswarm podswarm-gossip podswarm-dns podswarm-ingress; do \
+             printf '%s.service %s\\n' $u \"$(grep ^VmRSS /proc/$(systemctl show -P MainPID $u.service)/status)\"; done"
+        )
+    );
 
     // Removing the package stops podswarm, not the workloads.
     node.sh("dpkg -r podswarm");
@@ -190,4 +208,41 @@ fn check_dns(node: &Node, ip: &str) {
     // Cluster names never depend on the whitelist.
     assert_eq!(dig("+short hello.default.svc.cluster.local").trim(), ip);
     node.sh("podswarmctl dns whitelist set --enabled false");
+}
+
+/// The ingress as users meet it: `curl -H 'Host: …'` through the node reaches the pod.
+fn check_ingress(node: &Node) {
+    node.write(
+        "/root/ingress.yaml",
+        br#"apiVersion: networking.k8s.io/v1
+kind: Ingress
+metadata: {name: hello}
+spec:
+  rules:
+  - host: hello.example
+    http:
+      paths:
+      - {path: /, pathType: Prefix, backend: {service: {name: hello, port: {name: http}}}}
+  - host: exact.example
+    http:
+      paths:
+      - {path: /index.html, pathType: Exact, backend: {service: {name: hello, port: {number: 80}}}}
+"#,
+    );
+    node.sh("podswarmctl apply -f /root/ingress.yaml");
+    let curl = |host: &str, path: &str| {
+        node.sh(&format!(
+            "curl -s -o /dev/null -w '%{{http_code}}' -H 'Host: {host}' http://127.0.0.1{path}"
+        ))
+    };
+    node.wait_for("the Ingress to route", Duration::from_secs(30), || {
+        curl("hello.example", "/") == "200"
+    });
+    let page = node.sh("curl -sf -H 'Host: hello.example:80' http://127.0.0.1/index.html");
+    assert!(page.contains("hello from podswarm"), "{page}");
+    assert_eq!(curl("exact.example", "/index.html"), "200");
+    assert_eq!(curl("exact.example", "/index.html/more"), "404");
+    assert_eq!(curl("unknown.example", "/"), "404");
+    let body = node.sh("curl -s -H 'Host: unknown.example' http://127.0.0.1/");
+    assert!(body.contains("no Ingress rule matches"), "{body}");
 }

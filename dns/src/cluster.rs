@@ -295,9 +295,11 @@ fn same(a: &str, b: &str) -> bool {
 }
 
 fn service<'v>(view: &'v View, namespace: &str, name: &str) -> Option<&'v Service> {
+    // Names first: in a namespace of many services they differ at once (usually in length),
+    // while the namespace would be compared in full for every service of it.
     view.services
         .iter()
-        .find(|s| same(&s.namespace, namespace) && same(&s.name, name))
+        .find(|s| same(&s.name, name) && same(&s.namespace, namespace))
 }
 
 fn push_unique(ips: &mut Vec<IpAddr>, ip: IpAddr) {

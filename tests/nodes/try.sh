@@ -36,15 +36,21 @@ done
 
 ./tests/nodes/build-image.sh
 echo "== building podswarm (release)"
-cargo build --release --locked -p podswarm-daemon -p podswarmctl
+cargo build --release --locked --workspace --bins
+target=${CARGO_TARGET_DIR:-target}
 stop
 
 root=${PODSWARM_NODE_CACHE:-/var/cache/podswarm-test}/trixie-root
 mkdir -p "$dir"/{upper,work,merged,containers}
 mount -t overlay overlay -o "lowerdir=$root,upperdir=$dir/upper,workdir=$dir/work" "$dir/merged"
 echo "$name" >"$dir/merged/etc/hostname"
-install -m 0755 target/release/podswarmd target/release/podswarmctl "$dir/merged/usr/bin/"
-install -m 0644 packaging/systemd/podswarm.service "$dir/merged/usr/lib/systemd/system/"
+# What the package installs: the binaries, podswarm's units, its user and directories.
+for bin in podswarmd podswarmctl podswarm-gossip podswarm-dns podswarm-ingress; do
+    install -m 0755 "$target/release/$bin" "$dir/merged/usr/bin/"
+done
+install -m 0644 packaging/systemd/*.service packaging/systemd/podswarm.target "$dir/merged/usr/lib/systemd/system/"
+install -D -m 0644 packaging/sysusers/podswarm.conf "$dir/merged/usr/lib/sysusers.d/podswarm.conf"
+install -D -m 0644 packaging/tmpfiles/podswarm.conf "$dir/merged/usr/lib/tmpfiles.d/podswarm.conf"
 cp examples/hello.yaml "$dir/merged/root/"
 
 SYSTEMD_NSPAWN_UNIFIED_HIERARCHY=1 systemd-nspawn -D "$dir/merged" -b --register=no --keep-unit -M "$name" \
@@ -75,7 +81,7 @@ in_node sh -c 'set -e; d=$(mktemp -d /var/tmp/bb.XXXXXX); mkdir -p $d/bin $d/www
     tar -C $d -cf $d.tar .; podman import --change "CMD=[\"/bin/sh\"]" $d.tar localhost/busybox:latest >/dev/null; rm -rf $d $d.tar'
 
 echo "== systemctl enable --now podswarm"
-in_node sh -c 'groupadd --system podswarm 2>/dev/null || true; systemctl daemon-reload; systemctl enable --now podswarm'
+in_node sh -c 'systemd-sysusers podswarm.conf && systemd-tmpfiles --create podswarm.conf && systemctl daemon-reload && systemctl enable --now podswarm'
 echo "== podswarmctl apply -f /root/hello.yaml"
 in_node podswarmctl apply -f /root/hello.yaml
 for _ in $(seq 1 120); do
@@ -89,6 +95,10 @@ in_node systemctl list-units --no-pager 'podswarm-*'
 ip=$(in_node podswarmctl get pods -o json | sed -n 's/.*"ip": "\([0-9.]*\)".*/\1/p' | head -n 1)
 echo "== curl http://$ip:8080/"
 in_node curl -s "http://$ip:8080/" || true
+echo "== through the ingress: curl -H 'Host: hello.example.com' http://127.0.0.1/"
+in_node curl -s -H 'Host: hello.example.com' http://127.0.0.1/ || true
+echo "== the cluster DNS: dig @127.0.0.1 hello.default.svc.cluster.local +short"
+in_node dig @127.0.0.1 +short hello.default.svc.cluster.local || true
 cat <<EOT
 
 podswarm runs in node $name (PID $leader). Try, from this machine:

@@ -1,4 +1,4 @@
-//! `gen-assets OUT_DIR`: man pages (podswarmd.8, podswarm-gossip.8, podswarm-dns.8, podswarmctl.1 and one per subcommand) and bash,
+//! `gen-assets OUT_DIR`: man pages (podswarmd.8, podswarm-gossip.8, podswarm-dns.8, podswarm-ingress.8, podswarmctl.1 and one per subcommand) and bash,
 //! zsh and fish completions, generated from the binaries' own clap definitions so they never drift.
 
 use std::path::{Path, PathBuf};
@@ -42,6 +42,12 @@ fn main() -> Result<()> {
         "8",
         &man,
         "podswarm-dns",
+    )?;
+    write_man(
+        &podswarm_ingress::cli::Args::command(),
+        "8",
+        &man,
+        "podswarm-ingress",
     )?;
     let ctl = podswarmctl::cli::Cli::command();
     write_man(&ctl, "1", &man, "podswarmctl")?;

@@ -1,0 +1,264 @@
+//! Benchmark: podswarm-ingress against nginx as a reverse proxy to the same backend, on loopback
+//! in the same run, measured with `wrk`.
+//!
+//! The backend is one nginx serving two static files (a 13-byte `/small` and a 64 KiB `/large`)
+//! from memory-cached disk. The two proxies under test route `Host: bench.local` to it:
+//! podswarm-ingress through a routing view with one Ingress, one Service and one ready endpoint
+//! (as podswarmd publishes it); nginx with an `upstream` block holding 32 idle keep-alive
+//! connections, HTTP/1.1 to the backend and the same `X-Forwarded-*` headers, access log off.
+//! Each proxy is pinned to CPU 0 (one nginx worker; podswarm-ingress's runtime on that one CPU),
+//! wrk and the backend to CPU 1, so both proxies get the same single core.
+//!
+//! For each body size and proxy: `wrk -t1 -c50 -d10s --latency` with keep-alive (wrk's default),
+//! requests per second and the p99 latency wrk reports. Two interleaved rounds; the better of each
+//! is kept so a burst of unrelated load does not decide the ratio.
+//!
+//! Run: `cargo build --release --bins && cargo bench -p podswarm-tests --bench ingress`
+//! (needs `wrk` and `nginx`: `apt-get install wrk nginx-light`).
+
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use podswarm_tests::node::workspace_binary;
+use serde_json::json;
+
+struct Proc(Child);
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .unwrap_or_else(|e| panic!("{e}"))
+}
+
+fn pinned(cpu: u32, program: impl AsRef<std::ffi::OsStr>) -> Command {
+    if Path::new("/usr/bin/taskset").exists() {
+        let mut c = Command::new("taskset");
+        c.arg("-c").arg(cpu.to_string()).arg(program);
+        c
+    } else {
+        Command::new(program)
+    }
+}
+
+fn wait_listening(addr: SocketAddr, what: &str) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while Instant::now() < deadline {
+        if TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    panic!("{what} is not listening on {addr}");
+}
+
+fn nginx(dir: &Path, name: &str, cpu: u32, server_block: &str) -> Proc {
+    let prefix = dir.join(name);
+    std::fs::create_dir_all(prefix.join("logs")).unwrap_or_else(|e| panic!("{e}"));
+    let conf = format!(
+        "worker_processes 1;\ndaemon off;\npid {p}/nginx.pid;\nerror_log {p}/logs/error.log warn;\n\
+         events {{ worker_connections 4096; }}\n\
+         http {{\n  access_log off;\n  client_body_temp_path {p}/body;\n  proxy_temp_path {p}/proxy;\n\
+         fastcgi_temp_path {p}/fcgi;\n  uwsgi_temp_path {p}/uwsgi;\n  scgi_temp_path {p}/scgi;\n\
+         keepalive_requests 100000;\n{server_block}\n}}\n",
+        p = prefix.display()
+    );
+    let conf_path = prefix.join("nginx.conf");
+    std::fs::write(&conf_path, conf).unwrap_or_else(|e| panic!("{e}"));
+    let child = pinned(cpu, "/usr/sbin/nginx")
+        .arg("-p")
+        .arg(&prefix)
+        .arg("-c")
+        .arg(&conf_path)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap_or_else(|e| panic!("nginx (apt-get install nginx-light): {e}"));
+    Proc(child)
+}
+
+struct Figures {
+    rps: f64,
+    p99_ms: f64,
+    errors: u64,
+}
+
+fn to_ms(v: &str) -> f64 {
+    let (num, factor) = if let Some(n) = v.strip_suffix("us") {
+        (n, 0.001)
+    } else if let Some(n) = v.strip_suffix("ms") {
+        (n, 1.0)
+    } else if let Some(n) = v.strip_suffix('s') {
+        (n, 1000.0)
+    } else {
+        (v, 1.0)
+    };
+    num.parse::<f64>().unwrap_or_else(|e| panic!("{v}: {e}")) * factor
+}
+
+fn wrk(addr: SocketAddr, path: &str) -> Figures {
+    let out = pinned(1, "wrk")
+        .args([
+            "-t1",
+            "-c50",
+            "-d10s",
+            "--latency",
+            "-H",
+            "Host: bench.local",
+        ])
+        .arg(format!("http://{addr}{path}"))
+        .output()
+        .unwrap_or_else(|e| panic!("wrk (apt-get install wrk): {e}"));
+    let text = String::from_utf8_lossy(&out.stdout);
+    let rps = text
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("Requests/sec:"))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no Requests/sec in wrk output:\n{text}"));
+    let p99_ms = text
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("99%"))
+        .map(|v| to_ms(v.trim()))
+        .unwrap_or_else(|| panic!("no 99% in wrk output:\n{text}"));
+    // "Non-2xx or 3xx responses: N" and "Socket errors: connect a, read b, write c, timeout d".
+    let non_2xx: u64 = text
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("Non-2xx or 3xx responses:"))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(0);
+    let socket: u64 = text
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("Socket errors:"))
+        .map(|v| {
+            v.split(',')
+                .filter_map(|p| p.split_whitespace().last()?.parse::<u64>().ok())
+                .sum()
+        })
+        .unwrap_or(0);
+    Figures {
+        rps,
+        p99_ms,
+        errors: non_2xx + socket,
+    }
+}
+
+fn main() {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let www = dir.path().join("www");
+    std::fs::create_dir_all(&www).unwrap_or_else(|e| panic!("{e}"));
+    std::fs::write(www.join("small"), "hello, bench\n").unwrap_or_else(|e| panic!("{e}"));
+    std::fs::write(www.join("large"), vec![b'x'; 64 * 1024]).unwrap_or_else(|e| panic!("{e}"));
+
+    let backend_port = free_port();
+    let _backend = nginx(
+        dir.path(),
+        "backend",
+        1,
+        &format!(
+            "  server {{ listen 127.0.0.1:{backend_port}; root {}; }}",
+            www.display()
+        ),
+    );
+    wait_listening(([127, 0, 0, 1], backend_port).into(), "the backend");
+
+    let view = json!({
+        "version": 1, "clusterDomain": "cluster.local",
+        "services": [{"namespace": "default", "name": "bench",
+            "ports": [{"name": "http", "protocol": "TCP", "port": 80}],
+            "endpoints": [{"ip": "127.0.0.1", "pod": "bench-0", "node": "n1", "ready": true,
+                "ports": [{"name": "http", "protocol": "TCP", "port": backend_port}]}]}],
+        "pods": [], "recursionClients": [], "whitelist": {"enabled": false, "hosts": []},
+        "ingresses": [{"namespace": "default", "name": "bench", "class": null,
+            "rules": [{"host": "bench.local", "paths": [{"path": "/", "pathType": "Prefix",
+                "backend": {"service": "bench", "port": "http"}}]}],
+            "defaultBackend": null, "tls": []}],
+    });
+    let view_path = dir.path().join("view.json");
+    std::fs::write(&view_path, view.to_string()).unwrap_or_else(|e| panic!("{e}"));
+
+    let sizes = [("small (13 B)", "/small"), ("64 KiB", "/large")];
+    let mut rounds: Vec<Vec<(usize, &str, Figures)>> = Vec::new();
+    for _ in 0..2 {
+        let mut round = Vec::new();
+        let ours: SocketAddr = ([127, 0, 0, 1], free_port()).into();
+        {
+            let _ingress = Proc(
+                pinned(0, workspace_binary("podswarm-ingress"))
+                    .args(["--config", "/nonexistent", "--https-listen", ""])
+                    .arg("--http-listen")
+                    .arg(ours.to_string())
+                    .arg("--view")
+                    .arg(&view_path)
+                    .env("PODSWARM_LOG", "warn")
+                    .stdout(Stdio::null())
+                    .spawn()
+                    .unwrap_or_else(|e| panic!("podswarm-ingress: {e}")),
+            );
+            wait_listening(ours, "podswarm-ingress");
+            for (i, (_, path)) in sizes.iter().enumerate() {
+                round.push((i, "podswarm-ingress", wrk(ours, path)));
+            }
+        }
+        let theirs: SocketAddr = ([127, 0, 0, 1], free_port()).into();
+        {
+            let _nginx = nginx(
+                dir.path(),
+                "proxy",
+                0,
+                &format!(
+                    "  upstream backend {{ server 127.0.0.1:{backend_port}; keepalive 32; }}\n\
+                     server {{\n    listen {theirs};\n    location / {{\n      proxy_pass http://backend;\n\
+                     proxy_http_version 1.1;\n      proxy_set_header Connection \"\";\n\
+                     proxy_set_header Host $host;\n\
+                     proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;\n\
+                     proxy_set_header X-Forwarded-Proto $scheme;\n\
+                     proxy_set_header X-Forwarded-Host $host;\n    }}\n  }}"
+                ),
+            );
+            wait_listening(theirs, "nginx");
+            for (i, (_, path)) in sizes.iter().enumerate() {
+                round.push((i, "nginx", wrk(theirs, path)));
+            }
+        }
+        rounds.push(round);
+    }
+
+    println!("wrk -t1 -c50 -d10s, keep-alive, loopback; each proxy on one pinned CPU");
+    println!(
+        "{:<14} {:<18} {:>10} {:>10} {:>8}",
+        "body", "proxy", "req/s", "p99 ms", "errors"
+    );
+    for (i, (label, _)) in sizes.iter().enumerate() {
+        let best = |who: &str| {
+            rounds
+                .iter()
+                .flatten()
+                .filter(|(j, w, _)| *j == i && *w == who)
+                .map(|(_, _, f)| f)
+                .max_by(|a, b| a.rps.total_cmp(&b.rps))
+                .unwrap_or_else(|| panic!("no figures for {who}"))
+        };
+        let (ours, theirs) = (best("podswarm-ingress"), best("nginx"));
+        for (who, f) in [("podswarm-ingress", ours), ("nginx", theirs)] {
+            println!(
+                "{:<14} {:<18} {:>10.0} {:>10.2} {:>8}",
+                label, who, f.rps, f.p99_ms, f.errors
+            );
+        }
+        println!(
+            "{:<14} ratio: throughput {:.2}x nginx, p99 {:.2}x nginx",
+            label,
+            ours.rps / theirs.rps,
+            ours.p99_ms / theirs.p99_ms
+        );
+    }
+}
