@@ -13,6 +13,9 @@
 //! requests per second and the p99 latency wrk reports. Two interleaved rounds; the better of each
 //! is kept so a burst of unrelated load does not decide the ratio.
 //!
+//! podswarm-ingress runs with the environment its unit sets (`Environment=` of
+//! packaging/systemd/podswarm-ingress.service: glibc malloc thresholds).
+//!
 //! Run: `cargo build --release --bins && cargo bench -p podswarm-tests --bench ingress`
 //! (needs `wrk` and `nginx`: `apt-get install wrk nginx-light`).
 
@@ -151,6 +154,20 @@ fn wrk(addr: SocketAddr, path: &str) -> Figures {
     }
 }
 
+/// The environment podswarm-ingress.service gives the binary (its malloc settings), so the
+/// benchmark runs it as the package does.
+fn unit_environment() -> Vec<(String, String)> {
+    let unit =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../packaging/systemd/podswarm-ingress.service");
+    let text = std::fs::read_to_string(&unit).unwrap_or_else(|e| panic!("{}: {e}", unit.display()));
+    text.lines()
+        .filter_map(|l| l.strip_prefix("Environment="))
+        .flat_map(str::split_whitespace)
+        .filter_map(|kv| kv.split_once('='))
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect()
+}
+
 fn main() {
     let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
     let www = dir.path().join("www");
@@ -198,6 +215,7 @@ fn main() {
                     .arg(ours.to_string())
                     .arg("--view")
                     .arg(&view_path)
+                    .envs(unit_environment())
                     .env("PODSWARM_LOG", "warn")
                     .stdout(Stdio::null())
                     .spawn()
