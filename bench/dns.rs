@@ -23,6 +23,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use podswarm_tests::node::workspace_binary;
+use podswarm_tests::pinned;
 use serde_json::json;
 
 const SERVICES: usize = 100;
@@ -113,17 +114,6 @@ struct Figures {
     p50_us: f64,
     p99_us: f64,
     lost: u64,
-}
-
-/// `program` pinned to `cpu` (where taskset exists).
-fn pinned(cpu: u32, program: impl AsRef<std::ffi::OsStr>) -> Command {
-    if Path::new("/usr/bin/taskset").exists() {
-        let mut c = Command::new("taskset");
-        c.arg("-c").arg(cpu.to_string()).arg(program);
-        c
-    } else {
-        Command::new(program)
-    }
 }
 
 fn dnsperf(addr: SocketAddr, queries: &Path, extra: &[&str]) -> Child {

@@ -21,10 +21,11 @@
 
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
 use podswarm_tests::node::workspace_binary;
+use podswarm_tests::pinned;
 use serde_json::json;
 
 struct Proc(Child);
@@ -41,16 +42,6 @@ fn free_port() -> u16 {
         .and_then(|l| l.local_addr())
         .map(|a| a.port())
         .unwrap_or_else(|e| panic!("{e}"))
-}
-
-fn pinned(cpu: u32, program: impl AsRef<std::ffi::OsStr>) -> Command {
-    if Path::new("/usr/bin/taskset").exists() {
-        let mut c = Command::new("taskset");
-        c.arg("-c").arg(cpu.to_string()).arg(program);
-        c
-    } else {
-        Command::new(program)
-    }
 }
 
 fn wait_listening(addr: SocketAddr, what: &str) {

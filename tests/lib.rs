@@ -220,3 +220,15 @@ mod tests {
 
 #[path = "node.rs"]
 pub mod node;
+
+/// For the benchmarks: `program` pinned to one CPU with `taskset` (where it exists), so the server
+/// under test and the load generator do not trade places on a small machine.
+pub fn pinned(cpu: u32, program: impl AsRef<std::ffi::OsStr>) -> std::process::Command {
+    if std::path::Path::new("/usr/bin/taskset").exists() {
+        let mut c = std::process::Command::new("taskset");
+        c.arg("-c").arg(cpu.to_string()).arg(program);
+        c
+    } else {
+        std::process::Command::new(program)
+    }
+}

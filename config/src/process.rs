@@ -2,6 +2,10 @@
 
 use std::io::Write;
 use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+/// Whether `init_logging` installed the journald layer (so stderr would say everything twice).
+static TO_JOURNAL: AtomicBool = AtomicBool::new(false);
 
 /// journald under systemd (structured fields), a terminal otherwise. `PODSWARM_LOG` takes an
 /// `EnvFilter` directive (default `info`).
@@ -21,6 +25,7 @@ pub fn init_logging() {
                 .with(filter)
                 .with(layer)
                 .init();
+            TO_JOURNAL.store(true, Ordering::Relaxed);
             return;
         }
     }
@@ -28,6 +33,25 @@ pub fn init_logging() {
         .with(filter)
         .with(tracing_subscriber::fmt::layer().with_target(false))
         .init();
+}
+
+/// The exit status of a daemon's run, reporting a failure once with its whole chain (`{:#}`):
+/// to the journal as a structured error under systemd, to stderr on a terminal.
+pub fn exit_code<E: std::fmt::Display>(
+    program: &str,
+    result: Result<(), E>,
+) -> std::process::ExitCode {
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            if TO_JOURNAL.load(Ordering::Relaxed) {
+                tracing::error!(error = %format!("{e:#}"), "{program} failed");
+            } else {
+                eprintln!("{program}: {e:#}");
+            }
+            std::process::ExitCode::FAILURE
+        }
+    }
 }
 
 /// Tells systemd about readiness, stopping and watchdog pings.

@@ -12,7 +12,7 @@ use anyhow::{Context, Result, bail};
 use clap::Parser;
 use podswarm_daemon::api::{self, Api, Peer};
 use podswarm_daemon::cli::Args;
-use podswarm_daemon::config::process::{hostname, init_logging, notify};
+use podswarm_daemon::config::process::{exit_code, hostname, init_logging, notify};
 use podswarm_daemon::config::{Config, MultiContainerMode, Toggle};
 use podswarm_daemon::link::Link;
 use podswarm_daemon::podman::PodmanCli;
@@ -37,14 +37,7 @@ fn cgroup_controllers_present() -> bool {
 async fn main() -> std::process::ExitCode {
     let args = Args::parse();
     init_logging();
-    match run(args).await {
-        Ok(()) => std::process::ExitCode::SUCCESS,
-        Err(e) => {
-            tracing::error!(error = %format!("{e:#}"), "podswarmd failed");
-            eprintln!("podswarmd: {e:#}");
-            std::process::ExitCode::FAILURE
-        }
-    }
+    exit_code("podswarmd", run(args).await)
 }
 
 async fn run(args: Args) -> Result<()> {

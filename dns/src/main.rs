@@ -9,7 +9,7 @@ use std::time::Duration;
 use anyhow::Result;
 use clap::Parser;
 use podswarm_config::Config;
-use podswarm_config::process::{init_logging, notify};
+use podswarm_config::process::{exit_code, init_logging, notify};
 use podswarm_dns::Settings;
 use podswarm_dns::cli::Args;
 use sd_notify::NotifyState;
@@ -20,14 +20,7 @@ use sd_notify::NotifyState;
 async fn main() -> std::process::ExitCode {
     let args = Args::parse();
     init_logging();
-    match run(args).await {
-        Ok(()) => std::process::ExitCode::SUCCESS,
-        Err(e) => {
-            tracing::error!(error = %format!("{e:#}"), "podswarm-dns failed");
-            eprintln!("podswarm-dns: {e:#}");
-            std::process::ExitCode::FAILURE
-        }
-    }
+    exit_code("podswarm-dns", run(args).await)
 }
 
 async fn run(args: Args) -> Result<()> {

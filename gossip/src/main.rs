@@ -7,7 +7,7 @@ use std::time::Duration;
 use anyhow::{Context, Result};
 use clap::Parser;
 use podswarm_config::Config;
-use podswarm_config::process::{hostname, init_logging, notify};
+use podswarm_config::process::{exit_code, hostname, init_logging, notify};
 use podswarm_gossip::cli::Args;
 use podswarm_gossip::node::{Node, Settings};
 use sd_notify::NotifyState;
@@ -16,14 +16,7 @@ use sd_notify::NotifyState;
 async fn main() -> std::process::ExitCode {
     let args = Args::parse();
     init_logging();
-    match run(args).await {
-        Ok(()) => std::process::ExitCode::SUCCESS,
-        Err(e) => {
-            tracing::error!(error = %format!("{e:#}"), "podswarm-gossip failed");
-            eprintln!("podswarm-gossip: {e:#}");
-            std::process::ExitCode::FAILURE
-        }
-    }
+    exit_code("podswarm-gossip", run(args).await)
 }
 
 async fn run(args: Args) -> Result<()> {

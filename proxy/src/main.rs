@@ -8,7 +8,7 @@ use std::time::Duration;
 use anyhow::Result;
 use clap::Parser;
 use podswarm_config::Config;
-use podswarm_config::process::{init_logging, notify};
+use podswarm_config::process::{exit_code, init_logging, notify};
 use podswarm_ingress::Settings;
 use podswarm_ingress::cli::Args;
 use sd_notify::NotifyState;
@@ -18,14 +18,7 @@ async fn main() -> std::process::ExitCode {
     let args = Args::parse();
     init_logging();
     podswarm_ingress::forward_library_logs(log::LevelFilter::Warn);
-    match run(args).await {
-        Ok(()) => std::process::ExitCode::SUCCESS,
-        Err(e) => {
-            tracing::error!(error = %format!("{e:#}"), "podswarm-ingress failed");
-            eprintln!("podswarm-ingress: {e:#}");
-            std::process::ExitCode::FAILURE
-        }
-    }
+    exit_code("podswarm-ingress", run(args).await)
 }
 
 async fn run(args: Args) -> Result<()> {
