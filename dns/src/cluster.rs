@@ -295,8 +295,15 @@ fn same(a: &str, b: &str) -> bool {
 }
 
 fn service<'v>(view: &'v View, namespace: &str, name: &str) -> Option<&'v Service> {
-    // Names first: in a namespace of many services they differ at once (usually in length),
-    // while the namespace would be compared in full for every service of it.
+    // The reloader keeps services in (namespace, name) order and Kubernetes names are lower
+    // case, as the query's labels are by now: a binary search finds them. A view that is not in
+    // order (built by hand) or names in other cases still answer, by the scan.
+    if let Ok(i) = view
+        .services
+        .binary_search_by(|s| (s.namespace.as_str(), s.name.as_str()).cmp(&(namespace, name)))
+    {
+        return view.services.get(i);
+    }
     view.services
         .iter()
         .find(|s| same(&s.name, name) && same(&s.namespace, namespace))

@@ -32,11 +32,13 @@ async fn run(args: Args) -> Result<()> {
         println!("{}: configuration is valid", args.config.display());
         return Ok(());
     }
+    // Before the sockets exist: once anything can connect, a SIGTERM must mean a clean stop, not
+    // the default action (death by signal).
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     let mut dns = podswarm_dns::serve(settings).await?;
     notify(&[NotifyState::Ready]);
     tracing::info!(listen = %dns.local_addr(), version = dns.view().version, "podswarm-dns ready");
 
-    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     let watchdog = sd_notify::watchdog_enabled().map(|d| d / 2);
     let outcome = loop {
         tokio::select! {

@@ -20,6 +20,10 @@ pub fn reloader(path: &Path, store: Arc<ViewStore>, fallback_domain: &str) -> Re
         if view.cluster_domain.trim_matches('.').is_empty() {
             view.cluster_domain.clone_from(&fallback_domain);
         }
+        // In name order, so a query finds its service by binary search (`cluster::service`);
+        // podswarmd already writes them so, which makes this a check.
+        view.services
+            .sort_by(|a, b| (&a.namespace, &a.name).cmp(&(&b.namespace, &b.name)));
         let current = store.get();
         if *current != view {
             tracing::info!(

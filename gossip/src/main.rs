@@ -39,13 +39,15 @@ async fn run(args: Args) -> Result<()> {
         sync_interval: Duration::from_millis(config.cluster.sync_interval_ms),
         probe_period: Duration::from_millis(config.cluster.probe_period_ms),
     };
+    // Before the sockets exist: once anything can connect, a SIGTERM must mean a clean stop (the
+    // replica saved, a leave announced), not death by signal.
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     let listener = podswarm_gossip::control::bind(&config.cluster.socket)?;
     let node = Node::start(settings).await?;
     tokio::spawn(podswarm_gossip::control::serve(listener, node.clone()));
     notify(&[NotifyState::Ready]);
     tracing::info!(socket = %config.cluster.socket.display(), "podswarm-gossip ready");
 
-    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     let watchdog = sd_notify::watchdog_enabled().map(|d| d / 2);
     loop {
         tokio::select! {

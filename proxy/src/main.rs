@@ -30,6 +30,9 @@ async fn run(args: Args) -> Result<()> {
         println!("{}: configuration is valid", args.config.display());
         return Ok(());
     }
+    // Before the sockets exist: once anything can connect, a SIGTERM must mean a clean stop, not
+    // the default action (death by signal).
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     let mut ingress = podswarm_ingress::serve(settings).await?;
     notify(&[NotifyState::Ready]);
     tracing::info!(
@@ -39,7 +42,6 @@ async fn run(args: Args) -> Result<()> {
         "podswarm-ingress ready"
     );
 
-    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     let watchdog = sd_notify::watchdog_enabled().map(|d| d / 2);
     loop {
         tokio::select! {
