@@ -190,6 +190,15 @@ fn check_dns(node: &Node, ip: &str) {
             && inside.contains("hello.default.svc.cluster.local"),
         "{inside}"
     );
+    let full = node.exec(&[
+        "podman",
+        "exec",
+        container,
+        "nslookup",
+        "hello.default.svc.cluster.local.",
+    ]);
+    let full = String::from_utf8_lossy(&full.stdout);
+    assert!(full.contains(&format!("Address: {ip}")), "{full}");
 
     // With the whitelist on, names outside it are refused, for pods and the node alike.
     node.sh("podswarmctl dns whitelist set --enabled true example.org");
