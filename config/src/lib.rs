@@ -5,6 +5,37 @@
 
 pub mod process;
 
+/// The flags every podswarm daemon takes for its configuration, flattened into each one's
+/// command line (`#[command(flatten)]`), and reading the file they name.
+#[derive(Debug, Clone, clap::Args)]
+pub struct ConfigArgs {
+    /// Configuration file (missing file: defaults)
+    #[arg(
+        long,
+        env = "PODSWARM_CONFIG",
+        default_value = "/etc/podswarm/podswarm.toml"
+    )]
+    pub config: PathBuf,
+    /// Check the configuration and exit
+    #[arg(long)]
+    pub validate: bool,
+}
+
+impl ConfigArgs {
+    /// The file's configuration with the daemon's own flags applied over it, validated.
+    pub fn load(&self, flags: impl FnOnce(&mut Config)) -> Result<Config, ConfigError> {
+        let mut config = Config::load(&self.config)?;
+        flags(&mut config);
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// For `--validate`: what to print once everything derived from the configuration was built.
+    pub fn valid_message(&self) -> String {
+        format!("{}: configuration is valid", self.config.display())
+    }
+}
+
 use std::collections::BTreeMap;
 use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};

@@ -6,21 +6,13 @@ use std::path::PathBuf;
 
 use clap::Parser;
 
-use crate::config::Config;
+use crate::config::{Config, ConfigArgs};
 
 #[derive(Debug, Parser)]
 #[command(name = "podswarmd", version, about = "The podswarm node agent")]
 pub struct Args {
-    /// Configuration file (missing file: defaults)
-    #[arg(
-        long,
-        env = "PODSWARM_CONFIG",
-        default_value = "/etc/podswarm/podswarm.toml"
-    )]
-    pub config: PathBuf,
-    /// Check the configuration and exit
-    #[arg(long)]
-    pub validate: bool,
+    #[command(flatten)]
+    pub common: ConfigArgs,
     #[arg(long, env = "PODSWARM_NODE_NAME")]
     pub node_name: Option<String>,
     /// TCP address of the API (empty: none)

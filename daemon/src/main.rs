@@ -13,7 +13,7 @@ use clap::Parser;
 use podswarm_daemon::api::{self, Api, Peer};
 use podswarm_daemon::cli::Args;
 use podswarm_daemon::config::process::{exit_code, hostname, init_logging, notify};
-use podswarm_daemon::config::{Config, MultiContainerMode, Toggle};
+use podswarm_daemon::config::{MultiContainerMode, Toggle};
 use podswarm_daemon::link::Link;
 use podswarm_daemon::podman::PodmanCli;
 use podswarm_daemon::reconcile::{Reconciler, Settings, error_chain};
@@ -41,11 +41,9 @@ async fn main() -> std::process::ExitCode {
 }
 
 async fn run(args: Args) -> Result<()> {
-    let mut config = Config::load(&args.config)?;
-    args.apply(&mut config);
-    config.validate()?;
-    if args.validate {
-        println!("{}: configuration is valid", args.config.display());
+    let config = args.common.load(|c| args.apply(c))?;
+    if args.common.validate {
+        println!("{}", args.common.valid_message());
         return Ok(());
     }
     let node_name = config.node_name.clone().unwrap_or_else(hostname);

@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 
 use clap::Parser;
-use podswarm_config::Config;
+use podswarm_config::{Config, ConfigArgs};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -12,16 +12,8 @@ use podswarm_config::Config;
     about = "podswarm's cluster DNS: service and pod records, forwarding for pods and nodes"
 )]
 pub struct Args {
-    /// Configuration file (missing file: defaults)
-    #[arg(
-        long,
-        env = "PODSWARM_CONFIG",
-        default_value = "/etc/podswarm/podswarm.toml"
-    )]
-    pub config: PathBuf,
-    /// Check the configuration and exit
-    #[arg(long)]
-    pub validate: bool,
+    #[command(flatten)]
+    pub common: ConfigArgs,
     /// UDP and TCP address to listen on
     #[arg(long, env = "PODSWARM_DNS_LISTEN")]
     pub listen: Option<String>,

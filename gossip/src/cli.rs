@@ -4,7 +4,7 @@ use std::net::IpAddr;
 use std::path::PathBuf;
 
 use clap::Parser;
-use podswarm_config::Config;
+use podswarm_config::{Config, ConfigArgs};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -13,16 +13,8 @@ use podswarm_config::Config;
     about = "podswarm's cluster membership and replicated state"
 )]
 pub struct Args {
-    /// Configuration file (missing file: defaults)
-    #[arg(
-        long,
-        env = "PODSWARM_CONFIG",
-        default_value = "/etc/podswarm/podswarm.toml"
-    )]
-    pub config: PathBuf,
-    /// Check the configuration and exit
-    #[arg(long)]
-    pub validate: bool,
+    #[command(flatten)]
+    pub common: ConfigArgs,
     #[arg(long, env = "PODSWARM_NODE_NAME")]
     pub node_name: Option<String>,
     /// UDP and TCP address to listen on

@@ -6,7 +6,6 @@ use std::time::Duration;
 
 use anyhow::{Context, Result};
 use clap::Parser;
-use podswarm_config::Config;
 use podswarm_config::process::{exit_code, hostname, init_logging, notify};
 use podswarm_gossip::cli::Args;
 use podswarm_gossip::node::{Node, Settings};
@@ -20,11 +19,9 @@ async fn main() -> std::process::ExitCode {
 }
 
 async fn run(args: Args) -> Result<()> {
-    let mut config = Config::load(&args.config)?;
-    args.apply(&mut config);
-    config.validate()?;
-    if args.validate {
-        println!("{}: configuration is valid", args.config.display());
+    let config = args.common.load(|c| args.apply(c))?;
+    if args.common.validate {
+        println!("{}", args.common.valid_message());
         return Ok(());
     }
     let settings = Settings {

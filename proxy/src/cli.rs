@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 
 use clap::Parser;
-use podswarm_config::Config;
+use podswarm_config::{Config, ConfigArgs};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -12,16 +12,8 @@ use podswarm_config::Config;
     about = "podswarm's HTTP/HTTPS ingress: Kubernetes Ingress rules to service endpoints"
 )]
 pub struct Args {
-    /// Configuration file (missing file: defaults)
-    #[arg(
-        long,
-        env = "PODSWARM_CONFIG",
-        default_value = "/etc/podswarm/podswarm.toml"
-    )]
-    pub config: PathBuf,
-    /// Check the configuration and exit
-    #[arg(long)]
-    pub validate: bool,
+    #[command(flatten)]
+    pub common: ConfigArgs,
     /// Plain HTTP address (empty: none)
     #[arg(long, env = "PODSWARM_INGRESS_HTTP_LISTEN")]
     pub http_listen: Option<String>,

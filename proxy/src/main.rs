@@ -7,7 +7,6 @@ use std::time::Duration;
 
 use anyhow::Result;
 use clap::Parser;
-use podswarm_config::Config;
 use podswarm_config::process::{exit_code, init_logging, notify};
 use podswarm_ingress::Settings;
 use podswarm_ingress::cli::Args;
@@ -22,12 +21,10 @@ async fn main() -> std::process::ExitCode {
 }
 
 async fn run(args: Args) -> Result<()> {
-    let mut config = Config::load(&args.config)?;
-    args.apply(&mut config);
-    config.validate()?;
+    let config = args.common.load(|c| args.apply(c))?;
     let settings = Settings::from_config(&config)?;
-    if args.validate {
-        println!("{}: configuration is valid", args.config.display());
+    if args.common.validate {
+        println!("{}", args.common.valid_message());
         return Ok(());
     }
     // Before the sockets exist: once anything can connect, a SIGTERM must mean a clean stop, not
