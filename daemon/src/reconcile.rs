@@ -341,10 +341,17 @@ impl<S: Systemd, P: Podman> Reconciler<S, P> {
             .iter()
             .filter(|(n, c)| current.get(*n) != Some(*c))
             .collect();
+        // A pod wanted here again (placement moved it away and back while its stop ran, as it
+        // does while a healed partition settles) is no longer on its way out: a stale `stopped`
+        // mark would later remove its files without stopping it, leaving its unit running as
+        // `not-found` where nothing ever stops it.
         let (stopping, stopped) = self
             .removals
             .lock()
-            .map(|r| (r.stopping.clone(), r.stopped.clone()))
+            .map(|mut r| {
+                r.stopped.retain(|k| !keep.contains(k));
+                (r.stopping.clone(), r.stopped.clone())
+            })
             .unwrap_or_default();
         // Files no pod wants: those of stopped pods go now; those of stopping pods wait; a newly
         // deleted pod starts stopping (in the background: a container may take its whole grace
@@ -1291,6 +1298,44 @@ mod tests {
             .map(|e| e.file_name().to_string_lossy().into_owned())
             .collect();
         assert_eq!(left, ["podswarm.network"], "only the network unit remains");
+    }
+
+    #[tokio::test]
+    async fn a_pod_wanted_again_after_its_stop_is_stopped_again_when_deleted() {
+        let env = env();
+        let r = env.reconciler();
+        let pod = "apiVersion: v1\nkind: Pod\nmetadata: {name: p}\nspec:\n  containers: [{name: c, image: localhost/busybox:1}]\n";
+        let key = crate::state::ObjectKey {
+            kind: "Pod".into(),
+            namespace: "default".into(),
+            name: "p".into(),
+        };
+        apply(&r, pod);
+        sync(&r).await;
+        r.state.delete(&key).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(sync(&r).await.stopped.len(), 1);
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        // Back before the pass that would have removed its files: it is started again.
+        apply(&r, pod);
+        let pass = sync(&r).await;
+        assert_eq!(pass.started.len(), 1, "{pass:?}");
+        env.systemd.clear_calls();
+        r.state.delete(&key).unwrap_or_else(|e| panic!("{e}"));
+        let pass = sync(&r).await;
+        assert_eq!(pass.stopped.len(), 1, "{pass:?}");
+        assert!(
+            pass.removed.is_empty(),
+            "files went before a stop: {pass:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        assert!(
+            env.systemd
+                .calls()
+                .iter()
+                .any(|c| matches!(c, Call::Stop(s) if s.contains("default_p"))),
+            "{:?}",
+            env.systemd.calls()
+        );
     }
 
     #[tokio::test]
