@@ -72,6 +72,8 @@ pub struct Link {
     mirror: RwLock<Mirror>,
     seen: watch::Sender<u64>,
     refused: RwLock<BTreeSet<String>>,
+    /// The subnet this process renders its pods with (set once it is known).
+    rendering: RwLock<Option<Ipv4Net>>,
 }
 
 fn object_key(o: &Object) -> String {
@@ -88,7 +90,16 @@ impl Link {
             mirror: RwLock::default(),
             seen: watch::channel(0).0,
             refused: RwLock::default(),
+            rendering: RwLock::default(),
         })
+    }
+
+    /// Records the subnet this process gives its pods addresses from; until its claim on it
+    /// stands in the cluster, no pod is placed here (see [`Link::place`]).
+    pub fn set_rendering_subnet(&self, subnet: Ipv4Net) {
+        if let Ok(mut r) = self.rendering.write() {
+            *r = Some(subnet);
+        }
     }
 
     pub fn node_name(&self) -> &str {
@@ -145,16 +156,23 @@ impl Link {
         out
     }
 
+    /// Places pods on the ready nodes whose pod subnet claim stands. Another node without one
+    /// (it just joined, or lost its subnet to an earlier claim and is moving) gets nothing, and
+    /// this node runs nothing while another node holds the subnet it renders with (it joined a
+    /// cluster where an earlier claim has it): two live pods must never share an address,
+    /// whatever the timing of joins and applies.
     pub fn place(&self, pods: &[&PodInstance]) -> BTreeMap<String, Placement> {
-        let nodes: Vec<NodeInfo> = self
-            .nodes()
-            .into_iter()
-            .map(|n| NodeInfo {
-                name: n.name,
-                labels: n.labels,
-                ready: n.ready,
-            })
-            .collect();
+        let synced = self.mirror.read().map(|m| m.synced).unwrap_or(false);
+        let rendering = self
+            .rendering
+            .read()
+            .ok()
+            .and_then(|r| r.map(|s| s.to_string()));
+        let nodes = placeable(
+            self.nodes(),
+            &self.node_name,
+            rendering.filter(|_| synced).as_deref(),
+        );
         place(pods, &nodes)
     }
 
@@ -466,7 +484,8 @@ impl Link {
     }
 
     /// This node's pod subnet: the preferred one (configured, or held from before) unless another
-    /// node claimed it first, else the lowest free /24 of the pod CIDR. Waits for the cluster.
+    /// node claimed it first, else a free /24 of the pod CIDR ([`free_subnet`]). Waits for the
+    /// cluster.
     pub async fn claim_subnet(&self, cidr: Ipv4Net, preferred: Option<Ipv4Net>) -> Ipv4Net {
         let mut seen = self.seen.subscribe();
         let mut announced = false;
@@ -491,9 +510,7 @@ impl Link {
                         .filter(|c| c.node != self.node_name)
                         .map(|c| c.subnet)
                         .collect();
-                    cidr.subnets(24.max(cidr.prefix_len()))
-                        .ok()?
-                        .find(|s| !used.contains(s))
+                    free_subnet(cidr, &used, &self.node_name)
                 });
                 let Some(subnet) = pick else {
                     tracing::error!(cidr = %cidr, "the pod CIDR has no free /24 left for this node");
@@ -616,6 +633,55 @@ fn claims(m: &Mirror) -> Vec<Claim> {
         .collect()
 }
 
+/// The nodes placement may use. Another node without a subnet claim that stands (it just joined,
+/// or lost its subnet to an earlier claim and is moving) is not ready for pods, and neither is
+/// this node (`me`) while another node holds the subnet it renders with (`rendering`; it joined
+/// a cluster where an earlier claim has it): two live pods must never share an address, whatever
+/// the timing of joins and applies. `rendering` is `None` while that cannot be known.
+fn placeable(nodes: Vec<NodeView>, me: &str, rendering: Option<&str>) -> Vec<NodeInfo> {
+    let taken_from_me = rendering.is_some_and(|r| {
+        nodes
+            .iter()
+            .any(|n| n.name != me && n.subnet.as_deref() == Some(r))
+    });
+    nodes
+        .into_iter()
+        .map(|n| {
+            let addressable = if n.name == me {
+                !taken_from_me
+            } else {
+                n.subnet.is_some()
+            };
+            NodeInfo {
+                ready: n.ready && addressable,
+                name: n.name,
+                labels: n.labels,
+            }
+        })
+        .collect()
+}
+
+/// A free /24 of `cidr` for `node`: the search starts at a place given by the node's name, so
+/// nodes joining at the same moment (each not yet seeing the other's claim) rarely pick the same
+/// one; the earliest claim still wins any clash, and the loser moves before it runs a pod.
+fn free_subnet(cidr: Ipv4Net, used: &BTreeSet<Ipv4Net>, node: &str) -> Option<Ipv4Net> {
+    use sha2::Digest;
+    let all: Vec<Ipv4Net> = cidr.subnets(24.max(cidr.prefix_len())).ok()?.collect();
+    if all.is_empty() {
+        return None;
+    }
+    let digest = sha2::Sha256::digest(node.as_bytes());
+    let mut first = [0u8; 8];
+    first.copy_from_slice(&digest[..8]);
+    let start = usize::try_from(u64::from_be_bytes(first) % all.len() as u64).unwrap_or(0);
+    all.iter()
+        .cycle()
+        .skip(start)
+        .take(all.len())
+        .find(|s| !used.contains(s))
+        .copied()
+}
+
 /// Each subnet belongs to its earliest claim (by version, which every node orders the same way).
 fn winning_claims(m: &Mirror) -> BTreeMap<String, Ipv4Net> {
     let mut by_subnet: BTreeMap<Ipv4Net, Claim> = BTreeMap::new();
@@ -658,6 +724,73 @@ mod tests {
                 .collect(),
             ..Mirror::default()
         }
+    }
+
+    fn node(name: &str, subnet: Option<&str>) -> NodeView {
+        NodeView {
+            name: name.to_owned(),
+            node_id: String::new(),
+            address: String::new(),
+            labels: BTreeMap::new(),
+            subnet: subnet.map(str::to_owned),
+            ready: true,
+        }
+    }
+
+    fn ready(nodes: &[NodeInfo]) -> Vec<&str> {
+        nodes
+            .iter()
+            .filter(|n| n.ready)
+            .map(|n| n.name.as_str())
+            .collect()
+    }
+
+    #[test]
+    fn only_nodes_whose_subnet_stands_get_pods() {
+        let a = "10.244.0.0/24";
+        let b = "10.244.1.0/24";
+        // Settled: everyone holds a subnet of their own.
+        let all = vec![node("me", Some(a)), node("x", Some(b))];
+        assert_eq!(ready(&placeable(all.clone(), "me", Some(a))), ["me", "x"]);
+        // Just joined: x's claim has not arrived yet, so x gets nothing.
+        let joining = vec![node("me", Some(a)), node("x", None)];
+        assert_eq!(ready(&placeable(joining, "me", Some(a))), ["me"]);
+        // This node joined a cluster where x's earlier claim holds the subnet it renders with:
+        // it runs nothing until it restarts on its new subnet.
+        let lost = vec![node("me", None), node("x", Some(a))];
+        assert_eq!(ready(&placeable(lost.clone(), "me", Some(a))), ["x"]);
+        let moving = vec![node("me", Some(b)), node("x", Some(a))];
+        assert_eq!(ready(&placeable(moving, "me", Some(a))), ["x"]);
+        // Unknown (gossip not answering): this node keeps what it runs.
+        assert_eq!(ready(&placeable(lost, "me", None)), ["me", "x"]);
+        // A state reset that lost only this node's own claim takes nothing from it.
+        let reset = vec![node("me", None), node("x", Some(b))];
+        assert_eq!(ready(&placeable(reset, "me", Some(a))), ["me", "x"]);
+    }
+
+    #[test]
+    fn free_subnets_start_at_a_place_given_by_the_name_and_skip_claimed_ones() {
+        let cidr: Ipv4Net = "10.244.0.0/16".parse().unwrap();
+        let none = BTreeSet::new();
+        let picks: BTreeSet<Ipv4Net> = (0..20)
+            .filter_map(|i| free_subnet(cidr, &none, &format!("node{i}")))
+            .collect();
+        // Twenty nodes choosing at once mostly choose differently.
+        assert!(picks.len() >= 18, "{picks:?}");
+        let first = free_subnet(cidr, &none, "node1").unwrap();
+        assert_eq!(free_subnet(cidr, &none, "node1"), Some(first));
+        let used: BTreeSet<Ipv4Net> = [first].into();
+        let second = free_subnet(cidr, &used, "node1").unwrap();
+        assert_ne!(second, first);
+        assert!(cidr.contains(&second) && second.prefix_len() == 24);
+        let small: Ipv4Net = "10.1.0.0/23".parse().unwrap();
+        let full: BTreeSet<Ipv4Net> = small.subnets(24).unwrap().collect();
+        assert_eq!(free_subnet(small, &full, "node1"), None);
+        let one_left: BTreeSet<Ipv4Net> = full.iter().take(1).copied().collect();
+        assert_eq!(
+            free_subnet(small, &one_left, "node1"),
+            full.iter().nth(1).copied()
+        );
     }
 
     #[test]

@@ -85,6 +85,7 @@ async fn run(args: Args) -> Result<()> {
         None => link.claim_subnet(cidr, None).await,
     };
     state.set_membership(state.cluster(), Some(subnet))?;
+    link.set_rendering_subnet(subnet);
     tokio::spawn(keep_subnet(
         Arc::clone(&link),
         Arc::clone(&state),
