@@ -164,6 +164,10 @@ pub struct ClusterConfig {
     pub sync_interval_ms: u64,
     /// SWIM probe period; failure detection takes a few of these.
     pub probe_period_ms: u64,
+    /// How often nodes that are not active members (declared down, partitioned away) are
+    /// contacted again. A healed partition merges within about this long plus a few probe
+    /// periods, however it split.
+    pub reconnect_interval_ms: u64,
 }
 
 impl Default for ClusterConfig {
@@ -177,6 +181,7 @@ impl Default for ClusterConfig {
             tombstone_ttl_secs: 7 * 24 * 3600,
             sync_interval_ms: 5000,
             probe_period_ms: 1000,
+            reconnect_interval_ms: 5000,
         }
     }
 }
@@ -420,10 +425,13 @@ impl Config {
                 });
             }
         }
-        if self.cluster.sync_interval_ms < 100 || self.cluster.probe_period_ms < 50 {
+        if self.cluster.sync_interval_ms < 100
+            || self.cluster.probe_period_ms < 50
+            || self.cluster.reconnect_interval_ms < 100
+        {
             return Err(ConfigError::Invalid {
                 field: "cluster",
-                message: "sync_interval_ms must be at least 100 and probe_period_ms at least 50"
+                message: "sync_interval_ms and reconnect_interval_ms must be at least 100 and probe_period_ms at least 50"
                     .to_owned(),
             });
         }

@@ -35,6 +35,7 @@ async fn run(args: Args) -> Result<()> {
         tombstone_ttl: Duration::from_secs(config.cluster.tombstone_ttl_secs),
         sync_interval: Duration::from_millis(config.cluster.sync_interval_ms),
         probe_period: Duration::from_millis(config.cluster.probe_period_ms),
+        reconnect_interval: Duration::from_millis(config.cluster.reconnect_interval_ms),
     };
     // Before the sockets exist: once anything can connect, a SIGTERM must mean a clean stop (the
     // replica saved, a leave announced), not death by signal.
@@ -50,6 +51,12 @@ async fn run(args: Args) -> Result<()> {
         tokio::select! {
             _ = term.recv() => break,
             _ = tokio::signal::ctrl_c() => break,
+            // No watchdog ping is sent for a node that cannot serve: exit, and systemd (the
+            // unit restarts on failure) starts it afresh from the identity on disk.
+            _ = node.stuck() => {
+                notify(&[NotifyState::Stopping]);
+                anyhow::bail!("no cluster session could be started again after a failed init, join or leave");
+            }
             _ = tokio::time::sleep(watchdog.unwrap_or(Duration::from_secs(3600))) => {
                 if watchdog.is_some() {
                     notify(&[NotifyState::Watchdog]);

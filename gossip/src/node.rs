@@ -38,6 +38,8 @@ pub struct Settings {
     pub tombstone_ttl: Duration,
     pub sync_interval: Duration,
     pub probe_period: Duration,
+    /// How often nodes on record that are not active members are contacted again.
+    pub reconnect_interval: Duration,
 }
 
 /// What the TCP side of a session needs; cheap to clone into tasks.
@@ -54,6 +56,14 @@ struct Shared {
 impl Shared {
     fn lock(&self) -> std::sync::MutexGuard<'_, Replica> {
         self.replica.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Nodes on record (name, gossip address) that are not active members now.
+    fn absent_peers(&self) -> Vec<(String, SocketAddr)> {
+        let active: Vec<SocketAddr> = self.members.borrow().iter().map(|m| m.addr).collect();
+        let mut peers = self.lock().peers_on_record();
+        peers.retain(|(_, addr)| !active.contains(addr));
+        peers
     }
 
     async fn send(&self, stream: &mut TcpStream, peer: &str, msg: &Sync) -> Result<(), Error> {
@@ -448,6 +458,7 @@ impl Session {
             members_tx,
             event_tx,
             metrics.clone(),
+            replica.clone(),
         ));
         // UDP receive: open, then hand to foca.
         {
@@ -527,6 +538,46 @@ impl Session {
                 }
             });
         }
+        // Reconnecting. foca announces to members it holds down only while it still has an
+        // active one, so the two halves of a split that each declared the other dead (or a node
+        // left alone) would wait for each other forever. Like Serf's reconnect_interval, every
+        // node named in the replicated state that is not an active member is announced to and
+        // offered a state exchange; foca's own TurnUndead/renew then lets both sides back in.
+        {
+            let shared = shared.clone();
+            let input = input_tx.clone();
+            let every = settings.reconnect_interval;
+            tasks.spawn(async move {
+                let mut tick = tokio::time::interval(every);
+                tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+                tick.tick().await;
+                loop {
+                    tick.tick().await;
+                    let absent = shared.absent_peers();
+                    if absent.is_empty() {
+                        continue;
+                    }
+                    tracing::debug!(peers = absent.len(), "reconnecting to absent nodes");
+                    let mut exchanges = JoinSet::new();
+                    for (name, addr) in absent {
+                        let _ = input.try_send(Input::Announce(addr));
+                        let shared = shared.clone();
+                        exchanges.spawn(async move {
+                            match shared.sync_with(addr).await {
+                                Ok(n) if n > 0 => tracing::info!(member = %name, address = %addr, entries = n, "took state from a node that is not a member"),
+                                Ok(_) => {}
+                                Err(e) => tracing::debug!(member = %name, error = %crate::control::chain(&e), "reconnect exchange failed"),
+                            }
+                        });
+                    }
+                    // An unreachable node must not hold up the next round.
+                    let _ = tokio::time::timeout(every, async {
+                        while exchanges.join_next().await.is_some() {}
+                    })
+                    .await;
+                }
+            });
+        }
         // Persistence and tombstone collection.
         {
             let replica = replica.clone();
@@ -563,15 +614,7 @@ impl Session {
         };
         session.publish_node_record(settings);
         // A restarted node finds its cluster again through the node records it kept.
-        let peers: Vec<SocketAddr> = session
-            .shared
-            .lock()
-            .store()
-            .live("nodes/")
-            .filter_map(|(_, v)| v.get("gossip")?.as_str()?.parse().ok())
-            .filter(|a| *a != identity.advertise)
-            .collect();
-        for peer in peers {
+        for (_, peer) in session.shared.lock().peers_on_record() {
             session.announce(peer);
         }
         Ok(session)
@@ -697,6 +740,10 @@ pub struct Node {
     session: tokio::sync::Mutex<Option<Session>>,
     /// Bumped whenever the session (and so the cluster) changes; subscribers restart.
     generation: watch::Sender<u64>,
+    /// Set when no session could be brought back after a failed init, join or leave: the
+    /// process must exit so that systemd restarts it, rather than answer "between clusters"
+    /// for good while its watchdog pings say all is well.
+    stuck: watch::Sender<bool>,
 }
 
 impl Node {
@@ -707,6 +754,7 @@ impl Node {
             metrics: Arc::new(Metrics::default()),
             session: tokio::sync::Mutex::new(None),
             generation: watch::channel(0).0,
+            stuck: watch::channel(false).0,
         });
         let (identity, created) = match Identity::load(&node.settings.key_dir)? {
             Some(id) => (id, false),
@@ -744,6 +792,12 @@ impl Node {
 
     pub fn generation(&self) -> watch::Receiver<u64> {
         self.generation.subscribe()
+    }
+
+    /// Resolves once the node has no session and could not start one again (see `stuck`).
+    pub async fn stuck(&self) {
+        let mut rx = self.stuck.subscribe();
+        let _ = rx.wait_for(|s| *s).await;
     }
 
     /// Runs `f` with the current session.
@@ -808,6 +862,10 @@ impl Node {
                         }
                     }
                     tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+                if guard.is_none() {
+                    tracing::error!("no cluster session could be started again");
+                    self.stuck.send_replace(true);
                 }
                 Err(e)
             }
@@ -1001,6 +1059,49 @@ impl Node {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn settings(dir: &std::path::Path) -> Settings {
+        Settings {
+            listen: "127.0.0.1:0".parse().unwrap(),
+            node_name: "n1".to_owned(),
+            advertise_ip: Some([127, 0, 0, 1].into()),
+            state_dir: dir.join("state"),
+            key_dir: dir.join("keys"),
+            labels: BTreeMap::new(),
+            tombstone_ttl: Duration::from_secs(60),
+            sync_interval: Duration::from_secs(5),
+            probe_period: Duration::from_secs(1),
+            reconnect_interval: Duration::from_secs(5),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_node_that_cannot_start_a_session_again_says_it_is_stuck() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join("state")).unwrap();
+        let node = Node::start(settings(dir.path())).await.unwrap();
+        // Nothing can be saved or loaded where the keys live now.
+        let keys = dir.path().join("keys");
+        std::fs::remove_dir_all(&keys).unwrap();
+        std::fs::write(&keys, b"not a directory").unwrap();
+        assert!(node.init(None).await.is_err());
+        tokio::time::timeout(Duration::from_secs(10), node.stuck())
+            .await
+            .expect("the node reports that it is stuck");
+        assert!(node.with(|_| ()).await.is_err());
+    }
+
+    #[tokio::test]
+    async fn a_failed_init_that_can_start_again_is_not_stuck() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join("state")).unwrap();
+        let node = Node::start(settings(dir.path())).await.unwrap();
+        // A successful replace leaves the node serving.
+        node.init(None).await.unwrap();
+        assert!(node.with(|_| ()).await.is_ok());
+        let stuck = tokio::time::timeout(Duration::from_millis(300), node.stuck()).await;
+        assert!(stuck.is_err(), "a working node is not stuck");
+    }
 
     #[test]
     fn join_addresses_get_the_gossip_port_when_they_have_none() {

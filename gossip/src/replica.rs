@@ -32,6 +32,7 @@ struct Persisted {
 #[derive(Debug)]
 pub struct Replica {
     cluster: u64,
+    node_id: u64,
     store: Store,
     clock: Clock,
     path: PathBuf,
@@ -72,6 +73,7 @@ impl Replica {
         let (changes, _) = broadcast::channel(4096);
         Ok(Replica {
             cluster,
+            node_id,
             store,
             clock,
             path,
@@ -112,6 +114,29 @@ impl Replica {
     /// The version held for a key, if any.
     pub fn version(&self, key: &str) -> Option<Hlc> {
         self.store.entry(key).map(|e| e.version)
+    }
+
+    /// The other nodes this state names (their records under `nodes/`): name and gossip
+    /// address. A node that left deleted its record, so it is not here.
+    pub fn peers_on_record(&self) -> Vec<(String, std::net::SocketAddr)> {
+        let me = format!("{:016x}", self.node_id);
+        self.store
+            .live("nodes/")
+            .filter(|(_, v)| v.get("nodeId").and_then(|n| n.as_str()) != Some(me.as_str()))
+            .filter_map(|(k, v)| {
+                let name = k.strip_prefix("nodes/").unwrap_or(k).to_owned();
+                Some((name, v.get("gossip")?.as_str()?.parse().ok()?))
+            })
+            .collect()
+    }
+
+    /// The name a node record gives the node with this id (for logs).
+    pub fn node_name(&self, node_id: u64) -> Option<String> {
+        let id = format!("{node_id:016x}");
+        self.store
+            .live("nodes/")
+            .find(|(_, v)| v.get("nodeId").and_then(|n| n.as_str()) == Some(id.as_str()))
+            .and_then(|(_, v)| v.get("name")?.as_str().map(str::to_owned))
     }
 
     fn changed(&mut self, key: &str, entry: &Entry) {

@@ -168,8 +168,17 @@ pub async fn run(
     members: watch::Sender<Vec<Id>>,
     events: mpsc::UnboundedSender<Event>,
     metrics: Arc<Metrics>,
+    replica: Arc<Mutex<Replica>>,
 ) {
     let mut runtime = foca::AccumulatingRuntime::new();
+    // Journal lines name the node, not only its SWIM identity.
+    let name_of = |id: &Id| {
+        replica
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .node_name(id.node)
+            .unwrap_or_else(|| "an unnamed node".to_owned())
+    };
     while let Some(input) = inputs.recv().await {
         let mut done = None;
         let result = match input {
@@ -216,17 +225,22 @@ pub async fn run(
         while let Some(n) = runtime.to_notify() {
             match n {
                 OwnedNotification::MemberUp(id) => {
-                    tracing::info!(member = ?id, "member up");
+                    let name = name_of(&id);
+                    tracing::info!(member = %name, address = %id.addr, identity = ?id, "member {name} ({}) up", id.addr);
                     let _ = events.send(Event::Up(id));
                     changed = true;
                 }
                 OwnedNotification::MemberDown(id) => {
-                    tracing::warn!(member = ?id, "member down");
+                    let name = name_of(&id);
+                    tracing::warn!(member = %name, address = %id.addr, identity = ?id, "member {name} ({}) down", id.addr);
                     let _ = events.send(Event::Down(id));
                     changed = true;
                 }
                 OwnedNotification::Rename(old, new) => {
-                    tracing::info!(old = ?old, new = ?new, "member came back");
+                    let name = name_of(&new);
+                    tracing::info!(member = %name, address = %new.addr, old = ?old, new = ?new, "member {name} ({}) came back", new.addr);
+                    // It may have written while it was away (a healed partition).
+                    let _ = events.send(Event::Up(new));
                     changed = true;
                 }
                 OwnedNotification::Rejoin(id) => {
