@@ -5,90 +5,34 @@
 
 use std::time::{Duration, Instant};
 
+use podswarm_tests::ctl::{active_pods, deployment, deployments, ready_nodes, running};
 use podswarm_tests::node::{BootOptions, Bridge, Node, nodes_or_skip};
 use serde_json::Value;
 
 const SUBNET: &str = "10.98.0";
 
-const DEPLOYMENT: &[u8] = b"apiVersion: apps/v1
-kind: Deployment
-metadata: {name: web}
-spec:
-  replicas: 3
-  selector: {matchLabels: {app: web}}
-  template:
-    metadata: {labels: {app: web}}
-    spec:
-      terminationGracePeriodSeconds: 1
-      containers:
-      - name: web
-        image: localhost/busybox:latest
-        imagePullPolicy: Never
-        command: [/bin/sh, -c, 'echo web is up; exec /bin/httpd -f -p 8080 -h /www']
-        ports: [{name: http, containerPort: 8080}]
----
+/// Deployment `web` (three replicas) with a Service in front.
+fn web() -> String {
+    deployment("web", 3)
+        + "---
 apiVersion: v1
 kind: Service
 metadata: {name: web}
 spec:
   selector: {app: web}
   ports: [{name: http, port: 80, targetPort: http}]
-";
+"
+}
 
 /// The routing view a node publishes for its DNS server and ingress.
 fn view(node: &Node) -> Value {
     serde_json::from_str(&node.sh("cat /run/podswarm/view.json")).unwrap_or(Value::Null)
 }
 
-fn pods(node: &Node) -> Vec<Value> {
-    let out = node.exec(&["podswarmctl", "get", "pods", "-o", "json"]);
-    let v: Value = serde_json::from_slice(&out.stdout).unwrap_or(Value::Null);
-    v.get("items")
-        .or(Some(&v))
-        .and_then(Value::as_array)
-        .cloned()
-        .unwrap_or_default()
-}
-
-/// Running pods as (pod, node, ip) in the cluster view of `node`.
-fn running(node: &Node) -> Vec<(String, String, String)> {
-    let mut out: Vec<(String, String, String)> = pods(node)
-        .iter()
-        .filter(|p| p["phase"] == "Running")
-        .map(|p| {
-            (
-                p["name"].as_str().unwrap_or("").to_owned(),
-                p["node"].as_str().unwrap_or("").to_owned(),
-                p["ip"].as_str().unwrap_or("").to_owned(),
-            )
-        })
-        .collect();
-    out.sort();
-    out
-}
-
-/// Pod units active on the node itself (what systemd runs, not what any API says).
+/// Pod units of Deployment `web` active on the node itself (what systemd runs, not what any API
+/// says).
 fn active_units(node: &Node) -> usize {
-    node.sh("systemctl list-units --no-legend --plain --state=active 'podswarm-default_web-*.service' | wc -l")
-        .trim()
-        .parse()
-        .unwrap_or(0)
-}
-
-fn ready_nodes(node: &Node) -> Vec<String> {
-    let out = node.exec(&["podswarmctl", "get", "nodes", "-o", "json"]);
-    let v: Value = serde_json::from_slice(&out.stdout).unwrap_or(Value::Null);
-    let mut names: Vec<String> = v
-        .get("items")
-        .or(Some(&v))
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-        .filter(|n| n["ready"] == true)
-        .filter_map(|n| n["name"].as_str().map(str::to_owned))
-        .collect();
-    names.sort();
-    names
+    active_pods(node, "web").len()
 }
 
 #[test]
@@ -109,10 +53,7 @@ fn three_nodes_form_a_cluster_spread_a_deployment_survive_partition_and_node_los
         .map(|n| Node::boot(n, &options))
         .collect();
     for (i, node) in nodes.iter().enumerate() {
-        node.sh(&format!(
-            "ip addr add {SUBNET}.{}/24 dev host0 && ip link set host0 up",
-            i + 1
-        ));
+        node.set_address(&format!("{SUBNET}.{}/24", i + 1));
         node.import_busybox();
         node.install_podswarm();
     }
@@ -169,7 +110,7 @@ fn three_nodes_form_a_cluster_spread_a_deployment_survive_partition_and_node_los
     );
 
     // One Deployment, applied on any node, spread one pod per node.
-    c2.write("/root/web.yaml", DEPLOYMENT);
+    c2.write("/root/web.yaml", web().as_bytes());
     c2.sh("podswarmctl apply -f /root/web.yaml");
     c1.wait_for(
         "three pods running, one per node",
@@ -314,6 +255,69 @@ fn three_nodes_form_a_cluster_spread_a_deployment_survive_partition_and_node_los
     println!(
         "pod {moved} of the killed node ran elsewhere {:.1} s after the kill",
         killed.elapsed().as_secs_f64()
+    );
+
+    // With c3 dead, cut c1 and c2 apart. Each declares the other down and is left with no live
+    // member: the split that SWIM alone never heals (foca stops announcing once it has nobody).
+    // Both sides take writes; once the link is back the halves merge within the documented bound
+    // (`reconnect_interval_ms`, 5 s, plus a few probe periods), every write from both sides is
+    // there (the later of two writes to one key wins) and exactly the desired replicas run.
+    let cut = Instant::now();
+    bridge.set_link(c2, false);
+    for (node, alone) in [(c1, "c1"), (c2, "c2")] {
+        node.wait_for("each side alone", Duration::from_secs(60), || {
+            ready_nodes(node) == [alone]
+        });
+    }
+    c1.write("/root/left.yaml", deployment("left", 1).as_bytes());
+    c1.sh("podswarmctl apply -f /root/left.yaml && podswarmctl scale deploy/web --replicas 4");
+    c2.write("/root/right.yaml", deployment("right", 1).as_bytes());
+    c2.sh("podswarmctl apply -f /root/right.yaml && podswarmctl scale deploy/web --replicas 2");
+    c1.wait_for("c1 runs its side's view", Duration::from_secs(60), || {
+        active_pods(c1, "web").len() == 4 && active_pods(c1, "left").len() == 1
+    });
+    c2.wait_for("c2 runs its side's view", Duration::from_secs(60), || {
+        active_pods(c2, "web").len() == 2 && active_pods(c2, "right").len() == 1
+    });
+    std::thread::sleep(Duration::from_secs(20).saturating_sub(cut.elapsed()));
+    bridge.set_link(c2, true);
+    let healed = Instant::now();
+    for node in [c1, c2] {
+        node.wait_for(
+            "both nodes ready again after the split",
+            Duration::from_secs(30),
+            || ready_nodes(node) == ["c1", "c2"],
+        );
+    }
+    println!(
+        "the two halves merged {:.1} s after the link came back",
+        healed.elapsed().as_secs_f64()
+    );
+    let want = [("left", 1), ("right", 1), ("web", 2)];
+    for node in [c1, c2] {
+        node.wait_for(
+            "every write from both sides, the later scale winning",
+            Duration::from_secs(30),
+            || deployments(node) == want.map(|(n, r)| (n.to_owned(), r)).into(),
+        );
+    }
+    c1.wait_for(
+        "exactly the desired replicas after the split heals",
+        Duration::from_secs(90),
+        || {
+            want.iter().all(|(app, replicas)| {
+                let mut units = active_pods(c1, app);
+                units.extend(active_pods(c2, app));
+                let total = units.len();
+                units.sort();
+                units.dedup();
+                i64::try_from(total) == Ok(*replicas) && units.len() == total
+            })
+        },
+    );
+    println!(
+        "exactly the desired replicas {:.1} s after the link came back",
+        healed.elapsed().as_secs_f64()
     );
     drop(nodes);
     drop(bridge);

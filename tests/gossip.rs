@@ -350,6 +350,11 @@ async fn a_killed_node_is_detected_and_catches_up_after_restart_without_resurrec
         !nodes[0].members().await.contains(&dead)
     })
     .await;
+    // The journal line names the node, not only its SWIM identity.
+    wait_for("n1 logs which member went down", || async {
+        nodes[0].log().contains(&format!("member n3 ({dead}) down"))
+    })
+    .await;
 
     nodes[0]
         .ok(json!({"op": "delete", "key": "objects/default/Pod/old"}))

@@ -218,6 +218,7 @@ mod tests {
     }
 }
 
+pub mod ctl;
 #[path = "node.rs"]
 pub mod node;
 

@@ -259,6 +259,15 @@ impl Node {
         let _ = self.nspawn.wait();
     }
 
+    /// Gives the node's bridge link (`host0`) an address. nspawn may still be moving the link
+    /// into the node just after boot, so its absence is waited out for a few seconds.
+    pub fn set_address(&self, cidr: &str) {
+        self.sh(&format!(
+            "for i in $(seq 50); do ip link show host0 >/dev/null 2>&1 && break; sleep 0.2; done; \
+             ip addr add {cidr} dev host0 && ip link set host0 up"
+        ));
+    }
+
     /// The host end of the node's veth on a `--network-bridge` (nspawn names it `vb-<machine>`).
     pub fn host_veth(&self) -> String {
         format!("vb-{}", self.name).chars().take(15).collect()
@@ -286,6 +295,21 @@ impl Bridge {
         Bridge {
             name: name.to_owned(),
         }
+    }
+
+    /// Plugs a node's link into this bridge, out of whichever it was on: moving some nodes to a
+    /// second bridge splits the cluster into two halves that each still see their own side;
+    /// moving them back heals it.
+    pub fn attach(&self, node: &Node) {
+        let out =
+            run(Command::new("ip").args(["link", "set", &node.host_veth(), "master", &self.name]));
+        assert!(
+            out.status.success(),
+            "{} to {}: {}",
+            node.host_veth(),
+            self.name,
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
 
     /// Takes a node's link down (a partition) or up again (heal).

@@ -1,0 +1,86 @@
+//! What a user reads off a node with `podswarmctl` and `systemctl`, for the cluster tests: the
+//! API's view (nodes, Deployments) next to what systemd on that node actually runs.
+
+use std::collections::BTreeMap;
+
+use serde_json::Value;
+
+use crate::node::Node;
+
+/// The `items` of `podswarmctl get KIND -o json` on `node` (empty when the command fails).
+pub fn items(node: &Node, kind: &str) -> Vec<Value> {
+    let out = node.exec(&["podswarmctl", "get", kind, "-o", "json"]);
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap_or(Value::Null);
+    v.get("items")
+        .or(Some(&v))
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default()
+}
+
+/// Names of the nodes `node` reports Ready, sorted.
+pub fn ready_nodes(node: &Node) -> Vec<String> {
+    let mut names: Vec<String> = items(node, "nodes")
+        .iter()
+        .filter(|n| n["ready"] == true)
+        .filter_map(|n| n["name"].as_str().map(str::to_owned))
+        .collect();
+    names.sort();
+    names
+}
+
+/// Deployments in `node`'s view, with their desired replicas.
+pub fn deployments(node: &Node) -> BTreeMap<String, i64> {
+    items(node, "deployments")
+        .iter()
+        .filter_map(|d| Some((d["name"].as_str()?.to_owned(), d["replicas"].as_i64()?)))
+        .collect()
+}
+
+/// Running pods as (pod, node, ip) in `node`'s view of the cluster, sorted.
+pub fn running(node: &Node) -> Vec<(String, String, String)> {
+    let mut out: Vec<(String, String, String)> = items(node, "pods")
+        .iter()
+        .filter(|p| p["phase"] == "Running")
+        .map(|p| {
+            let field = |k: &str| p[k].as_str().unwrap_or("").to_owned();
+            (field("name"), field("node"), field("ip"))
+        })
+        .collect();
+    out.sort();
+    out
+}
+
+/// Pod units of Deployment `app` (namespace default) that systemd on `node` runs: what is really
+/// running there, whatever any API says.
+pub fn active_pods(node: &Node, app: &str) -> Vec<String> {
+    node.sh(&format!(
+        "systemctl list-units --no-legend --plain --state=active 'podswarm-default_{app}-*.service'"
+    ))
+    .lines()
+    .filter_map(|l| l.split_whitespace().next().map(str::to_owned))
+    .collect()
+}
+
+/// A Deployment of the test image's web server (busybox httpd on 8080) with `replicas` pods.
+pub fn deployment(name: &str, replicas: u32) -> String {
+    format!(
+        "apiVersion: apps/v1
+kind: Deployment
+metadata: {{name: {name}}}
+spec:
+  replicas: {replicas}
+  selector: {{matchLabels: {{app: {name}}}}}
+  template:
+    metadata: {{labels: {{app: {name}}}}}
+    spec:
+      terminationGracePeriodSeconds: 1
+      containers:
+      - name: web
+        image: localhost/busybox:latest
+        imagePullPolicy: Never
+        command: [/bin/sh, -c, 'echo {name} is up; exec /bin/httpd -f -p 8080 -h /www']
+        ports: [{{name: http, containerPort: 8080}}]
+"
+    )
+}

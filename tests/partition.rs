@@ -1,0 +1,201 @@
+//! Partitions on four booted nodes with the package's binaries: a Deployment applied the moment
+//! the joins return gets four pods with four distinct addresses that every node reaches, then the
+//! cluster is split 2/2 (two bridges, as a failed switch would split it) for 60 s with writes on
+//! both sides, and healed. Afterwards every node sees all four nodes, every write from both sides
+//! is present (the later of two writes to one key wins), and systemd on the nodes runs exactly the
+//! desired pods, each once.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use podswarm_tests::ctl::{active_pods, deployment, deployments, ready_nodes, running};
+use podswarm_tests::node::{BootOptions, Bridge, Node, nodes_or_skip};
+
+const SUBNET: &str = "10.97.0";
+const NAMES: [&str; 4] = ["p1", "p2", "p3", "p4"];
+
+/// Every pod of `apps` that systemd runs anywhere, with its node; fails on a pod active twice.
+fn census(nodes: &[&Node], apps: &[&str]) -> BTreeMap<String, usize> {
+    let mut counts = BTreeMap::new();
+    for app in apps {
+        let mut units: Vec<String> = nodes.iter().flat_map(|n| active_pods(n, app)).collect();
+        let total = units.len();
+        units.sort();
+        units.dedup();
+        // A pod name active on two nodes at once counts as a mismatch, never as two replicas.
+        counts.insert(
+            (*app).to_owned(),
+            if units.len() == total {
+                total
+            } else {
+                usize::MAX
+            },
+        );
+    }
+    counts
+}
+
+#[test]
+fn a_two_two_split_with_writes_on_both_sides_heals_to_exactly_the_desired_pods() {
+    if nodes_or_skip("a_two_two_split_with_writes_on_both_sides_heals_to_exactly_the_desired_pods")
+        .is_none()
+    {
+        return;
+    }
+    let id = std::process::id() % 10_000;
+    let left = Bridge::create(&format!("pswl{id}"));
+    let right = Bridge::create(&format!("pswr{id}"));
+    let options = BootOptions {
+        bridge: Some(left.name.clone()),
+    };
+    let nodes: Vec<Node> = NAMES.iter().map(|n| Node::boot(n, &options)).collect();
+    for (i, node) in nodes.iter().enumerate() {
+        node.set_address(&format!("{SUBNET}.{}/24", i + 1));
+        node.import_busybox();
+        node.install_podswarm();
+    }
+    let all: Vec<&Node> = nodes.iter().collect();
+    let (p1, p3) = (&nodes[0], &nodes[2]);
+
+    p1.sh(&format!(
+        "podswarmctl cluster init --advertise-addr {SUBNET}.1"
+    ));
+    let token = p1.sh("podswarmctl cluster join-token").trim().to_owned();
+    for node in &nodes[1..] {
+        node.sh(&format!(
+            "podswarmctl cluster join {SUBNET}.1 --token {token}"
+        ));
+    }
+    // Applied at once, before the joined nodes have settled their pod subnets: every node held
+    // the same /24 as a one-node cluster, and no two live pods may ever share an address.
+    p1.write("/root/web.yaml", deployment("web", 4).as_bytes());
+    p1.sh("podswarmctl apply -f /root/web.yaml");
+    let started = Instant::now();
+    p1.wait_for(
+        "four pods running on four nodes",
+        Duration::from_secs(180),
+        || {
+            let pods = running(p1);
+            let mut ips: Vec<&str> = pods.iter().map(|(_, _, ip)| ip.as_str()).collect();
+            ips.sort();
+            let n = ips.len();
+            ips.dedup();
+            assert_eq!(ips.len(), n, "two running pods share an address: {pods:?}");
+            let mut on: Vec<&str> = pods.iter().map(|(_, n, _)| n.as_str()).collect();
+            on.sort();
+            on == NAMES
+        },
+    );
+    println!(
+        "four pods on four nodes {:.1} s after the apply",
+        started.elapsed().as_secs_f64()
+    );
+    for (pod, on, ip) in running(p1) {
+        for from in &nodes {
+            let body = from.sh(&format!("curl -sf --max-time 5 http://{ip}:8080/ || true"));
+            assert!(
+                body.contains("hello from podswarm"),
+                "{pod} on {on} at {ip} from {}: {body:?}",
+                from.name
+            );
+        }
+    }
+    // Processes and units agree with the API: one systemd unit per pod.
+    assert_eq!(
+        census(&all, &["web"]),
+        BTreeMap::from([("web".to_owned(), 4)])
+    );
+
+    // Split: p3 and p4 move to the other bridge. Each half sees only itself.
+    let cut = Instant::now();
+    right.attach(&nodes[2]);
+    right.attach(&nodes[3]);
+    for (i, node) in nodes.iter().enumerate() {
+        let side: &[&str] = if i < 2 { &NAMES[..2] } else { &NAMES[2..] };
+        node.wait_for("its half alone", Duration::from_secs(60), || {
+            ready_nodes(node) == side
+        });
+    }
+    // Writes on both sides: a new Deployment each, and both scale `web` (p3 later, so it wins).
+    p1.write("/root/a.yaml", deployment("a", 1).as_bytes());
+    p1.sh("podswarmctl apply -f /root/a.yaml && podswarmctl scale deploy/web --replicas 6");
+    p3.write("/root/b.yaml", deployment("b", 2).as_bytes());
+    p3.sh("podswarmctl apply -f /root/b.yaml && podswarmctl scale deploy/web --replicas 3");
+    p1.wait_for(
+        "the left half runs its view",
+        Duration::from_secs(90),
+        || {
+            census(&all[..2], &["web", "a"])
+                == BTreeMap::from([("a".to_owned(), 1), ("web".to_owned(), 6)])
+        },
+    );
+    p3.wait_for(
+        "the right half runs its view",
+        Duration::from_secs(90),
+        || {
+            census(&all[2..], &["web", "b"])
+                == BTreeMap::from([("b".to_owned(), 2), ("web".to_owned(), 3)])
+        },
+    );
+    std::thread::sleep(Duration::from_secs(60).saturating_sub(cut.elapsed()));
+
+    left.attach(&nodes[2]);
+    left.attach(&nodes[3]);
+    let healed = Instant::now();
+    for node in &nodes {
+        node.wait_for(
+            "all four nodes ready again",
+            Duration::from_secs(30),
+            || ready_nodes(node) == NAMES,
+        );
+    }
+    println!(
+        "the halves merged {:.1} s after the split healed",
+        healed.elapsed().as_secs_f64()
+    );
+    let want: BTreeMap<String, i64> = [("a", 1), ("b", 2), ("web", 3)]
+        .map(|(n, r)| (n.to_owned(), r))
+        .into();
+    for node in &nodes {
+        node.wait_for(
+            "every write from both halves",
+            Duration::from_secs(30),
+            || deployments(node) == want,
+        );
+    }
+    let expected: BTreeMap<String, usize> =
+        want.iter().map(|(k, v)| (k.clone(), *v as usize)).collect();
+    let mut last = BTreeMap::new();
+    p1.wait_for(
+        "exactly the desired pods, each once",
+        Duration::from_secs(120),
+        || {
+            let now = census(&all, &["web", "a", "b"]);
+            if now != last {
+                println!(
+                    "{:.1} s: {now:?}; units {:?}",
+                    healed.elapsed().as_secs_f64(),
+                    all.iter()
+                        .map(|n| (n.name.clone(), active_pods(n, "*")))
+                        .collect::<Vec<_>>()
+                );
+                last = now.clone();
+            }
+            now == expected
+        },
+    );
+    println!(
+        "exactly the desired pods {:.1} s after the split healed",
+        healed.elapsed().as_secs_f64()
+    );
+    for node in &nodes {
+        node.wait_for(
+            "the API shows the same running pods on every node",
+            Duration::from_secs(60),
+            || running(node).len() == 6,
+        );
+    }
+    drop(nodes);
+    drop(left);
+    drop(right);
+}
