@@ -112,7 +112,12 @@ impl Prober {
     /// Runs the probes that are due for running pods (`pod key → pod IP`); true if any pod's
     /// readiness changed.
     pub async fn tick(&self, running: &BTreeMap<String, String>) -> bool {
-        let now = Instant::now();
+        self.tick_at(running, Instant::now()).await
+    }
+
+    /// [`Prober::tick`] at a given moment: the schedule (initial delay, period) is a function of
+    /// the moments it is called at, so tests step through periods without sleeping.
+    pub async fn tick_at(&self, running: &BTreeMap<String, String>, now: Instant) -> bool {
         let mut due = Vec::new();
         {
             let probes = self.probes.read().unwrap_or_else(PoisonError::into_inner);
@@ -308,15 +313,19 @@ mod tests {
         let prober = Prober::new("podman".into());
         let running = BTreeMap::from([("ns/a".to_owned(), "127.0.0.1".to_owned())]);
         prober.set("ns/a", vec![probe(port, false, 2)]);
-        prober.tick(&running).await;
+        let start = Instant::now();
+        prober.tick_at(&running, start).await;
         assert!(prober.is_ready("ns/a"));
         drop(listener);
-        // One failure is not enough with failureThreshold 2; periods are 1 s.
-        tokio::time::sleep(Duration::from_millis(1050)).await;
-        prober.tick(&running).await;
+        // One failure is not enough with failureThreshold 2.
+        let first = start + Duration::from_millis(1050);
+        assert!(!prober.tick_at(&running, first).await);
         assert!(prober.is_ready("ns/a"));
-        tokio::time::sleep(Duration::from_millis(1050)).await;
-        assert!(prober.tick(&running).await);
+        assert!(
+            prober
+                .tick_at(&running, first + Duration::from_millis(1050))
+                .await
+        );
         assert!(!prober.is_ready("ns/a"));
     }
 }

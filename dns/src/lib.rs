@@ -177,6 +177,7 @@ impl Settings {
 pub struct Dns {
     local_addr: SocketAddr,
     views: Arc<ViewStore>,
+    view_status: tokio::sync::watch::Receiver<podswarm_view::watch::Status>,
     server: hickory_server::Server<Handler>,
     udp: tokio::task::JoinHandle<std::io::Result<()>>,
     watcher: tokio::task::JoinHandle<()>,
@@ -199,6 +200,12 @@ impl Dns {
     /// The view queries are answered from right now.
     pub fn view(&self) -> Arc<View> {
         self.views.get()
+    }
+
+    /// What the view's reloader has done: how many file versions it read, and the file's
+    /// current problem (a bad file keeps the last good view).
+    pub fn view_status(&self) -> tokio::sync::watch::Receiver<podswarm_view::watch::Status> {
+        self.view_status.clone()
     }
 
     /// Runs until the sockets fail (they do not, normally); for a binary without other work.
@@ -281,6 +288,7 @@ pub async fn serve(settings: Settings) -> Result<Dns, Error> {
     // from the empty one.
     // (A small file read once at start; blocking here holds up nothing else.)
     reloader.check();
+    let view_status = reloader.status();
     let watcher = tokio::spawn(watch::watch(reloader, settings.view_poll));
 
     let forwarder = Forwarder::new(
@@ -312,6 +320,7 @@ pub async fn serve(settings: Settings) -> Result<Dns, Error> {
     Ok(Dns {
         local_addr,
         views,
+        view_status,
         server,
         udp,
         watcher,

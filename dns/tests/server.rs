@@ -225,11 +225,20 @@ async fn a_missing_view_serves_nxdomain_until_the_file_appears() {
         assert!(Instant::now() < deadline, "the view was not picked up");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    // A broken replacement keeps the good view.
+    // A broken replacement keeps the good view (once the server has read it: waited for, not
+    // slept on, so the check cannot pass before the file was seen).
+    let mut status = s.dns.view_status();
+    let reads = status.borrow().reads;
     let tmp = s.dir.path().join("broken.tmp");
-    std::fs::write(&tmp, b"{\"version\": ").unwrap_or_else(|e| panic!("{e}"));
-    std::fs::rename(&tmp, &s.view_path).unwrap_or_else(|e| panic!("{e}"));
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    std::fs::write(&tmp, b"{\"version\": ").unwrap();
+    std::fs::rename(&tmp, &s.view_path).unwrap();
+    tokio::time::timeout(
+        Duration::from_secs(5),
+        status.wait_for(|st| st.reads > reads && st.problem.is_some()),
+    )
+    .await
+    .expect("the broken view was read")
+    .unwrap();
     let m = udp(s.addr(), WEB, RecordType::A).await;
     assert_eq!(addresses(&m).len(), 2);
     assert_eq!(s.dns.view().version, 1);

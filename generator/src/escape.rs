@@ -255,18 +255,38 @@ mod tests {
 
         #[test]
         fn raw_values_never_carry_line_breaks_or_quotes(s in any::<String>()) {
-            if let Ok(v) = raw(&s) {
-                prop_assert!(!v.0.chars().any(|c| c.is_control() || c == '"' || c == '\\'));
-                prop_assert_eq!(v.0.replace("%%", "%").replace("$$", "$"), s);
+            // Refused exactly when the text has what a verbatim key cannot carry: a generator
+            // that refused everything would otherwise pass.
+            let refusable = s.is_empty()
+                || s.starts_with(char::is_whitespace)
+                || s.ends_with(char::is_whitespace)
+                || s.chars().any(|c| c.is_control() || matches!(c, '"' | '\'' | '\\' | '\u{2028}' | '\u{2029}'));
+            match raw(&s) {
+                Ok(v) => {
+                    prop_assert!(!refusable, "accepted {s:?}");
+                    prop_assert!(!v.0.chars().any(|c| c.is_control() || c == '"' || c == '\\'));
+                    prop_assert_eq!(v.0.replace("%%", "%").replace("$$", "$"), s);
+                }
+                Err(e) => prop_assert!(refusable, "refused {s:?}: {e}"),
             }
         }
 
         #[test]
+        fn ordinary_raw_values_are_accepted(s in "[A-Za-z0-9/%$._:=,+@-][A-Za-z0-9/%$._:=,+@ -]{0,40}[A-Za-z0-9/%$._:=,+@-]") {
+            let v = raw(&s);
+            prop_assert!(v.is_ok(), "{s:?}: {v:?}");
+        }
+
+        #[test]
         fn json_arrays_decode_back(items in proptest::collection::vec(any::<String>(), 0..4)) {
-            if let Ok(v) = json_array(&items) {
-                prop_assert!(!v.0.chars().any(char::is_control));
-                let decoded: Vec<String> = serde_json::from_str(&v.0.replace("%%", "%").replace("$$", "$")).unwrap_or_default();
-                prop_assert_eq!(decoded, items);
+            match json_array(&items) {
+                Ok(v) => {
+                    prop_assert!(!v.0.chars().any(char::is_control));
+                    let decoded: Vec<String> = serde_json::from_str(&v.0.replace("%%", "%").replace("$$", "$")).unwrap();
+                    prop_assert_eq!(decoded, items);
+                }
+                // Only a NUL, which no argv can hold, is refused.
+                Err(e) => prop_assert!(items.iter().any(|s| s.contains('\0')), "{e}"),
             }
         }
     }

@@ -52,17 +52,7 @@ pub enum Request {
     Leave,
 }
 
-/// An error and its causes on one line.
-pub fn chain(e: &dyn std::error::Error) -> String {
-    let mut out = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        out.push_str(": ");
-        out.push_str(&s.to_string());
-        source = s.source();
-    }
-    out
-}
+pub use podswarm_config::process::error_chain as chain;
 
 fn entry_json(key: &str, entry: &podswarm_cluster::Entry) -> Value {
     json!({ "key": key, "version": entry.version.to_string(), "value": entry.value })

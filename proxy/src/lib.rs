@@ -89,17 +89,7 @@ pub enum Error {
     Tls(#[from] tls::TlsError),
 }
 
-/// An error and its sources on one line.
-pub fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut text = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        text.push_str(": ");
-        text.push_str(&s.to_string());
-        source = s.source();
-    }
-    text
-}
+pub use podswarm_config::process::error_chain;
 
 /// Everything [`serve`] needs.
 #[derive(Debug, Clone)]
@@ -202,6 +192,7 @@ pub struct IngressServer {
     http_addr: Option<SocketAddr>,
     https_addr: Option<SocketAddr>,
     current: Arc<Current<Snapshot>>,
+    view_status: watch::Receiver<podswarm_view::watch::Status>,
     stop: watch::Sender<bool>,
     listeners: Vec<JoinHandle<()>>,
     background: Vec<JoinHandle<()>>,
@@ -229,6 +220,12 @@ impl IngressServer {
     /// The version of the view requests are routed with right now.
     pub fn view_version(&self) -> u64 {
         self.current.get().version
+    }
+
+    /// What the view's reloader has done: how many file versions it read, and the file's
+    /// current problem (a bad file keeps the last good view).
+    pub fn view_status(&self) -> watch::Receiver<podswarm_view::watch::Status> {
+        self.view_status.clone()
     }
 
     /// The snapshot requests are routed with right now.
@@ -312,6 +309,7 @@ pub async fn serve(settings: Settings) -> Result<IngressServer, Error> {
     // The first read happens before anything is accepted, so a node that has a view never
     // answers from the empty one. (A small file read once at start.)
     reloader.check();
+    let view_status = reloader.status();
     let mut background = vec![tokio::spawn(podswarm_view::watch::watch(
         reloader,
         settings.view_poll,
@@ -385,6 +383,7 @@ pub async fn serve(settings: Settings) -> Result<IngressServer, Error> {
         http_addr,
         https_addr,
         current,
+        view_status,
         stop,
         listeners,
         background,
@@ -519,29 +518,11 @@ async fn connection(
     }
 }
 
-/// Forwards the `log` records of pingora and rustls to tracing (target `pingora`), up to
-/// `level`. Call once, in the binary.
+/// Forwards the `log` records of pingora and rustls to tracing (`tracing-log`), up to `level`.
+/// Call once, in the binary.
 pub fn forward_library_logs(level: log::LevelFilter) {
-    struct ToTracing;
-    impl log::Log for ToTracing {
-        fn enabled(&self, metadata: &log::Metadata<'_>) -> bool {
-            metadata.level() <= log::max_level()
-        }
-        fn log(&self, record: &log::Record<'_>) {
-            let module = record.module_path().unwrap_or_else(|| record.target());
-            let message = record.args();
-            match record.level() {
-                log::Level::Error => tracing::error!(target: "pingora", module, "{message}"),
-                log::Level::Warn => tracing::warn!(target: "pingora", module, "{message}"),
-                log::Level::Info => tracing::info!(target: "pingora", module, "{message}"),
-                log::Level::Debug => tracing::debug!(target: "pingora", module, "{message}"),
-                log::Level::Trace => tracing::trace!(target: "pingora", module, "{message}"),
-            }
-        }
-        fn flush(&self) {}
-    }
-    static LOGGER: ToTracing = ToTracing;
-    if log::set_logger(&LOGGER).is_ok() {
-        log::set_max_level(level);
-    }
+    // Already set (a second call, or a test harness): the first bridge stays.
+    let _ = tracing_log::LogTracer::builder()
+        .with_max_level(level)
+        .init();
 }

@@ -124,7 +124,7 @@ async fn the_binary_serves_the_view_and_stops_on_sigterm() {
         assert!(Instant::now() < deadline, "no exit after SIGTERM");
         tokio::time::sleep(Duration::from_millis(50)).await;
     };
-    // Outside systemd the log goes to the terminal (stdout); errors also to stderr.
+    // Outside systemd the log goes to stderr (stdout stays free for output).
     let read = |s: Option<&mut dyn std::io::Read>| {
         let mut text = String::new();
         if let Some(s) = s {
@@ -132,9 +132,10 @@ async fn the_binary_serves_the_view_and_stops_on_sigterm() {
         }
         text
     };
-    let log = read(child.stdout.as_mut().map(|s| s as &mut dyn std::io::Read));
-    let errors = read(child.stderr.as_mut().map(|s| s as &mut dyn std::io::Read));
-    assert!(exit.success(), "{exit}: {errors}\n{log}");
+    let out = read(child.stdout.as_mut().map(|s| s as &mut dyn std::io::Read));
+    let log = read(child.stderr.as_mut().map(|s| s as &mut dyn std::io::Read));
+    assert!(exit.success(), "{exit}: {log}");
+    assert!(out.is_empty(), "nothing but the log, and that on stderr: {out}");
     assert!(log.contains("podswarm-ingress ready"), "{log}");
     assert!(log.contains("routing view loaded"), "{log}");
     assert!(log.contains("podswarm-ingress stopping"), "{log}");

@@ -604,9 +604,18 @@ async fn a_view_that_appears_later_is_served() {
     );
     ing.load(&v).await;
     assert_eq!(get(ing.http(), "x.test", "/").await.backend(), "web");
-    // A broken file keeps the last good view.
-    std::fs::write(&ing.view_path, b"{broken").unwrap_or_else(|e| panic!("{e}"));
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    // A broken file keeps the last good view (once the server has read it: waited for, not
+    // slept on, so the check cannot pass before the file was seen).
+    let mut status = ing.server.view_status();
+    let reads = status.borrow().reads;
+    std::fs::write(&ing.view_path, b"{broken").unwrap();
+    tokio::time::timeout(
+        Duration::from_secs(5),
+        status.wait_for(|st| st.reads > reads && st.problem.is_some()),
+    )
+    .await
+    .expect("the broken view was read")
+    .unwrap();
     assert_eq!(get(ing.http(), "x.test", "/").await.backend(), "web");
     ing.server.shutdown().await;
 }

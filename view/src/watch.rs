@@ -82,6 +82,16 @@ impl Fingerprint {
 
 type Apply = Box<dyn FnMut(View) + Send>;
 
+/// What the reloader has done so far, for those who must know that a file was read, not guess
+/// (a test that writes a bad file and checks the old view is kept must first know it was read).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Status {
+    /// Versions of the file read so far, whether they parsed or not.
+    pub reads: u64,
+    /// The problem with the file right now, if any.
+    pub problem: Option<String>,
+}
+
 /// Loads the view file and hands each new version to the reader, remembering what it has seen
 /// and said.
 pub struct Reloader {
@@ -92,6 +102,7 @@ pub struct Reloader {
     last: Option<Fingerprint>,
     /// The last problem logged, so that each is logged once.
     last_problem: Option<String>,
+    status: tokio::sync::watch::Sender<Status>,
 }
 
 impl std::fmt::Debug for Reloader {
@@ -114,7 +125,21 @@ impl Reloader {
             missing: "no routing view yet: serving an empty one until it appears".to_owned(),
             last: None,
             last_problem: None,
+            status: tokio::sync::watch::channel(Status::default()).0,
         }
+    }
+
+    /// Follows what the reloader does (reads, the current problem), wherever it runs.
+    pub fn status(&self) -> tokio::sync::watch::Receiver<Status> {
+        self.status.subscribe()
+    }
+
+    fn publish(&self, read: bool) {
+        let problem = self.last_problem.clone();
+        self.status.send_modify(|s| {
+            s.reads += u64::from(read);
+            s.problem = problem;
+        });
     }
 
     /// What to log while no view has ever been read (what the reader does without one).
@@ -155,10 +180,12 @@ impl Reloader {
                     "the routing view is gone: keeping the last one".to_owned()
                 };
                 self.report(message, true);
+                self.publish(false);
                 return;
             }
             Err(e) => {
                 self.report(format!("cannot read the routing view: {e}"), false);
+                self.publish(false);
                 return;
             }
         };
@@ -173,6 +200,7 @@ impl Reloader {
             Ok(view) => {
                 self.last_problem = None;
                 (self.apply)(view);
+                self.publish(true);
             }
             Err(ViewError::Read { source, .. })
                 if source.kind() == std::io::ErrorKind::NotFound =>
@@ -186,6 +214,7 @@ impl Reloader {
                     ViewError::Invalid { .. } => e.to_string(),
                 };
                 self.report(format!("{detail}; keeping the current view"), false);
+                self.publish(true);
             }
         }
     }
