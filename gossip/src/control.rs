@@ -182,21 +182,34 @@ async fn answer(node: &Node, request: Request) -> Result<Value, Error> {
             })
             .await
         }
+        // Acknowledged only once on disk here (see `Session::until_durable`).
         Request::Put { key, value } => {
             check_key(&key)?;
-            node.with(|s| {
-                let e = s.write(&key, Some(value));
-                json!({ "version": e.version.to_string() })
-            })
-            .await
+            let (answer, durable) = node
+                .with(|s| {
+                    let e = s.write(&key, Some(value));
+                    (
+                        json!({ "version": e.version.to_string() }),
+                        s.until_durable(),
+                    )
+                })
+                .await?;
+            durable.await?;
+            Ok(answer)
         }
         Request::Delete { key } => {
             check_key(&key)?;
-            node.with(|s| {
-                let e = s.write(&key, None);
-                json!({ "version": e.version.to_string() })
-            })
-            .await
+            let (answer, durable) = node
+                .with(|s| {
+                    let e = s.write(&key, None);
+                    (
+                        json!({ "version": e.version.to_string() }),
+                        s.until_durable(),
+                    )
+                })
+                .await?;
+            durable.await?;
+            Ok(answer)
         }
         Request::JoinToken { rotate } => {
             let token = node.join_token(rotate).await?;

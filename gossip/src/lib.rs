@@ -110,4 +110,7 @@ pub enum Error {
     Refused(String),
     #[error(transparent)]
     Token(#[from] podswarm_cluster::TokenError),
+    /// The write is applied here (and may spread) but could not be made durable on this node.
+    #[error("the write could not be stored on disk: {0}")]
+    NotDurable(String),
 }

@@ -385,12 +385,24 @@ fn unexpected(peer: &str, msg: &Sync) -> Error {
     }
 }
 
+/// How far the replica's file has caught up with its changes.
+#[derive(Debug, Clone, Default)]
+struct Durability {
+    /// Every change up to this count is on disk.
+    flushed: u64,
+    /// Write attempts so far; with `error`, whether the latest failed and why.
+    attempts: u64,
+    error: Option<String>,
+}
+
 /// One running session.
 #[derive(Debug)]
 pub struct Session {
     shared: Shared,
     input: mpsc::Sender<Input>,
     tasks: JoinSet<()>,
+    durability: watch::Receiver<Durability>,
+    persist_now: Arc<tokio::sync::Notify>,
 }
 
 impl Session {
@@ -578,31 +590,66 @@ impl Session {
                 }
             });
         }
-        // Persistence and tombstone collection.
+        // Persistence and tombstone collection. The state is written every 300 ms when it
+        // changed, and at once when a write waits to be acknowledged (writes that arrive while
+        // one file is being written share the next: group commit).
+        let (durability_tx, durability) = watch::channel(Durability::default());
+        let persist_now = Arc::new(tokio::sync::Notify::new());
         {
             let replica = replica.clone();
+            let persist_now = persist_now.clone();
             let ttl = u64::try_from(settings.tombstone_ttl.as_millis()).unwrap_or(u64::MAX);
             tasks.spawn(async move {
                 let mut tick = tokio::time::interval(Duration::from_millis(300));
-                let mut rounds = 0u64;
+                tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+                let mut last_gc = tokio::time::Instant::now();
                 let mut failing = false;
                 loop {
-                    tick.tick().await;
-                    rounds += 1;
-                    let mut r = replica.lock().unwrap_or_else(|p| p.into_inner());
-                    if rounds.is_multiple_of(12_000) {
-                        let n = r.collect_garbage(ttl);
-                        if n > 0 {
-                            tracing::info!(tombstones = n, "collected old deletes");
-                        }
+                    tokio::select! {
+                        _ = tick.tick() => {}
+                        () = persist_now.notified() => {}
                     }
-                    match r.flush() {
-                        Ok(()) => failing = false,
-                        Err(e) if !failing => {
-                            failing = true;
-                            tracing::error!(error = %crate::control::chain(&e), "cannot persist the cluster state");
+                    let pending = {
+                        let mut r = replica.lock().unwrap_or_else(|p| p.into_inner());
+                        if last_gc.elapsed() >= Duration::from_secs(3600) {
+                            last_gc = tokio::time::Instant::now();
+                            let n = r.collect_garbage(ttl);
+                            if n > 0 {
+                                tracing::info!(tombstones = n, "collected old deletes");
+                            }
                         }
-                        Err(_) => {}
+                        r.pending()
+                    };
+                    let Some(pending) = pending else { continue };
+                    let written = tokio::task::spawn_blocking(move || pending.write()).await;
+                    match written {
+                        Ok(Ok(flushed)) => {
+                            if failing {
+                                tracing::info!("the cluster state is stored again");
+                            }
+                            failing = false;
+                            durability_tx.send_modify(|d| {
+                                d.flushed = d.flushed.max(flushed);
+                                d.attempts += 1;
+                                d.error = None;
+                            });
+                        }
+                        Ok(Err(e)) => {
+                            replica.lock().unwrap_or_else(|p| p.into_inner()).unflushed();
+                            let message = crate::control::chain(&e);
+                            if !failing {
+                                failing = true;
+                                tracing::error!(error = %message, "cannot persist the cluster state");
+                            }
+                            durability_tx.send_modify(|d| {
+                                d.attempts += 1;
+                                d.error = Some(message);
+                            });
+                        }
+                        Err(e) => {
+                            replica.lock().unwrap_or_else(|p| p.into_inner()).unflushed();
+                            tracing::error!(error = %e, "the state writer failed");
+                        }
                     }
                 }
             });
@@ -611,6 +658,8 @@ impl Session {
             shared,
             input: input_tx,
             tasks,
+            durability,
+            persist_now,
         };
         session.publish_node_record(settings);
         // A restarted node finds its cluster again through the node records it kept.
@@ -667,6 +716,30 @@ impl Session {
             tracing::debug!(key, "broadcast queue full");
         }
         entry
+    }
+
+    /// Resolves once every change made so far is on this node's disk, or fails when writing
+    /// it fails (a full disk): what a write waits for before it is acknowledged, so that an
+    /// acknowledged write survives a crash of this process even before any peer has it.
+    pub fn until_durable(&self) -> impl Future<Output = Result<(), Error>> + Send + use<> {
+        let target = self.shared.lock().written();
+        let mut durability = self.durability.clone();
+        let started = durability.borrow().attempts;
+        let persist_now = self.persist_now.clone();
+        async move {
+            persist_now.notify_one();
+            let wait = durability
+                .wait_for(|d| d.flushed >= target || (d.attempts > started && d.error.is_some()));
+            match tokio::time::timeout(IO_TIMEOUT, wait).await {
+                Ok(Ok(d)) if d.flushed >= target => Ok(()),
+                Ok(Ok(d)) => Err(Error::NotDurable(d.error.clone().unwrap_or_default())),
+                Ok(Err(_)) => Err(Error::NotDurable("the session stopped".to_owned())),
+                Err(_) => Err(Error::NotDurable(format!(
+                    "not written within {}s",
+                    IO_TIMEOUT.as_secs()
+                ))),
+            }
+        }
     }
 
     pub fn announce(&self, addr: SocketAddr) {
@@ -1073,6 +1146,47 @@ mod tests {
             probe_period: Duration::from_secs(1),
             reconnect_interval: Duration::from_secs(5),
         }
+    }
+
+    #[tokio::test]
+    async fn a_write_is_acknowledged_once_it_is_on_disk_and_refused_when_it_cannot_be() {
+        let dir = tempfile::tempdir().unwrap();
+        let state = dir.path().join("state");
+        std::fs::create_dir_all(&state).unwrap();
+        let node = Node::start(settings(dir.path())).await.unwrap();
+        let durable = node
+            .with(|s| {
+                s.write("objects/Pod/default/a", Some(json!({"v": 1})));
+                s.until_durable()
+            })
+            .await
+            .unwrap();
+        durable.await.unwrap();
+        // On disk already: the 300 ms round has not necessarily come.
+        let text = std::fs::read_to_string(state.join("replica.json")).unwrap();
+        assert!(text.contains("objects/Pod/default/a"), "{text}");
+
+        // Where nothing can be written, the write is not acknowledged, with the reason.
+        std::fs::remove_dir_all(&state).unwrap();
+        std::fs::write(&state, b"a file where the directory was").unwrap();
+        let durable = node
+            .with(|s| {
+                s.write("objects/Pod/default/b", Some(json!({"v": 2})));
+                s.until_durable()
+            })
+            .await
+            .unwrap();
+        let e = durable.await.unwrap_err();
+        assert!(
+            matches!(&e, Error::NotDurable(m) if m.contains("replica.json")),
+            "{e}"
+        );
+        // Once it can be written again, both writes are there.
+        std::fs::remove_file(&state).unwrap();
+        let durable = node.with(|s| s.until_durable()).await.unwrap();
+        durable.await.unwrap();
+        let text = std::fs::read_to_string(state.join("replica.json")).unwrap();
+        assert!(text.contains("objects/Pod/default/b"), "{text}");
     }
 
     #[tokio::test]

@@ -90,7 +90,35 @@ pub async fn read_frame<R: AsyncReadExt + Unpin>(r: &mut R) -> std::io::Result<V
             format!("frame of {len} bytes is over the limit"),
         ));
     }
-    let mut buf = vec![0u8; len];
-    r.read_exact(&mut buf).await?;
+    // Grown as bytes arrive, not allocated up front: the length is the unauthenticated sender's
+    // claim, and a peer that claims 64 MiB and sends nothing must cost nothing.
+    let mut buf = Vec::with_capacity(len.min(64 << 10));
+    r.take(len as u64).read_to_end(&mut buf).await?;
+    if buf.len() != len {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::UnexpectedEof,
+            format!("frame ended after {} of {len} bytes", buf.len()),
+        ));
+    }
     Ok(buf)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn frames_round_trip_and_a_short_or_oversized_one_is_refused() {
+        let mut wire = Vec::new();
+        write_frame(&mut wire, b"hello").await.unwrap();
+        assert_eq!(read_frame(&mut wire.as_slice()).await.unwrap(), b"hello");
+        // Claims 1 MiB, sends 3 bytes: refused, nothing like 1 MiB held.
+        let mut short = (1u32 << 20).to_be_bytes().to_vec();
+        short.extend_from_slice(b"abc");
+        let e = read_frame(&mut short.as_slice()).await.unwrap_err();
+        assert_eq!(e.kind(), std::io::ErrorKind::UnexpectedEof);
+        let huge = u32::try_from(MAX_FRAME + 1).unwrap().to_be_bytes();
+        let e = read_frame(&mut huge.as_slice()).await.unwrap_err();
+        assert_eq!(e.kind(), std::io::ErrorKind::InvalidData);
+    }
 }

@@ -37,7 +37,41 @@ pub struct Replica {
     clock: Clock,
     path: PathBuf,
     dirty: bool,
+    /// Changes so far (local writes, merges, collections): what a flush makes durable.
+    written: u64,
+    /// The change count of the state on disk, held while writing: writes are serialised and
+    /// never replace a newer file with an older state.
+    on_disk: std::sync::Arc<std::sync::Mutex<u64>>,
     changes: broadcast::Sender<Change>,
+}
+
+/// The state as it was when taken, to be written outside the lock.
+#[derive(Debug)]
+pub struct Pending {
+    /// Every change up to this one is in `bytes`.
+    pub written: u64,
+    path: PathBuf,
+    bytes: Vec<u8>,
+    on_disk: std::sync::Arc<std::sync::Mutex<u64>>,
+}
+
+impl Pending {
+    /// Replaces the state file atomically (temp, fsync, rename, fsync), unless a newer state is
+    /// already there. Blocking.
+    pub fn write(&self) -> Result<u64, Error> {
+        let mut on_disk = self.on_disk.lock().unwrap_or_else(|p| p.into_inner());
+        if *on_disk >= self.written && self.written > 0 {
+            return Ok(*on_disk);
+        }
+        podswarm_config::process::write_atomic(&self.path, &self.bytes, 0o600).map_err(
+            |source| Error::Write {
+                path: self.path.clone(),
+                source,
+            },
+        )?;
+        *on_disk = self.written;
+        Ok(self.written)
+    }
 }
 
 impl Replica {
@@ -78,6 +112,8 @@ impl Replica {
             clock,
             path,
             dirty: false,
+            written: 0,
+            on_disk: std::sync::Arc::default(),
             changes,
         })
     }
@@ -139,8 +175,14 @@ impl Replica {
             .and_then(|(_, v)| v.get("name")?.as_str().map(str::to_owned))
     }
 
+    /// How many changes this replica has taken so far.
+    pub fn written(&self) -> u64 {
+        self.written
+    }
+
     fn changed(&mut self, key: &str, entry: &Entry) {
         self.dirty = true;
+        self.written += 1;
         // No subscriber is fine.
         let _ = self.changes.send(Change {
             key: key.to_owned(),
@@ -152,26 +194,46 @@ impl Replica {
         let n = self.store.collect_garbage(wall_millis(), ttl_millis);
         if n > 0 {
             self.dirty = true;
+            self.written += 1;
         }
         n
     }
 
-    /// Writes the file if anything changed since the last flush.
-    pub fn flush(&mut self) -> Result<(), Error> {
+    /// The state to write, if anything changed since the last one was taken. Serialised under
+    /// the lock, written outside it ([`Pending::write`]); after a failed write call
+    /// [`Replica::unflushed`] so the next round tries again.
+    pub fn pending(&mut self) -> Option<Pending> {
         if !self.dirty {
-            return Ok(());
+            return None;
         }
         let persisted = Persisted {
             cluster: self.cluster,
             store: self.store.clone(),
         };
-        let write = |source| Error::Write {
-            path: self.path.clone(),
-            source,
-        };
-        let bytes = serde_json::to_vec(&persisted).map_err(|e| write(std::io::Error::other(e)))?;
-        podswarm_config::process::write_atomic(&self.path, &bytes, 0o600).map_err(write)?;
+        // A store of JSON values always serialises; were it ever not to, it stays dirty.
+        let bytes = serde_json::to_vec(&persisted).ok()?;
         self.dirty = false;
+        Some(Pending {
+            written: self.written,
+            path: self.path.clone(),
+            bytes,
+            on_disk: self.on_disk.clone(),
+        })
+    }
+
+    /// The last state taken was not written: take it again next time.
+    pub fn unflushed(&mut self) {
+        self.dirty = true;
+    }
+
+    /// Writes the file now if anything changed since the last flush (at stop).
+    pub fn flush(&mut self) -> Result<(), Error> {
+        if let Some(p) = self.pending()
+            && let Err(e) = p.write()
+        {
+            self.unflushed();
+            return Err(e);
+        }
         Ok(())
     }
 }

@@ -135,7 +135,10 @@ async fn the_binary_serves_the_view_and_stops_on_sigterm() {
     let out = read(child.stdout.as_mut().map(|s| s as &mut dyn std::io::Read));
     let log = read(child.stderr.as_mut().map(|s| s as &mut dyn std::io::Read));
     assert!(exit.success(), "{exit}: {log}");
-    assert!(out.is_empty(), "nothing but the log, and that on stderr: {out}");
+    assert!(
+        out.is_empty(),
+        "nothing but the log, and that on stderr: {out}"
+    );
     assert!(log.contains("podswarm-ingress ready"), "{log}");
     assert!(log.contains("routing view loaded"), "{log}");
     assert!(log.contains("podswarm-ingress stopping"), "{log}");
