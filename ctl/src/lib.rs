@@ -1,17 +1,21 @@
 //! podswarmctl as a library: its command line (for man pages and completions), the API client, and
 //! the commands. The binary in `main.rs` only dispatches.
+//!
+//! `cmd/` holds one module per subcommand, each with its flags and its `run`; what several
+//! commands share sits beside it: [`client`] (the API), [`input`] (reading `-f` manifests) and
+//! [`output`] (kubectl-shaped tables, ages, `-o json|yaml`). Resource words (`po`, `deploy` …)
+//! are resolved through `podswarm_manifest::kinds`, the one table the API uses too.
 
 pub mod client;
-pub mod cluster;
-pub mod dns;
-pub mod membership;
-pub mod render;
+pub mod cmd;
+pub mod input;
+pub mod output;
 
 pub mod cli {
     //! The command line definition.
     use clap::{Parser, Subcommand};
 
-    use crate::{cluster, dns, membership, render};
+    use crate::cmd;
 
     #[derive(Debug, Parser)]
     #[command(
@@ -42,75 +46,26 @@ pub mod cli {
     #[derive(Debug, Subcommand)]
     pub enum Command {
         /// Create or update objects from files, directories or standard input
-        Apply {
-            #[command(flatten)]
-            inputs: render::Inputs,
-        },
+        Apply(cmd::apply::Args),
         /// List pods, deployments, services, ingresses or nodes
-        Get {
-            resource: String,
-            name: Option<String>,
-            #[command(flatten)]
-            scope: cluster::Scope,
-            #[arg(short = 'o', long, value_enum)]
-            output: Option<cluster::Output>,
-        },
+        Get(cmd::get::Args),
         /// Show details of a pod, deployment or service
-        Describe {
-            resource: String,
-            name: String,
-            #[command(flatten)]
-            scope: cluster::Scope,
-        },
+        Describe(cmd::describe::Args),
         /// Delete the objects of a file, or one object by kind and name
-        Delete {
-            #[arg(short = 'f', long = "filename", value_name = "FILE|DIR|-")]
-            files: Vec<String>,
-            kind: Option<String>,
-            name: Option<String>,
-            #[command(flatten)]
-            scope: cluster::Scope,
-        },
+        Delete(cmd::delete::Args),
         /// Print a pod's logs (its units' journal)
-        Logs {
-            pod: String,
-            /// Only this container's output
-            #[arg(short = 'c', long)]
-            container: Option<String>,
-            #[arg(short = 'f', long)]
-            follow: bool,
-            #[arg(long)]
-            tail: Option<u64>,
-            #[command(flatten)]
-            scope: cluster::Scope,
-        },
+        Logs(cmd::logs::Args),
         /// Set a deployment's replica count: scale deploy/NAME --replicas N
-        Scale {
-            target: String,
-            name: Option<String>,
-            #[arg(long)]
-            replicas: i32,
-            #[command(flatten)]
-            scope: cluster::Scope,
-        },
+        Scale(cmd::scale::Args),
         /// Create, join or leave a cluster (on this node)
-        Cluster(membership::ClusterArgs),
+        Cluster(cmd::cluster::Args),
         /// Cluster DNS settings
-        Dns {
-            #[command(subcommand)]
-            command: dns::DnsCommand,
-        },
+        Dns(cmd::dns::Args),
         /// Manage API tokens
-        Token {
-            #[command(subcommand)]
-            command: cluster::TokenCommand,
-        },
+        Token(cmd::token::Args),
         /// Print or write the Quadlet files a node would install for manifests, without a cluster
-        Render(render::RenderArgs),
+        Render(cmd::render::Args),
         /// Print a shell completion script
-        Completion {
-            #[arg(value_enum)]
-            shell: clap_complete::Shell,
-        },
+        Completion(cmd::completion::Args),
     }
 }

@@ -1,78 +1,34 @@
 //! `podswarmctl`: the kubectl-shaped command line of podswarm.
 //!
 //! This binary is deliberately thin: parsing and validation live in `podswarm-manifest`, rendering
-//! in `podswarm-generator`, so `render` shows exactly what a node would install.
+//! in `podswarm-generator`, so `render` shows exactly what a node would install; each command is
+//! its own module under `cmd/`.
 
 use podswarmctl::cli::{Cli, Command};
-use podswarmctl::{client, cluster, dns, membership, render};
+use podswarmctl::{client, cmd};
 
 use std::io::Write;
 use std::process::ExitCode;
 
-use clap::{CommandFactory, Parser};
-
-const MAX_MANIFEST_BYTES: usize = 4 << 20;
+use clap::Parser;
 
 async fn dispatch(cli: Cli) -> anyhow::Result<()> {
+    // Only commands that talk to the API build a client, so `render` and `completion` work
+    // whatever --server says.
     let client =
         || client::Client::new(cli.server.as_deref(), cli.token.clone(), cli.socket.clone());
     match &cli.command {
-        Command::Render(args) => render::run(args),
-        Command::Completion { shell } => {
-            clap_complete::generate(
-                *shell,
-                &mut Cli::command(),
-                "podswarmctl",
-                &mut std::io::stdout(),
-            );
-            Ok(())
-        }
-        Command::Apply { inputs } => {
-            cluster::apply(&client()?, &inputs.files, MAX_MANIFEST_BYTES).await
-        }
-        Command::Get {
-            resource,
-            name,
-            scope,
-            output,
-        } => cluster::get_many(&client()?, resource, name.as_deref(), scope, *output).await,
-        Command::Describe {
-            resource,
-            name,
-            scope,
-        } => cluster::describe(&client()?, resource, name, scope).await,
-        Command::Delete {
-            files,
-            kind,
-            name,
-            scope,
-        } => {
-            cluster::delete(
-                &client()?,
-                files,
-                kind.as_deref(),
-                name.as_deref(),
-                scope,
-                MAX_MANIFEST_BYTES,
-            )
-            .await
-        }
-        Command::Logs {
-            pod,
-            container,
-            follow,
-            tail,
-            scope,
-        } => cluster::logs(&client()?, pod, container.as_deref(), *follow, *tail, scope).await,
-        Command::Scale {
-            target,
-            name,
-            replicas,
-            scope,
-        } => cluster::scale(&client()?, target, name.as_deref(), *replicas, scope).await,
-        Command::Token { command } => cluster::token(&client()?, command).await,
-        Command::Cluster(args) => membership::run(args).await,
-        Command::Dns { command } => dns::run(&client()?, command).await,
+        Command::Render(args) => cmd::render::run(args),
+        Command::Completion(args) => cmd::completion::run(args),
+        Command::Cluster(args) => cmd::cluster::run(args).await,
+        Command::Apply(args) => cmd::apply::run(&client()?, args).await,
+        Command::Get(args) => cmd::get::run(&client()?, args).await,
+        Command::Describe(args) => cmd::describe::run(&client()?, args).await,
+        Command::Delete(args) => cmd::delete::run(&client()?, args).await,
+        Command::Logs(args) => cmd::logs::run(&client()?, args).await,
+        Command::Scale(args) => cmd::scale::run(&client()?, args).await,
+        Command::Token(args) => cmd::token::run(&client()?, args).await,
+        Command::Dns(args) => cmd::dns::run(&client()?, args).await,
     }
 }
 

@@ -15,6 +15,7 @@ use podswarm_config::{Config, ConfigArgs};
 pub struct Args {
     #[command(flatten)]
     pub common: ConfigArgs,
+    /// This node's name (default: the host name)
     #[arg(long, env = "PODSWARM_NODE_NAME")]
     pub node_name: Option<String>,
     /// UDP and TCP address to listen on
@@ -26,8 +27,10 @@ pub struct Args {
     /// Control socket
     #[arg(long, env = "PODSWARM_GOSSIP_SOCKET")]
     pub socket: Option<PathBuf>,
+    /// Directory of the cluster identity and key
     #[arg(long, env = "PODSWARM_KEY_DIR")]
     pub key_dir: Option<PathBuf>,
+    /// State directory; the replicated state is kept in its gossip/ subdirectory
     #[arg(long, env = "PODSWARM_STATE_DIR")]
     pub state_dir: Option<PathBuf>,
 }

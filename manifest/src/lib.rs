@@ -16,6 +16,7 @@
 //! apply time, on whatever node receives it, rather than fail later on the node that runs the pod.
 
 mod error;
+pub mod kinds;
 mod names;
 mod parse;
 mod pods;

@@ -1,30 +1,19 @@
 //! `podswarmctl render`: manifests in, the files a node would install out, as if every pod were
 //! placed on one node. A dry run users can read, diff and check with Quadlet's own `--dryrun`.
 
-use std::io::{Read, Write};
+use std::io::Write;
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result};
 use ipnet::Ipv4Net;
 use podswarm_generator::{MultiContainer, NodeContext, Options, PodNetwork, render_node};
 use podswarm_manifest::{Limits, Manifest, Policy, parse};
 
-/// The manifests a command reads (`-f`, repeatable), shared by `apply` and `render`.
-#[derive(Debug, clap::Args)]
-pub struct Inputs {
-    /// Manifest file, directory of .yaml/.yml/.json files, or - for standard input (repeatable)
-    #[arg(
-        short = 'f',
-        long = "filename",
-        required = true,
-        value_name = "FILE|DIR|-"
-    )]
-    pub files: Vec<String>,
-}
+use crate::input::{Inputs, inputs, read_input};
 
 #[derive(Debug, clap::Args)]
-pub struct RenderArgs {
+pub struct Args {
     #[command(flatten)]
     inputs: Inputs,
     /// Write the files into this directory instead of printing them
@@ -60,75 +49,13 @@ pub struct RenderArgs {
     max_bytes: usize,
 }
 
-/// Reads one input, refusing oversized files before reading them whole.
-pub fn read_input(path: &str, limit: usize) -> Result<(String, String)> {
-    let mut bytes = Vec::new();
-    let name = if path == "-" {
-        std::io::stdin()
-            .lock()
-            .take(limit as u64 + 1)
-            .read_to_end(&mut bytes)
-            .context("cannot read standard input")?;
-        "<stdin>".to_owned()
-    } else {
-        let file = std::fs::File::open(path).with_context(|| format!("cannot open {path}"))?;
-        let size = file.metadata().map(|m| m.len()).unwrap_or(0);
-        if size > limit as u64 {
-            bail!("{path} is {size} bytes, over the limit of {limit} bytes");
-        }
-        file.take(limit as u64 + 1)
-            .read_to_end(&mut bytes)
-            .with_context(|| format!("cannot read {path}"))?;
-        path.to_owned()
-    };
-    if bytes.len() > limit {
-        bail!("{name} is over the limit of {limit} bytes");
-    }
-    let text = String::from_utf8(bytes).map_err(|e| {
-        anyhow::anyhow!(
-            "{name} is not UTF-8 text (invalid byte at offset {})",
-            e.utf8_error().valid_up_to()
-        )
-    })?;
-    Ok((name, text))
-}
-
-/// Expands `-f` arguments: directories give their manifest files in name order (not recursive,
-/// as kubectl without -R).
-pub fn inputs(files: &[String]) -> Result<Vec<String>> {
-    let mut out = Vec::new();
-    for f in files {
-        let path = Path::new(f);
-        if f != "-" && path.is_dir() {
-            let mut entries: Vec<String> = std::fs::read_dir(path)
-                .with_context(|| format!("cannot list {f}"))?
-                .filter_map(|e| e.ok().map(|e| e.path()))
-                .filter(|p| {
-                    p.is_file()
-                        && p.extension()
-                            .is_some_and(|x| x == "yaml" || x == "yml" || x == "json")
-                })
-                .map(|p| p.to_string_lossy().into_owned())
-                .collect();
-            entries.sort();
-            if entries.is_empty() {
-                bail!("{f} holds no .yaml, .yml or .json files");
-            }
-            out.extend(entries);
-        } else {
-            out.push(f.clone());
-        }
-    }
-    Ok(out)
-}
-
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]
 enum MultiMode {
     Pod,
     Kube,
 }
 
-pub fn run(args: &RenderArgs) -> Result<()> {
+pub fn run(args: &Args) -> Result<()> {
     let policy = Policy {
         host_path_allow: args.host_path_allow.clone(),
     };

@@ -6,12 +6,12 @@ use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
-use clap::{Args, Subcommand};
+use clap::Subcommand;
 use podswarm_gossip::control::client::request;
 use serde_json::{Value, json};
 
-#[derive(Debug, Args)]
-pub struct ClusterArgs {
+#[derive(Debug, clap::Args)]
+pub struct Args {
     /// podswarm-gossip's control socket
     #[arg(
         long,
@@ -44,6 +44,7 @@ pub enum ClusterCommand {
     },
     /// Print the join token; --rotate replaces it (the old one stops working everywhere)
     JoinToken {
+        /// Replace the token with a new one; the old one stops working on every node
         #[arg(long)]
         rotate: bool,
     },
@@ -51,6 +52,7 @@ pub enum ClusterCommand {
     Leave,
     /// Show this node's cluster, members and gossip counters
     Status {
+        /// Output format (default: a table)
         #[arg(short = 'o', long, value_enum)]
         output: Option<StatusOutput>,
     },
@@ -65,7 +67,7 @@ async fn call(socket: &Path, body: Value) -> Result<Value> {
     Ok(request(socket, &body).await?)
 }
 
-pub async fn run(args: &ClusterArgs) -> Result<()> {
+pub async fn run(args: &Args) -> Result<()> {
     let socket = &args.gossip_socket;
     match &args.command {
         ClusterCommand::Init { advertise_addr } => {

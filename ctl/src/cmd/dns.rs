@@ -8,6 +8,12 @@ use serde_json::{Value, json};
 
 use crate::client::Client;
 
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    #[command(subcommand)]
+    pub command: DnsCommand,
+}
+
 #[derive(Debug, Subcommand)]
 pub enum DnsCommand {
     /// The forwarding whitelist
@@ -25,16 +31,19 @@ pub enum WhitelistCommand {
     Set {
         /// Domains whose names (and subdomains) are forwarded
         hosts: Vec<String>,
+        /// Whether the list is enforced; false forwards every name and keeps the list
         #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
         enabled: bool,
     },
     /// Add domains
     Add {
+        /// Domains whose names (and subdomains) are forwarded from now on
         #[arg(required = true)]
         hosts: Vec<String>,
     },
     /// Remove domains
     Remove {
+        /// Domains to take off the list
         #[arg(required = true)]
         hosts: Vec<String>,
     },
@@ -55,8 +64,8 @@ fn print(v: &Value) {
     }
 }
 
-pub async fn run(client: &Client, command: &DnsCommand) -> Result<()> {
-    let DnsCommand::Whitelist { command } = command;
+pub async fn run(client: &Client, args: &Args) -> Result<()> {
+    let DnsCommand::Whitelist { command } = &args.command;
     let path = "/api/v1/dns/whitelist";
     let v = match command {
         WhitelistCommand::Get => client.json(Method::GET, path, None, &[]).await?,

@@ -1,0 +1,64 @@
+//! `podswarmctl logs`: a pod's journal, streamed as it arrives (the API proxies it from the node
+//! that runs the pod), so `-f` shows lines as they are written.
+
+use std::io::Write;
+
+use anyhow::{Context, Result, bail};
+use http_body_util::BodyExt;
+use hyper::Method;
+use serde_json::Value;
+
+use super::Scope;
+use crate::client::Client;
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// The pod's name
+    pub pod: String,
+    /// Only this container's output
+    #[arg(short = 'c', long)]
+    pub container: Option<String>,
+    /// Keep printing new lines as they are logged
+    #[arg(short = 'f', long)]
+    pub follow: bool,
+    /// Only this many of the most recent lines
+    #[arg(long)]
+    pub tail: Option<u64>,
+    #[command(flatten)]
+    pub scope: Scope,
+}
+
+pub async fn run(client: &Client, args: &Args) -> Result<()> {
+    let mut path = format!(
+        "/api/v1/pods/{}/{}/logs?follow={}",
+        args.scope.namespace, args.pod, args.follow
+    );
+    if let Some(n) = args.tail {
+        path.push_str(&format!("&tail={n}"));
+    }
+    if let Some(c) = &args.container {
+        path.push_str(&format!("&container={c}"));
+    }
+    let response = client.send(Method::GET, &path, None, &[]).await?;
+    let status = response.status();
+    let mut body = response.into_body();
+    if !status.is_success() {
+        let bytes = body.collect().await?.to_bytes();
+        let value: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+        bail!(
+            "{}",
+            value
+                .get("error")
+                .and_then(Value::as_str)
+                .unwrap_or("the API refused the request")
+        );
+    }
+    let mut stdout = std::io::stdout().lock();
+    while let Some(frame) = body.frame().await {
+        if let Ok(data) = frame.context("the log stream broke")?.into_data() {
+            stdout.write_all(&data)?;
+            stdout.flush()?;
+        }
+    }
+    Ok(())
+}
