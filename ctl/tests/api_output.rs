@@ -31,10 +31,10 @@ fn api() -> Router {
                     {"namespace": "default", "name": "web-abc-0", "node": "node1", "ip": "10.244.0.2", "phase": "Running", "ready": true, "restarts": 0,
                      "reason": null, "created": t - 300, "owner": "Deployment/web", "containers": [{"name": "app", "state": "active/running"}]},
                     {"namespace": "default", "name": "web-abc-1", "node": "node1", "ip": "10.244.0.3", "phase": "Running", "ready": false, "restarts": 4,
-                     "reason": "container app is restarting after exiting with status 1 (4 restarts)", "created": t - 7300, "owner": "Deployment/web",
+                     "reason": "CrashLoopBackOff", "message": "container app exited with status 1; restarting (4 restarts)", "created": t - 7300, "owner": "Deployment/web",
                      "containers": [{"name": "app", "state": "activating/auto-restart"}]},
                     {"namespace": "shop", "name": "db-x-0", "node": "node1", "ip": null, "phase": "Pending", "ready": false, "restarts": 0,
-                     "reason": "waiting for Secret shop/db", "created": t - 90000, "containers": []}
+                     "reason": "ContainerCreating", "message": "waiting for Secret shop/db", "created": t - 90000, "containers": []}
                 ]}))
             }),
         )

@@ -3,44 +3,50 @@
 //! The same routes are served twice: on TCP, where every request needs a bearer token (stored only
 //! as a hash), and on the node's Unix socket, where the kernel-reported peer credentials decide
 //! (root or the `podswarm` group), so `podswarmctl` on a node needs no token.
+//!
+//! This is the HTTP layer only. Reads answer from the current [`Snapshot`] of the read model
+//! ([`crate::model`]), which derives pods, endpoints and Deployment status once per change for
+//! every reader; writes go to the replicated state through the [`Link`], and a handler that wrote
+//! answers only once the snapshot includes its write ([`Model::settled`]). Request bodies are
+//! extractors ([`body`]) whose rejections keep the error shape.
 
-use std::collections::BTreeMap;
+mod body;
+
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 
 use axum::Router;
 use axum::body::{Body, Bytes};
 use axum::extract::connect_info::Connected;
 use axum::extract::{ConnectInfo, DefaultBodyLimit, Path, Query, Request, State as AxState};
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::{StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post, put};
 use axum::serve::IncomingStream;
-use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use podswarm_manifest::{Limits, Object, Policy};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-use crate::reconcile::{Metrics, Phase, PodView, PodViews};
-use crate::state::{Action, ObjectKey, State};
+use self::body::{JsonBody, JsonShape, Manifests};
+use crate::link::Link;
+use crate::metrics::Exporter;
+use crate::model::{Model, Snapshot, WHITELIST_KEY};
+use crate::state::{Action, Entry, ObjectKey, State};
 
 /// Everything the handlers read.
 pub struct Api {
     pub state: Arc<State>,
-    pub views: PodViews,
-    pub metrics: Arc<Metrics>,
-    pub reloads: Arc<dyn Fn() -> u64 + Send + Sync>,
+    /// The replicated state: every write goes there.
+    pub link: Arc<Link>,
+    /// What every read answers from.
+    pub model: Arc<Model>,
+    pub metrics: Exporter,
     pub limits: Limits,
     pub policy: Policy,
     pub node_name: String,
-    pub node_ip: Option<String>,
-    pub pod_subnet: String,
     pub journalctl: PathBuf,
     pub socket_group: String,
-    /// The replicated state: writes go there, and pods on other nodes come from it.
-    pub link: Option<Arc<crate::link::Link>>,
     /// The TCP API's port, which every node is assumed to share (for node-to-node requests).
     pub api_port: Option<u16>,
 }
@@ -173,10 +179,7 @@ async fn require_token(AxState(api): AxState<Shared>, request: Request, next: Ne
     match token {
         Some(t)
             if api.state.verify_token(t)
-                || api
-                    .link
-                    .as_ref()
-                    .is_some_and(|l| l.verify_token(t, api.state.now())) =>
+                || crate::state::token_matches(api.model.current().tokens(), t, api.state.now()) =>
         {
             next.run(request).await
         }
@@ -186,24 +189,48 @@ async fn require_token(AxState(api): AxState<Shared>, request: Request, next: Ne
 }
 
 /// The peer of a Unix socket connection, as the kernel reports it.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct Peer {
     pub uid: Option<u32>,
     pub gid: Option<u32>,
+    /// Whether the socket group admits this peer: looked up once per connection, off the async
+    /// runtime (NSS may block), and shared by the connection's requests. A change of membership
+    /// applies from the next connection on.
+    admitted: Arc<tokio::sync::OnceCell<bool>>,
 }
 
 impl Connected<IncomingStream<'_, tokio::net::UnixListener>> for Peer {
     fn connect_info(stream: IncomingStream<'_, tokio::net::UnixListener>) -> Self {
-        match stream.io().peer_cred() {
-            Ok(c) => Peer {
-                uid: Some(c.uid()),
-                gid: Some(c.gid()),
-            },
-            Err(_) => Peer {
-                uid: None,
-                gid: None,
-            },
+        let (uid, gid) = match stream.io().peer_cred() {
+            Ok(c) => (Some(c.uid()), Some(c.gid())),
+            Err(_) => (None, None),
+        };
+        Peer {
+            uid,
+            gid,
+            admitted: Arc::default(),
         }
+    }
+}
+
+impl Peer {
+    /// Root, a process of the socket group, or a member of it.
+    async fn admitted(&self, group: &str) -> bool {
+        let (Some(uid), Some(gid)) = (self.uid, self.gid) else {
+            return false;
+        };
+        if uid == 0 {
+            return true;
+        }
+        let group = group.to_owned();
+        *self
+            .admitted
+            .get_or_init(|| async move {
+                tokio::task::spawn_blocking(move || crate::groups::admits(&group, uid, gid))
+                    .await
+                    .unwrap_or(false)
+            })
+            .await
     }
 }
 
@@ -218,7 +245,7 @@ async fn require_peer(
     request: Request,
     next: Next,
 ) -> Response {
-    if peer_allowed(&peer, &api.socket_group) {
+    if peer.admitted(&api.socket_group).await {
         next.run(request).await
     } else {
         ApiError::new(
@@ -232,43 +259,6 @@ async fn require_peer(
     }
 }
 
-/// A group's id and members from /etc/group.
-pub fn group_entry(name: &str) -> Option<(Option<u32>, Vec<String>)> {
-    std::fs::read_to_string("/etc/group")
-        .ok()?
-        .lines()
-        .find_map(|l| {
-            let f: Vec<&str> = l.split(':').collect();
-            (f.len() >= 4 && f[0] == name).then(|| {
-                (
-                    f[2].parse().ok(),
-                    f[3].split(',')
-                        .filter(|m| !m.is_empty())
-                        .map(str::to_owned)
-                        .collect(),
-                )
-            })
-        })
-}
-
-fn peer_allowed(peer: &Peer, group: &str) -> bool {
-    let Some(uid) = peer.uid else { return false };
-    if uid == 0 {
-        return true;
-    }
-    let Some((gid, members)) = group_entry(group) else {
-        return false;
-    };
-    if gid.is_some() && peer.gid == gid {
-        return true;
-    }
-    let passwd = std::fs::read_to_string("/etc/passwd").unwrap_or_default();
-    passwd.lines().any(|l| {
-        let f: Vec<&str> = l.split(':').collect();
-        f.len() >= 3 && f[2].parse::<u32>().ok() == Some(uid) && members.iter().any(|m| m == f[0])
-    })
-}
-
 #[derive(Debug, Serialize)]
 #[serde(rename_all = "camelCase")]
 struct Applied {
@@ -280,54 +270,20 @@ struct Applied {
 
 async fn apply_manifests(
     AxState(api): AxState<Shared>,
-    headers: HeaderMap,
-    body: Bytes,
+    Manifests(manifest): Manifests,
 ) -> ApiResult {
-    let source = headers
-        .get("x-podswarm-source")
-        .and_then(|v| v.to_str().ok())
-        .filter(|s| s.len() < 256 && !s.chars().any(char::is_control))
-        .unwrap_or("request body")
-        .to_owned();
-    let text = std::str::from_utf8(&body).map_err(|e| {
-        ApiError::new(
-            StatusCode::BAD_REQUEST,
-            format!(
-                "{source} is not UTF-8 text (invalid byte at offset {})",
-                e.valid_up_to()
-            ),
-        )
-    })?;
-    let manifest =
-        podswarm_manifest::parse(text, &source, &api.limits, &api.policy).map_err(|e| {
-            let details: Vec<String> = e.problems().iter().map(ToString::to_string).collect();
-            let status = if matches!(e, podswarm_manifest::Error::TooLarge { .. }) {
-                StatusCode::PAYLOAD_TOO_LARGE
-            } else {
-                StatusCode::BAD_REQUEST
-            };
-            ApiError {
-                status,
-                error: e.to_string(),
-                details,
-            }
-        })?;
     let warnings: Vec<String> = manifest.warnings.iter().map(ToString::to_string).collect();
     let objects: Vec<Object> = manifest.objects.into_iter().map(|o| o.object).collect();
-    let applied = match &api.link {
-        Some(link) => {
-            let actions = link.apply(&objects).await.map_err(|e| unavailable(&e))?;
-            objects
-                .iter()
-                .map(ObjectKey::of)
-                .zip(actions.into_iter().map(action_of))
-                .collect()
-        }
-        None => tokio::task::block_in_place(|| api.state.apply(objects))
-            .map_err(|e| ApiError::internal(&e))?,
-    };
-    let applied: Vec<Applied> = applied
-        .into_iter()
+    let actions = api
+        .link
+        .apply(&objects)
+        .await
+        .map_err(|e| unavailable(&e))?;
+    api.model.settled();
+    let applied: Vec<Applied> = objects
+        .iter()
+        .map(ObjectKey::of)
+        .zip(actions.into_iter().map(action_of))
         .map(|(k, action)| Applied {
             kind: k.kind,
             namespace: k.namespace,
@@ -372,23 +328,20 @@ async fn delete_object(
     if kind == "Namespace" {
         // As in Kubernetes, a namespace takes its objects with it.
         deleted.extend(
-            api.state
+            api.model
+                .settled()
                 .entries()
-                .iter()
                 .map(|e| ObjectKey::of(&e.object))
                 .filter(|k| k.namespace == name),
         );
     }
     let mut found = false;
     for k in &deleted {
-        found |= match &api.link {
-            Some(link) => link
-                .delete(&k.kind, &k.namespace, &k.name)
-                .await
-                .map_err(|e| unavailable(&e))?,
-            None => tokio::task::block_in_place(|| api.state.delete(k))
-                .map_err(|e| ApiError::internal(&e))?,
-        };
+        found |= api
+            .link
+            .delete(&k.kind, &k.namespace, &k.name)
+            .await
+            .map_err(|e| unavailable(&e))?;
     }
     if !found {
         return Err(ApiError::not_found(format!(
@@ -400,6 +353,7 @@ async fn delete_object(
             }
         )));
     }
+    api.model.settled();
     ok(json!({"deleted": deleted}))
 }
 
@@ -408,34 +362,11 @@ struct ListQuery {
     namespace: Option<String>,
 }
 
-/// Every pod of the cluster: this node's own views (its pods, and pods no node can take), and
-/// the status other ready nodes published for theirs.
-pub(crate) fn pod_map(api: &Api) -> BTreeMap<String, PodView> {
-    let mut pods: BTreeMap<String, PodView> =
-        api.views.read().map(|v| v.clone()).unwrap_or_default();
-    if let Some(link) = &api.link {
-        let ready: std::collections::BTreeSet<String> = link
-            .nodes()
-            .into_iter()
-            .filter(|n| n.ready && n.name != api.node_name)
-            .map(|n| n.name)
-            .collect();
-        for (key, view) in link.pod_records() {
-            if ready.contains(&view.node) && !pods.contains_key(&key) {
-                pods.insert(key, view);
-            }
-        }
-    }
-    pods
-}
-
-fn views(api: &Api) -> Vec<PodView> {
-    pod_map(api).into_values().collect()
-}
-
 async fn list_pods(AxState(api): AxState<Shared>, Query(q): Query<ListQuery>) -> ApiResult {
-    let pods: Vec<PodView> = views(&api)
-        .into_iter()
+    let snapshot = api.model.current();
+    let pods: Vec<&crate::reconcile::PodView> = snapshot
+        .pods()
+        .map(|p| &p.view)
         .filter(|p| q.namespace.as_ref().is_none_or(|ns| &p.namespace == ns))
         .collect();
     ok(json!({"items": pods}))
@@ -446,10 +377,11 @@ async fn get_pod(
     Path((ns, name)): Path<(String, String)>,
 ) -> ApiResult {
     let key = format!("{ns}/{name}");
-    let pod = pod_map(&api)
-        .remove(&key)
+    let snapshot = api.model.current();
+    let pod = snapshot
+        .pod(&key)
         .ok_or_else(|| ApiError::not_found(format!("pod {key}")))?;
-    ok(pod)
+    ok(&pod.view)
 }
 
 #[derive(Debug, Deserialize)]
@@ -459,7 +391,6 @@ struct LogQuery {
     container: Option<String>,
 }
 
-/// The pod's journal (`journalctl -u` of its units), streamed; `follow` keeps it open.
 /// A pod's logs from the node that runs it: the same request, made to that node's API with this
 /// node's own token (the cluster holds its hash), answered as a stream.
 async fn proxy_logs(api: &Api, node: &str, uri: &axum::http::Uri) -> ApiResult {
@@ -469,18 +400,16 @@ async fn proxy_logs(api: &Api, node: &str, uri: &axum::http::Uri) -> ApiResult {
             format!("cannot get the logs from node {node}: {why}"),
         )
     };
-    let link = api
-        .link
-        .as_ref()
-        .ok_or_else(|| unavailable("no cluster".to_owned()))?;
     let port = api
         .api_port
         .ok_or_else(|| unavailable("this node has no TCP API (api.listen is empty)".to_owned()))?;
-    let address = link
+    let address = api
+        .model
+        .current()
         .nodes()
-        .into_iter()
+        .iter()
         .find(|n| n.name == node)
-        .map(|n| n.address)
+        .map(|n| n.address.clone())
         .filter(|a| !a.is_empty())
         .ok_or_else(|| unavailable("its address is unknown".to_owned()))?;
     let ip: std::net::IpAddr = address
@@ -517,6 +446,7 @@ async fn proxy_logs(api: &Api, node: &str, uri: &axum::http::Uri) -> ApiResult {
     Ok(Response::from_parts(parts, Body::new(body)))
 }
 
+/// The pod's journal (its containers' lines), streamed; `follow` keeps it open.
 async fn pod_logs(
     AxState(api): AxState<Shared>,
     Path((ns, name)): Path<(String, String)>,
@@ -524,8 +454,11 @@ async fn pod_logs(
     uri: axum::http::Uri,
 ) -> ApiResult {
     let key = format!("{ns}/{name}");
-    let pod = pod_map(&api)
-        .remove(&key)
+    let pod = api
+        .model
+        .current()
+        .pod(&key)
+        .map(|p| p.view.clone())
         .ok_or_else(|| ApiError::not_found(format!("pod {key}")))?;
     if !pod.node.is_empty() && pod.node != api.node_name {
         return proxy_logs(&api, &pod.node, &uri).await;
@@ -535,7 +468,11 @@ async fn pod_logs(
             StatusCode::CONFLICT,
             format!(
                 "pod {key} has no units yet: {}",
-                pod.reason.unwrap_or_default()
+                pod.message.clone().unwrap_or_else(|| pod
+                    .reason
+                    .unwrap_or_default()
+                    .as_str()
+                    .to_owned())
             ),
         ));
     }
@@ -622,82 +559,34 @@ fn journal_message(json_line: &str) -> Vec<u8> {
     message
 }
 
-fn objects_of(api: &Api, kind: &str, ns: Option<&str>) -> Vec<crate::state::Entry> {
-    api.state
-        .entries()
-        .into_iter()
-        .filter(|e| e.object.kind() == kind && ns.is_none_or(|n| e.object.namespace() == n))
-        .collect()
-}
-
-#[derive(Debug, Serialize)]
-#[serde(rename_all = "camelCase")]
-struct DeploymentView {
-    namespace: String,
-    name: String,
-    replicas: i32,
-    ready: usize,
-    up_to_date: usize,
-    available: usize,
-    created: u64,
-    version: u64,
-}
-
-fn deployment_view(api: &Api, e: &crate::state::Entry) -> Option<DeploymentView> {
-    let Object::Deployment(d) = &e.object else {
-        return None;
-    };
-    let pods = podswarm_manifest::pods_of(&e.object);
-    let names: std::collections::BTreeSet<String> = pods
-        .iter()
-        .map(|p| format!("{}/{}", p.namespace, p.name))
-        .collect();
-    let owner = format!("Deployment/{}", e.object.name());
-    let views: Vec<PodView> = views(api)
-        .into_iter()
-        .filter(|v| v.namespace == e.object.namespace() && v.owner.as_deref() == Some(&owner))
-        .collect();
-    let current: Vec<&PodView> = views
-        .iter()
-        .filter(|v| names.contains(&format!("{}/{}", v.namespace, v.name)))
-        .collect();
-    Some(DeploymentView {
-        namespace: e.object.namespace().to_owned(),
-        name: e.object.name().to_owned(),
-        replicas: d.spec.replicas.unwrap_or(1),
-        ready: views.iter().filter(|v| v.ready).count(),
-        up_to_date: current.len(),
-        available: current.iter().filter(|v| v.ready).count(),
-        created: e.created,
-        version: e.version,
-    })
+/// One object of the snapshot, or 404.
+fn entry<'a>(
+    snapshot: &'a Snapshot,
+    kind: &str,
+    ns: &str,
+    name: &str,
+) -> Result<&'a Entry, ApiError> {
+    snapshot
+        .entry(kind, ns, name)
+        .ok_or_else(|| ApiError::not_found(format!("{} {ns}/{name}", kind.to_ascii_lowercase())))
 }
 
 async fn list_deployments(AxState(api): AxState<Shared>, Query(q): Query<ListQuery>) -> ApiResult {
-    let items: Vec<DeploymentView> = objects_of(&api, "Deployment", q.namespace.as_deref())
-        .iter()
-        .filter_map(|e| deployment_view(&api, e))
+    let snapshot = api.model.current();
+    let items: Vec<&crate::model::DeploymentStatus> = snapshot
+        .objects("Deployment", q.namespace.as_deref())
+        .filter_map(|e| snapshot.deployment(e.object.namespace(), e.object.name()))
         .collect();
     ok(json!({"items": items}))
-}
-
-fn entry(api: &Api, kind: &str, ns: &str, name: &str) -> Result<crate::state::Entry, ApiError> {
-    let key = ObjectKey {
-        kind: kind.to_owned(),
-        namespace: ns.to_owned(),
-        name: name.to_owned(),
-    };
-    api.state
-        .get(&key)
-        .ok_or_else(|| ApiError::not_found(format!("{} {ns}/{name}", kind.to_ascii_lowercase())))
 }
 
 async fn get_deployment(
     AxState(api): AxState<Shared>,
     Path((ns, name)): Path<(String, String)>,
 ) -> ApiResult {
-    let e = entry(&api, "Deployment", &ns, &name)?;
-    ok(json!({"status": deployment_view(&api, &e), "object": e.object.to_value()}))
+    let snapshot = api.model.current();
+    let e = entry(&snapshot, "Deployment", &ns, &name)?;
+    ok(json!({"status": snapshot.deployment(&ns, &name), "object": e.object.to_value()}))
 }
 
 #[derive(Debug, Deserialize)]
@@ -705,17 +594,17 @@ struct Scale {
     replicas: i32,
 }
 
+impl JsonShape for Scale {
+    fn refused(e: &serde_json::Error) -> String {
+        format!("the body must be {{\"replicas\": N}}: {e}")
+    }
+}
+
 async fn scale_deployment(
     AxState(api): AxState<Shared>,
     Path((ns, name)): Path<(String, String)>,
-    body: Bytes,
+    JsonBody(scale): JsonBody<Scale>,
 ) -> ApiResult {
-    let scale: Scale = serde_json::from_slice(&body).map_err(|e| {
-        ApiError::new(
-            StatusCode::BAD_REQUEST,
-            format!("the body must be {{\"replicas\": N}}: {e}"),
-        )
-    })?;
     if !(0..=1000).contains(&scale.replicas) {
         return Err(ApiError::new(
             StatusCode::BAD_REQUEST,
@@ -725,95 +614,27 @@ async fn scale_deployment(
             ),
         ));
     }
-    let e = entry(&api, "Deployment", &ns, &name)?;
-    let Object::Deployment(mut d) = e.object else {
+    let object = entry(&api.model.settled(), "Deployment", &ns, &name)?
+        .object
+        .clone();
+    let Object::Deployment(mut d) = object else {
         return Err(ApiError::not_found(format!("deployment {ns}/{name}")));
     };
     d.spec.replicas = Some(scale.replicas);
-    match &api.link {
-        Some(link) => {
-            link.apply(&[Object::Deployment(d)])
-                .await
-                .map_err(|e| unavailable(&e))?;
-        }
-        None => {
-            tokio::task::block_in_place(|| api.state.apply(vec![Object::Deployment(d)]))
-                .map_err(|e| ApiError::internal(&e))?;
-        }
-    }
+    api.link
+        .apply(&[Object::Deployment(d)])
+        .await
+        .map_err(|e| unavailable(&e))?;
+    api.model.settled();
     ok(json!({"namespace": ns, "name": name, "replicas": scale.replicas}))
 }
 
-#[derive(Debug, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub(crate) struct Endpoint {
-    pub node: String,
-    pub pod_name: String,
-    pub address: String,
-    pub port: i32,
-    pub port_name: Option<String>,
-    pub protocol: String,
-    pub ready: bool,
-}
-
-/// A Service's endpoints: pods in its namespace matching its selector, one entry per pod and port,
-/// with named target ports resolved against the pod's containers.
-pub(crate) fn endpoints_of(api: &Api, e: &crate::state::Entry) -> Vec<Endpoint> {
-    let Object::Service(svc) = &e.object else {
-        return Vec::new();
-    };
-    let Some(spec) = &svc.spec else {
-        return Vec::new();
-    };
-    let Some(selector) = spec.selector.as_ref().filter(|s| !s.is_empty()) else {
-        return Vec::new();
-    };
-    let specs: BTreeMap<String, k8s_openapi::api::core::v1::PodSpec> = api
-        .state
-        .entries()
-        .iter()
-        .flat_map(|e| podswarm_manifest::pods_of(&e.object))
-        .map(|p| (format!("{}/{}", p.namespace, p.name), p.spec))
-        .collect();
-    let mut out = Vec::new();
-    for pod in views(api).into_iter().filter(|v| {
-        v.namespace == e.object.namespace()
-            && selector.iter().all(|(k, val)| v.labels.get(k) == Some(val))
-    }) {
-        let Some(ip) = pod.ip.clone() else { continue };
-        let pod_spec = specs.get(&format!("{}/{}", pod.namespace, pod.name));
-        for port in spec.ports.iter().flatten() {
-            let target = match &port.target_port {
-                None => Some(port.port),
-                Some(IntOrString::Int(n)) => Some(*n),
-                Some(IntOrString::String(name)) => pod_spec.and_then(|s| {
-                    s.containers
-                        .iter()
-                        .flat_map(|c| c.ports.iter().flatten())
-                        .find(|p| p.name.as_deref() == Some(name))
-                        .map(|p| p.container_port)
-                }),
-            };
-            let Some(target) = target else { continue };
-            out.push(Endpoint {
-                node: pod.node.clone(),
-                pod_name: pod.name.clone(),
-                address: ip.clone(),
-                port: target,
-                port_name: port.name.clone(),
-                protocol: port.protocol.clone().unwrap_or_else(|| "TCP".into()),
-                ready: pod.ready,
-            });
-        }
-    }
-    out
-}
-
 async fn list_services(AxState(api): AxState<Shared>, Query(q): Query<ListQuery>) -> ApiResult {
-    let items: Vec<Value> = objects_of(&api, "Service", q.namespace.as_deref())
-        .iter()
+    let snapshot = api.model.current();
+    let items: Vec<Value> = snapshot
+        .objects("Service", q.namespace.as_deref())
         .map(|e| {
-            let eps = endpoints_of(&api, e);
+            let eps = snapshot.endpoints(e.object.namespace(), e.object.name());
             let mut v = e.object.to_value();
             v["podswarm"] = json!({"created": e.created, "readyEndpoints": eps.iter().filter(|p| p.ready).count(), "endpoints": eps.len()});
             v
@@ -826,9 +647,10 @@ async fn get_service(
     AxState(api): AxState<Shared>,
     Path((ns, name)): Path<(String, String)>,
 ) -> ApiResult {
-    let e = entry(&api, "Service", &ns, &name)?;
+    let snapshot = api.model.current();
+    let e = entry(&snapshot, "Service", &ns, &name)?;
     ok(
-        json!({"object": e.object.to_value(), "endpoints": endpoints_of(&api, &e), "created": e.created}),
+        json!({"object": e.object.to_value(), "endpoints": snapshot.endpoints(&ns, &name), "created": e.created}),
     )
 }
 
@@ -836,17 +658,20 @@ async fn service_endpoints(
     AxState(api): AxState<Shared>,
     Path((ns, name)): Path<(String, String)>,
 ) -> ApiResult {
-    let e = entry(&api, "Service", &ns, &name)?;
-    ok(json!({"endpoints": endpoints_of(&api, &e)}))
+    let snapshot = api.model.current();
+    entry(&snapshot, "Service", &ns, &name)?;
+    ok(json!({"endpoints": snapshot.endpoints(&ns, &name)}))
 }
 
 async fn service_addresses(
     AxState(api): AxState<Shared>,
     Path((ns, name)): Path<(String, String)>,
 ) -> ApiResult {
-    let e = entry(&api, "Service", &ns, &name)?;
-    let addresses: Vec<String> = endpoints_of(&api, &e)
-        .into_iter()
+    let snapshot = api.model.current();
+    entry(&snapshot, "Service", &ns, &name)?;
+    let addresses: Vec<String> = snapshot
+        .endpoints(&ns, &name)
+        .iter()
         .filter(|p| p.ready)
         .map(|p| format!("{}:{}", p.address, p.port))
         .collect();
@@ -854,42 +679,35 @@ async fn service_addresses(
 }
 
 async fn list_ingresses(AxState(api): AxState<Shared>, Query(q): Query<ListQuery>) -> ApiResult {
-    let items: Vec<Value> = objects_of(&api, "Ingress", q.namespace.as_deref())
-        .iter()
+    let snapshot = api.model.current();
+    let items: Vec<Value> = snapshot
+        .objects("Ingress", q.namespace.as_deref())
         .map(|e| e.object.to_value())
         .collect();
     ok(json!({"items": items}))
 }
 
 async fn list_nodes(AxState(api): AxState<Shared>) -> ApiResult {
-    if let Some(link) = &api.link {
-        let pods = views(&api);
-        let items: Vec<Value> = link
-            .nodes()
-            .into_iter()
-            .map(|n| {
-                let count = pods.iter().filter(|p| p.node == n.name).count();
-                json!({
-                    "name": n.name,
-                    "address": n.address,
-                    "ready": n.ready,
-                    "podSubnet": n.subnet,
-                    "labels": n.labels,
-                    "pods": count,
-                })
-            })
-            .collect();
-        return ok(json!({"items": items}));
+    let snapshot = api.model.current();
+    let mut pods: std::collections::BTreeMap<&str, usize> = std::collections::BTreeMap::new();
+    for p in snapshot.pods() {
+        *pods.entry(p.view.node.as_str()).or_default() += 1;
     }
-    let pods = views(&api).len();
-    ok(json!({"items": [{
-        "name": api.node_name,
-        "address": api.node_ip,
-        "ready": true,
-        "podSubnet": api.pod_subnet,
-        "pods": pods,
-        "version": env!("CARGO_PKG_VERSION"),
-    }]}))
+    let items: Vec<Value> = snapshot
+        .nodes()
+        .iter()
+        .map(|n| {
+            json!({
+                "name": n.name,
+                "address": n.address,
+                "ready": n.ready,
+                "podSubnet": n.subnet,
+                "labels": n.labels,
+                "pods": pods.get(n.name.as_str()).copied().unwrap_or(0),
+            })
+        })
+        .collect();
+    ok(json!({"items": items}))
 }
 
 /// A whitelist host as users type it: any case, optional trailing dot; stored lower case.
@@ -906,21 +724,17 @@ fn whitelist_host(text: &str) -> Result<String, ApiError> {
 }
 
 async fn write_whitelist(api: &Api, list: &podswarm_view::Whitelist) -> ApiResult {
-    let link = api.link.as_ref().ok_or_else(|| {
-        ApiError::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "the DNS whitelist is cluster state; podswarm-gossip is not connected",
-        )
-    })?;
     let value = serde_json::to_value(list).map_err(|e| ApiError::internal(&e))?;
-    link.write(crate::view::WHITELIST_KEY, Some(value))
+    api.link
+        .write(WHITELIST_KEY, Some(value))
         .await
         .map_err(|e| unavailable(&e))?;
+    api.model.settled();
     ok(list)
 }
 
 async fn get_whitelist(AxState(api): AxState<Shared>) -> ApiResult {
-    ok(crate::view::whitelist(&api))
+    ok(api.model.current().whitelist())
 }
 
 #[derive(Debug, Deserialize)]
@@ -935,13 +749,16 @@ fn yes() -> bool {
     true
 }
 
-async fn put_whitelist(AxState(api): AxState<Shared>, body: Bytes) -> ApiResult {
-    let body: WhitelistBody = serde_json::from_slice(&body).map_err(|e| {
-        ApiError::new(
-            StatusCode::BAD_REQUEST,
-            format!("the body must be {{\"enabled\": true, \"hosts\": [...]}}: {e}"),
-        )
-    })?;
+impl JsonShape for WhitelistBody {
+    fn refused(e: &serde_json::Error) -> String {
+        format!("the body must be {{\"enabled\": true, \"hosts\": [...]}}: {e}")
+    }
+}
+
+async fn put_whitelist(
+    AxState(api): AxState<Shared>,
+    JsonBody(body): JsonBody<WhitelistBody>,
+) -> ApiResult {
     let mut hosts = body
         .hosts
         .iter()
@@ -965,15 +782,18 @@ struct HostBody {
     host: String,
 }
 
-async fn add_whitelist_host(AxState(api): AxState<Shared>, body: Bytes) -> ApiResult {
-    let body: HostBody = serde_json::from_slice(&body).map_err(|e| {
-        ApiError::new(
-            StatusCode::BAD_REQUEST,
-            format!("the body must be {{\"host\": \"example.com\"}}: {e}"),
-        )
-    })?;
+impl JsonShape for HostBody {
+    fn refused(e: &serde_json::Error) -> String {
+        format!("the body must be {{\"host\": \"example.com\"}}: {e}")
+    }
+}
+
+async fn add_whitelist_host(
+    AxState(api): AxState<Shared>,
+    JsonBody(body): JsonBody<HostBody>,
+) -> ApiResult {
     let host = whitelist_host(&body.host)?;
-    let mut list = crate::view::whitelist(&api);
+    let mut list = api.model.settled().whitelist().clone();
     if !list.hosts.contains(&host) {
         list.hosts.push(host);
         list.hosts.sort();
@@ -986,7 +806,7 @@ async fn remove_whitelist_host(
     Path(host): Path<String>,
 ) -> ApiResult {
     let host = whitelist_host(&host)?;
-    let mut list = crate::view::whitelist(&api);
+    let mut list = api.model.settled().whitelist().clone();
     if !list.hosts.contains(&host) {
         return Err(ApiError::not_found(format!("whitelist host {host}")));
     }
@@ -994,7 +814,7 @@ async fn remove_whitelist_host(
     write_whitelist(&api, &list).await
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Default, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 struct NewToken {
     #[serde(default)]
@@ -1002,36 +822,29 @@ struct NewToken {
     ttl_seconds: Option<u64>,
 }
 
-async fn create_token(AxState(api): AxState<Shared>, body: Bytes) -> ApiResult {
-    let req: NewToken = if body.is_empty() {
-        NewToken {
-            description: String::new(),
-            ttl_seconds: None,
-        }
-    } else {
-        serde_json::from_slice(&body).map_err(|e| {
-            ApiError::new(
-                StatusCode::BAD_REQUEST,
-                format!("invalid token request: {e}"),
-            )
-        })?
-    };
-    let (record, token) = match &api.link {
-        Some(link) => {
-            let (record, token) =
-                crate::state::new_token(None, &req.description, req.ttl_seconds, api.state.now())
-                    .map_err(|e| ApiError::internal(&e))?;
-            let value = serde_json::to_value(&record).map_err(|e| ApiError::internal(&e))?;
-            link.write(&format!("tokens/{}", record.id), Some(value))
-                .await
-                .map_err(|e| unavailable(&e))?;
-            (record, token)
-        }
-        None => tokio::task::block_in_place(|| {
-            api.state.create_token(&req.description, req.ttl_seconds)
-        })
-        .map_err(|e| ApiError::internal(&e))?,
-    };
+impl JsonShape for NewToken {
+    fn refused(e: &serde_json::Error) -> String {
+        format!("invalid token request: {e}")
+    }
+    /// No body: a token without description or expiry.
+    fn when_empty() -> Option<Self> {
+        Some(NewToken::default())
+    }
+}
+
+async fn create_token(
+    AxState(api): AxState<Shared>,
+    JsonBody(req): JsonBody<NewToken>,
+) -> ApiResult {
+    let (record, token) =
+        crate::state::new_token(None, &req.description, req.ttl_seconds, api.state.now())
+            .map_err(|e| ApiError::internal(&e))?;
+    let value = serde_json::to_value(&record).map_err(|e| ApiError::internal(&e))?;
+    api.link
+        .write(&format!("tokens/{}", record.id), Some(value))
+        .await
+        .map_err(|e| unavailable(&e))?;
+    api.model.settled();
     ok(
         json!({"id": record.id, "token": token, "description": record.description, "expires": record.expires}),
     )
@@ -1039,20 +852,20 @@ async fn create_token(AxState(api): AxState<Shared>, body: Bytes) -> ApiResult {
 
 async fn list_tokens(AxState(api): AxState<Shared>) -> ApiResult {
     let mut records = api.state.tokens();
-    if let Some(link) = &api.link {
-        records.extend(link.tokens());
-    }
+    records.extend_from_slice(api.model.current().tokens());
     let items: Vec<Value> = records.iter().map(|t| json!({"id": t.id, "description": t.description, "created": t.created, "expires": t.expires})).collect();
     ok(json!({"items": items}))
 }
 
 async fn revoke_token(AxState(api): AxState<Shared>, Path(id): Path<String>) -> ApiResult {
-    if let Some(link) = &api.link
-        && link.tokens().iter().any(|t| t.id == id)
-    {
-        link.write(&format!("tokens/{id}"), None)
+    // Cluster tokens are revoked in the cluster; tokens this node made before it joined one live
+    // only in its state.
+    if api.model.settled().tokens().iter().any(|t| t.id == id) {
+        api.link
+            .write(&format!("tokens/{id}"), None)
             .await
             .map_err(|e| unavailable(&e))?;
+        api.model.settled();
         return ok(json!({"revoked": id}));
     }
     if tokio::task::block_in_place(|| api.state.revoke_token(&id))
@@ -1070,85 +883,17 @@ async fn health(AxState(api): AxState<Shared>) -> ApiResult {
     )
 }
 
-/// Prometheus text format.
-async fn metrics(AxState(api): AxState<Shared>) -> Response {
-    let m = &api.metrics;
-    let mut phases: BTreeMap<&str, usize> = [
-        ("Pending", 0),
-        ("Running", 0),
-        ("Succeeded", 0),
-        ("Failed", 0),
-    ]
-    .into();
-    let pods = views(&api);
-    for p in &pods {
-        let name = match p.phase {
-            Phase::Pending => "Pending",
-            Phase::Running => "Running",
-            Phase::Succeeded => "Succeeded",
-            Phase::Failed => "Failed",
-        };
-        *phases.entry(name).or_default() += 1;
-    }
-    let mut out = String::new();
-    let counters: [(&str, &str, u64); 8] = [
-        (
-            "podswarm_systemd_reloads_total",
-            "systemd daemon reloads requested by podswarmd",
-            (api.reloads)(),
-        ),
-        (
-            "podswarm_reconcile_passes_total",
-            "reconcile passes",
-            m.passes.load(Ordering::Relaxed),
-        ),
-        (
-            "podswarm_reconcile_errors_total",
-            "reconcile passes that failed",
-            m.errors.load(Ordering::Relaxed),
-        ),
-        (
-            "podswarm_unit_files_written_total",
-            "Quadlet files written",
-            m.files_written.load(Ordering::Relaxed),
-        ),
-        (
-            "podswarm_unit_files_removed_total",
-            "Quadlet files removed",
-            m.files_removed.load(Ordering::Relaxed),
-        ),
-        (
-            "podswarm_unit_starts_total",
-            "start jobs",
-            m.starts.load(Ordering::Relaxed),
-        ),
-        (
-            "podswarm_unit_restarts_total",
-            "restart jobs",
-            m.restarts.load(Ordering::Relaxed),
-        ),
-        (
-            "podswarm_unit_stops_total",
-            "stop jobs",
-            m.stops.load(Ordering::Relaxed),
-        ),
-    ];
-    for (name, help, value) in counters {
-        out.push_str(&format!(
-            "# HELP {name} {help}\n# TYPE {name} counter\n{name} {value}\n"
-        ));
-    }
-    out.push_str("# HELP podswarm_pods pods on this node by phase\n# TYPE podswarm_pods gauge\n");
-    for (phase, n) in phases {
-        out.push_str(&format!("podswarm_pods{{phase=\"{phase}\"}} {n}\n"));
-    }
-    out.push_str(&format!("# HELP podswarm_state_version version of the desired state\n# TYPE podswarm_state_version gauge\npodswarm_state_version {}\n", api.state.version()));
-    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out).into_response()
+/// Prometheus text format ([`crate::metrics`]).
+async fn metrics(AxState(api): AxState<Shared>) -> ApiResult {
+    let text = api.metrics.render().map_err(|e| ApiError::internal(&e))?;
+    Ok(([(header::CONTENT_TYPE, crate::metrics::CONTENT_TYPE)], text).into_response())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::reconcile::PodViews;
+    use http_body_util::BodyExt;
 
     #[test]
     fn journal_messages_get_exactly_one_newline() {
@@ -1166,5 +911,308 @@ mod tests {
         assert_eq!(canonical_kind("deploy"), Some("Deployment"));
         assert_eq!(canonical_kind("SVC"), Some("Service"));
         assert_eq!(canonical_kind("statefulset"), None);
+    }
+
+    /// A node's API with no podswarm-gossip behind it: reads work, writes answer 503.
+    struct Node {
+        _dir: tempfile::TempDir,
+        api: Shared,
+        views: PodViews,
+    }
+
+    const MAX_BODY: usize = 1024;
+
+    fn node() -> Node {
+        node_of("podswarm")
+    }
+
+    fn node_of(socket_group: &str) -> Node {
+        let dir = tempfile::tempdir().unwrap();
+        let state = Arc::new(
+            State::open(dir.path(), &Policy::default(), crate::state::system_clock()).unwrap(),
+        );
+        let link = Link::new(
+            dir.path().join("no-gossip.sock"),
+            "me".into(),
+            Arc::clone(&state),
+            Policy::default(),
+        );
+        let views = PodViews::default();
+        let model = Model::new(Arc::clone(&state), Arc::clone(&link), Arc::clone(&views));
+        let metrics = Exporter::new(crate::metrics::Sources {
+            reconcile: Arc::default(),
+            reloads: Arc::new(|| 0),
+            snapshots: model.subscribe(),
+        });
+        let api = Arc::new(Api {
+            state,
+            link,
+            model,
+            metrics,
+            limits: Limits::default(),
+            policy: Policy::default(),
+            node_name: "me".into(),
+            journalctl: PathBuf::from("/bin/false"),
+            socket_group: socket_group.into(),
+            api_port: None,
+        });
+        Node {
+            _dir: dir,
+            api,
+            views,
+        }
+    }
+
+    /// One request through the real router over TCP: the status and the body (JSON, or the
+    /// text as a JSON string).
+    async fn call(api: &Shared, method: &str, path: &str, body: &[u8]) -> (StatusCode, Value) {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = listener.local_addr().unwrap();
+        let app = routes(Arc::clone(api), MAX_BODY);
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        let stream = tokio::net::TcpStream::connect(address).await.unwrap();
+        let (mut sender, conn) =
+            hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
+                .await
+                .unwrap();
+        tokio::spawn(conn);
+        let request = hyper::Request::builder()
+            .method(method)
+            .uri(path)
+            .header(header::HOST, address.to_string())
+            .body(http_body_util::Full::new(Bytes::copy_from_slice(body)))
+            .unwrap();
+        let response = sender.send_request(request).await.unwrap();
+        let status = response.status();
+        let bytes = response.into_body().collect().await.unwrap().to_bytes();
+        let value = serde_json::from_slice(&bytes)
+            .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into_owned()));
+        (status, value)
+    }
+
+    /// A GET through the Unix socket router, whose peer is this test process.
+    async fn call_unix(node: &Node, path: &str) -> (StatusCode, Value) {
+        let socket = node._dir.path().join("api.sock");
+        let listener = tokio::net::UnixListener::bind(&socket).unwrap();
+        let app = unix_router(Arc::clone(&node.api), MAX_BODY)
+            .into_make_service_with_connect_info::<Peer>();
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        let stream = tokio::net::UnixStream::connect(&socket).await.unwrap();
+        let (mut sender, conn) =
+            hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
+                .await
+                .unwrap();
+        tokio::spawn(conn);
+        let request = hyper::Request::get(path)
+            .header(header::HOST, "localhost")
+            .body(http_body_util::Empty::<Bytes>::new())
+            .unwrap();
+        let response = sender.send_request(request).await.unwrap();
+        let status = response.status();
+        let bytes = response.into_body().collect().await.unwrap().to_bytes();
+        (status, serde_json::from_slice(&bytes).unwrap_or_default())
+    }
+
+    #[tokio::test]
+    async fn the_unix_socket_admits_root_and_the_socket_groups_processes() {
+        let uid = nix::unistd::getuid().as_raw();
+        let own = nix::unistd::Group::from_gid(nix::unistd::getgid())
+            .unwrap()
+            .unwrap()
+            .name;
+        // This process's own group is the socket group: in, root or not.
+        let (status, _) = call_unix(&node_of(&own), "/api/v1/health").await;
+        assert_eq!(status, StatusCode::OK);
+        // A group that does not exist admits root alone.
+        let (status, body) = call_unix(&node_of("no-such-group-here"), "/api/v1/health").await;
+        if uid == 0 {
+            assert_eq!(status, StatusCode::OK);
+        } else {
+            assert_eq!(status, StatusCode::FORBIDDEN);
+            assert_eq!(
+                body["error"],
+                "only root and members of the no-such-group-here group may use this socket"
+            );
+        }
+    }
+
+    fn assert_error_shape(body: &Value) {
+        assert!(body["error"].is_string(), "{body}");
+        assert!(body["details"].is_array(), "{body}");
+    }
+
+    #[tokio::test]
+    async fn bodies_over_the_limit_get_413_in_the_error_shape() {
+        let node = node();
+        let big = vec![b' '; MAX_BODY + 1];
+        for (method, path) in [
+            ("POST", "/api/v1/manifests"),
+            ("PUT", "/api/v1/deployments/default/web/scale"),
+            ("POST", "/api/v1/tokens"),
+        ] {
+            let (status, body) = call(&node.api, method, path, &big).await;
+            assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE, "{path}: {body}");
+            assert_error_shape(&body);
+            assert!(
+                body["error"]
+                    .as_str()
+                    .unwrap()
+                    .contains("api.max_body_bytes")
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn bad_manifests_get_400_with_the_line_and_field_at_fault() {
+        let node = node();
+        let yaml = "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: c}\ncolour: red\n";
+        let (status, body) = call(&node.api, "POST", "/api/v1/manifests", yaml.as_bytes()).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+        assert_error_shape(&body);
+        // The field at fault, by document, object and path.
+        let details = body["details"][0].as_str().unwrap_or_default();
+        assert!(
+            details.contains(r#"document 1, ConfigMap "c": colour: unknown field"#),
+            "{body}"
+        );
+        // Text that is no YAML, by line.
+        let yaml = "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: c\n";
+        let (status, body) = call(&node.api, "POST", "/api/v1/manifests", yaml.as_bytes()).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+        assert_error_shape(&body);
+        assert!(
+            body["error"]
+                .as_str()
+                .unwrap_or_default()
+                .starts_with("request body, line 3, column 11: invalid YAML"),
+            "{body}"
+        );
+
+        let (status, body) = call(&node.api, "POST", "/api/v1/manifests", b"\xff\xfe").await;
+        assert_eq!(status, StatusCode::BAD_REQUEST);
+        assert_eq!(
+            body["error"],
+            "request body is not UTF-8 text (invalid byte at offset 0)"
+        );
+    }
+
+    #[tokio::test]
+    async fn json_bodies_of_the_wrong_shape_get_400() {
+        let node = node();
+        let cases: [(&str, &str, &[u8], &str); 4] = [
+            (
+                "PUT",
+                "/api/v1/deployments/default/web/scale",
+                br#"{"replicas": "x"}"#,
+                "the body must be {\"replicas\": N}: ",
+            ),
+            (
+                "PUT",
+                "/api/v1/dns/whitelist",
+                b"",
+                "the body must be {\"enabled\": true, \"hosts\": [...]}: ",
+            ),
+            (
+                "POST",
+                "/api/v1/dns/whitelist/hosts",
+                br#"{"hots": "example.com"}"#,
+                "the body must be {\"host\": \"example.com\"}: ",
+            ),
+            (
+                "POST",
+                "/api/v1/tokens",
+                br#"{"ttl": 5}"#,
+                "invalid token request: ",
+            ),
+        ];
+        for (method, path, body, error) in cases {
+            let (status, answer) = call(&node.api, method, path, body).await;
+            assert_eq!(status, StatusCode::BAD_REQUEST, "{path}: {answer}");
+            assert_error_shape(&answer);
+            assert!(
+                answer["error"].as_str().unwrap().starts_with(error),
+                "{answer}"
+            );
+        }
+        // A token request may have no body; it then reaches the (absent) cluster state.
+        let (status, answer) = call(&node.api, "POST", "/api/v1/tokens", b"").await;
+        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{answer}");
+        // Checked before the Deployment is looked up, as before.
+        let (status, _) = call(
+            &node.api,
+            "PUT",
+            "/api/v1/deployments/default/nope/scale",
+            br#"{"replicas": 2000}"#,
+        )
+        .await;
+        assert_eq!(status, StatusCode::BAD_REQUEST);
+    }
+
+    #[tokio::test]
+    async fn reads_answer_from_the_snapshot() {
+        let node = node();
+        let yaml = r#"
+apiVersion: v1
+kind: Service
+metadata: {name: web, namespace: shop}
+spec:
+  selector: {app: web}
+  ports: [{name: http, port: 80, targetPort: http}]
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: solo, namespace: shop, labels: {app: web}}
+spec:
+  containers: [{name: c, image: x, ports: [{name: http, containerPort: 8080}]}]
+"#;
+        let objects = podswarm_manifest::parse(yaml, "t", &Limits::default(), &Policy::default())
+            .unwrap()
+            .objects
+            .into_iter()
+            .map(|p| p.object)
+            .collect();
+        node.api.state.apply(objects).unwrap();
+        let view: crate::reconcile::PodView = serde_json::from_value(json!({
+            "namespace": "shop", "name": "solo", "node": "me", "ip": "10.244.0.2",
+            "phase": "Running", "ready": true, "restarts": 0, "labels": {"app": "web"},
+            "unit": "podswarm-shop_solo.service", "units": [], "containers": [], "created": 1,
+            "warnings": []
+        }))
+        .unwrap();
+        node.views.write().unwrap().insert("shop/solo".into(), view);
+        node.api.model.refresh();
+
+        let (status, body) =
+            call(&node.api, "GET", "/api/v1/services/shop/web/endpoints", b"").await;
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(
+            body,
+            json!({"endpoints": [{"node": "me", "podName": "solo", "address": "10.244.0.2",
+                "port": 8080, "portName": "http", "protocol": "TCP", "ready": true}]})
+        );
+        let (_, body) = call(&node.api, "GET", "/api/v1/services/shop/web/addresses", b"").await;
+        assert_eq!(body, json!({"addresses": ["10.244.0.2:8080"]}));
+        let (_, body) = call(&node.api, "GET", "/api/v1/services?namespace=shop", b"").await;
+        assert_eq!(
+            body["items"][0]["podswarm"],
+            json!({"created": body["items"][0]["podswarm"]["created"], "readyEndpoints": 1, "endpoints": 1})
+        );
+        let (_, body) = call(&node.api, "GET", "/api/v1/pods?namespace=shop", b"").await;
+        assert_eq!(body["items"][0]["name"], "solo");
+        let (status, _) = call(&node.api, "GET", "/api/v1/pods/shop/solo", b"").await;
+        assert_eq!(status, StatusCode::OK);
+        let (status, body) = call(&node.api, "GET", "/api/v1/pods/shop/nope", b"").await;
+        assert_eq!(status, StatusCode::NOT_FOUND);
+        assert_eq!(body["error"], "pod shop/nope not found");
+        let (_, body) = call(&node.api, "GET", "/api/v1/nodes", b"").await;
+        assert_eq!(body["items"][0]["name"], "me");
+        assert_eq!(body["items"][0]["pods"], 1);
+        let (status, text) = call(&node.api, "GET", "/metrics", b"").await;
+        assert_eq!(status, StatusCode::OK);
+        assert!(
+            text.as_str()
+                .unwrap()
+                .contains("podswarm_pods{phase=\"Running\"} 1\n")
+        );
     }
 }

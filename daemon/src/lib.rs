@@ -3,13 +3,19 @@
 
 pub mod api;
 pub mod cli;
+mod execute;
+pub mod groups;
 pub mod link;
+pub mod metrics;
+pub mod model;
 /// The configuration file, shared with podswarm's other daemons.
 pub use podswarm_config as config;
+pub mod plan;
 pub mod podman;
 pub mod probe;
 pub mod reconcile;
 pub mod routes;
 pub mod schedule;
 pub mod state;
+pub mod status;
 pub mod view;

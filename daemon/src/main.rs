@@ -14,7 +14,10 @@ use podswarm_daemon::api::{self, Api, Peer};
 use podswarm_daemon::cli::Args;
 use podswarm_daemon::config::process::{exit_code, hostname, init_logging, notify};
 use podswarm_daemon::config::{MultiContainerMode, Toggle};
+use podswarm_daemon::groups;
 use podswarm_daemon::link::Link;
+use podswarm_daemon::metrics::{Exporter, Sources};
+use podswarm_daemon::model::Model;
 use podswarm_daemon::podman::PodmanCli;
 use podswarm_daemon::reconcile::{Reconciler, Settings, error_chain};
 use podswarm_daemon::state::{State, system_clock};
@@ -96,6 +99,7 @@ async fn run(args: Args) -> Result<()> {
 
     let podman = Arc::new(PodmanCli {
         binary: config.paths.podman.clone(),
+        journalctl: config.paths.journalctl.clone(),
     });
     let multi_container = match config.workloads.multi_container {
         MultiContainerMode::Pod => MultiContainer::Pod,
@@ -156,22 +160,30 @@ async fn run(args: Args) -> Result<()> {
     let reconciler = Arc::new(reconciler);
 
     let reload_source = Arc::clone(&systemd);
+    let model = Model::new(
+        Arc::clone(&state),
+        Arc::clone(&link),
+        Arc::clone(&reconciler.views),
+    );
+    let model_task = tokio::spawn(Arc::clone(&model).run(shutdown.clone()));
+    let metrics = Exporter::new(Sources {
+        reconcile: Arc::clone(&reconciler.metrics),
+        reloads: Arc::new(move || reload_source.reload_count()),
+        snapshots: model.subscribe(),
+    });
     let api = Arc::new(Api {
         state: Arc::clone(&state),
-        views: Arc::clone(&reconciler.views),
-        metrics: Arc::clone(&reconciler.metrics),
-        reloads: Arc::new(move || reload_source.reload_count()),
+        link: Arc::clone(&link),
+        model: Arc::clone(&model),
+        metrics,
         limits: Limits {
             max_bytes: config.api.max_body_bytes,
             ..Limits::default()
         },
         policy,
         node_name: node_name.clone(),
-        node_ip: config.network.node_ip.map(|ip| ip.to_string()),
-        pod_subnet: subnet.to_string(),
         journalctl: config.paths.journalctl.clone(),
         socket_group: config.api.socket_group.clone(),
-        link: Some(Arc::clone(&link)),
         api_port: config
             .api
             .listen
@@ -180,7 +192,8 @@ async fn run(args: Args) -> Result<()> {
             .map(|a| a.port()),
     });
     let view_task = tokio::spawn(podswarm_daemon::view::publish(
-        Arc::clone(&api),
+        model.subscribe(),
+        config.network.node_ip,
         config.paths.view.clone(),
         config.paths.tls_dir.clone(),
         config.network.cluster_domain.clone(),
@@ -209,7 +222,7 @@ async fn run(args: Args) -> Result<()> {
     {
         use std::os::unix::fs::PermissionsExt;
         std::fs::set_permissions(socket, std::fs::Permissions::from_mode(0o660))?;
-        if let Some(gid) = api::group_entry(&config.api.socket_group).and_then(|(gid, _)| gid) {
+        if let Some(gid) = groups::gid_of(&config.api.socket_group) {
             std::os::unix::fs::chown(socket, None, Some(gid)).with_context(|| {
                 format!(
                     "cannot give {} to group {}",
@@ -287,6 +300,7 @@ async fn run(args: Args) -> Result<()> {
     let _ = probe_task.await;
     let _ = link_task.await;
     let _ = view_task.await;
+    let _ = model_task.await;
     let _ = std::fs::remove_file(socket);
     Ok(())
 }

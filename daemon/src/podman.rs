@@ -1,7 +1,8 @@
 //! The few things podswarmd asks podman directly (everything else goes through Quadlet units):
-//! secrets, volume removal, the version (to choose `.pod` or `.kube` units).
+//! secrets, volume removal, the version (to choose `.pod` or `.kube` units), and what went wrong
+//! when a unit failed: whether its image is there, and podman's own error line in the journal.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::future::Future;
 use std::path::PathBuf;
 use std::process::Stdio;
@@ -27,11 +28,22 @@ pub trait Podman: Send + Sync + 'static {
     ) -> impl Future<Output = Result<(), PodmanError>> + Send;
     fn remove_secret(&self, name: &str) -> impl Future<Output = Result<(), PodmanError>> + Send;
     fn remove_volume(&self, name: &str) -> impl Future<Output = Result<(), PodmanError>> + Send;
+    /// Whether the image is in local storage (`podman image exists`).
+    fn image_exists(&self, image: &str) -> impl Future<Output = Result<bool, PodmanError>> + Send;
+    /// podman's last `Error: …` line (without the prefix) that a run of a unit wrote to the
+    /// journal: what podman wrote, not its container (no `CONTAINER_NAME=`), in that invocation.
+    fn unit_error(
+        &self,
+        unit: &str,
+        invocation_id: &str,
+    ) -> impl Future<Output = Result<Option<String>, PodmanError>> + Send;
 }
 
 #[derive(Debug, Clone)]
 pub struct PodmanCli {
     pub binary: PathBuf,
+    /// journalctl, for what podman wrote in a unit's journal.
+    pub journalctl: PathBuf,
 }
 
 impl PodmanCli {
@@ -113,6 +125,79 @@ impl Podman for PodmanCli {
             .await
             .map(|_| ())
     }
+
+    async fn image_exists(&self, image: &str) -> Result<bool, PodmanError> {
+        let err = |message: String| PodmanError {
+            args: format!("image exists {image}"),
+            message,
+        };
+        let out = Command::new(&self.binary)
+            .args(["image", "exists", image])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true)
+            .output()
+            .await
+            .map_err(|e| err(e.to_string()))?;
+        // 0: there, 1: not there, anything else: podman could not tell.
+        match out.status.code() {
+            Some(0) => Ok(true),
+            Some(1) => Ok(false),
+            _ => Err(err(String::from_utf8_lossy(&out.stderr).trim().to_owned())),
+        }
+    }
+
+    async fn unit_error(
+        &self,
+        unit: &str,
+        invocation_id: &str,
+    ) -> Result<Option<String>, PodmanError> {
+        let err = |message: String| PodmanError {
+            args: format!("journal of {unit}"),
+            message,
+        };
+        if invocation_id.is_empty() {
+            return Ok(None);
+        }
+        let out = Command::new(&self.journalctl)
+            .args([
+                "--no-pager",
+                "--quiet",
+                "--output=json",
+                "--output-fields=MESSAGE,CONTAINER_NAME",
+            ])
+            // The invocation identifies the run; systemd gives every start a new one.
+            .arg(format!("_SYSTEMD_INVOCATION_ID={invocation_id}"))
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true)
+            .output()
+            .await
+            .map_err(|e| err(e.to_string()))?;
+        if !out.status.success() {
+            return Err(err(String::from_utf8_lossy(&out.stderr).trim().to_owned()));
+        }
+        Ok(last_error_line(&String::from_utf8_lossy(&out.stdout)))
+    }
+}
+
+/// podman's last `Error: …` line in journalctl's JSON output, skipping what containers wrote.
+fn last_error_line(json_lines: &str) -> Option<String> {
+    json_lines
+        .lines()
+        .rev()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|entry| entry.get("CONTAINER_NAME").is_none())
+        .find_map(|entry| {
+            entry
+                .get("MESSAGE")?
+                .as_str()?
+                .trim()
+                .strip_prefix("Error: ")
+                .map(str::to_owned)
+        })
 }
 
 /// In-memory podman for unit tests.
@@ -120,6 +205,10 @@ impl Podman for PodmanCli {
 pub struct FakePodman {
     pub secrets: Mutex<BTreeSet<String>>,
     pub removed_volumes: Mutex<Vec<String>>,
+    /// Images not in local storage (every other image is).
+    pub missing_images: Mutex<BTreeSet<String>>,
+    /// podman's error line per unit, as [`Podman::unit_error`] finds it.
+    pub unit_errors: Mutex<BTreeMap<String, String>>,
 }
 
 impl Podman for FakePodman {
@@ -143,5 +232,40 @@ impl Podman for FakePodman {
             v.push(name.to_owned());
         }
         Ok(())
+    }
+    async fn image_exists(&self, image: &str) -> Result<bool, PodmanError> {
+        Ok(!self
+            .missing_images
+            .lock()
+            .map(|m| m.contains(image))
+            .unwrap_or(false))
+    }
+    async fn unit_error(
+        &self,
+        unit: &str,
+        _invocation_id: &str,
+    ) -> Result<Option<String>, PodmanError> {
+        Ok(self
+            .unit_errors
+            .lock()
+            .ok()
+            .and_then(|e| e.get(unit).cloned()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn podmans_error_line_is_found_among_the_containers_output() {
+        let journal = r#"{"MESSAGE":"Error: said by the container","CONTAINER_NAME":"podswarm-default_p"}
+{"MESSAGE":"Trying to pull localhost/nope:1..."}
+{"MESSAGE":"Error: localhost/nope:1: image not known"}
+{"MESSAGE":"podswarm-default_p.service: Failed with result 'exit-code'."}
+"#;
+        assert_eq!(
+            super::last_error_line(journal).as_deref(),
+            Some("localhost/nope:1: image not known")
+        );
+        assert_eq!(super::last_error_line("{\"MESSAGE\":\"hello\"}\n"), None);
     }
 }

@@ -1,38 +1,45 @@
 //! The reconciler: desired state → Quadlet files → systemd jobs → pod status.
 //!
-//! One task runs it, so writes, reloads and jobs are serialized by construction. A pass:
+//! One task runs it, so writes, reloads and jobs are serialized by construction. A pass
+//! ([`Reconciler::sync`]) reads as three functions:
 //!
-//! 1. renders every desired pod (addresses from the state, so re-renders are byte-identical);
-//! 2. diffs against the files podswarm owns in the unit directory (a file is owned only if it
-//!    carries the generator's marker; nothing else in that directory is ever touched);
-//! 3. stops the units of pods that are going away, *then* removes their files;
-//! 4. creates podman secrets and ConfigMap files the pods need;
-//! 5. writes changed files atomically and calls `Reload` **once** for the whole batch;
-//! 6. checks every unit's `LoadState`: a file Quadlet rejected yields no unit, which becomes an error
-//!    on the pod with Quadlet's own message instead of vanishing;
-//! 7. starts new pods and restarts changed ones, many at a time, each awaited through its job.
+//! 1. **plan** (`plan.rs`, pure): render every pod placed here ([`Reconciler::desired`];
+//!    addresses come from the state, so re-renders are byte-identical), read the files podswarm
+//!    owns (a file is owned only if it carries the generator's marker; nothing else in the unit
+//!    directory is ever touched) and the states of the wanted units, and decide what to write,
+//!    remove, reload, start, restart and stop;
+//! 2. **execute** (`execute.rs`): carry that out, with one `Reload` for the whole batch, the load
+//!    state of every unit checked after it (a file Quadlet rejected yields no unit, which becomes
+//!    an error on its pod with Quadlet's own message instead of vanishing), and stops in the
+//!    background;
+//! 3. **observe** (here, deciding in `status.rs`): read the units' states into the pod views the
+//!    API serves; when a unit failed, ask podman why (its error line, whether the image is there).
 //!
-//! Adoption falls out of the diff: after a restart of podswarmd the rendered files equal the ones on
+//! Adoption falls out of the plan: after a restart of podswarmd the rendered files equal the ones on
 //! disk, nothing is written or reloaded, active units are left alone, and no workload restarts.
+//!
+//! Between passes, unit changes only re-read states ([`Reconciler::refresh`]); a stop that
+//! finished wakes the loop for a pass, which removes the stopped pod's files.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
 use futures_util::StreamExt;
-use podswarm_generator::{
-    NodeContext, Objects, Options, RenderedPod, UnitFile, is_owned, render_network, render_pod,
-    service_of,
-};
+use podswarm_generator::{NodeContext, Objects, Options, is_owned, render_network, render_pod};
 use podswarm_manifest::{PodInstance, pods_of};
-use podswarm_units::{JobResult, Systemd, UnitState};
-use serde::{Deserialize, Serialize};
+use podswarm_units::{Systemd, UnitState};
 use tokio::sync::watch;
 
+pub use podswarm_config::process::error_chain;
+
+use crate::plan::{self, Desired, DesiredPod, Hold, Memory, OnDisk, Runnable, Target, Units};
 use crate::podman::Podman;
-use crate::state::{State, StateError, write_atomic};
+use crate::state::{State, StateError};
+use crate::status::{self, Failure, Status};
+pub use crate::status::{ContainerView, Phase, PodReason, PodView, PodViews};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ReconcileError {
@@ -52,8 +59,8 @@ pub enum ReconcileError {
     },
     #[error("systemd")]
     Systemd(#[from] podswarm_units::Error),
-    #[error("cannot render the pod network unit: {0}")]
-    Network(String),
+    #[error("cannot render the pod network unit")]
+    Network(#[source] podswarm_generator::escape::EscapeError),
 }
 
 /// What the reconciler needs to know about this node.
@@ -68,49 +75,6 @@ pub struct Settings {
     pub podman: PathBuf,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub enum Phase {
-    Pending,
-    Running,
-    Succeeded,
-    Failed,
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct ContainerView {
-    pub name: String,
-    /// The container's name in podman (and the journal's CONTAINER_NAME=).
-    pub podman_name: String,
-    pub image: String,
-    pub unit: String,
-    pub state: String,
-    pub restarts: u32,
-}
-
-/// A pod as the API shows it.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct PodView {
-    pub namespace: String,
-    pub name: String,
-    pub node: String,
-    pub ip: Option<String>,
-    pub phase: Phase,
-    pub ready: bool,
-    pub restarts: u32,
-    pub reason: Option<String>,
-    pub owner: Option<String>,
-    pub labels: BTreeMap<String, String>,
-    /// The service that stands for the pod.
-    pub unit: String,
-    /// Every systemd unit of the pod (for logs).
-    pub units: Vec<String>,
-    pub containers: Vec<ContainerView>,
-    pub created: u64,
-    pub warnings: Vec<String>,
-}
-
 #[derive(Debug, Default)]
 pub struct Metrics {
     pub passes: AtomicU64,
@@ -120,17 +84,6 @@ pub struct Metrics {
     pub starts: AtomicU64,
     pub restarts: AtomicU64,
     pub stops: AtomicU64,
-}
-
-pub type PodViews = Arc<RwLock<BTreeMap<String, PodView>>>;
-
-struct DesiredPod {
-    pod: PodInstance,
-    ip: String,
-    rendered: RenderedPod,
-    /// (container name, service) for status; every container of a `.kube` pod maps to its service.
-    containers: Vec<(String, String)>,
-    created: u64,
 }
 
 /// A pass's outcome, for logs and tests.
@@ -157,14 +110,15 @@ pub struct Reconciler<S: Systemd, P: Podman> {
     pub settings: Settings,
     pub views: PodViews,
     pub metrics: Arc<Metrics>,
-    /// Pods whose files Quadlet rejected, with its message, until their files change.
-    rejected: RwLock<BTreeMap<String, String>>,
-    /// Deleted pods on their way out: stopping (a task runs their stop jobs), then stopped (the
-    /// next pass removes their files). Unit files must outlive the stop: a reload that finds a
-    /// stopping unit's file gone turns it into `not-found` and drops its remaining stop commands.
-    removals: Arc<std::sync::Mutex<Removals>>,
-    /// Wakes the run loop when a removal has stopped its pod.
-    wake: Arc<tokio::sync::Notify>,
+    /// What earlier passes left for later ones: pods stopping and stopped, rejections.
+    pub(crate) memory: Arc<Mutex<Memory>>,
+    /// Wakes the run loop for a pass when a stop has finished.
+    pub(crate) wake: Arc<tokio::sync::Notify>,
+    /// The images each unit runs, from the last pass (what a failed pull would have fetched).
+    images: RwLock<BTreeMap<String, Vec<String>>>,
+    /// What podman said about a unit's failed run, by unit, with the run's invocation id: a run
+    /// is asked about once.
+    failures: Mutex<BTreeMap<String, (String, Failure)>>,
     pub prober: Arc<crate::probe::Prober>,
     /// Decides which node runs each pod (the cluster's placement); none: every pod runs here.
     pub placer: Option<Placer>,
@@ -174,35 +128,7 @@ pub struct Reconciler<S: Systemd, P: Podman> {
 pub type Placer =
     Arc<dyn Fn(&[&PodInstance]) -> BTreeMap<String, crate::schedule::Placement> + Send + Sync>;
 
-/// `Namespace=`/`Pod=` of a unit podswarm wrote (or the labels of a pod definition): the pod key.
-fn pod_of_file(contents: &str) -> Option<String> {
-    // Units: `Namespace=`/`Pod=` at the start of a line. Pod definitions (JSON): the labels, at
-    // whatever depth the pretty-printer put them.
-    let find = |key: &str| {
-        contents
-            .lines()
-            .find_map(|l| {
-                l.strip_prefix(key).or_else(|| {
-                    l.trim_start()
-                        .strip_prefix(key)
-                        .filter(|_| key.starts_with('"'))
-                })
-            })
-            .map(|v| v.trim().trim_matches(['"', ',']).to_owned())
-    };
-    match (find("Namespace="), find("Pod=")) {
-        (Some(ns), Some(pod)) => Some(format!("{ns}/{pod}")),
-        _ => match (
-            find("\"io.podswarm.namespace\": "),
-            find("\"io.podswarm.pod\": "),
-        ) {
-            (Some(ns), Some(pod)) => Some(format!("{ns}/{pod}")),
-            _ => None,
-        },
-    }
-}
-
-fn read_owned(dir: &Path) -> Result<BTreeMap<String, String>, ReconcileError> {
+fn read_owned(dir: &Path) -> Result<OnDisk, ReconcileError> {
     let mut out = BTreeMap::new();
     let entries = match std::fs::read_dir(dir) {
         Ok(e) => e,
@@ -247,32 +173,38 @@ impl<S: Systemd, P: Podman> Reconciler<S, P> {
             settings,
             views: PodViews::default(),
             metrics: Arc::default(),
-            rejected: RwLock::default(),
-            removals: Arc::default(),
+            memory: Arc::default(),
             wake: Arc::default(),
+            images: RwLock::default(),
+            failures: Mutex::default(),
             placer: None,
         }
     }
 
-    /// One pass. Errors of single pods land on those pods; an `Err` means the pass itself failed.
+    /// One pass: plan, execute, observe. Errors of single pods land on those pods; an `Err` means
+    /// the pass itself failed.
     pub async fn sync(&self) -> Result<Pass, ReconcileError> {
         self.metrics.passes.fetch_add(1, Ordering::Relaxed);
-        let mut pass = Pass::default();
+        let desired = self.desired()?;
+        let on_disk = read_owned(&self.settings.unit_dir)?;
+        let units = self.unit_states(desired.services()).await?;
+        let memory = self.memory.lock().map(|m| m.clone()).unwrap_or_default();
+        let plan = plan::plan(&desired, &on_disk, &units, &memory);
+        let done = self.execute(&desired, &plan).await?;
+        self.observe(&desired, &done.rejected).await;
+        Ok(done.pass)
+    }
+
+    /// What this node wants: every pod of the state placed here, rendered (or held, with why), and
+    /// the pods no node can take. Frees the addresses of pods that are no longer here.
+    pub fn desired(&self) -> Result<Desired, ReconcileError> {
         let entries = self.state.entries();
         let mut index = Objects::default();
         for e in &entries {
             index.insert(&e.object);
         }
-        let subnet = self.settings.node.network.subnet;
-        let network = render_network(&self.settings.node.network)
-            .map_err(|e| ReconcileError::Network(e.to_string()))?;
-        let mut files: BTreeMap<String, String> =
-            BTreeMap::from([(network.file_name.clone(), network.contents.clone())]);
-        let mut desired: BTreeMap<String, DesiredPod> = BTreeMap::new();
-        // Pods that cannot be rendered now: (pod, created, reason). Their running units are kept.
-        let mut held: BTreeMap<String, (PodInstance, u64, String)> = BTreeMap::new();
-        // Pods no node can take now: (pod, created, reason). Nothing of theirs runs here.
-        let mut unplaced: BTreeMap<String, (PodInstance, u64, String)> = BTreeMap::new();
+        let network =
+            render_network(&self.settings.node.network).map_err(ReconcileError::Network)?;
         let all: Vec<(PodInstance, u64)> = entries
             .iter()
             .flat_map(|e| pods_of(&e.object).into_iter().map(|p| (p, e.created)))
@@ -282,420 +214,182 @@ impl<S: Systemd, P: Podman> Reconciler<S, P> {
             placer(&refs)
         });
         let me = &self.settings.node.node_name;
+        let mut pods = BTreeMap::new();
         for (pod, created) in all {
             let key = format!("{}/{}", pod.namespace, pod.name);
-            match placements.as_ref().and_then(|p| p.get(&key)) {
-                None => {}
-                Some(crate::schedule::Placement::Node(node)) if node == me => {}
-                Some(crate::schedule::Placement::Node(_)) => continue,
+            let target = match placements.as_ref().and_then(|p| p.get(&key)) {
+                Some(crate::schedule::Placement::Node(node)) if node != me => continue,
                 Some(crate::schedule::Placement::Pending(reason)) => {
-                    unplaced.insert(key, (pod, created, reason.clone()));
-                    continue;
+                    Target::Unplaced(reason.clone())
                 }
-            }
-            let ip = self.state.pod_ip(&key, subnet)?;
-            match render_pod(
-                &pod,
-                Some(ip),
-                &self.settings.node,
-                &self.settings.options,
-                &index,
-            ) {
-                Ok(r) if !r.missing.is_empty() => {
-                    let reason = format!("waiting for {}", r.missing.join(", "));
-                    held.insert(key, (pod, created, reason));
-                }
-                Ok(rendered) => {
-                    for u in &rendered.units {
-                        files.insert(u.file_name.clone(), u.contents.clone());
-                    }
-                    let containers = container_services(&pod, &rendered);
-                    desired.insert(
-                        key,
-                        DesiredPod {
-                            pod,
-                            ip: ip.to_string(),
-                            rendered,
-                            containers,
-                            created,
-                        },
-                    );
-                }
-                Err(err) => {
-                    held.insert(key, (pod, created, err.to_string()));
-                }
-            }
-        }
-        let keep: BTreeSet<String> = desired.keys().chain(held.keys()).cloned().collect();
-        self.state.retain_pod_ips(&keep)?;
-
-        let current = read_owned(&self.settings.unit_dir)?;
-        for (name, contents) in &current {
-            if pod_of_file(contents).is_some_and(|k| held.contains_key(&k)) {
-                files
-                    .entry(name.clone())
-                    .or_insert_with(|| contents.clone());
-            }
-        }
-        let to_write: Vec<(&String, &String)> = files
-            .iter()
-            .filter(|(n, c)| current.get(*n) != Some(*c))
-            .collect();
-        // A pod wanted here again (placement moved it away and back while its stop ran, as it
-        // does while a healed partition settles) is no longer on its way out: a stale `stopped`
-        // mark would later remove its files without stopping it, leaving its unit running as
-        // `not-found` where nothing ever stops it.
-        let (stopping, stopped) = self
-            .removals
-            .lock()
-            .map(|mut r| {
-                r.stopped.retain(|k| !keep.contains(k));
-                (r.stopping.clone(), r.stopped.clone())
-            })
-            .unwrap_or_default();
-        // Files no pod wants: those of stopped pods go now; those of stopping pods wait; a newly
-        // deleted pod starts stopping (in the background: a container may take its whole grace
-        // period, and other pods must not wait for that). Files of no pod (claims) go now.
-        let mut to_remove: Vec<&String> = Vec::new();
-        let mut removals: BTreeMap<String, Removal> = BTreeMap::new();
-        for name in current.keys().filter(|n| !files.contains_key(*n)) {
-            let contents = &current[name];
-            match pod_of_file(contents) {
-                Some(key) if stopped.contains(&key) => to_remove.push(name),
-                Some(key) if stopping.contains(&key) => {}
-                Some(key) => {
-                    let Some(service) = service_of(name, contents) else {
-                        continue;
-                    };
-                    let removal = removals.entry(key).or_default();
-                    if name.ends_with(".volume") {
-                        // Pod-scoped volumes (emptyDir) go with their pods.
-                        let volume = contents
-                            .lines()
-                            .find_map(|l| l.strip_prefix("VolumeName="))
-                            .map(str::to_owned);
-                        removal.volumes.push((service, volume));
-                    } else {
-                        removal.services.push(service);
-                    }
-                }
-                None => {
-                    // A claim's volume unit: the data stays, only the unit goes.
-                    if let Some(service) =
-                        service_of(name, contents).filter(|_| name.ends_with(".volume"))
-                    {
-                        let _ = self.systemd.stop(&service).await;
-                        let _ = self.systemd.reset_failed(&service).await;
-                    }
-                    to_remove.push(name);
-                }
-            }
-        }
-        for (key, removal) in removals {
-            pass.stopped.extend(removal.services.iter().cloned());
-            self.metrics
-                .stops
-                .fetch_add(removal.services.len() as u64, Ordering::Relaxed);
-            let systemd = Arc::clone(&self.systemd);
-            let podman = Arc::clone(&self.podman);
-            let removals = Arc::clone(&self.removals);
-            let wake = Arc::clone(&self.wake);
-            if let Ok(mut r) = removals.lock() {
-                r.stopping.insert(key.clone());
-            }
-            tokio::spawn(async move {
-                removal.run(&key, systemd.as_ref(), podman.as_ref()).await;
-                if let Ok(mut r) = removals.lock() {
-                    r.stopping.remove(&key);
-                    r.stopped.insert(key);
-                }
-                wake.notify_one();
-            });
-        }
-
-        // Secrets and ConfigMap files before units that use them start.
-        let wanted: BTreeMap<&str, &[u8]> = desired
-            .values()
-            .flat_map(|d| {
-                d.rendered
-                    .secrets
-                    .iter()
-                    .map(|s| (s.name.as_str(), s.data.as_slice()))
-            })
-            .collect();
-        let existing = self.podman.secrets().await.unwrap_or_else(|e| {
-            tracing::error!(error = %e, "cannot list podman secrets");
-            BTreeSet::new()
-        });
-        for (name, data) in &wanted {
-            if !existing.contains(*name)
-                && let Err(e) = self.podman.create_secret(name, data).await
-            {
-                tracing::error!(error = %e, secret = name, "cannot create a podman secret");
-            }
-        }
-        self.write_data(&desired, &keep)?;
-
-        for (name, contents) in &to_write {
-            let path = self.settings.unit_dir.join(name);
-            write_atomic(&path, contents.as_bytes(), 0o644)
-                .map_err(|source| ReconcileError::Write { path, source })?;
-            pass.written.push((*name).clone());
-        }
-        if let Ok(mut r) = self.removals.lock() {
-            for key in to_remove.iter().filter_map(|n| pod_of_file(&current[*n])) {
-                r.stopped.remove(&key);
-            }
-        }
-        for name in &to_remove {
-            let path = self.settings.unit_dir.join(name);
-            if let Err(source) = std::fs::remove_file(&path)
-                && source.kind() != std::io::ErrorKind::NotFound
-            {
-                return Err(ReconcileError::Write { path, source });
-            }
-            pass.removed.push((*name).clone());
-        }
-        self.metrics
-            .files_written
-            .fetch_add(pass.written.len() as u64, Ordering::Relaxed);
-        self.metrics
-            .files_removed
-            .fetch_add(pass.removed.len() as u64, Ordering::Relaxed);
-        if !to_write.is_empty() || !to_remove.is_empty() {
-            self.systemd.reload().await?;
-            pass.reloaded = true;
-            // Files changed: earlier rejections may be fixed.
-            if let Ok(mut r) = self.rejected.write() {
-                r.retain(|pod, _| {
-                    !pass
-                        .written
-                        .iter()
-                        .any(|f| pod_of_file(&files[f]).as_deref() == Some(pod))
-                });
-            }
-        }
-
-        for name in existing.iter().filter(|n| !wanted.contains_key(n.as_str())) {
-            if let Err(e) = self.podman.remove_secret(name).await {
-                tracing::warn!(error = %e, secret = %name, "cannot remove an unused podman secret");
-            }
-        }
-
-        // LoadState: a file Quadlet rejected has no unit.
-        let mut states = self.load_states(&desired).await?;
-        if !pass.reloaded && states.values().any(|s| s.load_state == "not-found") {
-            // Files on disk but never loaded (e.g. a crash between write and reload).
-            self.systemd.reload().await?;
-            pass.reloaded = true;
-            states = self.load_states(&desired).await?;
-        }
-        let mut rejected_now = BTreeMap::new();
-        for (key, d) in &desired {
-            let bad: Vec<&UnitFile> = d
-                .rendered
-                .units
-                .iter()
-                .filter(|u| {
-                    service_of(&u.file_name, &u.contents)
-                        .and_then(|s| states.get(&s))
-                        .is_some_and(|st| st.load_state != "loaded")
-                })
-                .collect();
-            if !bad.is_empty() {
-                let files: Vec<&str> = bad.iter().map(|u| u.file_name.as_str()).collect();
-                let message = self.quadlet_message(&files).await;
-                rejected_now.insert(
-                    key.clone(),
-                    format!(
-                        "systemd has no unit for {} after a reload: {message}",
-                        files.join(", ")
-                    ),
-                );
-            }
-        }
-        if let Ok(mut r) = self.rejected.write() {
-            r.extend(rejected_now);
-        }
-        let rejected = self.rejected.read().map(|r| r.clone()).unwrap_or_default();
-
-        // Start and restart.
-        let changed: BTreeSet<String> = to_write
-            .iter()
-            .filter(|(n, _)| current.contains_key(*n))
-            .filter_map(|(_, c)| pod_of_file(c))
-            .collect();
-        let mut jobs = Vec::new();
-        for (key, d) in &desired {
-            if rejected.contains_key(key) {
-                continue;
-            }
-            let service = &d.rendered.service;
-            let Some(state) = states.get(service) else {
-                continue;
+                _ => self.render(&key, &pod, &index)?,
             };
-            if changed.contains(key) && state.main_started_us != 0 {
-                jobs.push((service.clone(), Job::Restart));
-            } else if needs_start(state, d.pod.spec.restart_policy.as_deref()) {
-                jobs.push((service.clone(), Job::Start));
-            }
+            pods.insert(
+                key,
+                DesiredPod {
+                    pod,
+                    created,
+                    target,
+                },
+            );
         }
-        let owners: BTreeMap<&str, &PodInstance> = desired
-            .values()
-            .map(|d| (d.rendered.service.as_str(), &d.pod))
+        let desired = Desired {
+            node_files: vec![network],
+            pods,
+        };
+        let keep: BTreeSet<String> = desired
+            .pods
+            .keys()
+            .filter(|k| desired.keeps(k))
+            .cloned()
             .collect();
-        for (service, (job, result)) in self.jobs(jobs).await {
-            let (namespace, pod) = owners
-                .get(service.as_str())
-                .map(|p| (p.namespace.as_str(), p.name.as_str()))
-                .unwrap_or_default();
-            match &result {
-                // Fields become journal fields (NAMESPACE=, POD=, UNIT=): `journalctl POD=web-…`.
-                Ok(()) => {
-                    tracing::info!(namespace, pod, unit = %service, job = ?job, "pod unit {}", if job == Job::Restart { "restarted" } else { "started" })
-                }
-                Err(e) => {
-                    tracing::error!(namespace, pod, unit = %service, job = ?job, error = %e, "pod unit job failed")
-                }
-            }
-            match job {
-                Job::Restart => pass.restarted.push(service),
-                _ => pass.started.push(service),
-            }
-        }
-        self.update_views(&desired, &held, &unplaced, &rejected)
-            .await;
-        Ok(pass)
+        self.state.retain_pod_ips(&keep)?;
+        Ok(desired)
     }
 
-    async fn load_states(
+    /// A pod placed here, rendered with its address; held when it cannot run yet.
+    fn render(
         &self,
-        desired: &BTreeMap<String, DesiredPod>,
-    ) -> Result<BTreeMap<String, UnitState>, ReconcileError> {
-        let services: BTreeSet<String> = desired
-            .values()
-            .flat_map(|d| {
-                d.rendered
-                    .units
-                    .iter()
-                    .filter_map(|u| service_of(&u.file_name, &u.contents))
-            })
-            .collect();
+        key: &str,
+        pod: &PodInstance,
+        index: &Objects,
+    ) -> Result<Target, ReconcileError> {
+        let ip = self.state.pod_ip(key, self.settings.node.network.subnet)?;
+        let settings = &self.settings;
+        Ok(
+            match render_pod(pod, Some(ip), &settings.node, &settings.options, index) {
+                Ok(r) if !r.missing.is_empty() => Target::Hold(Hold::Missing(r.missing)),
+                Ok(rendered) => Target::Run(Box::new(Runnable { ip, rendered })),
+                Err(err) => Target::Hold(Hold::Invalid(err.to_string())),
+            },
+        )
+    }
+
+    /// The states of units, read concurrently (bounded).
+    pub(crate) async fn unit_states(
+        &self,
+        units: BTreeSet<String>,
+    ) -> Result<Units, ReconcileError> {
         let mut out = BTreeMap::new();
-        let mut stream = futures_util::stream::iter(services.into_iter().map(|s| async move {
-            let state = self.systemd.unit_state(&s).await;
-            (s, state)
+        let mut stream = futures_util::stream::iter(units.into_iter().map(|u| async move {
+            let state = self.systemd.unit_state(&u).await;
+            (u, state)
         }))
         .buffer_unordered(self.settings.parallel_jobs);
-        while let Some((s, state)) = stream.next().await {
-            out.insert(s, state?);
+        while let Some((u, state)) = stream.next().await {
+            out.insert(u, state?);
         }
         Ok(out)
     }
 
-    /// Runs jobs concurrently (bounded), each awaited to its result.
-    async fn jobs(&self, jobs: Vec<(String, Job)>) -> Vec<(String, (Job, Result<(), String>))> {
-        let systemd = &self.systemd;
-        let metrics = &self.metrics;
-        futures_util::stream::iter(jobs.into_iter().map(|(unit, job)| async move {
-            let result = match job {
-                Job::Start => {
-                    metrics.starts.fetch_add(1, Ordering::Relaxed);
-                    let _ = systemd.reset_failed(&unit).await;
-                    systemd.start(&unit).await
-                }
-                Job::Restart => {
-                    metrics.restarts.fetch_add(1, Ordering::Relaxed);
-                    systemd.restart(&unit).await
-                }
-            };
-            let result = match result {
-                Ok(JobResult::Done) => Ok(()),
-                Ok(other) => Err(format!("job {other}")),
-                Err(e) => Err(e.to_string()),
-            };
-            (unit, (job, result))
-        }))
-        .buffer_unordered(self.settings.parallel_jobs)
-        .collect()
-        .await
-    }
-
-    /// Quadlet's own complaint about files, from its dry run over the unit directory.
-    async fn quadlet_message(&self, files: &[&str]) -> String {
-        let out = tokio::process::Command::new(&self.settings.quadlet_generator)
-            .arg("--dryrun")
-            .env("QUADLET_UNIT_DIRS", &self.settings.unit_dir)
-            .output()
-            .await;
-        let Ok(out) = out else {
-            return "Quadlet's generator could not be run".to_owned();
-        };
-        let text = String::from_utf8_lossy(&out.stderr);
-        let lines: Vec<&str> = text
-            .lines()
-            .filter(|l| {
-                files.iter().any(|f| l.contains(f)) && !l.contains("Loading source unit file")
-            })
+    /// Builds the views the API serves: every pod that runs here from its units' states, the
+    /// others from why they do not run.
+    async fn observe(&self, desired: &Desired, rejected: &BTreeMap<String, String>) {
+        let images: BTreeMap<String, Vec<String>> = desired
+            .runnable()
+            .flat_map(|(_, _, run)| plan::unit_images(&run.rendered))
             .collect();
-        if lines.is_empty() {
-            "Quadlet gave no reason".to_owned()
-        } else {
-            lines.join("; ")
+        if let Ok(mut f) = self.failures.lock() {
+            f.retain(|unit, _| images.contains_key(unit));
+        }
+        if let Ok(mut i) = self.images.write() {
+            *i = images;
+        }
+        let mut views = BTreeMap::new();
+        for (key, d) in &desired.pods {
+            let mut view = self.view(d);
+            match &d.target {
+                Target::Run(_) => {
+                    self.prober
+                        .set(key, readiness_probes(&d.pod, &self.settings.options));
+                    if let Some(message) = rejected.get(key) {
+                        status::set(&mut view, Status::rejected(message), false);
+                    } else if let Err(e) = self.observe_pod(key, &mut view).await {
+                        // The view stays Pending; the next refresh reads it again.
+                        tracing::warn!(pod = %key, error = %error_chain(&e), "cannot read the pod's unit states");
+                    }
+                }
+                Target::Hold(hold) => status::set(&mut view, Status::held(hold), false),
+                Target::Unplaced(reason) => {
+                    status::set(&mut view, Status::unplaced(reason), false);
+                }
+            }
+            views.insert(key.clone(), view);
+        }
+        self.prober.retain(&views.keys().cloned().collect());
+        if let Ok(mut v) = self.views.write() {
+            *v = views;
         }
     }
 
-    fn write_data(
-        &self,
-        desired: &BTreeMap<String, DesiredPod>,
-        keep: &BTreeSet<String>,
-    ) -> Result<(), ReconcileError> {
-        for d in desired.values() {
-            for dir in &d.rendered.directories {
-                std::fs::create_dir_all(dir).map_err(|source| ReconcileError::Write {
-                    path: dir.into(),
-                    source,
-                })?;
+    /// A pod's view before its units are read: what the object and its rendering say.
+    fn view(&self, d: &DesiredPod) -> PodView {
+        let pod = &d.pod;
+        let mut view = PodView {
+            namespace: pod.namespace.clone(),
+            name: pod.name.clone(),
+            node: self.settings.node.node_name.clone(),
+            ip: None,
+            phase: Phase::Pending,
+            ready: false,
+            restarts: 0,
+            reason: None,
+            message: None,
+            owner: pod.owner.as_ref().map(|o| format!("{}/{}", o.kind, o.name)),
+            labels: pod.labels.clone(),
+            unit: String::new(),
+            units: Vec::new(),
+            containers: Vec::new(),
+            created: d.created,
+            warnings: Vec::new(),
+        };
+        match &d.target {
+            Target::Run(run) => {
+                let rendered = &run.rendered;
+                view.ip = Some(run.ip.to_string());
+                view.unit = rendered.service.clone();
+                view.units = rendered.units.iter().filter_map(plan::service).collect();
+                view.warnings = rendered.warnings.clone();
+                view.containers = plan::container_units(pod, rendered)
+                    .into_iter()
+                    .map(|(name, unit)| ContainerView {
+                        podman_name: podman_name(pod, &name, &self.settings.options),
+                        image: pod
+                            .spec
+                            .containers
+                            .iter()
+                            .find(|c| c.name == name)
+                            .and_then(|c| c.image.clone())
+                            .unwrap_or_default(),
+                        name,
+                        unit,
+                        state: String::new(),
+                        restarts: 0,
+                    })
+                    .collect();
             }
-            for f in &d.rendered.data_files {
-                let path = PathBuf::from(&f.path);
-                if std::fs::read(&path).ok().as_deref() != Some(f.contents.as_slice()) {
-                    write_atomic(&path, &f.contents, f.mode)
-                        .map_err(|source| ReconcileError::Write { path, source })?;
-                }
-            }
+            Target::Hold(_) => {}
+            // Nothing of it runs anywhere yet.
+            Target::Unplaced(_) => view.node = String::new(),
         }
-        // Data of pods that are gone (`<ns>_<pod>` directories).
-        let keep_dirs: BTreeSet<String> = keep.iter().map(|k| k.replacen('/', "_", 1)).collect();
-        if let Ok(entries) = std::fs::read_dir(&self.settings.data_dir) {
-            for entry in entries.flatten() {
-                let name = entry.file_name().to_string_lossy().into_owned();
-                if name.contains('_') && !keep_dirs.contains(&name) {
-                    let _ = std::fs::remove_dir_all(entry.path());
-                }
-            }
-        }
-        Ok(())
+        view
     }
 
     /// Re-reads the state of every pod's units into the views the API serves.
     pub async fn refresh(&self) -> Result<(), ReconcileError> {
         // The cheapest correct thing: a full pass computes nothing new when nothing changed, but it
-        // would write; so re-read states only.
+        // would write; so re-read states only, of the pods whose status comes from their units.
         let views = self.views.read().map(|v| v.clone()).unwrap_or_default();
+        let rejected = self
+            .memory
+            .lock()
+            .map(|m| m.rejected.clone())
+            .unwrap_or_default();
         let mut updated = BTreeMap::new();
         for (key, mut view) in views {
-            if view.unit.is_empty()
-                || view.reason.as_deref().is_some_and(|r| {
-                    r.starts_with("waiting for")
-                        || r.starts_with("systemd has no unit")
-                        || r.starts_with("pod ")
-                })
-            {
-                updated.insert(key, view);
-                continue;
+            if !view.unit.is_empty() && !rejected.contains_key(&key) {
+                self.observe_pod(&key, &mut view).await?;
             }
-            self.observe(&key, &mut view).await?;
             updated.insert(key, view);
         }
         if let Ok(mut v) = self.views.write() {
@@ -705,8 +399,12 @@ impl<S: Systemd, P: Podman> Reconciler<S, P> {
     }
 
     /// Reads the states of a pod's units (its main unit, and each container's when it has its own)
-    /// into its view.
-    async fn observe(&self, key: &str, view: &mut PodView) -> Result<(), podswarm_units::Error> {
+    /// into its view, with podman's word on runs that failed.
+    async fn observe_pod(
+        &self,
+        key: &str,
+        view: &mut PodView,
+    ) -> Result<(), podswarm_units::Error> {
         let main = self.systemd.unit_state(&view.unit).await?;
         let mut containers = Vec::with_capacity(view.containers.len());
         for c in &view.containers {
@@ -716,106 +414,64 @@ impl<S: Systemd, P: Podman> Reconciler<S, P> {
                 self.systemd.unit_state(&c.unit).await?
             });
         }
-        apply_states(view, &main, &containers, self.prober.is_ready(key));
+        let mut failures = BTreeMap::new();
+        for s in std::iter::once(&main).chain(&containers) {
+            if status::may_be_podman(s) && !failures.contains_key(&s.name) {
+                failures.insert(s.name.clone(), self.diagnose(s).await);
+            }
+        }
+        status::apply_states(
+            view,
+            &main,
+            &containers,
+            &failures,
+            self.prober.is_ready(key),
+        );
         Ok(())
     }
 
-    async fn update_views(
-        &self,
-        desired: &BTreeMap<String, DesiredPod>,
-        held: &BTreeMap<String, (PodInstance, u64, String)>,
-        unplaced: &BTreeMap<String, (PodInstance, u64, String)>,
-        rejected: &BTreeMap<String, String>,
-    ) {
-        let node = self.settings.node.node_name.clone();
-        let mut views = BTreeMap::new();
-        for (key, d) in desired {
-            let pod = &d.pod;
-            self.prober
-                .set(key, readiness_probes(pod, &self.settings.options));
-            let units: Vec<String> = d
-                .rendered
-                .units
-                .iter()
-                .filter_map(|u| service_of(&u.file_name, &u.contents))
-                .collect();
-            let mut view = PodView {
-                namespace: pod.namespace.clone(),
-                name: pod.name.clone(),
-                node: node.clone(),
-                ip: Some(d.ip.clone()),
-                phase: Phase::Pending,
-                ready: false,
-                restarts: 0,
-                reason: None,
-                owner: pod.owner.as_ref().map(|o| format!("{}/{}", o.kind, o.name)),
-                labels: pod.labels.clone(),
-                unit: d.rendered.service.clone(),
-                units,
-                containers: d
-                    .containers
-                    .iter()
-                    .map(|(name, unit)| ContainerView {
-                        podman_name: podman_name(pod, name, &self.settings.options),
-                        name: name.clone(),
-                        image: pod
-                            .spec
-                            .containers
-                            .iter()
-                            .find(|c| &c.name == name)
-                            .and_then(|c| c.image.clone())
-                            .unwrap_or_default(),
-                        unit: unit.clone(),
-                        state: String::new(),
-                        restarts: 0,
-                    })
-                    .collect(),
-                created: d.created,
-                warnings: d.rendered.warnings.clone(),
-            };
-            if let Some(reason) = rejected.get(key) {
-                view.phase = Phase::Failed;
-                view.reason = Some(reason.clone());
-            } else if let Err(e) = self.observe(key, &mut view).await {
-                // The view stays Pending; the next refresh reads it again.
-                tracing::warn!(pod = %key, error = %error_chain(&e), "cannot read the pod's unit states");
+    /// What podman says about a unit's failed run: its error line, and whether the unit's images
+    /// are there. Asked once per run (invocation).
+    async fn diagnose(&self, s: &UnitState) -> Failure {
+        let known = self.failures.lock().ok().and_then(|f| {
+            f.get(&s.name)
+                .filter(|(run, _)| *run == s.invocation_id)
+                .map(|(_, failure)| failure.clone())
+        });
+        if let Some(failure) = known {
+            return failure;
+        }
+        let podman_error = self
+            .podman
+            .unit_error(&s.name, &s.invocation_id)
+            .await
+            .unwrap_or_else(|e| {
+                tracing::debug!(unit = %s.name, error = %e, "cannot read podman's error from the journal");
+                None
+            });
+        let images = self
+            .images
+            .read()
+            .ok()
+            .and_then(|i| i.get(&s.name).cloned())
+            .unwrap_or_default();
+        let mut image_missing = false;
+        for image in &images {
+            match self.podman.image_exists(image).await {
+                Ok(there) => image_missing |= !there,
+                Err(e) => {
+                    tracing::debug!(unit = %s.name, image, error = %e, "cannot tell whether an image is there");
+                }
             }
-            views.insert(key.clone(), view);
         }
-        let waiting = held
-            .iter()
-            .map(|(k, v)| (k, v, node.clone()))
-            .chain(unplaced.iter().map(|(k, v)| (k, v, String::new())));
-        for (key, (pod, created, reason), node) in waiting {
-            views.insert(
-                key.clone(),
-                PodView {
-                    namespace: pod.namespace.clone(),
-                    name: pod.name.clone(),
-                    node: node.clone(),
-                    ip: None,
-                    phase: if reason.starts_with("waiting for") || node.is_empty() {
-                        Phase::Pending
-                    } else {
-                        Phase::Failed
-                    },
-                    ready: false,
-                    restarts: 0,
-                    reason: Some(reason.clone()),
-                    owner: pod.owner.as_ref().map(|o| format!("{}/{}", o.kind, o.name)),
-                    labels: pod.labels.clone(),
-                    unit: String::new(),
-                    units: Vec::new(),
-                    containers: Vec::new(),
-                    created: *created,
-                    warnings: Vec::new(),
-                },
-            );
+        let failure = Failure {
+            podman_error,
+            image_missing,
+        };
+        if let Ok(mut f) = self.failures.lock() {
+            f.insert(s.name.clone(), (s.invocation_id.clone(), failure.clone()));
         }
-        self.prober.retain(&views.keys().cloned().collect());
-        if let Ok(mut v) = self.views.write() {
-            *v = views;
-        }
+        failure
     }
 
     /// Runs readiness probes every second and flips `ready` on the pods whose result changed.
@@ -852,8 +508,8 @@ impl<S: Systemd, P: Podman> Reconciler<S, P> {
         }
     }
 
-    /// Runs passes until `shutdown` flips: on every state change, on unit changes (debounced,
-    /// status only) and every `resync` as a safety net.
+    /// Runs passes until `shutdown` flips: on every state change, when a stop has finished, on
+    /// unit changes (debounced, status only) and every `resync` as a safety net.
     pub async fn run(
         self: Arc<Self>,
         mut shutdown: watch::Receiver<bool>,
@@ -915,63 +571,9 @@ impl<S: Systemd, P: Podman> Reconciler<S, P> {
     }
 }
 
-/// What goes when a pod goes: its units, then its pod-scoped volumes.
-#[derive(Debug, Default)]
-struct Removal {
-    services: Vec<String>,
-    /// (the `.volume` unit's service, the podman volume to delete if pod-scoped)
-    volumes: Vec<(String, Option<String>)>,
-}
-
-#[derive(Debug, Default)]
-struct Removals {
-    stopping: BTreeSet<String>,
-    stopped: BTreeSet<String>,
-}
-
-impl Removal {
-    async fn run<S: Systemd, P: Podman>(self, key: &str, systemd: &S, podman: &P) {
-        let (namespace, pod) = key.split_once('/').unwrap_or_default();
-        let stops =
-            futures_util::future::join_all(self.services.iter().map(|s| systemd.stop(s))).await;
-        for (service, result) in self.services.iter().zip(stops) {
-            match result {
-                Ok(JobResult::Done) => {
-                    tracing::info!(namespace, pod, unit = %service, "pod unit stopped")
-                }
-                Ok(other) => {
-                    tracing::warn!(namespace, pod, unit = %service, job = %other, "stopping a pod unit did not finish cleanly")
-                }
-                Err(e) => {
-                    tracing::warn!(namespace, pod, unit = %service, error = %error_chain(&e), "stopping a pod unit failed")
-                }
-            }
-            // A container stopped by SIGTERM exits 143, which systemd records as a failure; without
-            // a reset the deleted pod would linger in `systemctl list-units` as "not-found failed".
-            let _ = systemd.reset_failed(service).await;
-        }
-        for (service, volume) in self.volumes {
-            let _ = systemd.stop(&service).await;
-            let _ = systemd.reset_failed(&service).await;
-            if let Some(volume) = volume
-                && let Err(e) = podman.remove_volume(&volume).await
-            {
-                tracing::warn!(namespace, pod, volume, error = %e, "cannot remove the volume of a deleted pod");
-            }
-        }
-    }
-}
-
 /// How long a pass waits after a change for more changes to batch with it.
 const DEBOUNCE: Duration = Duration::from_millis(50);
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Job {
-    Start,
-    Restart,
-}
-
-/// A pod's readiness probes, with the podman names its containers get.
 /// The name podman gives a pod's container (for `podman exec` and the journal's CONTAINER_NAME=).
 fn podman_name(pod: &PodInstance, container: &str, options: &Options) -> String {
     let base = podswarm_generator::names::pod(&pod.namespace, &pod.name);
@@ -985,6 +587,7 @@ fn podman_name(pod: &PodInstance, container: &str, options: &Options) -> String 
     }
 }
 
+/// A pod's readiness probes, with the podman names its containers get.
 fn readiness_probes(pod: &PodInstance, options: &Options) -> Vec<crate::probe::ReadinessProbe> {
     pod.spec
         .containers
@@ -1003,117 +606,15 @@ fn readiness_probes(pod: &PodInstance, options: &Options) -> Vec<crate::probe::R
         .collect()
 }
 
-/// Whether a desired pod's main unit should be started now.
-fn needs_start(state: &UnitState, restart_policy: Option<&str>) -> bool {
-    if !matches!(state.active_state.as_str(), "inactive" | "failed") {
-        return false;
-    }
-    let never_ran = state.main_started_us == 0;
-    match restart_policy {
-        Some("Never") => never_ran,
-        Some("OnFailure") => never_ran || state.active_state == "failed",
-        _ => true,
-    }
-}
-
-fn container_services(pod: &PodInstance, rendered: &RenderedPod) -> Vec<(String, String)> {
-    let mut out = Vec::new();
-    for c in &pod.spec.containers {
-        let unit = rendered
-            .units
-            .iter()
-            .filter(|u| u.file_name.ends_with(".container"))
-            .find(|u| {
-                u.contents
-                    .lines()
-                    .any(|l| l == format!("Container={}", c.name))
-            })
-            .and_then(|u| service_of(&u.file_name, &u.contents))
-            .unwrap_or_else(|| rendered.service.clone());
-        out.push((c.name.clone(), unit));
-    }
-    out
-}
-
-/// Pod phase, readiness and restarts from its units' states.
-fn apply_states(
-    view: &mut PodView,
-    main: &UnitState,
-    containers: &[UnitState],
-    probes_ready: bool,
-) {
-    view.restarts = containers.iter().map(|s| s.n_restarts).sum();
-    for (c, s) in view.containers.iter_mut().zip(containers) {
-        c.state = format!("{}/{}", s.active_state, s.sub_state);
-        c.restarts = s.n_restarts;
-    }
-    let all = std::iter::once(main).chain(containers);
-    let failed = all.clone().find(|s| s.active_state == "failed");
-    let crashing = containers
-        .iter()
-        .zip(&view.containers)
-        .find(|(s, _)| s.active_state == "activating" && s.sub_state == "auto-restart");
-    let all_active = all.clone().all(|s| s.active_state == "active");
-    let (phase, reason) = if let Some(f) = failed {
-        (
-            Phase::Failed,
-            Some(format!(
-                "{} failed: {} (exit status {})",
-                f.name, f.result, f.exec_main_status
-            )),
-        )
-    } else if let Some((s, c)) = crashing {
-        (
-            Phase::Running,
-            Some(format!(
-                "container {} is restarting after exiting with status {} ({} restarts)",
-                c.name, s.exec_main_status, s.n_restarts
-            )),
-        )
-    } else if all_active {
-        (Phase::Running, None)
-    } else if main.active_state == "inactive"
-        && main.main_started_us != 0
-        && main.result == "success"
-    {
-        (Phase::Succeeded, None)
-    } else if main.active_state == "activating" {
-        (Phase::Pending, Some("starting".to_owned()))
-    } else {
-        (
-            Phase::Pending,
-            Some(format!(
-                "{} is {}/{}",
-                main.name, main.active_state, main.sub_state
-            )),
-        )
-    };
-    view.phase = phase;
-    view.reason = reason;
-    view.ready = phase == Phase::Running && view.reason.is_none() && probes_ready;
-}
-
-/// An error and its causes on one line, for logging an error once with its chain.
-pub fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut out = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        out.push_str(": ");
-        out.push_str(&s.to_string());
-        source = s.source();
-    }
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::podman::FakePodman;
     use crate::state::system_clock;
     use ipnet::Ipv4Net;
-    use podswarm_generator::PodNetwork;
+    use podswarm_generator::{PodNetwork, service_of};
     use podswarm_manifest::{Limits, Policy};
-    use podswarm_units::{Call, FakeSystemd};
+    use podswarm_units::{Call, FakeSystemd, JobResult, ListedUnit};
 
     struct Env {
         _dir: tempfile::TempDir,
@@ -1156,6 +657,11 @@ mod tests {
     impl Env {
         /// A reconciler as a freshly started podswarmd would build it (same dirs, same state).
         fn reconciler(&self) -> Reconciler<FakeSystemd, FakePodman> {
+            self.reconciler_on(Arc::clone(&self.systemd))
+        }
+
+        /// The same, on another systemd (one that wraps this one).
+        fn reconciler_on<S: Systemd>(&self, systemd: Arc<S>) -> Reconciler<S, FakePodman> {
             let state = Arc::new(
                 State::open(&self.state_dir, &Policy::default(), system_clock())
                     .unwrap_or_else(|e| panic!("{e}")),
@@ -1179,16 +685,11 @@ mod tests {
                 quadlet_generator: PathBuf::from("/nonexistent"),
                 podman: PathBuf::from("podman"),
             };
-            Reconciler::new(
-                Arc::clone(&self.systemd),
-                Arc::clone(&self.podman),
-                state,
-                settings,
-            )
+            Reconciler::new(systemd, Arc::clone(&self.podman), state, settings)
         }
     }
 
-    fn apply(r: &Reconciler<FakeSystemd, FakePodman>, yaml: &str) {
+    fn apply<S: Systemd>(r: &Reconciler<S, FakePodman>, yaml: &str) {
         let m = podswarm_manifest::parse(yaml, "t", &Limits::default(), &Policy::default())
             .unwrap_or_else(|e| panic!("{e}"));
         r.state
@@ -1202,7 +703,7 @@ mod tests {
         )
     }
 
-    fn view_of(r: &Reconciler<FakeSystemd, FakePodman>, key: &str) -> PodView {
+    fn view_of<S: Systemd>(r: &Reconciler<S, FakePodman>, key: &str) -> PodView {
         r.views
             .read()
             .ok()
@@ -1210,10 +711,114 @@ mod tests {
             .unwrap_or_else(|| panic!("no view of {key}"))
     }
 
-    async fn sync(r: &Reconciler<FakeSystemd, FakePodman>) -> Pass {
+    async fn sync<S: Systemd>(r: &Reconciler<S, FakePodman>) -> Pass {
         r.sync()
             .await
             .unwrap_or_else(|e| panic!("{}", error_chain(&e)))
+    }
+
+    /// Waits until the stops running in the background have finished, as the run loop learns it:
+    /// through the wake-up each of them sends.
+    async fn stops_done<S: Systemd>(r: &Reconciler<S, FakePodman>) {
+        let stopping = || {
+            r.memory
+                .lock()
+                .map(|m| !m.stopping.is_empty())
+                .unwrap_or(false)
+        };
+        while stopping() {
+            tokio::time::timeout(Duration::from_secs(5), r.wake.notified())
+                .await
+                .unwrap_or_else(|_| panic!("a stop never finished"));
+        }
+    }
+
+    fn pod_key(name: &str) -> crate::state::ObjectKey {
+        crate::state::ObjectKey {
+            kind: "Pod".into(),
+            namespace: "default".into(),
+            name: name.into(),
+        }
+    }
+
+    const POD: &str = "apiVersion: v1\nkind: Pod\nmetadata: {name: p}\nspec:\n  containers: [{name: c, image: localhost/busybox:1}]\n";
+
+    fn files(env: &Env) -> Vec<String> {
+        let mut names: Vec<String> = std::fs::read_dir(&env.unit_dir)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        names
+    }
+
+    /// systemd as the fake runs it, except for units given a state of their own (a failed run,
+    /// which the fake cannot produce), and stops that take a while (a container's grace period).
+    struct Scripted {
+        fake: Arc<FakeSystemd>,
+        states: std::sync::Mutex<BTreeMap<String, UnitState>>,
+        stop_takes: Duration,
+    }
+
+    impl Scripted {
+        fn new(fake: &Arc<FakeSystemd>) -> Arc<Self> {
+            Arc::new(Scripted {
+                fake: Arc::clone(fake),
+                states: std::sync::Mutex::default(),
+                stop_takes: Duration::ZERO,
+            })
+        }
+
+        fn set(&self, state: UnitState) {
+            self.states
+                .lock()
+                .unwrap()
+                .insert(state.name.clone(), state);
+        }
+    }
+
+    impl Systemd for Scripted {
+        async fn reload(&self) -> Result<(), podswarm_units::Error> {
+            self.fake.reload().await
+        }
+        async fn unit_state(&self, unit: &str) -> Result<UnitState, podswarm_units::Error> {
+            let real = self.fake.unit_state(unit).await?;
+            Ok(match self.states.lock().unwrap().get(unit) {
+                Some(s) => UnitState {
+                    name: real.name,
+                    load_state: real.load_state,
+                    ..s.clone()
+                },
+                None => real,
+            })
+        }
+        async fn start(&self, unit: &str) -> Result<JobResult, podswarm_units::Error> {
+            self.fake.start(unit).await
+        }
+        async fn stop(&self, unit: &str) -> Result<JobResult, podswarm_units::Error> {
+            tokio::time::sleep(self.stop_takes).await;
+            self.fake.stop(unit).await
+        }
+        async fn restart(&self, unit: &str) -> Result<JobResult, podswarm_units::Error> {
+            self.fake.restart(unit).await
+        }
+        async fn reset_failed(&self, unit: &str) -> Result<(), podswarm_units::Error> {
+            self.fake.reset_failed(unit).await
+        }
+        async fn list_units(
+            &self,
+            patterns: &[&str],
+        ) -> Result<Vec<ListedUnit>, podswarm_units::Error> {
+            self.fake.list_units(patterns).await
+        }
+        fn changes(&self) -> tokio::sync::broadcast::Receiver<String> {
+            self.fake.changes()
+        }
+        fn reload_count(&self) -> u64 {
+            self.fake.reload_count()
+        }
     }
 
     #[tokio::test]
@@ -1285,7 +890,7 @@ mod tests {
         );
         // The stops run in the background; the pass after them removes the files, with one reload.
         let reloads = env.systemd.reload_count();
-        tokio::time::sleep(Duration::from_millis(50)).await;
+        stops_done(&r).await;
         let pass = sync(&r).await;
         assert!(
             pass.reloaded && env.systemd.reload_count() == reloads + 1,
@@ -1314,7 +919,7 @@ mod tests {
         sync(&r).await;
         r.state.delete(&key).unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(sync(&r).await.stopped.len(), 1);
-        tokio::time::sleep(Duration::from_millis(50)).await;
+        stops_done(&r).await;
         // Back before the pass that would have removed its files: it is started again.
         apply(&r, pod);
         let pass = sync(&r).await;
@@ -1327,7 +932,7 @@ mod tests {
             pass.removed.is_empty(),
             "files went before a stop: {pass:?}"
         );
-        tokio::time::sleep(Duration::from_millis(50)).await;
+        stops_done(&r).await;
         assert!(
             env.systemd
                 .calls()
@@ -1378,12 +983,13 @@ mod tests {
         assert!(pass.started.is_empty(), "a rejected unit is not started");
         let view = view_of(&r, "default/p");
         assert_eq!(view.phase, Phase::Failed);
+        assert_eq!(view.reason, Some(PodReason::CreateContainerConfigError));
         assert!(
-            view.reason
+            view.message
                 .as_deref()
                 .is_some_and(|r| r.contains("podswarm-default_p.container")),
             "{:?}",
-            view.reason
+            view.message
         );
     }
 
@@ -1397,12 +1003,13 @@ mod tests {
         assert!(pass.started.is_empty());
         let view = view_of(&r, "default/p");
         assert_eq!(view.phase, Phase::Pending);
+        assert_eq!(view.reason, Some(PodReason::ContainerCreating));
         assert!(
-            view.reason.as_deref().is_some_and(
+            view.message.as_deref().is_some_and(
                 |r| r.contains("ConfigMap default/cm") && r.contains("Secret default/s")
             ),
             "{:?}",
-            view.reason
+            view.message
         );
         apply(
             &r,
@@ -1434,45 +1041,150 @@ mod tests {
         );
     }
 
-    #[test]
-    fn files_name_their_pod() {
-        assert_eq!(
-            pod_of_file("[X-Podswarm]\nNamespace=shop\nPod=web-0\n").as_deref(),
-            Some("shop/web-0")
-        );
-        let definition = "{\n  \"metadata\": {\n    \"labels\": {\n      \"io.podswarm.namespace\": \"shop\",\n      \"io.podswarm.pod\": \"web-0\"\n    }\n  }\n}\n";
-        assert_eq!(pod_of_file(definition).as_deref(), Some("shop/web-0"));
-        assert_eq!(pod_of_file("[Network]\nNetworkName=podswarm\n"), None);
+    /// A unit that ran and waits to be restarted after its run ended with `status`.
+    fn restarting(unit: &str, status: i32, run: &str) -> UnitState {
+        UnitState {
+            name: unit.into(),
+            active_state: "activating".into(),
+            sub_state: "auto-restart".into(),
+            result: "exit-code".into(),
+            exec_main_status: status,
+            main_started_us: 5,
+            n_restarts: 2,
+            invocation_id: run.into(),
+            ..UnitState::default()
+        }
     }
 
+    /// Was a defect: a pod whose image cannot be pulled showed CrashLoopBackOff, like a container
+    /// that keeps exiting.
     #[tokio::test]
-    async fn restart_policies_decide_what_is_started_again() {
-        let running = UnitState {
-            active_state: "active".into(),
-            main_started_us: 5,
-            ..UnitState::default()
-        };
-        let never_ran = UnitState {
-            active_state: "inactive".into(),
-            ..UnitState::default()
-        };
-        let finished = UnitState {
-            active_state: "inactive".into(),
-            result: "success".into(),
-            main_started_us: 5,
-            ..UnitState::default()
-        };
-        let failed = UnitState {
+    async fn a_pod_whose_image_cannot_be_pulled_shows_image_pull_back_off() {
+        let env = env();
+        let systemd = Scripted::new(&env.systemd);
+        let r = env.reconciler_on(Arc::clone(&systemd));
+        apply(
+            &r,
+            "apiVersion: v1\nkind: Pod\nmetadata: {name: p}\nspec:\n  containers: [{name: c, image: localhost/nope:1, imagePullPolicy: Never}]\n",
+        );
+        sync(&r).await;
+        let unit = "podswarm-default_p.service";
+        env.podman
+            .missing_images
+            .lock()
+            .unwrap()
+            .insert("localhost/nope:1".into());
+        env.podman
+            .unit_errors
+            .lock()
+            .unwrap()
+            .insert(unit.into(), "localhost/nope:1: image not known".into());
+        systemd.set(restarting(unit, 125, "run-1"));
+        r.refresh().await.unwrap();
+        let view = view_of(&r, "default/p");
+        assert_eq!(view.reason, Some(PodReason::ImagePullBackOff), "{view:?}");
+        assert!(
+            view.message
+                .as_deref()
+                .is_some_and(|m| m.ends_with("localhost/nope:1: image not known")),
+            "{view:?}"
+        );
+        assert!(!view.ready);
+
+        // The same exit with the image there is not a pull; a crash of the container is a crash.
+        env.podman.missing_images.lock().unwrap().clear();
+        systemd.set(restarting(unit, 125, "run-2"));
+        r.refresh().await.unwrap();
+        assert_eq!(
+            view_of(&r, "default/p").reason,
+            Some(PodReason::CreateContainerError)
+        );
+        env.podman.unit_errors.lock().unwrap().clear();
+        systemd.set(restarting(unit, 1, "run-3"));
+        r.refresh().await.unwrap();
+        assert_eq!(
+            view_of(&r, "default/p").reason,
+            Some(PodReason::CrashLoopBackOff)
+        );
+    }
+
+    /// Was a defect: a failed unit's reason said only `failed: exit-code (exit status 0)`.
+    #[tokio::test]
+    async fn a_failed_pod_unit_carries_podmans_own_error_line() {
+        let env = env();
+        let systemd = Scripted::new(&env.systemd);
+        let r = env.reconciler_on(Arc::clone(&systemd));
+        apply(
+            &r,
+            "apiVersion: v1\nkind: Pod\nmetadata: {name: p}\nspec:\n  restartPolicy: Never\n  containers: [{name: a, image: localhost/busybox:1}, {name: b, image: localhost/busybox:1}]\n",
+        );
+        sync(&r).await;
+        // The `.pod` unit's ExecStartPre (`podman pod create`) failed: the main process never ran.
+        let unit = "podswarm-default_p.service";
+        let line = r#"building local pause image: finding pause binary: exec: "catatonit": executable file not found in $PATH"#;
+        env.podman
+            .unit_errors
+            .lock()
+            .unwrap()
+            .insert(unit.into(), line.into());
+        systemd.set(UnitState {
+            name: unit.into(),
             active_state: "failed".into(),
-            main_started_us: 5,
+            sub_state: "failed".into(),
+            result: "exit-code".into(),
+            invocation_id: "run-1".into(),
             ..UnitState::default()
-        };
-        assert!(!needs_start(&running, None));
-        assert!(needs_start(&never_ran, Some("Never")));
-        assert!(!needs_start(&finished, Some("Never")));
-        assert!(!needs_start(&finished, Some("OnFailure")));
-        assert!(needs_start(&failed, Some("OnFailure")));
-        assert!(!needs_start(&failed, Some("Never")));
-        assert!(needs_start(&finished, Some("Always")));
+        });
+        r.refresh().await.unwrap();
+        let view = view_of(&r, "default/p");
+        assert_eq!(
+            (view.phase, view.reason),
+            (Phase::Failed, Some(PodReason::CreateContainerError))
+        );
+        assert_eq!(
+            view.message.as_deref(),
+            Some(format!("{unit} failed: {line}").as_str())
+        );
+    }
+
+    /// The stop of a deleted pod wakes the run loop, and that pass removes its files: they do not
+    /// wait for the 30 s resync.
+    #[tokio::test]
+    async fn a_deleted_pods_files_go_in_the_pass_after_its_stop() {
+        let env = env();
+        let systemd = Arc::new(Scripted {
+            stop_takes: Duration::from_millis(300),
+            ..Arc::into_inner(Scripted::new(&env.systemd)).unwrap()
+        });
+        let r = Arc::new(env.reconciler_on(Arc::clone(&systemd)));
+        apply(&r, POD);
+        apply(&r, &POD.replace("name: p}", "name: q}"));
+        let (_stop, shutdown) = watch::channel(false);
+        let (ready, first_pass) = tokio::sync::oneshot::channel();
+        let task = tokio::spawn(Arc::clone(&r).run(shutdown, ready));
+        first_pass.await.unwrap();
+        r.state.delete(&pod_key("p")).unwrap();
+        tokio::time::sleep(Duration::from_millis(150)).await;
+        r.state.delete(&pod_key("q")).unwrap();
+        let deleted = std::time::Instant::now();
+        while files(&env).len() > 1 && deleted.elapsed() < Duration::from_secs(10) {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        task.abort();
+        assert_eq!(files(&env), ["podswarm.network"]);
+        assert!(
+            deleted.elapsed() < Duration::from_secs(5),
+            "files went only after {:?}",
+            deleted.elapsed()
+        );
+    }
+
+    /// Was a defect: the network error kept only its text, not its cause.
+    #[test]
+    fn a_network_error_keeps_its_cause() {
+        let cause = podswarm_generator::escape::raw("\"").unwrap_err();
+        let e = ReconcileError::Network(cause);
+        assert_eq!(e.to_string(), "cannot render the pod network unit");
+        assert!(std::error::Error::source(&e).is_some());
     }
 }

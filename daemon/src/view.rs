@@ -2,8 +2,9 @@
 //! `podswarm-view` crate): Services with their endpoints (from every node's pods), pods with IPs,
 //! who may use the DNS server for outside names, the DNS whitelist, and the Ingresses.
 //!
-//! It is computed from the same functions the API answers with, so `podswarmctl get svc` and
-//! what DNS serves cannot disagree, and written only when its content changes (one atomic rename).
+//! It is computed from the same [`Snapshot`] the API answers from (one per change of the
+//! cluster, [`crate::model`]), so `podswarmctl get svc` and what DNS serves cannot disagree, and
+//! written only when its content changes (one atomic rename).
 //!
 //! The view is world-readable, so TLS keys never enter it: every Secret a `spec.tls` entry names
 //! is written as one PEM file (`tls.crt`, then `tls.key`) to the TLS directory
@@ -25,11 +26,11 @@ use ipnet::IpNet;
 use podswarm_manifest::Object;
 use podswarm_view::{
     BackendPort, Endpoint, EndpointPort, Ingress, IngressBackend, IngressPath, IngressRule,
-    IngressTls, PathType, Pod, Service, ServicePort, View, Whitelist,
+    IngressTls, PathType, Pod, Service, ServicePort, View,
 };
 use sha2::{Digest, Sha256};
 
-use crate::api::{Api, endpoints_of, pod_map};
+use crate::model::Snapshot;
 use crate::state::Entry;
 
 /// The group that may read the TLS files (podswarm-ingress runs in it), when it exists.
@@ -76,15 +77,17 @@ fn host_of(host: &str) -> String {
 
 /// The Ingresses of `entries` as the view carries them, and the PEM files of the Secrets their
 /// `spec.tls` entries name (under `tls_dir`).
-pub fn ingresses(entries: &[Entry], tls_dir: &Path) -> Ingresses {
+pub fn ingresses<'a>(entries: impl IntoIterator<Item = &'a Entry>, tls_dir: &Path) -> Ingresses {
+    let entries: Vec<&Entry> = entries.into_iter().collect();
     let secrets: BTreeMap<(&str, &str), &Entry> = entries
         .iter()
         .filter(|e| matches!(e.object, Object::Secret(_)))
-        .map(|e| ((e.object.namespace(), e.object.name()), e))
+        .map(|e| ((e.object.namespace(), e.object.name()), *e))
         .collect();
     let mut out = Ingresses::default();
     let mut list: Vec<&Entry> = entries
         .iter()
+        .copied()
         .filter(|e| matches!(e.object, Object::Ingress(_)))
         .collect();
     list.sort_by(|a, b| {
@@ -254,40 +257,21 @@ fn digest_of(files: &BTreeMap<PathBuf, Vec<u8>>) -> [u8; 32] {
     h.finalize().into()
 }
 
-/// The key of the DNS whitelist in the replicated state.
-pub const WHITELIST_KEY: &str = "dns/whitelist";
-
-pub fn whitelist(api: &Api) -> Whitelist {
-    api.link
-        .as_ref()
-        .and_then(|l| {
-            l.mirror()
-                .entries
-                .get(WHITELIST_KEY)
-                .map(|(_, v)| v.clone())
-        })
-        .and_then(|v| serde_json::from_value(v).ok())
-        .unwrap_or_default()
-}
-
+/// The routing view of `snapshot`, and the TLS files its Ingresses need (under `tls_dir`).
 pub fn build(
-    api: &Api,
+    snapshot: &Snapshot,
+    node_ip: Option<IpAddr>,
     cluster_domain: &str,
     pod_cidr: IpNet,
     tls_dir: &Path,
 ) -> (View, Ingresses) {
-    let entries = api.state.entries();
-    let mut ingresses = ingresses(&entries, tls_dir);
-    let specs: BTreeMap<String, k8s_openapi::api::core::v1::PodSpec> = entries
-        .iter()
-        .flat_map(|e| podswarm_manifest::pods_of(&e.object))
-        .map(|p| (format!("{}/{}", p.namespace, p.name), p.spec))
-        .collect();
+    let mut ingresses = ingresses(snapshot.entries(), tls_dir);
     let mut services = Vec::new();
-    for e in &entries {
+    for e in snapshot.objects("Service", None) {
         let Object::Service(svc) = &e.object else {
             continue;
         };
+        let namespace = e.object.namespace();
         let ports: Vec<ServicePort> = svc
             .spec
             .iter()
@@ -301,8 +285,7 @@ pub fn build(
             })
             .collect();
         let mut by_pod: BTreeMap<String, Endpoint> = BTreeMap::new();
-        for ep in endpoints_of(api, e) {
-            let spec = specs.get(&format!("{}/{}", e.object.namespace(), ep.pod_name));
+        for ep in snapshot.endpoints(namespace, e.object.name()) {
             let entry = by_pod
                 .entry(ep.pod_name.clone())
                 .or_insert_with(|| Endpoint {
@@ -310,7 +293,9 @@ pub fn build(
                     pod: ep.pod_name.clone(),
                     node: ep.node.clone(),
                     ready: ep.ready,
-                    hostname: spec.and_then(|s| s.hostname.clone()),
+                    hostname: snapshot
+                        .pod(&format!("{namespace}/{}", ep.pod_name))
+                        .and_then(|p| p.hostname.clone()),
                     ports: Vec::new(),
                 });
             if let Ok(port) = u16::try_from(ep.port) {
@@ -322,43 +307,35 @@ pub fn build(
             }
         }
         services.push(Service {
-            namespace: e.object.namespace().to_owned(),
+            namespace: namespace.to_owned(),
             name: e.object.name().to_owned(),
             ports,
             endpoints: by_pod.into_values().collect(),
         });
     }
-    let pods = pod_map(api)
-        .into_iter()
-        .filter_map(|(key, p)| {
-            let ip: IpAddr = p.ip.as_deref()?.parse().ok()?;
-            let spec = specs.get(&key);
+    let pods = snapshot
+        .pods()
+        .filter_map(|p| {
+            let ip: IpAddr = p.view.ip.as_deref()?.parse().ok()?;
             Some(Pod {
-                namespace: p.namespace,
-                name: p.name,
+                namespace: p.view.namespace.clone(),
+                name: p.view.name.clone(),
                 ip: Some(ip),
-                hostname: spec.and_then(|s| s.hostname.clone()),
-                subdomain: spec.and_then(|s| s.subdomain.clone()),
-                node: p.node,
+                hostname: p.hostname.clone(),
+                subdomain: p.subdomain.clone(),
+                node: p.view.node.clone(),
             })
         })
         .collect();
     let mut recursion_clients = vec![pod_cidr];
-    if let Some(link) = &api.link {
-        recursion_clients.extend(
-            link.nodes()
-                .iter()
-                .filter_map(|n| n.address.parse::<IpAddr>().ok())
-                .map(IpNet::from),
-        );
-    }
-    if let Some(ip) = api
-        .node_ip
-        .as_deref()
-        .and_then(|a| a.parse::<IpAddr>().ok())
-    {
-        recursion_clients.push(IpNet::from(ip));
-    }
+    recursion_clients.extend(
+        snapshot
+            .nodes()
+            .iter()
+            .filter_map(|n| n.address.parse::<IpAddr>().ok())
+            .map(IpNet::from),
+    );
+    recursion_clients.extend(node_ip.map(IpNet::from));
     recursion_clients.sort();
     recursion_clients.dedup();
     let view = View {
@@ -367,24 +344,23 @@ pub fn build(
         services,
         pods,
         recursion_clients,
-        whitelist: whitelist(api),
+        whitelist: snapshot.whitelist().clone(),
         ingresses: std::mem::take(&mut ingresses.ingresses),
     };
     (view, ingresses)
 }
 
-/// Publishes the view whenever it changes (checked on every state or cluster change, and every
-/// second for pod readiness), after the TLS files it names (in `tls_dir`).
+/// Publishes the view of each new snapshot when it differs from the last one, after the TLS files
+/// it names (in `tls_dir`); a failed write is tried again every second.
 pub async fn publish(
-    api: Arc<Api>,
+    mut snapshots: tokio::sync::watch::Receiver<Arc<Snapshot>>,
+    node_ip: Option<IpAddr>,
     path: PathBuf,
     tls_dir: PathBuf,
     cluster_domain: String,
     pod_cidr: IpNet,
     mut shutdown: tokio::sync::watch::Receiver<bool>,
 ) {
-    let mut state = api.state.subscribe();
-    let mut cluster = api.link.as_ref().map(|l| l.changes());
     let mut last: Option<View> = None;
     let mut version = 0u64;
     let mut failing = false;
@@ -392,7 +368,9 @@ pub async fn publish(
     let mut tls_failing = false;
     let mut tls_problems: Vec<String> = Vec::new();
     loop {
-        let (mut view, tls) = build(&api, &cluster_domain, pod_cidr, &tls_dir);
+        let snapshot = Arc::clone(&snapshots.borrow_and_update());
+        let (mut view, tls) = build(&snapshot, node_ip, &cluster_domain, pod_cidr, &tls_dir);
+        drop(snapshot);
         if tls.problems != tls_problems {
             for problem in &tls.problems {
                 tracing::warn!("{problem}: its hosts get no certificate");
@@ -401,8 +379,15 @@ pub async fn publish(
         }
         let digest = digest_of(&tls.files);
         if tls_synced != Some(digest) {
-            let gid = crate::api::group_entry(TLS_GROUP).and_then(|(gid, _)| gid);
-            match sync_tls_dir(&tls_dir, &tls.files, gid) {
+            let dir = tls_dir.clone();
+            let files = tls.files;
+            // The group lookup goes through NSS, and the writes are file I/O: both may block.
+            let synced = tokio::task::spawn_blocking(move || {
+                sync_tls_dir(&dir, &files, crate::groups::gid_of(TLS_GROUP))
+            })
+            .await
+            .unwrap_or_else(|e| Err(std::io::Error::other(e)));
+            match synced {
                 Ok(()) => {
                     tls_synced = Some(digest);
                     tls_failing = false;
@@ -447,19 +432,15 @@ pub async fn publish(
                 Err(_) => {}
             }
         }
-        let cluster_changed = async {
-            match cluster.as_mut() {
-                Some(c) => {
-                    let _ = c.changed().await;
-                }
-                None => std::future::pending().await,
-            }
-        };
+        let retry = failing || tls_failing;
         tokio::select! {
             _ = shutdown.changed() => return,
-            _ = state.changed() => {}
-            _ = cluster_changed => {}
-            _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+            changed = snapshots.changed() => {
+                if changed.is_err() {
+                    return;
+                }
+            }
+            _ = tokio::time::sleep(Duration::from_secs(1)), if retry => {}
         }
         // Batch bursts of changes into one view.
         tokio::time::sleep(Duration::from_millis(50)).await;
@@ -593,6 +574,67 @@ data:
                 .iter()
                 .any(|p| p.contains("shop/shop-cert has no tls.crt and tls.key"))
         );
+    }
+
+    #[test]
+    fn the_view_is_built_from_the_snapshot() {
+        let yaml = r#"
+apiVersion: v1
+kind: Service
+metadata: {name: web, namespace: shop}
+spec:
+  selector: {app: web}
+  ports: [{name: http, port: 80, targetPort: http}, {name: admin, port: 81, targetPort: 9000}]
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: solo, namespace: shop, labels: {app: web}}
+spec:
+  hostname: solo-host
+  subdomain: web
+  containers: [{name: c, image: x, ports: [{name: http, containerPort: 8080}]}]
+"#;
+        let view: crate::reconcile::PodView = serde_json::from_value(serde_json::json!({
+            "namespace": "shop", "name": "solo", "node": "me", "ip": "10.244.0.2",
+            "phase": "Running", "ready": true, "restarts": 0, "labels": {"app": "web"},
+            "unit": "", "units": [], "containers": [], "created": 0, "warnings": []
+        }))
+        .unwrap();
+        let me = crate::link::NodeView {
+            name: "me".into(),
+            node_id: String::new(),
+            address: "192.168.1.10".into(),
+            labels: BTreeMap::new(),
+            subnet: None,
+            ready: true,
+        };
+        let snapshot = Snapshot::build(crate::model::Inputs {
+            node_name: "me".into(),
+            entries: entries(yaml, 1),
+            local: BTreeMap::from([("shop/solo".to_owned(), view)]),
+            nodes: vec![me],
+            whitelist: Some(serde_json::json!({"enabled": true, "hosts": ["example.com"]})),
+            ..crate::model::Inputs::default()
+        });
+        let cidr: IpNet = "10.244.0.0/16".parse().unwrap();
+        let (view, _) = build(
+            &snapshot,
+            "192.168.1.10".parse().ok(),
+            "cluster.local.",
+            cidr,
+            Path::new("/t"),
+        );
+        assert_eq!(view.cluster_domain, "cluster.local");
+        let endpoint = &view.services[0].endpoints[0];
+        assert_eq!(endpoint.ip, "10.244.0.2".parse().ok());
+        assert_eq!(endpoint.hostname.as_deref(), Some("solo-host"));
+        let ports: Vec<u16> = endpoint.ports.iter().map(|p| p.port).collect();
+        assert_eq!(ports, [8080, 9000]);
+        assert_eq!(view.pods[0].subdomain.as_deref(), Some("web"));
+        // The pod CIDR and the node (named twice) once each.
+        let node: IpNet = "192.168.1.10/32".parse().unwrap();
+        assert_eq!(view.recursion_clients, [cidr, node]);
+        assert_eq!(view.whitelist.hosts, ["example.com"]);
     }
 
     #[test]

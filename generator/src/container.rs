@@ -7,7 +7,7 @@ use crate::env::{self, EnvItem};
 use crate::escape::{generated, json_array, raw, word, words};
 use crate::unit::UnitWriter;
 use crate::volumes::{Source, Volumes};
-use crate::{Ctx, Error, NETWORK_UNIT, PodmanSecret, UnitFile, names, probe};
+use crate::{Ctx, Error, NETWORK_UNIT, PodKey, PodmanSecret, Role, UnitFile, names, probe};
 
 pub(crate) struct RenderedContainer {
     pub unit: UnitFile,
@@ -186,6 +186,8 @@ pub(crate) fn render_pod_unit(ctx: &mut Ctx<'_>) -> Result<UnitFile, Error> {
     Ok(UnitFile {
         file_name: format!("{base}.pod"),
         contents: w.finish(&format!("pod {}/{}", pod.namespace, pod.name)),
+        pod: Some(PodKey::of(pod)),
+        role: Role::Pod,
     })
 }
 
@@ -633,6 +635,11 @@ pub(crate) fn render_container(
         unit: UnitFile {
             file_name: format!("{base}.container"),
             contents: w.finish(&description),
+            pod: Some(PodKey::of(pod)),
+            role: Role::Container {
+                name: c.name.clone(),
+                image: image.to_owned(),
+            },
         },
         secrets: env.secrets,
     })

@@ -26,7 +26,7 @@ use crate::container::{argv, hostname, normalize_image, pull_policy, stop_timeou
 use crate::env::{self, EnvItem};
 use crate::escape::{generated, raw};
 use crate::volumes::{Source, Volumes};
-use crate::{Ctx, Error, NETWORK_UNIT, PodmanSecret, UnitFile, names};
+use crate::{Ctx, Error, NETWORK_UNIT, PodKey, PodmanSecret, Role, UnitFile, names};
 
 pub(crate) struct RenderedKube {
     pub units: Vec<UnitFile>,
@@ -82,6 +82,7 @@ pub(crate) fn render(ctx: &mut Ctx<'_>, volumes: &Volumes) -> Result<RenderedKub
     let mut secrets = KubeSecrets::default();
 
     let mut containers = Vec::new();
+    let mut images = Vec::new();
     for (i, c) in pod.spec.containers.iter().enumerate() {
         let field = format!("spec.containers[{i}]");
         let env = env::resolve(ctx, c, &field);
@@ -129,6 +130,7 @@ pub(crate) fn render(ctx: &mut Ctx<'_>, volumes: &Volumes) -> Result<RenderedKub
             }
         }
         let has_args = command.is_some() || !args.is_empty();
+        images.push((c.name.clone(), image.clone()));
         containers.push(Container {
             name: c.name.clone(),
             image: Some(image),
@@ -281,10 +283,14 @@ pub(crate) fn render(ctx: &mut Ctx<'_>, volumes: &Volumes) -> Result<RenderedKub
             UnitFile {
                 file_name: format!("{base}.kube"),
                 contents: w.finish(&description),
+                pod: Some(PodKey::of(pod)),
+                role: Role::Kube { containers: images },
             },
             UnitFile {
                 file_name: definition_file,
                 contents: json,
+                pod: Some(PodKey::of(pod)),
+                role: Role::Definition,
             },
         ],
         secrets: secrets.secrets,

@@ -139,10 +139,72 @@ impl Objects {
 }
 
 /// One file for `/etc/containers/systemd/podswarm/`.
+///
+/// Besides its bytes, a file says what it is ([`Role`]) and whose it is (`pod`), set here when it
+/// is rendered, so no other crate has to read Quadlet keys back out of `contents`. Files already on
+/// disk are read back with [`pod_of`] and [`volume_of`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UnitFile {
     pub file_name: String,
     pub contents: String,
+    /// The pod the file belongs to and goes with; `None` for files of the node (the pod network)
+    /// or shared by pods (a claim's volume).
+    pub pod: Option<PodKey>,
+    pub role: Role,
+}
+
+/// A pod's namespace and name: `ns/name` as text, the key pods go by everywhere in podswarm.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct PodKey {
+    pub namespace: String,
+    pub name: String,
+}
+
+impl PodKey {
+    pub fn new(namespace: impl Into<String>, name: impl Into<String>) -> Self {
+        PodKey {
+            namespace: namespace.into(),
+            name: name.into(),
+        }
+    }
+
+    pub fn of(pod: &PodInstance) -> Self {
+        PodKey::new(pod.namespace.as_str(), pod.name.as_str())
+    }
+}
+
+impl std::fmt::Display for PodKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}", self.namespace, self.name)
+    }
+}
+
+/// What a file is for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Role {
+    /// The node's pod network (`.network`).
+    Network,
+    /// The shared part of a multi-container pod (`.pod`).
+    Pod,
+    /// One container (`.container`): the whole pod when it has one container.
+    Container {
+        /// The container's name in the pod spec.
+        name: String,
+        /// The image as podman is asked for it (normalised as Kubernetes reads image names).
+        image: String,
+    },
+    /// A multi-container pod played by `podman kube play` (`.kube`).
+    Kube {
+        /// The containers' (name, image), in spec order.
+        containers: Vec<(String, String)>,
+    },
+    /// The pod definition a `.kube` unit plays (`.kube.json`; not a unit).
+    Definition,
+    /// A podman volume (`.volume`): an emptyDir (goes with its pod) or a claim's (stays).
+    Volume {
+        /// The podman volume's name (`VolumeName=`).
+        name: String,
+    },
 }
 
 /// A file the daemon writes for a ConfigMap volume.
@@ -322,6 +384,8 @@ pub fn render_network(network: &PodNetwork) -> Result<UnitFile, escape::EscapeEr
     Ok(UnitFile {
         file_name: "podswarm.network".to_owned(),
         contents: w.finish("the pod network of this node (host-gw routing between nodes)"),
+        pod: None,
+        role: Role::Network,
     })
 }
 
@@ -340,6 +404,52 @@ pub fn service_of(file_name: &str, contents: &str) -> Option<String> {
         "pod" | "volume" | "network" => Some(format!("{base}-{ext}.service")),
         _ => None,
     }
+}
+
+/// The pod a file podswarm wrote belongs to, read back from the file itself (the owner keys a unit
+/// carries, or the labels of a pod definition): what [`UnitFile::pod`] was when it was rendered.
+/// `None` for files of no pod (the network, a claim's volume).
+pub fn pod_of(contents: &str) -> Option<PodKey> {
+    // Units: the `[X-Podswarm]` section, which precedes every other section that may have a `Pod=`
+    // key of its own (`.container` units name their `.pod` with one). Pod definitions (JSON): the
+    // labels, at whatever depth the pretty-printer put them.
+    let owner = |key: &str| {
+        contents
+            .lines()
+            .skip_while(|l| *l != "[X-Podswarm]")
+            .take_while(|l| !l.starts_with('[') || *l == "[X-Podswarm]")
+            .find_map(|l| l.strip_prefix(key))
+            .map(str::to_owned)
+    };
+    let label = |key: &str| {
+        contents.lines().find_map(|l| {
+            l.trim_start()
+                .strip_prefix(key)
+                .map(|v| v.trim().trim_end_matches(',').trim_matches('"').to_owned())
+        })
+    };
+    match (owner("Namespace="), owner("Pod=")) {
+        (Some(namespace), Some(name)) => Some(PodKey { namespace, name }),
+        _ => match (
+            label("\"io.podswarm.namespace\": "),
+            label("\"io.podswarm.pod\": "),
+        ) {
+            (Some(namespace), Some(name)) => Some(PodKey { namespace, name }),
+            _ => None,
+        },
+    }
+}
+
+/// The podman volume a `.volume` unit podswarm wrote stands for (`VolumeName=`), read back from
+/// the file: what [`Role::Volume`]'s name was when it was rendered.
+pub fn volume_of(file_name: &str, contents: &str) -> Option<String> {
+    if !file_name.ends_with(".volume") {
+        return None;
+    }
+    contents
+        .lines()
+        .find_map(|l| l.strip_prefix("VolumeName="))
+        .map(str::to_owned)
 }
 
 /// Whether a file in the unit directory was written by podswarm (and so may be changed or removed
@@ -481,4 +591,152 @@ pub fn render_node(
     out.missing.sort();
     out.missing.dedup();
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use podswarm_manifest::{Limits, Policy, parse};
+
+    fn render_all(yaml: &str, multi_container: MultiContainer) -> Vec<UnitFile> {
+        let manifest = parse(yaml, "t", &Limits::default(), &Policy::default())
+            .unwrap_or_else(|e| panic!("{e}"));
+        let objects: Vec<Object> = manifest.objects.into_iter().map(|o| o.object).collect();
+        let node = NodeContext {
+            node_name: "n1".to_owned(),
+            node_ip: None,
+            network: PodNetwork {
+                subnet: "10.244.0.0/24".parse().unwrap_or_else(|e| panic!("{e}")),
+            },
+            dns_server: None,
+            cluster_domain: "cluster.local".to_owned(),
+        };
+        let options = Options {
+            multi_container,
+            ..Options::default()
+        };
+        render_node(&objects, &node, &options)
+            .unwrap_or_else(|e| panic!("{e}"))
+            .units
+    }
+
+    const PODS: &str = "apiVersion: v1\nkind: Pod\nmetadata: {name: one, namespace: shop}\nspec:\n  containers: [{name: c, image: nginx:1.25}]\n  volumes: [{name: scratch, emptyDir: {}}, {name: data, persistentVolumeClaim: {claimName: db}}]\n---\napiVersion: v1\nkind: Pod\nmetadata: {name: two, namespace: shop}\nspec:\n  containers: [{name: app, image: me/app:v1}, {name: side, image: localhost/busybox:1}]\n  volumes: [{name: cache, emptyDir: {}}]\n";
+
+    /// What the daemon reads back from a file on disk is what the file said when it was rendered.
+    #[test]
+    fn files_read_back_as_rendered() {
+        for mode in [MultiContainer::Pod, MultiContainer::Kube] {
+            let units = render_all(PODS, mode);
+            assert!(units.len() > 5, "{units:?}");
+            for u in &units {
+                assert!(is_owned(&u.contents), "{}", u.file_name);
+                assert_eq!(pod_of(&u.contents), u.pod, "{}", u.file_name);
+                let volume = match &u.role {
+                    Role::Volume { name } => Some(name.clone()),
+                    _ => None,
+                };
+                assert_eq!(
+                    volume_of(&u.file_name, &u.contents),
+                    volume,
+                    "{}",
+                    u.file_name
+                );
+                assert_eq!(
+                    service_of(&u.file_name, &u.contents).is_none(),
+                    u.role == Role::Definition,
+                    "{}",
+                    u.file_name
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn files_say_what_they_are() {
+        let units = render_all(PODS, MultiContainer::Pod);
+        let role = |name: &str| {
+            units
+                .iter()
+                .find(|u| u.file_name == name)
+                .map(|u| (u.pod.as_ref().map(ToString::to_string), u.role.clone()))
+                .unwrap_or_else(|| panic!("no {name}"))
+        };
+        let one = Some("shop/one".to_owned());
+        let two = Some("shop/two".to_owned());
+        assert_eq!(role("podswarm.network"), (None, Role::Network));
+        assert_eq!(
+            role("podswarm-shop_one.container"),
+            (
+                one.clone(),
+                Role::Container {
+                    name: "c".into(),
+                    image: "docker.io/library/nginx:1.25".into()
+                }
+            )
+        );
+        assert_eq!(
+            role("podswarm-shop_one__scratch.volume"),
+            (
+                one,
+                Role::Volume {
+                    name: "podswarm-shop_one__scratch".into()
+                }
+            )
+        );
+        assert_eq!(
+            role("podswarm-shop__db.volume"),
+            (
+                None,
+                Role::Volume {
+                    name: "podswarm-shop__db".into()
+                }
+            ),
+            "a claim's volume is no pod's"
+        );
+        assert_eq!(role("podswarm-shop_two.pod"), (two.clone(), Role::Pod));
+        assert_eq!(
+            role("podswarm-shop_two_side.container"),
+            (
+                two,
+                Role::Container {
+                    name: "side".into(),
+                    image: "localhost/busybox:1".into()
+                }
+            )
+        );
+        let kube = render_all(PODS, MultiContainer::Kube);
+        let played = kube
+            .iter()
+            .find(|u| u.file_name == "podswarm-shop_two.kube")
+            .map(|u| u.role.clone());
+        assert_eq!(
+            played,
+            Some(Role::Kube {
+                containers: vec![
+                    ("app".into(), "docker.io/me/app:v1".into()),
+                    ("side".into(), "localhost/busybox:1".into())
+                ]
+            })
+        );
+    }
+
+    #[test]
+    fn files_name_their_pod() {
+        let key = |contents: &str| pod_of(contents).map(|k| k.to_string());
+        assert_eq!(
+            key("[X-Podswarm]\nNamespace=shop\nPod=web-0\n").as_deref(),
+            Some("shop/web-0")
+        );
+        let definition = "{\n  \"metadata\": {\n    \"labels\": {\n      \"io.podswarm.namespace\": \"shop\",\n      \"io.podswarm.pod\": \"web-0\"\n    }\n  }\n}\n";
+        assert_eq!(key(definition).as_deref(), Some("shop/web-0"));
+        assert_eq!(key("[Network]\nNetworkName=podswarm\n"), None);
+        // A `.container` of a `.pod` names its `.pod` with a `Pod=` key of the `[Container]` section.
+        let unit = "# m\n\n[X-Podswarm]\nNamespace=shop\nPod=web-0\n\n[Container]\nPod=podswarm-shop_web-0.pod\n";
+        assert_eq!(key(unit).as_deref(), Some("shop/web-0"));
+        assert_eq!(
+            key("[X-Podswarm]\nNamespace=shop\nClaim=db\n"),
+            None,
+            "a claim's volume is no pod's"
+        );
+    }
 }

@@ -7,7 +7,7 @@ use podswarm_manifest::{host_path_allowed, memory_bytes};
 
 use crate::escape::{generated, raw};
 use crate::unit::UnitWriter;
-use crate::{Ctx, DataFile, Error, PodmanSecret, UnitFile, names};
+use crate::{Ctx, DataFile, Error, PodKey, PodmanSecret, Role, UnitFile, names};
 
 /// What a volume name in the pod stands for.
 #[derive(Debug, Clone)]
@@ -132,6 +132,8 @@ pub(crate) fn resolve(ctx: &mut Ctx<'_>) -> Result<Volumes, Error> {
             out.units.push(UnitFile {
                 file_name: unit_file.clone(),
                 contents: w.finish(&format!("emptyDir {} of pod {ns}/{pod_name}", v.name)),
+                pod: Some(PodKey::of(pod)),
+                role: Role::Volume { name: base },
             });
             Source::Named { unit_file }
         } else if let Some(pvc) = &v.persistent_volume_claim {
@@ -150,6 +152,9 @@ pub(crate) fn resolve(ctx: &mut Ctx<'_>) -> Result<Volumes, Error> {
             out.units.push(UnitFile {
                 file_name: unit_file.clone(),
                 contents: w.finish(&format!("persistentVolumeClaim {ns}/{}", pvc.claim_name)),
+                // Shared by every pod that names the claim, and outlives them.
+                pod: None,
+                role: Role::Volume { name: base },
             });
             if pvc.read_only == Some(true) {
                 ctx.warn(format!("volume {:?}: persistentVolumeClaim.readOnly is applied per mount; set readOnly on the volumeMounts", v.name));

@@ -52,6 +52,7 @@ async fn pod(client: &Client, ns: &str, name: &str) -> Result<String> {
         ("ready", "Ready"),
         ("restarts", "Restarts"),
         ("reason", "Reason"),
+        ("message", "Message"),
         ("owner", "Controlled By"),
         ("unit", "Unit"),
     ] {

@@ -221,14 +221,14 @@ fn pod_row(v: &Value, now: u64) -> Vec<String> {
         .iter()
         .filter(|c| field(c, "state").starts_with("active/"))
         .count();
+    // As kubectl: the reason when there is one (CrashLoopBackOff, ImagePullBackOff,
+    // ContainerCreating …: the words users search for), else the phase. An unschedulable pod
+    // shows its phase, Pending, as kubectl does.
     let reason = field(v, "reason");
-    // kubectl's words for the states users search for, rather than podswarm's unit states.
-    let status = if reason.contains("restarting after exiting") {
-        "CrashLoopBackOff".to_owned()
-    } else if reason.starts_with("waiting for") {
-        "Pending".to_owned()
-    } else {
+    let status = if reason.is_empty() || reason == "Unschedulable" {
         field(v, "phase")
+    } else {
+        reason
     };
     vec![
         field(v, "name"),
