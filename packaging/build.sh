@@ -1,13 +1,13 @@
 #!/usr/bin/env bash
 # Builds target/packages/podswarm_*.deb and podswarm-*.rpm: release binaries, man pages and
 # completions from the binaries' own definitions, then cargo-deb and cargo-generate-rpm (installed
-# from crates.io when missing).
+# from crates.io at the versions tests/setup.sh names, with cmake and a C compiler, when missing).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 target=${CARGO_TARGET_DIR:-target}
 
-command -v cargo-deb >/dev/null || cargo install --locked cargo-deb
-command -v cargo-generate-rpm >/dev/null || cargo install --locked cargo-generate-rpm
+# shellcheck source=tests/setup.sh
+. tests/setup.sh packages
 
 cargo build --release --locked --workspace --bins
 rm -rf packaging/generated

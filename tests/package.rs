@@ -160,6 +160,16 @@ fn the_deb_installs_enables_runs_and_purges_cleanly() {
     node.sh("test ! -e /etc/containers/systemd/podswarm && test ! -e /var/lib/podswarm && test ! -e /etc/podswarm");
     let left = node.sh("systemctl list-units --no-legend --plain 'podswarm*'");
     assert!(left.trim().is_empty(), "left behind: {left}");
+
+    // A minimal install (no Recommends) has no catatonit, which Podman needs for every pod's infra
+    // container: the package must pull it in, so dpkg refuses it while catatonit is missing.
+    node.sh("dpkg -r catatonit");
+    let out = node.exec(&["dpkg", "-i", "/root/podswarm.deb"]);
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && said.contains("depends on catatonit"),
+        "dpkg -i without catatonit: {said}"
+    );
 }
 
 /// The cluster DNS as users meet it: `dig` against the node, and a pod resolving by short name.

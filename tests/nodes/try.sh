@@ -6,7 +6,8 @@
 #   sudo ./tests/nodes/try.sh --stop   shut the node down and remove it
 #
 # The node keeps running afterwards; the script prints how to use podswarmctl, systemctl and
-# journalctl inside it. No network is needed beyond the Debian mirror for the first image build.
+# journalctl inside it. No network is needed beyond this machine's Debian mirror and crates.io the
+# first time (tests/setup.sh: Debian packages, the node tree, the crates).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
@@ -14,11 +15,20 @@ dir=/var/lib/podswarm-test/try
 name=podswarm-try
 
 stop() {
-    local pid
-    pid=$(pgrep -f "systemd-nspawn -D $dir/merged" | head -n 1 || true)
+    local pid child
+    # Anchored: a shell whose command line merely mentions the node must not match.
+    pid=$(pgrep -f "^systemd-nspawn -D $dir/merged " | head -n 1 || true)
     if [ -n "$pid" ]; then
-        kill "$pid"
+        kill "$pid" # the node's systemd shuts down cleanly
         for _ in $(seq 1 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.2; done
+        if kill -0 "$pid" 2>/dev/null; then
+            # Still up after 20 s: cut the power (SIGKILL to the node's PID 1 ends everything in
+            # it) rather than remove the tree under a running node.
+            # shellcheck disable=SC2013 # the children files hold PIDs separated by spaces
+            for child in $(cat /proc/"$pid"/task/*/children 2>/dev/null); do kill -9 "$child" 2>/dev/null || true; done
+            for _ in $(seq 1 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.2; done
+            kill -9 "$pid" 2>/dev/null || true
+        fi
     fi
     mountpoint -q "$dir/merged" && umount "$dir/merged"
     rm -rf "$dir"
@@ -30,11 +40,11 @@ if [ "${1:-}" = "--stop" ]; then
     exit 0
 fi
 [ "$(id -u)" -eq 0 ] || { echo "try.sh: run as root (it boots a systemd-nspawn node)" >&2; exit 1; }
-for tool in debootstrap systemd-nspawn; do
-    command -v "$tool" >/dev/null || { echo "try.sh: install $tool first (apt-get install debootstrap systemd-container)" >&2; exit 1; }
-done
+# Installs what is missing (debootstrap, systemd-container, cmake, the pinned toolchain) and builds
+# the node tree once; quick when all is there.
+# shellcheck source=tests/setup.sh
+. tests/setup.sh try
 
-./tests/nodes/build-image.sh
 echo "== building podswarm (release)"
 cargo build --release --locked --workspace --bins
 target=${CARGO_TARGET_DIR:-target}
@@ -61,8 +71,9 @@ leader=""
 for _ in $(seq 1 100); do
     # nspawn's outer child exits once the container's PID 1 runs: wait for the one that is systemd.
     leader=""
-    for pid in $(cat /proc/$nspawn/task/*/children 2>/dev/null); do
-        [ "$(cat /proc/$pid/comm 2>/dev/null)" = systemd ] && leader=$pid
+    # shellcheck disable=SC2013 # the children files hold PIDs separated by spaces
+    for pid in $(cat /proc/"$nspawn"/task/*/children 2>/dev/null); do
+        [ "$(cat /proc/"$pid"/comm 2>/dev/null)" = systemd ] && leader=$pid
     done
     [ -n "$leader" ] && break
     sleep 0.1
@@ -76,6 +87,7 @@ for _ in $(seq 1 300); do
 done
 
 echo "== importing a local busybox image (no registry is reachable here)"
+# shellcheck disable=SC2016 # expanded by the node's shell
 in_node sh -c 'set -e; d=$(mktemp -d /var/tmp/bb.XXXXXX); mkdir -p $d/bin $d/www; cp /usr/bin/busybox $d/bin/;
     for l in sh httpd nc wget cat echo sleep ls env printf; do ln -s busybox $d/bin/$l; done;
     tar -C $d -cf $d.tar .; podman import --change "CMD=[\"/bin/sh\"]" $d.tar localhost/busybox:latest >/dev/null; rm -rf $d $d.tar'
@@ -86,6 +98,13 @@ echo "== podswarmctl apply -f /root/hello.yaml"
 in_node podswarmctl apply -f /root/hello.yaml
 for _ in $(seq 1 120); do
     in_node podswarmctl get pods 2>/dev/null | grep -q ' 1/1 .*Running' && break
+    sleep 0.5
+done
+# The ingress and the DNS server route to a pod once its readiness probe has passed there too, a
+# few seconds after the pod shows READY: wait for both (at most 30 s) before showing them.
+for _ in $(seq 1 60); do
+    in_node curl -sf -o /dev/null -H 'Host: hello.example.com' http://127.0.0.1/ &&
+        [ -n "$(in_node dig @127.0.0.1 +short +time=1 +tries=1 hello.default.svc.cluster.local 2>/dev/null)" ] && break
     sleep 0.5
 done
 echo "== podswarmctl get pods -o wide"
