@@ -16,9 +16,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use podswarm_gossip::control::client::{Event, Subscription, request};
+use podswarm_gossip::control::client::{Client, Event, Request, Response, Subscription};
 use podswarm_tests::node::workspace_binary;
-use serde_json::{Value, json};
+use serde_json::json;
 
 struct Member {
     ip: Ipv4Addr,
@@ -65,32 +65,34 @@ fn start(root: &Path, i: usize) -> Member {
     Member { ip, dir, child }
 }
 
-async fn call(m: &Member, body: Value) -> Value {
+async fn call(m: &Member, request: Request) -> Response {
+    let client = Client::new(m.socket());
     for _ in 0..100 {
-        if let Ok(v) = request(&m.socket(), &body).await {
-            return v;
+        if let Ok(answer) = client.call(request.clone()).await {
+            return answer;
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    panic!("{} does not answer {body}", m.ip);
+    panic!("{} does not answer {request:?}", m.ip);
 }
 
 async fn members_seen(m: &Member) -> Vec<String> {
-    request(&m.socket(), &json!({"op": "status"}))
+    Client::new(m.socket())
+        .status()
         .await
-        .ok()
-        .and_then(|s| s["members"].as_array().cloned())
+        .map(|s| s.members)
         .unwrap_or_default()
         .iter()
-        .filter_map(|x| x["address"].as_str().map(str::to_owned))
+        .map(|x| x.address.to_string())
         .collect()
 }
 
 async fn bytes_sent(members: &[Member]) -> u64 {
     let mut total = 0;
     for m in members {
-        let s = call(m, json!({"op": "status"})).await;
-        total += s["metrics"]["bytesSent"].as_u64().unwrap_or(0);
+        if let Response::Status(s) = call(m, Request::Status {}).await {
+            total += s.metrics.bytes_sent;
+        }
     }
     total
 }
@@ -102,16 +104,18 @@ fn percentile_99(n: usize) -> usize {
 async fn run(n: usize) -> (f64, f64, f64) {
     let root = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
     let mut members: Vec<Member> = (0..n).map(|i| start(root.path(), i)).collect();
-    let token = call(&members[0], json!({"op": "join-token"})).await["token"]
-        .as_str()
-        .unwrap_or_default()
-        .to_owned();
+    let Response::JoinToken { token } =
+        call(&members[0], Request::JoinToken { rotate: false }).await
+    else {
+        panic!("no join token");
+    };
     for m in &members[1..] {
-        call(
-            m,
-            json!({"op": "join", "address": members[0].ip.to_string(), "token": token}),
-        )
-        .await;
+        let join = Request::Join {
+            address: members[0].ip.to_string(),
+            token: token.clone(),
+            advertise_addr: None,
+        };
+        call(m, join).await;
     }
     let start_wait = Instant::now();
     loop {
@@ -158,11 +162,11 @@ async fn run(n: usize) -> (f64, f64, f64) {
                 }
             });
         }
-        call(
-            &members[0],
-            json!({"op": "put", "key": format!("bench/{round}"), "value": round}),
-        )
-        .await;
+        let put = Request::Put {
+            key: format!("bench/{round}"),
+            value: json!(round),
+        };
+        call(&members[0], put).await;
         let need = percentile_99(n - 1);
         let mut got = Vec::new();
         while got.len() < need {

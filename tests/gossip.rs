@@ -8,8 +8,11 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use podswarm_cluster::{ClusterKey, Kind, Sealer};
-use podswarm_gossip::control::client::request;
+use podswarm_cluster::{ClusterKey, Hlc, Kind, Sealer};
+use podswarm_gossip::Counters;
+use podswarm_gossip::control::chain;
+use podswarm_gossip::control::client::{Client, ClientError, FailureKind, Response, Status};
+use podswarm_gossip::control::protocol::MAX_REQUEST;
 use podswarm_tests::node::workspace_binary;
 use serde_json::{Value, json};
 
@@ -68,50 +71,57 @@ impl Gossip {
         self.child = Some(child);
     }
 
-    async fn call(&self, body: Value) -> Result<Value, String> {
-        request(&self.socket(), &body)
-            .await
-            .map_err(|e| e.to_string())
+    fn client(&self) -> Client {
+        Client::new(self.socket())
     }
 
-    async fn ok(&self, body: Value) -> Value {
-        match self.call(body.clone()).await {
-            Ok(v) => v,
-            Err(e) => panic!("{} {body}: {e}\n{}", self.name, self.log()),
-        }
+    /// `result`, or a panic that shows what failed and the node's log.
+    fn ok<T>(&self, what: &str, result: Result<T, ClientError>) -> T {
+        result.unwrap_or_else(|e| panic!("{} {what}: {}\n{}", self.name, chain(&e), self.log()))
     }
 
     async fn ready(&self) {
         wait_for(&format!("{} ready", self.name), || async {
-            self.call(json!({"op": "status"})).await.is_ok()
+            self.client().status().await.is_ok()
         })
         .await;
     }
 
-    async fn status(&self) -> Value {
-        self.ok(json!({"op": "status"})).await
+    async fn status(&self) -> Status {
+        self.ok("status", self.client().status().await)
     }
 
     async fn members(&self) -> Vec<String> {
-        let s = self.status().await;
-        let mut names: Vec<String> = s["members"]
-            .as_array()
-            .map(|m| {
-                m.iter()
-                    .map(|m| m["address"].as_str().unwrap_or("").to_owned())
-                    .collect()
-            })
-            .unwrap_or_default();
-        names.sort();
-        names
+        let mut addresses: Vec<String> = self
+            .status()
+            .await
+            .members
+            .iter()
+            .map(|m| m.address.to_string())
+            .collect();
+        addresses.sort();
+        addresses
     }
 
     async fn value(&self, key: &str) -> Option<Value> {
-        let v = self.ok(json!({"op": "get", "prefix": key})).await;
-        v["entries"]
-            .as_array()
-            .and_then(|e| e.iter().find(|e| e["key"] == key))
-            .map(|e| e["value"].clone())
+        let items = self.ok(key, self.client().get(key).await);
+        items.into_iter().find(|i| i.key == key).map(|i| i.value)
+    }
+
+    async fn put(&self, key: &str, value: Value) -> Hlc {
+        self.ok(key, self.client().put(key, value).await)
+    }
+
+    async fn delete(&self, key: &str) -> Hlc {
+        self.ok(key, self.client().delete(key).await)
+    }
+
+    async fn token(&self, rotate: bool) -> String {
+        self.ok("join-token", self.client().join_token(rotate).await)
+    }
+
+    async fn join(&self, via: &Gossip, token: &str) -> Result<u64, ClientError> {
+        self.client().join(&via.ip.to_string(), token, None).await
     }
 
     fn addr(&self) -> SocketAddr {
@@ -163,15 +173,11 @@ async fn cluster(root: &Path, net: u8, n: u8) -> Vec<Gossip> {
     for g in &nodes {
         g.ready().await;
     }
-    let token = nodes[0].ok(json!({"op": "join-token"})).await["token"]
-        .as_str()
-        .unwrap_or_default()
-        .to_owned();
+    let token = nodes[0].token(false).await;
     for (i, g) in nodes.iter().enumerate().skip(1) {
         // Any member admits: each node joins through the one before it.
-        let via = nodes[i - 1].ip.to_string();
-        g.ok(json!({"op": "join", "address": via, "token": token}))
-            .await;
+        let joined = g.join(&nodes[i - 1], &token).await;
+        g.ok("join", joined);
     }
     for g in &nodes {
         wait_for(&format!("{} sees every member", g.name), || async {
@@ -186,7 +192,7 @@ async fn converged(nodes: &[&Gossip]) {
     wait_for("equal state on every node", || async {
         let mut prints = Vec::new();
         for g in nodes {
-            prints.push(g.status().await["fingerprint"].clone());
+            prints.push(g.status().await.fingerprint);
         }
         prints.windows(2).all(|w| w[0] == w[1])
     })
@@ -197,27 +203,28 @@ async fn converged(nodes: &[&Gossip]) {
 async fn three_nodes_join_by_token_and_every_write_reaches_every_node() {
     let root = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
     let nodes = cluster(root.path(), 31, 3).await;
-    let clusters: Vec<Value> = futures(nodes.iter().map(|g| g.status()))
+    let clusters: Vec<u64> = futures(nodes.iter().map(|g| g.status()))
         .await
         .into_iter()
-        .map(|s| s["cluster"].clone())
+        .map(|s| s.cluster)
         .collect();
     assert!(
         clusters.windows(2).all(|w| w[0] == w[1]),
         "one cluster: {clusters:?}"
     );
 
-    nodes[0]
-        .ok(json!({"op": "put", "key": "objects/default/Service/small", "value": {"port": 80}}))
+    let small = nodes[0]
+        .put("objects/default/Service/small", json!({"port": 80}))
         .await;
     // Too big for a UDP packet: travels as a hint and is pulled.
     let big = "x".repeat(20_000);
     nodes[2]
-        .ok(json!({"op": "put", "key": "objects/default/ConfigMap/big", "value": {"data": big}}))
+        .put("objects/default/ConfigMap/big", json!({"data": big}))
         .await;
-    nodes[1]
-        .ok(json!({"op": "delete", "key": "objects/default/Service/small"}))
-        .await;
+    let deleted = nodes[1].delete("objects/default/Service/small").await;
+    // Versions come back typed; each names the node that wrote it.
+    assert_eq!(small.node, nodes[0].status().await.node_id);
+    assert_eq!(deleted.node, nodes[1].status().await.node_id);
     converged(&nodes.iter().collect::<Vec<_>>()).await;
     for g in &nodes {
         assert_eq!(
@@ -242,9 +249,7 @@ async fn three_nodes_join_by_token_and_every_write_reaches_every_node() {
     }
 }
 
-async fn futures<F: std::future::Future<Output = Value>>(
-    fs: impl Iterator<Item = F>,
-) -> Vec<Value> {
+async fn futures<T, F: std::future::Future<Output = T>>(fs: impl Iterator<Item = F>) -> Vec<T> {
     let mut out = Vec::new();
     for f in fs {
         out.push(f.await);
@@ -259,38 +264,38 @@ async fn a_wrong_token_is_refused_and_the_node_learns_nothing() {
     let b = Gossip::start(root.path(), 32, 2);
     a.ready().await;
     b.ready().await;
-    a.ok(json!({"op": "put", "key": "objects/default/Secret/s", "value": {"data": "hidden"}}))
+    a.put("objects/default/Secret/s", json!({"data": "hidden"}))
         .await;
-    let token = a.ok(json!({"op": "join-token"})).await["token"]
-        .as_str()
-        .unwrap_or_default()
-        .to_owned();
+    let token = a.token(false).await;
     // Right cluster id, wrong secret.
     let (prefix, _) = token.rsplit_once('-').unwrap_or_else(|| panic!("{token}"));
     let wrong = format!("{prefix}-{}", "ab".repeat(32));
-    let before = b.status().await["cluster"].clone();
+    let before = b.status().await.cluster;
     let err = b
-        .call(json!({"op": "join", "address": a.ip.to_string(), "token": wrong}))
+        .join(&a, &wrong)
         .await
         .err()
         .unwrap_or_else(|| panic!("a wrong token joined"));
+    assert_eq!(err.kind(), Some(FailureKind::JoinRefused), "{err}");
+    let text = err.to_string();
     assert!(
-        err.contains("join refused") && err.contains("invalid join token"),
-        "{err}"
+        text.contains("join refused") && text.contains("invalid join token"),
+        "{text}"
     );
     let malformed = b
-        .call(json!({"op": "join", "address": a.ip.to_string(), "token": "hello"}))
+        .join(&a, "hello")
         .await
         .err()
-        .unwrap_or_default();
-    assert!(malformed.contains("PSWTKN-1-"), "{malformed}");
+        .unwrap_or_else(|| panic!("a malformed token joined"));
+    assert_eq!(malformed.kind(), Some(FailureKind::Refused), "{malformed}");
+    assert!(malformed.to_string().contains("PSWTKN-1-"), "{malformed}");
     let after = b.status().await;
-    assert_eq!(after["cluster"], before, "still its own cluster");
+    assert_eq!(after.cluster, before, "still its own cluster");
     assert_eq!(b.value("objects/default/Secret/s").await, None);
     tokio::time::sleep(Duration::from_millis(600)).await;
     assert!(b.members().await.is_empty());
     assert!(a.members().await.is_empty());
-    assert_eq!(a.status().await["metrics"]["joinsRefused"], 1);
+    assert_eq!(a.status().await.metrics.joins_refused, 1);
 }
 
 #[tokio::test]
@@ -299,13 +304,11 @@ async fn forged_tampered_and_replayed_packets_are_dropped_and_counted() {
     let nodes = cluster(root.path(), 33, 2).await;
     let target = nodes[0].addr();
     let udp = std::net::UdpSocket::bind("127.33.0.9:0").unwrap_or_else(|e| panic!("{e}"));
-    let metric = async |name: &str| {
-        nodes[0].status().await["metrics"][name]
-            .as_u64()
-            .unwrap_or(0)
-    };
+    let metric = async |pick: fn(&Counters) -> u64| pick(&nodes[0].status().await.metrics);
+    let unauthenticated = |c: &Counters| c.dropped_unauthenticated;
+    let replayed = |c: &Counters| c.dropped_replayed;
 
-    let forged_before = metric("droppedUnauthenticated").await;
+    let forged_before = metric(unauthenticated).await;
     let outsider = Sealer::new(&ClusterKey::generate(), 99);
     udp.send_to(&outsider.seal(Kind::Swim, b"let me in"), target)
         .unwrap_or_else(|e| panic!("{e}"));
@@ -316,18 +319,18 @@ async fn forged_tampered_and_replayed_packets_are_dropped_and_counted() {
     udp.send_to(&tampered, target)
         .unwrap_or_else(|e| panic!("{e}"));
     wait_for("two unauthenticated drops", || async {
-        metric("droppedUnauthenticated").await >= forged_before + 2
+        metric(unauthenticated).await >= forged_before + 2
     })
     .await;
 
-    let replayed_before = metric("droppedReplayed").await;
+    let replayed_before = metric(replayed).await;
     let packet = insider.seal(Kind::Swim, b"not a swim message");
     udp.send_to(&packet, target)
         .unwrap_or_else(|e| panic!("{e}"));
     udp.send_to(&packet, target)
         .unwrap_or_else(|e| panic!("{e}"));
     wait_for("a replay drop", || async {
-        metric("droppedReplayed").await == replayed_before + 1
+        metric(replayed).await == replayed_before + 1
     })
     .await;
 
@@ -340,7 +343,7 @@ async fn a_killed_node_is_detected_and_catches_up_after_restart_without_resurrec
     let root = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
     let mut nodes = cluster(root.path(), 34, 3).await;
     nodes[0]
-        .ok(json!({"op": "put", "key": "objects/default/Pod/old", "value": {"v": 1}}))
+        .put("objects/default/Pod/old", json!({"v": 1}))
         .await;
     converged(&nodes.iter().collect::<Vec<_>>()).await;
 
@@ -356,11 +359,9 @@ async fn a_killed_node_is_detected_and_catches_up_after_restart_without_resurrec
     })
     .await;
 
-    nodes[0]
-        .ok(json!({"op": "delete", "key": "objects/default/Pod/old"}))
-        .await;
+    nodes[0].delete("objects/default/Pod/old").await;
     nodes[1]
-        .ok(json!({"op": "put", "key": "objects/default/Pod/new", "value": {"v": 2}}))
+        .put("objects/default/Pod/new", json!({"v": 2}))
         .await;
 
     nodes[2].spawn();
@@ -385,14 +386,15 @@ async fn a_killed_node_is_detected_and_catches_up_after_restart_without_resurrec
 async fn leaving_and_rotating_the_token() {
     let root = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
     let nodes = cluster(root.path(), 35, 3).await;
-    let old = nodes[0].ok(json!({"op": "join-token"})).await["token"].clone();
+    let old = nodes[0].token(false).await;
 
-    let cluster_id = nodes[0].status().await["cluster"].clone();
-    let left = nodes[2].ok(json!({"op": "leave"})).await;
+    let cluster_id = nodes[0].status().await.cluster;
+    let left = nodes[2].ok("leave", nodes[2].client().leave().await);
     assert_ne!(
-        left["cluster"], cluster_id,
+        left, cluster_id,
         "a node that left is in a cluster of its own"
     );
+    assert_eq!(nodes[2].status().await.cluster, left);
     let gone = nodes[2].addr().to_string();
     for g in &nodes[..2] {
         wait_for(&format!("{} drops n3", g.name), || async {
@@ -401,23 +403,63 @@ async fn leaving_and_rotating_the_token() {
         .await;
     }
 
-    let new = nodes[1]
-        .ok(json!({"op": "join-token", "rotate": true}))
-        .await["token"]
-        .clone();
+    let new = nodes[1].token(true).await;
     assert_ne!(old, new);
     converged(&[&nodes[0], &nodes[1]]).await;
     let err = nodes[2]
-        .call(json!({"op": "join", "address": nodes[0].ip.to_string(), "token": old}))
+        .join(&nodes[0], &old)
         .await
         .err()
         .unwrap_or_else(|| panic!("the rotated-out token still works"));
-    assert!(err.contains("invalid join token"), "{err}");
-    nodes[2]
-        .ok(json!({"op": "join", "address": nodes[0].ip.to_string(), "token": new}))
-        .await;
+    assert!(err.to_string().contains("invalid join token"), "{err}");
+    let joined = nodes[2].join(&nodes[0], &new).await;
+    assert_eq!(nodes[2].ok("join", joined), cluster_id);
     wait_for("n3 is a member again", || async {
         nodes[0].members().await.contains(&gone)
     })
     .await;
+}
+
+/// What a hand-written client (`socat`, a script) gets for lines that are not requests: an answer
+/// that says why, on a connection that still serves the next line.
+#[tokio::test]
+async fn lines_that_are_not_requests_are_answered_and_the_connection_goes_on() {
+    use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+    let root = tempfile::tempdir().unwrap();
+    let g = Gossip::start(root.path(), 36, 1);
+    g.ready().await;
+    let stream = tokio::net::UnixStream::connect(g.socket()).await.unwrap();
+    let (read, mut write) = stream.into_split();
+    let mut answers = BufReader::new(read).lines();
+    let mut next = async |line: &[u8]| -> Response {
+        write.write_all(line).await.unwrap();
+        let answer = answers.next_line().await.unwrap().unwrap();
+        serde_json::from_str(&answer).unwrap()
+    };
+    let refused = |r: Response| match r {
+        Response::Error(f) if f.kind == FailureKind::BadRequest => f.message,
+        other => panic!("{other:?}"),
+    };
+
+    let unknown = refused(next(b"{\"op\":\"frobnicate\",\"key\":\"k\"}\n").await);
+    assert!(
+        unknown.contains("unknown variant `frobnicate`"),
+        "{unknown}"
+    );
+    let mut long = br#"{"op":"put","key":"objects/long","value":""#.to_vec();
+    long.resize(MAX_REQUEST + 1, b'x');
+    long.extend_from_slice(b"\"}\n");
+    let too_long = refused(next(&long).await);
+    assert_eq!(
+        too_long,
+        format!("bad request: a line longer than {MAX_REQUEST} bytes")
+    );
+    let Response::Stored { version } =
+        next(b"{\"op\":\"put\",\"key\":\"objects/short\",\"value\":1}\n").await
+    else {
+        panic!("the next request is served");
+    };
+    assert_eq!(version.node, g.status().await.node_id);
+    assert_eq!(g.value("objects/long").await, None);
+    assert_eq!(g.value("objects/short").await, Some(json!(1)));
 }

@@ -3,6 +3,9 @@
 //! The generated `ExecStart=` is then read back with systemd's own grammar to prove that values
 //! reach podman byte for byte and that no manifest text became a directive.
 
+// Test helpers, outside #[test] functions: a panic is the failure report here too.
+#![allow(clippy::unwrap_used)]
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::{IpAddr, Ipv4Addr};
 use std::path::{Path, PathBuf};
@@ -174,9 +177,8 @@ fn injection_corpus_reaches_podman_intact() {
         return;
     };
     let case = Path::new(env!("CARGO_MANIFEST_DIR")).join("../generator/tests/golden/injection");
-    let input = std::fs::read_to_string(case.join("input.yaml")).unwrap_or_else(|e| panic!("{e}"));
-    let manifest = parse(&input, "input.yaml", &Limits::default(), &Policy::default())
-        .unwrap_or_else(|e| panic!("{e}"));
+    let input = std::fs::read_to_string(case.join("input.yaml")).unwrap();
+    let manifest = parse(&input, "input.yaml", &Limits::default(), &Policy::default()).unwrap();
     let mut config = BTreeMap::new();
     let mut pod = None;
     for o in &manifest.objects {
@@ -237,8 +239,8 @@ fn injection_corpus_reaches_podman_intact() {
         image_at + 1,
         "nothing may follow the image when the entrypoint holds the args"
     );
-    let entrypoint: Vec<String> = serde_json::from_str(flag_values(&argv, "--entrypoint")[0])
-        .unwrap_or_else(|e| panic!("{e}"));
+    let entrypoint: Vec<String> =
+        serde_json::from_str(flag_values(&argv, "--entrypoint")[0]).unwrap();
     let expected: Vec<String> = c
         .command
         .iter()
@@ -251,8 +253,7 @@ fn injection_corpus_reaches_podman_intact() {
         flag_values(&argv, "--workdir"),
         [c.working_dir.as_deref().unwrap_or_default()]
     );
-    let health: Vec<String> = serde_json::from_str(flag_values(&argv, "--health-cmd")[0])
-        .unwrap_or_else(|e| panic!("{e}"));
+    let health: Vec<String> = serde_json::from_str(flag_values(&argv, "--health-cmd")[0]).unwrap();
     let probe = c
         .liveness_probe
         .as_ref()
@@ -267,7 +268,7 @@ fn injection_corpus_reaches_podman_intact() {
 
 fn node() -> NodeContext {
     let network = PodNetwork {
-        subnet: "10.244.9.0/24".parse().unwrap_or_else(|e| panic!("{e}")),
+        subnet: "10.244.9.0/24".parse().unwrap(),
     };
     NodeContext {
         node_name: "node1".to_owned(),
@@ -288,7 +289,7 @@ fn random_strings_reach_podman_intact() {
     let special = proptest::string::string_regex(
         "[ -~\\n\\t\\r\\x01-\\x1f\\x7f\\u{80}-\\u{9f}\\u{2028}\\u{2029}é日🚀%$\"'\\\\]{0,24}",
     )
-    .unwrap_or_else(|e| panic!("{e}"));
+    .unwrap();
     let any = proptest::arbitrary::any::<String>();
     let mut runner = TestRunner::deterministic();
     let mut values = Vec::new();
@@ -298,7 +299,7 @@ fn random_strings_reach_podman_intact() {
         } else {
             any.new_tree(&mut runner)
         };
-        let s = tree.unwrap_or_else(|e| panic!("{e}")).current();
+        let s = tree.unwrap().current();
         // NUL cannot be in argv at all, and a lone empty argument needs a command (see below).
         let s = s.replace('\0', "");
         values.push(if s.is_empty() { "x".to_owned() } else { s });
@@ -339,9 +340,8 @@ fn random_strings_reach_podman_intact() {
         &Options::default(),
         &Objects::default(),
     )
-    .unwrap_or_else(|e| panic!("{e}"));
-    let network =
-        podswarm_generator::render_network(&node().network).unwrap_or_else(|e| panic!("{e}"));
+    .unwrap();
+    let network = podswarm_generator::render_network(&node().network).unwrap();
     let files: Vec<(String, Vec<u8>)> = rendered
         .units
         .iter()

@@ -44,6 +44,12 @@ echo "== cargo nextest"
 status=0
 cargo nextest run --workspace --locked --no-fail-fast --tool-config-file "podswarm-run:$report/nextest.toml" || status=$?
 
+# A bounded run of every fuzz target from the seeds kept in fuzz/seeds (nightly; says SKIPPED
+# without one). FUZZ_SECONDS=0 leaves it out.
+if [ "${FUZZ_SECONDS:-45}" != 0 ]; then
+    FUZZ_SECONDS=${FUZZ_SECONDS:-45} ./fuzz/run.sh || status=1
+fi
+
 echo "== summary"
 if [ ! -s "$report/junit.xml" ]; then
     echo "no JUnit report from nextest (exit status $status): nothing to count"

@@ -1,5 +1,8 @@
 //! `podswarm-units` against real systemd 257 on a booted node, over the node's system bus.
 
+// Test helpers, outside #[test] functions: a panic is the failure report here too.
+#![allow(clippy::unwrap_used)]
+
 use std::time::Duration;
 
 use podswarm_tests::node::{BootOptions, Node, nodes_or_skip};
@@ -10,9 +13,7 @@ async fn connect(node: &Node) -> DbusSystemd {
         .build()
         .await
         .unwrap_or_else(|e| panic!("cannot reach the node's bus: {e}"));
-    DbusSystemd::with_connection(conn)
-        .await
-        .unwrap_or_else(|e| panic!("{e}"))
+    DbusSystemd::with_connection(conn).await.unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -34,28 +35,19 @@ async fn units_drive_real_systemd() {
         "/etc/containers/systemd/podswarm-bad.container",
         b"[Container]\nExec=/bin/true\n",
     );
-    let before = systemd
-        .unit_state("podswarm-q.service")
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
+    let before = systemd.unit_state("podswarm-q.service").await.unwrap();
     assert_eq!(
         before.load_state, "not-found",
         "Quadlet units appear only after a reload"
     );
-    systemd.reload().await.unwrap_or_else(|e| panic!("{e}"));
+    systemd.reload().await.unwrap();
     assert_eq!(systemd.reload_count(), 1);
-    let after = systemd
-        .unit_state("podswarm-q.service")
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
+    let after = systemd.unit_state("podswarm-q.service").await.unwrap();
     assert_eq!(
         (after.load_state.as_str(), after.active_state.as_str()),
         ("loaded", "inactive")
     );
-    let bad = systemd
-        .unit_state("podswarm-bad.service")
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
+    let bad = systemd.unit_state("podswarm-bad.service").await.unwrap();
     assert_eq!(bad.load_state, "not-found", "{bad:?}");
 
     node.write(
@@ -64,16 +56,10 @@ async fn units_drive_real_systemd() {
     );
 
     assert_eq!(
-        systemd
-            .start("podswarm-probe.service")
-            .await
-            .unwrap_or_else(|e| panic!("{e}")),
+        systemd.start("podswarm-probe.service").await.unwrap(),
         JobResult::Done
     );
-    let running = systemd
-        .unit_state("podswarm-probe.service")
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
+    let running = systemd.unit_state("podswarm-probe.service").await.unwrap();
     assert_eq!(
         (running.active_state.as_str(), running.sub_state.as_str()),
         ("active", "running")
@@ -93,10 +79,7 @@ async fn units_drive_real_systemd() {
     .await;
     assert!(seen.is_ok(), "no change event for the unit");
 
-    let listed = systemd
-        .list_units(&["podswarm-*"])
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
+    let listed = systemd.list_units(&["podswarm-*"]).await.unwrap();
     assert!(
         listed
             .iter()
@@ -105,16 +88,10 @@ async fn units_drive_real_systemd() {
     );
 
     assert_eq!(
-        systemd
-            .restart("podswarm-probe.service")
-            .await
-            .unwrap_or_else(|e| panic!("{e}")),
+        systemd.restart("podswarm-probe.service").await.unwrap(),
         JobResult::Done
     );
-    let restarted = systemd
-        .unit_state("podswarm-probe.service")
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
+    let restarted = systemd.unit_state("podswarm-probe.service").await.unwrap();
     assert_ne!(
         restarted.invocation_id, running.invocation_id,
         "a restart gives a new invocation"
@@ -127,7 +104,7 @@ async fn units_drive_real_systemd() {
             b"[Service]\nExecStart=/bin/sleep infinity\n",
         );
     }
-    systemd.reload().await.unwrap_or_else(|e| panic!("{e}"));
+    systemd.reload().await.unwrap();
     let names: Vec<String> = (0..20)
         .map(|i| format!("podswarm-many{i}.service"))
         .collect();
@@ -142,18 +119,12 @@ async fn units_drive_real_systemd() {
         "/etc/systemd/system/podswarm-fails.service",
         b"[Service]\nType=oneshot\nExecStart=/bin/false\n",
     );
-    systemd.reload().await.unwrap_or_else(|e| panic!("{e}"));
+    systemd.reload().await.unwrap();
     assert_eq!(
-        systemd
-            .start("podswarm-fails.service")
-            .await
-            .unwrap_or_else(|e| panic!("{e}")),
+        systemd.start("podswarm-fails.service").await.unwrap(),
         JobResult::Failed
     );
-    let failed = systemd
-        .unit_state("podswarm-fails.service")
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
+    let failed = systemd.unit_state("podswarm-fails.service").await.unwrap();
     assert_eq!(
         (
             failed.active_state.as_str(),
@@ -165,24 +136,15 @@ async fn units_drive_real_systemd() {
     systemd
         .reset_failed("podswarm-fails.service")
         .await
-        .unwrap_or_else(|e| panic!("{e}"));
-    let reset = systemd
-        .unit_state("podswarm-fails.service")
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
+        .unwrap();
+    let reset = systemd.unit_state("podswarm-fails.service").await.unwrap();
     assert_eq!(reset.active_state, "inactive");
 
     assert_eq!(
-        systemd
-            .stop("podswarm-probe.service")
-            .await
-            .unwrap_or_else(|e| panic!("{e}")),
+        systemd.stop("podswarm-probe.service").await.unwrap(),
         JobResult::Done
     );
-    let stopped = systemd
-        .unit_state("podswarm-probe.service")
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
+    let stopped = systemd.unit_state("podswarm-probe.service").await.unwrap();
     assert_eq!(stopped.active_state, "inactive");
 }
 

@@ -300,9 +300,7 @@ mod tests {
         let b = Sealer::new(&key, 9);
         let mut window = ReplayWindow::new();
         let packet = a.seal(Kind::Swim, b"hello");
-        let (header, plain) = b
-            .open(&packet, Kind::Swim, &mut window)
-            .unwrap_or_else(|e| panic!("{e}"));
+        let (header, plain) = b.open(&packet, Kind::Swim, &mut window).unwrap();
         assert_eq!(plain, b"hello");
         assert_eq!(header.sender, 7);
         assert_eq!(

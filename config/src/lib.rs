@@ -507,7 +507,7 @@ mod tests {
             "[network]\npod_cidr = \"10.50.0.0/16\"\n",
             Path::new("t.toml"),
         )
-        .unwrap_or_else(|e| panic!("{e}"));
+        .unwrap();
         assert_eq!(
             c.node_subnet().map(|s| s.to_string()).ok(),
             Some("10.50.0.0/24".to_owned())
@@ -529,7 +529,7 @@ mod tests {
 
     #[test]
     fn ingress_section() {
-        let c = Config::parse("", Path::new("t.toml")).unwrap_or_else(|e| panic!("{e}"));
+        let c = Config::parse("", Path::new("t.toml")).unwrap();
         assert_eq!(c.ingress.http_listen, "0.0.0.0:80");
         assert_eq!(c.ingress.https_listen, "0.0.0.0:443");
         assert_eq!(c.ingress.class, "podswarm");
@@ -538,7 +538,7 @@ mod tests {
             "[ingress]\nhttps_listen = \"\"\nclass = \"internal\"\neject_secs = 3\n",
             Path::new("t.toml"),
         )
-        .unwrap_or_else(|e| panic!("{e}"));
+        .unwrap();
         assert!(c.validate().is_ok());
         assert_eq!(c.ingress.eject_secs, 3);
         for (text, field) in [
@@ -549,7 +549,7 @@ mod tests {
                 "cannot both be empty",
             ),
         ] {
-            let c = Config::parse(text, Path::new("t.toml")).unwrap_or_else(|e| panic!("{e}"));
+            let c = Config::parse(text, Path::new("t.toml")).unwrap();
             let e = c.validate().map_err(|e| e.to_string());
             assert!(
                 e.as_ref().is_err_and(|e| e.contains(field)),
@@ -568,7 +568,7 @@ mod tests {
             "[network]\nnode_subnet = \"192.168.0.0/24\"\n",
             Path::new("t.toml"),
         )
-        .unwrap_or_else(|e| panic!("{e}"));
+        .unwrap();
         let e = c.validate().map_err(|e| e.to_string());
         assert!(e.is_err_and(|e| e.contains("network.node_subnet") && e.contains("not inside")));
     }
@@ -585,7 +585,7 @@ mod shipped {
         let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../packaging/podswarm.toml");
         let text =
             std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-        let commented = Config::parse(&text, &path).unwrap_or_else(|e| panic!("{e}"));
+        let commented = Config::parse(&text, &path).unwrap();
         assert!(commented.validate().is_ok());
         let uncommented: String = text
             .lines()

@@ -1,14 +1,16 @@
 //! HTTP client for the podswarm API: the node's Unix socket by default (no token needed there),
-//! or `--server http://host:port` with a bearer token.
+//! or `--server http://host:port` with a bearer token. Answers are read as the types of
+//! `podswarm_api`, the contract podswarmd answers with.
 
 use std::path::PathBuf;
 
 use anyhow::{Context, Result, anyhow, bail};
 use http_body_util::{BodyExt, Full};
 use hyper::body::{Bytes, Incoming};
-use hyper::{Method, Request, Response, StatusCode};
+use hyper::{Method, Request, Response};
 use hyper_util::rt::TokioIo;
-use serde_json::Value;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
 
 #[derive(Debug, Clone)]
 enum Target {
@@ -114,14 +116,15 @@ impl Client {
         sender.send_request(req).await.with_context(unreachable)
     }
 
-    /// A JSON request; API errors become one-sentence errors with their details.
-    pub async fn json(
+    /// A request answered with a `podswarm_api` type; API errors become one-sentence errors
+    /// with their details ([`ApiError`]).
+    pub async fn call<T: DeserializeOwned>(
         &self,
         method: Method,
         path: &str,
         body: Option<(Vec<u8>, &str)>,
         extra: &[(&str, String)],
-    ) -> Result<Value> {
+    ) -> Result<T> {
         let response = self.send(method, path, body, extra).await?;
         let status = response.status();
         let bytes = response
@@ -130,15 +133,38 @@ impl Client {
             .await
             .context("the API closed the connection")?
             .to_bytes();
-        let value: Value = serde_json::from_slice(&bytes)
-            .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into_owned()));
-        if status.is_success() {
-            return Ok(value);
-        }
-        Err(api_error(status, &value))
+        podswarm_api::decode(status.as_u16(), &bytes).map_err(|e| match e {
+            podswarm_api::Error::Refused { body, .. } => anyhow!(ApiError {
+                message: body.error,
+                details: body.details,
+            }),
+            podswarm_api::Error::Status { .. } => anyhow!(ApiError {
+                message: format!("the API answered {status}"),
+                details: Vec::new(),
+            }),
+            unreadable => anyhow::Error::new(unreadable).context(path.to_owned()),
+        })
+    }
+
+    /// A GET.
+    pub async fn get<T: DeserializeOwned>(&self, path: &str) -> Result<T> {
+        self.call(Method::GET, path, None, &[]).await
+    }
+
+    /// A request with a JSON body.
+    pub async fn send_json<T: DeserializeOwned>(
+        &self,
+        method: Method,
+        path: &str,
+        body: &impl Serialize,
+    ) -> Result<T> {
+        let bytes = serde_json::to_vec(body).context("cannot write the request body")?;
+        self.call(method, path, Some((bytes, "application/json")), &[])
+            .await
     }
 }
 
+/// The API's refusal: its one sentence, and the details that go with it (a manifest's problems).
 #[derive(Debug)]
 pub struct ApiError {
     pub message: String,
@@ -152,22 +178,3 @@ impl std::fmt::Display for ApiError {
 }
 
 impl std::error::Error for ApiError {}
-
-fn api_error(status: StatusCode, value: &Value) -> anyhow::Error {
-    let message = value
-        .get("error")
-        .and_then(Value::as_str)
-        .map(str::to_owned)
-        .unwrap_or_else(|| format!("the API answered {status}"));
-    let details = value
-        .get("details")
-        .and_then(Value::as_array)
-        .map(|d| {
-            d.iter()
-                .filter_map(Value::as_str)
-                .map(str::to_owned)
-                .collect()
-        })
-        .unwrap_or_default();
-    anyhow!(ApiError { message, details })
-}

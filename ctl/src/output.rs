@@ -1,12 +1,12 @@
-//! What the API commands print: kubectl's column tables and ages, `-o json|yaml`, and lenient
-//! reading of the API's JSON.
+//! What the API commands print: kubectl's column tables and ages, and `-o json|yaml`.
 //!
-//! The API's answers are read as untyped JSON on purpose: podswarmctl talks to nodes of other
-//! versions during an upgrade, and a missing or renamed field should print an empty cell, not
-//! fail the whole command.
+//! Commands read the API's answers as `podswarm_api` types and fill cells from typed fields, so
+//! a field the daemon renames fails to compile here rather than printing an empty column. Nodes
+//! of other versions still read during an upgrade: the contract's rules (new fields optional,
+//! unknown fields and enum values tolerated) are what keeps them readable, not lenient lookups.
 
 use anyhow::{Context, Result};
-use serde_json::Value;
+use serde::Serialize;
 
 /// `-o`: a wider table, or the API's objects as JSON or YAML.
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]
@@ -61,39 +61,28 @@ pub fn table(header: &[&str], rows: &[Vec<String>]) -> String {
     out
 }
 
-/// Prints `value` for `-o json` or `-o yaml` and says so; tables are the caller's job.
-pub fn print_structured(value: &Value, output: Option<Output>) -> Result<bool> {
-    match output {
-        Some(Output::Json) => {
-            println!("{}", serde_json::to_string_pretty(value)?);
-            Ok(true)
-        }
-        Some(Output::Yaml) => {
-            print!(
-                "{}",
-                serde_saphyr::to_string(value).context("cannot write YAML")?
-            );
-            Ok(true)
-        }
-        _ => Ok(false),
+/// Prints `value` for `-o json` or `-o yaml` and says so; tables are the caller's job. The value
+/// goes through `serde_json::Value`, whose maps are sorted, so keys print in the order they
+/// always have, whatever the order of the type's fields.
+pub fn print_structured(value: &impl Serialize, output: Option<Output>) -> Result<bool> {
+    if !matches!(output, Some(Output::Json | Output::Yaml)) {
+        return Ok(false);
     }
+    let value = serde_json::to_value(value)?;
+    if matches!(output, Some(Output::Json)) {
+        println!("{}", serde_json::to_string_pretty(&value)?);
+    } else {
+        print!(
+            "{}",
+            serde_saphyr::to_string(&value).context("cannot write YAML")?
+        );
+    }
+    Ok(true)
 }
 
-/// A field as a table cell: strings as they are, other values as JSON, missing or null empty.
-pub fn field(v: &Value, key: &str) -> String {
-    match v.get(key) {
-        Some(Value::String(x)) => x.clone(),
-        Some(Value::Null) | None => String::new(),
-        Some(other) => other.to_string(),
-    }
-}
-
-/// A list answer's `items`, empty when there are none.
-pub fn items(v: &Value) -> Vec<Value> {
-    v.get("items")
-        .and_then(Value::as_array)
-        .cloned()
-        .unwrap_or_default()
+/// An optional value as a table cell: empty when there is none.
+pub fn cell(value: Option<&impl ToString>) -> String {
+    value.map(ToString::to_string).unwrap_or_default()
 }
 
 #[cfg(test)]

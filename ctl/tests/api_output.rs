@@ -1,181 +1,187 @@
-//! podswarmctl's output against a stand-in API on a temporary Unix socket: kubectl-shaped tables
-//! and every API command's transcript (golden files, `PODSWARM_BLESS=1` regenerates), API errors
-//! as one clear line, and `delete -f` against a stand-in that holds objects and cascades
-//! Namespaces as podswarmd does.
+//! podswarmctl's output against podswarmd's real API router ([`support::TestNode`]: real
+//! gossip, state, link, read model and router in this process, on a temporary Unix socket):
+//! kubectl-shaped tables and every API command's transcript (golden files, `PODSWARM_BLESS=1`
+//! regenerates), API errors as one clear line, and `delete -f` of a file holding a Namespace
+//! and its objects, which the API cascades.
+//!
+//! Because the answers come from the daemon's own handlers, a change to what the daemon says
+//! shows up here as a changed golden file or a failed read, never as a silently empty column.
 
+// Helpers outside `#[test]` functions may unwrap too: a panic there is the failure report
+// (clippy's allow-unwrap-in-tests only sees test functions and `#[cfg(test)]` modules).
+#![allow(clippy::unwrap_used)]
+
+mod support;
+
+use std::net::Ipv4Addr;
 use std::process::Command;
 
-use std::collections::BTreeSet;
-use std::sync::{Arc, Mutex};
+use podswarm_api::{ContainerView, Phase, PodReason, PodView};
+use serde_json::json;
+use support::{TestNode, now};
 
-use axum::Router;
-use axum::extract::{Path, RawQuery, State};
-use axum::http::StatusCode;
-use axum::routing::{delete, get, post, put};
-use serde_json::{Value, json};
+/// A Deployment and a Service that selects its pods: port 80 by the containers' port name,
+/// port 53 by a name no container has (so it has no endpoints).
+const WEB: &str = r#"
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: web, namespace: default}
+spec:
+  replicas: 2
+  selector: {matchLabels: {app: web, tier: front}}
+  template:
+    metadata: {labels: {app: web, tier: front}}
+    spec:
+      containers:
+        - name: app
+          image: localhost/busybox:latest
+          ports: [{name: http, containerPort: 8080}]
+"#;
 
-fn now() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0)
+const WEB_SERVICE: &str = r#"
+apiVersion: v1
+kind: Service
+metadata: {name: web, namespace: default}
+spec:
+  selector: {app: web, tier: front}
+  ports:
+    - {name: http, port: 80, targetPort: http}
+    - {name: dns, port: 53, protocol: UDP, targetPort: dns}
+"#;
+
+const SHOP: &str = r#"
+apiVersion: v1
+kind: Namespace
+metadata: {name: shop}
+---
+apiVersion: v1
+kind: Service
+metadata: {name: db, namespace: shop}
+spec:
+  type: NodePort
+  ports: [{port: 5432, protocol: TCP}]
+"#;
+
+const INGRESSES: &str = r#"
+apiVersion: networking.k8s.io/v1
+kind: Ingress
+metadata: {name: web, namespace: default}
+spec:
+  ingressClassName: podswarm
+  rules: [{host: a.example}, {}]
+  tls: [{secretName: a}]
+---
+apiVersion: networking.k8s.io/v1
+kind: Ingress
+metadata: {name: bare, namespace: default}
+spec: {}
+"#;
+
+/// The names of the Deployment's pods (they carry its template's hash).
+fn web_pods() -> Vec<String> {
+    let manifest = podswarm_manifest::parse(
+        WEB,
+        "web",
+        &podswarm_manifest::Limits::default(),
+        &podswarm_manifest::Policy::default(),
+    )
+    .unwrap();
+    podswarm_manifest::pods_of(&manifest.objects[0].object)
+        .into_iter()
+        .map(|p| p.name)
+        .collect()
 }
 
-fn api() -> Router {
-    let t = now();
-    Router::new()
-        .route(
-            "/api/v1/pods",
-            get(move || async move {
-                axum::Json(json!({"items": [
-                    {"namespace": "default", "name": "web-abc-0", "node": "node1", "ip": "10.244.0.2", "phase": "Running", "ready": true, "restarts": 0,
-                     "reason": null, "created": t - 300, "owner": "Deployment/web", "containers": [{"name": "app", "state": "active/running"}]},
-                    {"namespace": "default", "name": "web-abc-1", "node": "node1", "ip": "10.244.0.3", "phase": "Running", "ready": false, "restarts": 4,
-                     "reason": "CrashLoopBackOff", "message": "container app exited with status 1; restarting (4 restarts)", "created": t - 7300, "owner": "Deployment/web",
-                     "containers": [{"name": "app", "state": "activating/auto-restart"}]},
-                    {"namespace": "shop", "name": "db-x-0", "node": "node1", "ip": null, "phase": "Pending", "ready": false, "restarts": 0,
-                     "reason": "ContainerCreating", "message": "waiting for Secret shop/db", "created": t - 90000, "containers": []}
-                ]}))
-            }),
-        )
-        .route(
-            "/api/v1/deployments",
-            get(move || async move {
-                axum::Json(json!({"items": [{"namespace": "default", "name": "web", "replicas": 2, "ready": 1, "upToDate": 2, "available": 1, "created": t - 400}]}))
-            }),
-        )
-        .route(
-            "/api/v1/manifests/{ns}/{kind}/{name}",
-            delete(|| async { (StatusCode::NOT_FOUND, axum::Json(json!({"error": "deployment default/nope not found", "details": []}))) }),
-        )
-        .route(
-            "/api/v1/services",
-            get(move || async move {
-                axum::Json(json!({"items": [
-                    {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "web", "namespace": "default"},
-                     "spec": {"selector": {"app": "web", "tier": "front"}, "ports": [{"port": 80}, {"port": 53, "protocol": "UDP"}]},
-                     "podswarm": {"created": t - 420, "readyEndpoints": 1, "endpoints": 2}},
-                    {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "db", "namespace": "shop"},
-                     "spec": {"type": "NodePort", "ports": [{"port": 5432, "protocol": "TCP"}]},
-                     "podswarm": {"created": t - 90000, "readyEndpoints": 0, "endpoints": 0}}
-                ]}))
-            }),
-        )
-        .route(
-            "/api/v1/ingresses",
-            get(|| async {
-                axum::Json(json!({"items": [
-                    {"metadata": {"name": "web", "namespace": "default"},
-                     "spec": {"ingressClassName": "podswarm", "rules": [{"host": "a.example"}, {}], "tls": [{"secretName": "a"}]}},
-                    {"metadata": {"name": "bare", "namespace": "default"}, "spec": {}}
-                ]}))
-            }),
-        )
-        .route(
-            "/api/v1/nodes",
-            get(|| async {
-                axum::Json(json!({"items": [
-                    {"name": "node1", "address": "192.0.2.10", "ready": true, "podSubnet": "10.244.0.0/24", "pods": 3},
-                    {"name": "node2", "address": "192.0.2.11", "ready": false, "podSubnet": "10.244.1.0/24", "pods": 0}
-                ]}))
-            }),
-        )
-        .route(
-            "/api/v1/pods/{ns}/{name}",
-            get(|Path((ns, name)): Path<(String, String)>| async move {
-                axum::Json(json!({"namespace": ns, "name": name, "node": "node1", "ip": "10.244.0.2", "phase": "Running",
-                    "ready": true, "restarts": 0, "reason": null, "owner": "Deployment/web", "unit": format!("podswarm-{ns}_{name}.service"),
-                    "containers": [{"name": "app", "image": "localhost/busybox:latest", "unit": "podswarm-default_web-abc-0_app.service", "state": "active/running", "restarts": 0}],
-                    "warnings": ["spec.affinity is not supported and is ignored"]}))
-            }),
-        )
-        .route(
-            "/api/v1/pods/{ns}/{name}/logs",
-            get(|Path((ns, name)): Path<(String, String)>, RawQuery(q): RawQuery| async move {
-                format!("logs of {ns}/{name} with {}\nsecond line\n", q.unwrap_or_default())
-            }),
-        )
-        .route(
-            "/api/v1/deployments/{ns}/{name}",
-            get(|Path((ns, name)): Path<(String, String)>| async move {
-                axum::Json(json!({
-                    "status": {"namespace": ns, "name": name, "replicas": 2, "ready": 1, "upToDate": 2, "available": 1},
-                    "object": {"spec": {"selector": {"matchLabels": {"app": "web", "tier": "front"}}}}
-                }))
-            }),
-        )
-        .route(
-            "/api/v1/deployments/{ns}/{name}/scale",
-            put(|Path((ns, name)): Path<(String, String)>, body: String| async move {
-                let v: Value = serde_json::from_str(&body).unwrap_or(Value::Null);
-                axum::Json(json!({"namespace": ns, "name": name, "replicas": v["replicas"]}))
-            }),
-        )
-        .route(
-            "/api/v1/services/{ns}/{name}",
-            get(|| async {
-                axum::Json(json!({"endpoints": [
-                    {"address": "10.244.0.2", "port": 8080, "podName": "web-abc-0", "ready": true},
-                    {"address": "10.244.0.3", "port": 8080, "podName": "web-abc-1", "ready": false}
-                ]}))
-            }),
-        )
-        .route(
-            "/api/v1/tokens",
-            get(move || async move {
-                axum::Json(json!({"items": [
-                    {"id": "a1b2", "description": "ci", "created": t - 4000, "expires": t + 88200},
-                    {"id": "c3d4", "description": "", "created": t - 300, "expires": t - 10},
-                    {"id": "e5f6", "description": "admin", "created": t - 90000, "expires": null}
-                ]}))
+/// A single-container pod on `node1` as the reconciler reports it.
+fn pod(ns: &str, name: &str, age: u64, state: Option<&str>) -> PodView {
+    let unit = format!("podswarm-{ns}_{name}.service");
+    PodView {
+        namespace: ns.into(),
+        name: name.into(),
+        node: "node1".into(),
+        ip: None,
+        phase: Phase::Running,
+        ready: false,
+        restarts: 0,
+        reason: None,
+        message: None,
+        owner: None,
+        labels: [("app", "web"), ("tier", "front")]
+            .into_iter()
+            .map(|(k, v)| (k.to_owned(), v.to_owned()))
+            .collect(),
+        unit: unit.clone(),
+        units: vec![unit.clone()],
+        containers: state
+            .map(|state| ContainerView {
+                name: "app".into(),
+                podman_name: format!("podswarm-{ns}_{name}"),
+                image: "localhost/busybox:latest".into(),
+                unit,
+                state: state.into(),
+                restarts: 0,
             })
-            .post(|body: String| async move {
-                let v: Value = serde_json::from_str(&body).unwrap_or(Value::Null);
-                axum::Json(json!({"id": "a1b2", "token": format!("psw_secret_{}_{}", v["description"].as_str().unwrap_or("?"), v["ttlSeconds"])}))
-            }),
-        )
-        .route(
-            "/api/v1/tokens/{id}",
-            delete(|| async { axum::Json(json!({})) }),
-        )
-        .route(
-            "/api/v1/manifests",
-            post(|headers: axum::http::HeaderMap, body: String| async move {
-                let source = headers.get("x-podswarm-source").and_then(|v| v.to_str().ok()).unwrap_or("?").to_owned();
-                axum::Json(json!({
-                    "applied": [
-                        {"kind": "Namespace", "namespace": "", "name": "shop", "action": "unchanged"},
-                        {"kind": "Deployment", "namespace": "shop", "name": "web", "action": "configured"},
-                        {"kind": "ConfigMap", "namespace": "shop", "name": format!("{}-bytes", body.len()), "action": "created"}
-                    ],
-                    "warnings": [format!("{source}: spec.affinity is not supported and is ignored")]
-                }))
-            }),
-        )
+            .into_iter()
+            .collect(),
+        created: now() - age,
+        warnings: Vec::new(),
+    }
 }
 
-/// Serves the stand-in API on a socket in `dir` from a background thread.
-fn serve(dir: &std::path::Path) -> std::path::PathBuf {
-    serve_with(dir, api())
-}
-
-fn serve_with(dir: &std::path::Path, router: Router) -> std::path::PathBuf {
-    let socket = dir.join("api.sock");
-    let path = socket.clone();
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap_or_else(|e| panic!("{e}"));
-        rt.block_on(async move {
-            let listener = tokio::net::UnixListener::bind(&path).unwrap_or_else(|e| panic!("{e}"));
-            let _ = tx.send(());
-            let _ = axum::serve(listener, router).await;
-        });
-    });
-    let _ = rx.recv();
-    socket
+/// node1 (this node) with the web Deployment's two pods (one crash-looping), a pod in `shop`
+/// waiting for a Secret, Services, Ingresses, a second node that is down, and three tokens.
+fn cluster() -> (TestNode, Vec<String>) {
+    let node = TestNode::start("node1", Ipv4Addr::new(192, 0, 2, 10).into());
+    // Ages are mid-way through what they print as (7m, 6m …), so a slow run prints the same.
+    node.at(450).apply(WEB_SERVICE);
+    node.at(390).apply(WEB);
+    node.at(90000).apply(SHOP);
+    node.at(0).apply(INGRESSES);
+    let names = web_pods();
+    let owned = |p: PodView| PodView {
+        owner: Some("Deployment/web".into()),
+        ..p
+    };
+    node.pods([
+        owned(PodView {
+            ip: Some("10.244.0.2".into()),
+            ready: true,
+            warnings: vec!["spec.affinity is not supported and is ignored".into()],
+            ..pod("default", &names[0], 330, Some("active/running"))
+        }),
+        owned(PodView {
+            ip: Some("10.244.0.3".into()),
+            restarts: 4,
+            reason: Some(PodReason::CrashLoopBackOff),
+            message: Some("container app exited with status 1; restarting (4 restarts)".into()),
+            ..pod("default", &names[1], 7300, Some("activating/auto-restart"))
+        }),
+        PodView {
+            phase: Phase::Pending,
+            reason: Some(PodReason::ContainerCreating),
+            message: Some("waiting for Secret shop/db".into()),
+            units: Vec::new(),
+            ..pod("shop", "db-x-0", 90000, None)
+        },
+    ]);
+    node.put("subnets/node1", json!({"subnet": "10.244.0.0/24"}));
+    node.put(
+        "nodes/node2",
+        json!({"name": "node2", "nodeId": "00000000000000b2", "address": "192.0.2.11", "labels": {}}),
+    );
+    node.put("subnets/node2", json!({"subnet": "10.244.1.0/24"}));
+    let t = now();
+    for (id, description, created, expires) in [
+        ("a1b2", "ci", t - 3990, Some(t + 88200)),
+        ("c3d4", "", t - 300, Some(t - 10)),
+        ("e5f6", "admin", t - 90000, None),
+    ] {
+        node.put(
+            &format!("tokens/{id}"),
+            json!({"id": id, "hash": "00", "description": description, "created": created, "expires": expires}),
+        );
+    }
+    (node, names)
 }
 
 fn ctl(socket: &std::path::Path, args: &[&str]) -> (i32, String, String) {
@@ -207,19 +213,19 @@ fn golden(name: &str, actual: &str) {
 
 #[test]
 fn tables_read_like_kubectl() {
-    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
-    let socket = serve(dir.path());
-    let (code, out, err) = ctl(&socket, &["get", "pods"]);
+    let (node, _) = cluster();
+    let socket = &node.socket;
+    let (code, out, err) = ctl(socket, &["get", "pods"]);
     assert_eq!(code, 0, "{err}");
     golden("get-pods.txt", &out);
-    let (_, out, _) = ctl(&socket, &["get", "pods", "-A", "-o", "wide"]);
+    let (_, out, _) = ctl(socket, &["get", "pods", "-A", "-o", "wide"]);
     golden("get-pods-all-wide.txt", &out);
-    let (_, out, _) = ctl(&socket, &["get", "deploy"]);
+    let (_, out, _) = ctl(socket, &["get", "deploy"]);
     golden("get-deploy.txt", &out);
-    let (code, out, err) = ctl(&socket, &["get", "pods,deploy"]);
+    let (code, out, err) = ctl(socket, &["get", "pods,deploy"]);
     assert_eq!(code, 0, "{err}");
     golden("get-pods-deploy.txt", &out);
-    let (code, out, err) = ctl(&socket, &["get", "pods", "-n", "empty"]);
+    let (code, out, err) = ctl(socket, &["get", "pods", "-n", "empty"]);
     assert_eq!(
         (code, out.as_str(), err.as_str()),
         (0, "", "No resources found in empty namespace.\n")
@@ -228,18 +234,33 @@ fn tables_read_like_kubectl() {
 
 #[test]
 fn api_errors_are_one_line_and_fail() {
-    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
-    let socket = serve(dir.path());
-    let (code, _, err) = ctl(&socket, &["delete", "deployment", "nope"]);
+    let (node, _) = cluster();
+    let socket = &node.socket;
+    let (code, _, err) = ctl(socket, &["delete", "deployment", "nope"]);
     assert_eq!(code, 1);
     assert!(
-        err.starts_with("error: deployment default/nope not found\n"),
+        err.starts_with("error: Deployment default/nope not found\n"),
         "{err}"
     );
-    let (code, _, err) = ctl(&socket, &["get", "pods", "nope"]);
+    let (code, _, err) = ctl(socket, &["get", "pods", "nope"]);
     assert_eq!(code, 1);
     assert_eq!(err, "error: pods \"nope\" not found in namespace default\n");
-    let (code, _, err) = ctl(&dir.path().join("missing.sock"), &["get", "pods"]);
+    // A manifest's problems: one line each.
+    let file = node.path().join("bad.yaml");
+    std::fs::write(
+        &file,
+        "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: c}\ncolour: red\n",
+    )
+    .unwrap();
+    let (code, _, err) = ctl(socket, &["apply", "-f", &file.display().to_string()]);
+    assert_eq!(code, 1);
+    assert!(
+        err.starts_with("error: ")
+            && err.contains("colour: unknown field")
+            && err.lines().count() == 1,
+        "{err}"
+    );
+    let (code, _, err) = ctl(&node.path().join("missing.sock"), &["get", "pods"]);
     assert_eq!(code, 1);
     assert!(
         err.starts_with("error: cannot reach the podswarm API at") && err.lines().count() == 1,
@@ -248,175 +269,152 @@ fn api_errors_are_one_line_and_fail() {
 }
 
 /// Runs each command line against `socket` and writes what a user sees (exit status, stdout,
-/// stderr) one after another, with `dir` shown as `$DIR` so the transcript is stable.
-fn transcript(socket: &std::path::Path, dir: &std::path::Path, commands: &[&[&str]]) -> String {
+/// stderr) one after another, with the node's directory shown as `$DIR`, and the token that
+/// `token create` prints (and its id) as `$TOKEN` and `$ID`, so the transcript is stable.
+fn transcript(node: &TestNode, commands: &[Vec<String>]) -> String {
     let mut out = String::new();
+    let mut secrets = Vec::new();
     for args in commands {
-        let (code, stdout, stderr) = ctl(socket, args);
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let (code, stdout, stderr) = ctl(&node.socket, &args);
+        if args.starts_with(&["token", "create"]) {
+            let id = stderr.split_whitespace().nth(1).unwrap_or_default();
+            secrets.push((stdout.trim().to_owned(), "$TOKEN"));
+            secrets.push((id.to_owned(), "$ID"));
+        }
         out.push_str(&format!(
             "$ podswarmctl {}\n[exit {code}]\n--- stdout\n{stdout}--- stderr\n{stderr}\n",
             args.join(" ")
         ));
     }
-    out.replace(&dir.display().to_string(), "$DIR")
+    for (secret, placeholder) in secrets {
+        out = out.replace(&secret, placeholder);
+    }
+    out.replace(&node.path().display().to_string(), "$DIR")
 }
 
 #[test]
 fn every_api_command_prints_like_kubectl() {
-    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
-    let socket = serve(dir.path());
-    let file = dir.path().join("app.yaml");
-    std::fs::write(&file, "kind: Namespace\n").unwrap_or_else(|e| panic!("{e}"));
-    let file = file.display().to_string();
-    golden(
-        "commands.txt",
-        &transcript(
-            &socket,
-            dir.path(),
-            &[
-                &["get", "svc"],
-                &["get", "services", "-A", "-o", "wide"],
-                &["get", "ingress", "web", "-o", "json"],
-                &["get", "ing"],
-                &["get", "ingresses", "-A"],
-                &["get", "no"],
-                &["get", "nodes", "-o", "wide"],
-                &["get", "node", "node2", "-o", "yaml"],
-                &["get", "deployments", "-A", "-o", "wide"],
-                &["get", "po", "web-abc-0"],
-                &["get", "pods,svc,no"],
-                &["describe", "pod", "web-abc-0"],
-                &["describe", "deploy", "web"],
-                &["describe", "deployment", "web", "-n", "shop"],
-                &["describe", "svc", "web"],
-                &["apply", "-f", &file],
-                &["scale", "deploy/web", "--replicas", "3"],
-                &[
-                    "scale",
-                    "deployments",
-                    "web",
-                    "--replicas",
-                    "0",
-                    "-n",
-                    "shop",
-                ],
-                &["logs", "web-abc-0", "--tail", "5", "-c", "app"],
-                &["logs", "-f", "db-x-0", "-n", "shop"],
-                &["token", "create", "--description", "ci", "--ttl", "90m"],
-                &["token", "list"],
-                &["token", "revoke", "a1b2"],
-            ],
-        ),
+    let (node, names) = cluster();
+    let file = node.path().join("app.yaml");
+    // The Namespace as it is, the Deployment changed, a new ConfigMap, and a field podswarm
+    // ignores (a warning).
+    let app = format!(
+        "{SHOP}---\n{}---\napiVersion: v1\nkind: ConfigMap\nmetadata: {{name: settings}}\ndata: {{a: b}}\n",
+        WEB.replace("    spec:\n", "    spec:\n      affinity: {}\n")
     );
+    std::fs::write(&file, app).unwrap();
+    let file = file.display().to_string();
+    let commands: Vec<Vec<String>> = [
+        &["get", "svc"][..],
+        &["get", "services", "-A", "-o", "wide"],
+        &["get", "ingress", "web", "-o", "json"],
+        &["get", "ing"],
+        &["get", "ingresses", "-A"],
+        &["get", "no"],
+        &["get", "nodes", "-o", "wide"],
+        &["get", "node", "node2", "-o", "yaml"],
+        &["get", "deployments", "-A", "-o", "wide"],
+        &["get", "po", &names[0]],
+        &["get", "pods,svc,no"],
+        &["describe", "pod", &names[0]],
+        &["describe", "deploy", "web"],
+        &["describe", "deployment", "web", "-n", "shop"],
+        &["describe", "svc", "web"],
+        &["apply", "-f", &file],
+        &["scale", "deploy/web", "--replicas", "3"],
+        &[
+            "scale",
+            "deployments",
+            "web",
+            "--replicas",
+            "0",
+            "-n",
+            "shop",
+        ],
+        &["logs", &names[0], "--tail", "5", "-c", "app"],
+        &["logs", "-f", &names[1]],
+        &["logs", "-f", "db-x-0", "-n", "shop"],
+        &["token", "list"],
+        &["token", "create", "--description", "ci", "--ttl", "90m"],
+        &["token", "revoke", "a1b2"],
+        &["dns", "whitelist", "set", "Example.COM."],
+        &["dns", "whitelist", "add", "a.example", "b.example"],
+        &["dns", "whitelist", "remove", "a.example"],
+        &["dns", "whitelist", "get"],
+    ]
+    .iter()
+    .map(|args| args.iter().map(|a| (*a).to_owned()).collect())
+    .collect();
+    golden("commands.txt", &transcript(&node, &commands));
 }
 
-/// The stand-in's objects: (lower-case kind, namespace, name), namespace empty for Namespaces.
-type Objects = Arc<Mutex<BTreeSet<(String, String, String)>>>;
+const SHOP_FILE: &str = "apiVersion: v1\nkind: Namespace\nmetadata: {name: shop}\n---\napiVersion: apps/v1\nkind: Deployment\nmetadata: {name: web, namespace: shop}\nspec:\n  selector: {matchLabels: {app: web}}\n  template:\n    metadata: {labels: {app: web}}\n    spec: {containers: [{name: app, image: localhost/busybox:latest}]}\n---\napiVersion: v1\nkind: Service\nmetadata: {name: web, namespace: shop}\nspec: {selector: {app: web}, ports: [{port: 80}]}\n---\napiVersion: v1\nkind: ConfigMap\nmetadata: {name: settings, namespace: shop}\ndata: {a: b}\n---\napiVersion: v1\nkind: ConfigMap\nmetadata: {name: settings}\ndata: {a: b}\n";
 
-/// A stand-in API with state, whose Namespaces take their objects with them when deleted, as
-/// podswarmd's API (and Kubernetes) does.
-fn stateful_api(objects: Objects) -> Router {
-    async fn remove(
-        State(objects): State<Objects>,
-        Path((ns, kind, name)): Path<(String, String, String)>,
-    ) -> (StatusCode, axum::Json<Value>) {
-        let kind = kind.to_ascii_lowercase();
-        let mut objects = objects.lock().unwrap_or_else(|e| e.into_inner());
-        let key = if kind == "namespace" {
-            (kind.clone(), String::new(), name.clone())
-        } else {
-            (kind.clone(), ns.clone(), name.clone())
-        };
-        let mut deleted: Vec<(String, String, String)> = Vec::new();
-        if objects.remove(&key) {
-            deleted.push(key);
-        }
-        if kind == "namespace" {
-            let inside: Vec<_> = objects.iter().filter(|k| k.1 == name).cloned().collect();
-            for k in inside {
-                objects.remove(&k);
-                deleted.push(k);
-            }
-        }
-        if deleted.is_empty() {
-            return (
-                StatusCode::NOT_FOUND,
-                axum::Json(
-                    json!({"error": format!("{kind} {ns}/{name} not found"), "details": []}),
-                ),
-            );
-        }
-        let deleted: Vec<Value> = deleted
-            .into_iter()
-            .map(|(kind, namespace, name)| json!({"kind": kind, "namespace": namespace, "name": name}))
-            .collect();
-        (StatusCode::OK, axum::Json(json!({"deleted": deleted})))
-    }
-    Router::new()
-        .route("/api/v1/manifests/{ns}/{kind}/{name}", delete(remove))
-        .with_state(objects)
+/// A node holding the objects of [`SHOP_FILE`], and that file.
+fn shop() -> (TestNode, String) {
+    let node = TestNode::start("node1", Ipv4Addr::LOCALHOST.into());
+    node.apply(SHOP_FILE);
+    let file = node.path().join("shop.yaml");
+    std::fs::write(&file, SHOP_FILE).unwrap();
+    (node, file.display().to_string())
 }
 
-const SHOP: &str = "apiVersion: v1\nkind: Namespace\nmetadata: {name: shop}\n---\napiVersion: apps/v1\nkind: Deployment\nmetadata: {name: web, namespace: shop}\nspec:\n  selector: {matchLabels: {app: web}}\n  template:\n    metadata: {labels: {app: web}}\n    spec: {containers: [{name: app, image: localhost/busybox:latest}]}\n---\napiVersion: v1\nkind: Service\nmetadata: {name: web, namespace: shop}\nspec: {selector: {app: web}, ports: [{port: 80}]}\n---\napiVersion: v1\nkind: ConfigMap\nmetadata: {name: settings, namespace: shop}\ndata: {a: b}\n---\napiVersion: v1\nkind: ConfigMap\nmetadata: {name: settings}\ndata: {a: b}\n";
-
-fn shop_objects() -> Objects {
-    Arc::new(Mutex::new(
-        [
-            ("namespace", "", "shop"),
-            ("deployment", "shop", "web"),
-            ("service", "shop", "web"),
-            ("configmap", "shop", "settings"),
-            ("configmap", "default", "settings"),
-        ]
-        .into_iter()
-        .map(|(k, ns, n)| (k.to_owned(), ns.to_owned(), n.to_owned()))
-        .collect(),
-    ))
+fn objects_left(node: &TestNode) -> Vec<String> {
+    node.api
+        .model
+        .settled()
+        .entries()
+        .map(|e| format!("{} {}", e.object.kind(), e.object.name()))
+        .collect()
 }
 
 #[test]
 fn deleting_a_file_with_its_namespace_removes_everything_cleanly() {
-    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
-    let objects = shop_objects();
-    let socket = serve_with(dir.path(), stateful_api(objects.clone()));
-    let file = dir.path().join("shop.yaml");
-    std::fs::write(&file, SHOP).unwrap_or_else(|e| panic!("{e}"));
-    let file = file.display().to_string();
-
+    let (node, file) = shop();
     // The Namespace comes first in the file; deleting it first would take the other objects
     // with it and report each of them as not found.
-    let (code, out, err) = ctl(&socket, &["delete", "-f", &file]);
+    let (code, out, err) = ctl(&node.socket, &["delete", "-f", &file]);
     assert_eq!((code, err.as_str()), (0, ""), "{out}");
     assert_eq!(
         out,
         "deployment/web deleted\nservice/web deleted\nconfigmap/settings deleted\nconfigmap/settings deleted\nnamespace/shop deleted\n"
     );
-    assert!(objects.lock().unwrap_or_else(|e| e.into_inner()).is_empty());
+    node.wait_for("the state to be empty", |n| objects_left(n).is_empty());
 }
 
 #[test]
 fn an_object_the_same_delete_already_removed_is_not_a_failure() {
-    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
-    let objects = shop_objects();
-    let socket = serve_with(dir.path(), stateful_api(objects.clone()));
-    let file = dir.path().join("shop.yaml");
-    std::fs::write(&file, SHOP).unwrap_or_else(|e| panic!("{e}"));
-    let file = file.display().to_string();
-    let (code, out, err) = ctl(&socket, &["delete", "-f", &file, "-f", &file]);
+    let (node, file) = shop();
+    let (code, out, err) = ctl(&node.socket, &["delete", "-f", &file, "-f", &file]);
     assert_eq!((code, err.as_str()), (0, ""), "{out}");
     assert_eq!(
         out.lines().count(),
         5,
         "each object is reported once: {out}"
     );
-    assert!(objects.lock().unwrap_or_else(|e| e.into_inner()).is_empty());
+    node.wait_for("the state to be empty", |n| objects_left(n).is_empty());
 
     // Objects that really are missing still fail the command, with one line each.
-    let (code, out, err) = ctl(&socket, &["delete", "-f", &file]);
+    let (code, out, err) = ctl(&node.socket, &["delete", "-f", &file]);
     assert_eq!(code, 1, "{out}");
     assert_eq!(
         err.lines().filter(|l| l.contains("not found")).count(),
         5,
         "{err}"
     );
+}
+
+/// A Namespace's delete takes what is in it, as in Kubernetes, and says so.
+#[test]
+fn a_namespace_takes_its_objects_with_it() {
+    let (node, _) = shop();
+    let (code, out, err) = ctl(&node.socket, &["delete", "ns", "shop"]);
+    assert_eq!(
+        (code, out.as_str(), err.as_str()),
+        (0, "namespace/shop deleted\n", "")
+    );
+    node.wait_for("only the default namespace's ConfigMap left", |n| {
+        objects_left(n) == ["ConfigMap settings"]
+    });
 }

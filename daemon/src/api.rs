@@ -9,6 +9,10 @@
 //! every reader; writes go to the replicated state through the [`Link`], and a handler that wrote
 //! answers only once the snapshot includes its write ([`Model::settled`]). Request bodies are
 //! extractors ([`body`]) whose rejections keep the error shape.
+//!
+//! Every body this module reads or writes is a type of `podswarm_api`, the contract podswarmctl
+//! reads with the same types; handlers build those values and nothing here writes JSON by hand,
+//! so the wire format changes only where the contract does.
 
 mod body;
 
@@ -24,15 +28,21 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post, put};
 use axum::serve::IncomingStream;
+use podswarm_api::{
+    Addresses, Applied, ApplyResult, CreatedToken, Deleted, DeploymentDetail, Endpoints, ErrorBody,
+    Health, HostBody, List, NewToken, ObjectRef, Revoked, Scale, Scaled, ServiceDetail,
+    ServiceItem, ServiceSummary, Token, WhitelistBody,
+};
 use podswarm_manifest::{Limits, Object, Policy};
 use serde::{Deserialize, Serialize};
-use serde_json::{Value, json};
+use serde_json::Value;
 
 use self::body::{JsonBody, JsonShape, Manifests};
 use crate::link::Link;
 use crate::metrics::Exporter;
 use crate::model::{Model, Snapshot, WHITELIST_KEY};
-use crate::state::{Action, Entry, ObjectKey, State};
+use crate::reconcile::PodViews;
+use crate::state::{Entry, ObjectKey, State};
 
 /// Everything the handlers read.
 pub struct Api {
@@ -58,11 +68,36 @@ fn unavailable(e: &crate::link::LinkError) -> ApiError {
     )
 }
 
-fn action_of(word: &str) -> Action {
-    match word {
-        "created" => Action::Created,
-        "configured" => Action::Configured,
-        _ => Action::Unchanged,
+impl Api {
+    /// An API over these sources with no reconciler behind it: pods are what `views` holds,
+    /// `/metrics` counts no reconciler passes, requests and manifests get the default limits and
+    /// policy, and the node has no TCP API (so no node-to-node log requests). For tests: this
+    /// crate's, and podswarmctl's output tests, which drive this real router over a real
+    /// [`State`] and [`Link`] rather than a stand-in. Adjust the fields before sharing it.
+    pub fn without_reconciler(
+        state: Arc<State>,
+        link: Arc<Link>,
+        views: PodViews,
+        journalctl: PathBuf,
+    ) -> Api {
+        let model = Model::new(Arc::clone(&state), Arc::clone(&link), views);
+        let metrics = Exporter::new(crate::metrics::Sources {
+            reconcile: Arc::default(),
+            reloads: Arc::new(|| 0),
+            snapshots: model.subscribe(),
+        });
+        Api {
+            node_name: link.node_name().to_owned(),
+            state,
+            link,
+            model,
+            metrics,
+            limits: Limits::default(),
+            policy: Policy::default(),
+            journalctl,
+            socket_group: "podswarm".to_owned(),
+            api_port: None,
+        }
     }
 }
 
@@ -79,16 +114,14 @@ type Shared = Arc<Api>;
 #[derive(Debug)]
 pub struct ApiError {
     status: StatusCode,
-    error: String,
-    details: Vec<String>,
+    body: ErrorBody,
 }
 
 impl ApiError {
     fn new(status: StatusCode, error: impl Into<String>) -> Self {
         ApiError {
             status,
-            error: error.into(),
-            details: Vec::new(),
+            body: ErrorBody::new(error),
         }
     }
     fn not_found(what: impl Into<String>) -> Self {
@@ -103,11 +136,7 @@ impl ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        (
-            self.status,
-            axum::Json(json!({"error": self.error, "details": self.details})),
-        )
-            .into_response()
+        (self.status, axum::Json(self.body)).into_response()
     }
 }
 
@@ -259,15 +288,6 @@ async fn require_peer(
     }
 }
 
-#[derive(Debug, Serialize)]
-#[serde(rename_all = "camelCase")]
-struct Applied {
-    kind: String,
-    namespace: String,
-    name: String,
-    action: Action,
-}
-
 async fn apply_manifests(
     AxState(api): AxState<Shared>,
     Manifests(manifest): Manifests,
@@ -283,7 +303,7 @@ async fn apply_manifests(
     let applied: Vec<Applied> = objects
         .iter()
         .map(ObjectKey::of)
-        .zip(actions.into_iter().map(action_of))
+        .zip(actions)
         .map(|(k, action)| Applied {
             kind: k.kind,
             namespace: k.namespace,
@@ -291,7 +311,7 @@ async fn apply_manifests(
             action,
         })
         .collect();
-    ok(json!({"applied": applied, "warnings": warnings}))
+    ok(ApplyResult { applied, warnings })
 }
 
 /// Kubernetes kind names as users type them.
@@ -354,7 +374,15 @@ async fn delete_object(
         )));
     }
     api.model.settled();
-    ok(json!({"deleted": deleted}))
+    let deleted = deleted
+        .into_iter()
+        .map(|k| ObjectRef {
+            kind: k.kind,
+            namespace: k.namespace,
+            name: k.name,
+        })
+        .collect();
+    ok(Deleted { deleted })
 }
 
 #[derive(Debug, Deserialize)]
@@ -369,7 +397,7 @@ async fn list_pods(AxState(api): AxState<Shared>, Query(q): Query<ListQuery>) ->
         .map(|p| &p.view)
         .filter(|p| q.namespace.as_ref().is_none_or(|ns| &p.namespace == ns))
         .collect();
-    ok(json!({"items": pods}))
+    ok(List::from(pods))
 }
 
 async fn get_pod(
@@ -577,7 +605,7 @@ async fn list_deployments(AxState(api): AxState<Shared>, Query(q): Query<ListQue
         .objects("Deployment", q.namespace.as_deref())
         .filter_map(|e| snapshot.deployment(e.object.namespace(), e.object.name()))
         .collect();
-    ok(json!({"items": items}))
+    ok(List::from(items))
 }
 
 async fn get_deployment(
@@ -586,12 +614,13 @@ async fn get_deployment(
 ) -> ApiResult {
     let snapshot = api.model.current();
     let e = entry(&snapshot, "Deployment", &ns, &name)?;
-    ok(json!({"status": snapshot.deployment(&ns, &name), "object": e.object.to_value()}))
-}
-
-#[derive(Debug, Deserialize)]
-struct Scale {
-    replicas: i32,
+    let Object::Deployment(object) = &e.object else {
+        return Err(ApiError::not_found(format!("deployment {ns}/{name}")));
+    };
+    ok(DeploymentDetail {
+        status: snapshot.deployment(&ns, &name).cloned(),
+        object: object.clone(),
+    })
 }
 
 impl JsonShape for Scale {
@@ -626,21 +655,33 @@ async fn scale_deployment(
         .await
         .map_err(|e| unavailable(&e))?;
     api.model.settled();
-    ok(json!({"namespace": ns, "name": name, "replicas": scale.replicas}))
+    ok(Scaled {
+        namespace: ns,
+        name,
+        replicas: scale.replicas,
+    })
 }
 
 async fn list_services(AxState(api): AxState<Shared>, Query(q): Query<ListQuery>) -> ApiResult {
     let snapshot = api.model.current();
-    let items: Vec<Value> = snapshot
+    let items: Vec<ServiceItem> = snapshot
         .objects("Service", q.namespace.as_deref())
-        .map(|e| {
+        .filter_map(|e| {
+            let Object::Service(object) = &e.object else {
+                return None;
+            };
             let eps = snapshot.endpoints(e.object.namespace(), e.object.name());
-            let mut v = e.object.to_value();
-            v["podswarm"] = json!({"created": e.created, "readyEndpoints": eps.iter().filter(|p| p.ready).count(), "endpoints": eps.len()});
-            v
+            Some(ServiceItem {
+                object: object.clone(),
+                podswarm: ServiceSummary {
+                    created: e.created,
+                    ready_endpoints: eps.iter().filter(|p| p.ready).count(),
+                    endpoints: eps.len(),
+                },
+            })
         })
         .collect();
-    ok(json!({"items": items}))
+    ok(List::from(items))
 }
 
 async fn get_service(
@@ -649,9 +690,14 @@ async fn get_service(
 ) -> ApiResult {
     let snapshot = api.model.current();
     let e = entry(&snapshot, "Service", &ns, &name)?;
-    ok(
-        json!({"object": e.object.to_value(), "endpoints": snapshot.endpoints(&ns, &name), "created": e.created}),
-    )
+    let Object::Service(object) = &e.object else {
+        return Err(ApiError::not_found(format!("service {ns}/{name}")));
+    };
+    ok(ServiceDetail {
+        object: object.clone(),
+        endpoints: snapshot.endpoints(&ns, &name).to_vec(),
+        created: e.created,
+    })
 }
 
 async fn service_endpoints(
@@ -660,7 +706,9 @@ async fn service_endpoints(
 ) -> ApiResult {
     let snapshot = api.model.current();
     entry(&snapshot, "Service", &ns, &name)?;
-    ok(json!({"endpoints": snapshot.endpoints(&ns, &name)}))
+    ok(Endpoints {
+        endpoints: snapshot.endpoints(&ns, &name).to_vec(),
+    })
 }
 
 async fn service_addresses(
@@ -675,16 +723,19 @@ async fn service_addresses(
         .filter(|p| p.ready)
         .map(|p| format!("{}:{}", p.address, p.port))
         .collect();
-    ok(json!({"addresses": addresses}))
+    ok(Addresses { addresses })
 }
 
 async fn list_ingresses(AxState(api): AxState<Shared>, Query(q): Query<ListQuery>) -> ApiResult {
     let snapshot = api.model.current();
-    let items: Vec<Value> = snapshot
+    let items: Vec<&k8s_openapi::api::networking::v1::Ingress> = snapshot
         .objects("Ingress", q.namespace.as_deref())
-        .map(|e| e.object.to_value())
+        .filter_map(|e| match &e.object {
+            Object::Ingress(i) => Some(i),
+            _ => None,
+        })
         .collect();
-    ok(json!({"items": items}))
+    ok(List::from(items))
 }
 
 async fn list_nodes(AxState(api): AxState<Shared>) -> ApiResult {
@@ -693,21 +744,19 @@ async fn list_nodes(AxState(api): AxState<Shared>) -> ApiResult {
     for p in snapshot.pods() {
         *pods.entry(p.view.node.as_str()).or_default() += 1;
     }
-    let items: Vec<Value> = snapshot
+    let items: Vec<podswarm_api::Node> = snapshot
         .nodes()
         .iter()
-        .map(|n| {
-            json!({
-                "name": n.name,
-                "address": n.address,
-                "ready": n.ready,
-                "podSubnet": n.subnet,
-                "labels": n.labels,
-                "pods": pods.get(n.name.as_str()).copied().unwrap_or(0),
-            })
+        .map(|n| podswarm_api::Node {
+            name: n.name.clone(),
+            address: n.address.clone(),
+            ready: n.ready,
+            pod_subnet: n.subnet.clone(),
+            labels: n.labels.clone(),
+            pods: pods.get(n.name.as_str()).copied().unwrap_or(0),
         })
         .collect();
-    ok(json!({"items": items}))
+    ok(List::from(items))
 }
 
 /// A whitelist host as users type it: any case, optional trailing dot; stored lower case.
@@ -737,18 +786,6 @@ async fn get_whitelist(AxState(api): AxState<Shared>) -> ApiResult {
     ok(api.model.current().whitelist())
 }
 
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct WhitelistBody {
-    #[serde(default = "yes")]
-    enabled: bool,
-    hosts: Vec<String>,
-}
-
-fn yes() -> bool {
-    true
-}
-
 impl JsonShape for WhitelistBody {
     fn refused(e: &serde_json::Error) -> String {
         format!("the body must be {{\"enabled\": true, \"hosts\": [...]}}: {e}")
@@ -774,12 +811,6 @@ async fn put_whitelist(
         },
     )
     .await
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct HostBody {
-    host: String,
 }
 
 impl JsonShape for HostBody {
@@ -814,14 +845,6 @@ async fn remove_whitelist_host(
     write_whitelist(&api, &list).await
 }
 
-#[derive(Debug, Default, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-struct NewToken {
-    #[serde(default)]
-    description: String,
-    ttl_seconds: Option<u64>,
-}
-
 impl JsonShape for NewToken {
     fn refused(e: &serde_json::Error) -> String {
         format!("invalid token request: {e}")
@@ -845,16 +868,27 @@ async fn create_token(
         .await
         .map_err(|e| unavailable(&e))?;
     api.model.settled();
-    ok(
-        json!({"id": record.id, "token": token, "description": record.description, "expires": record.expires}),
-    )
+    ok(CreatedToken {
+        id: record.id,
+        token,
+        description: record.description,
+        expires: record.expires,
+    })
 }
 
 async fn list_tokens(AxState(api): AxState<Shared>) -> ApiResult {
     let mut records = api.state.tokens();
     records.extend_from_slice(api.model.current().tokens());
-    let items: Vec<Value> = records.iter().map(|t| json!({"id": t.id, "description": t.description, "created": t.created, "expires": t.expires})).collect();
-    ok(json!({"items": items}))
+    let items: Vec<Token> = records
+        .into_iter()
+        .map(|t| Token {
+            id: t.id,
+            description: t.description,
+            created: t.created,
+            expires: t.expires,
+        })
+        .collect();
+    ok(List::from(items))
 }
 
 async fn revoke_token(AxState(api): AxState<Shared>, Path(id): Path<String>) -> ApiResult {
@@ -866,21 +900,24 @@ async fn revoke_token(AxState(api): AxState<Shared>, Path(id): Path<String>) -> 
             .await
             .map_err(|e| unavailable(&e))?;
         api.model.settled();
-        return ok(json!({"revoked": id}));
+        return ok(Revoked { revoked: id });
     }
     if tokio::task::block_in_place(|| api.state.revoke_token(&id))
         .map_err(|e| ApiError::internal(&e))?
     {
-        ok(json!({"revoked": id}))
+        ok(Revoked { revoked: id })
     } else {
         Err(ApiError::not_found(format!("token {id}")))
     }
 }
 
 async fn health(AxState(api): AxState<Shared>) -> ApiResult {
-    ok(
-        json!({"status": "ok", "node": api.node_name, "version": env!("CARGO_PKG_VERSION"), "stateVersion": api.state.version()}),
-    )
+    ok(Health {
+        status: "ok".to_owned(),
+        node: api.node_name.clone(),
+        version: env!("CARGO_PKG_VERSION").to_owned(),
+        state_version: api.state.version(),
+    })
 }
 
 /// Prometheus text format ([`crate::metrics`]).
@@ -892,8 +929,8 @@ async fn metrics(AxState(api): AxState<Shared>) -> ApiResult {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::reconcile::PodViews;
     use http_body_util::BodyExt;
+    use serde_json::json;
 
     #[test]
     fn journal_messages_get_exactly_one_newline() {
@@ -938,27 +975,12 @@ mod tests {
             Policy::default(),
         );
         let views = PodViews::default();
-        let model = Model::new(Arc::clone(&state), Arc::clone(&link), Arc::clone(&views));
-        let metrics = Exporter::new(crate::metrics::Sources {
-            reconcile: Arc::default(),
-            reloads: Arc::new(|| 0),
-            snapshots: model.subscribe(),
-        });
-        let api = Arc::new(Api {
-            state,
-            link,
-            model,
-            metrics,
-            limits: Limits::default(),
-            policy: Policy::default(),
-            node_name: "me".into(),
-            journalctl: PathBuf::from("/bin/false"),
-            socket_group: socket_group.into(),
-            api_port: None,
-        });
+        let mut api =
+            Api::without_reconciler(state, link, Arc::clone(&views), PathBuf::from("/bin/false"));
+        api.socket_group = socket_group.into();
         Node {
             _dir: dir,
-            api,
+            api: Arc::new(api),
             views,
         }
     }
@@ -1146,6 +1168,61 @@ mod tests {
         )
         .await;
         assert_eq!(status, StatusCode::BAD_REQUEST);
+    }
+
+    /// The answers' JSON, as clients (podswarmctl of other versions, scripts, the booted-node
+    /// tests) read it: names, `null`s and nesting did not change when the handlers became typed.
+    #[tokio::test]
+    async fn answers_keep_their_wire_format() {
+        let node = node();
+        let yaml = r#"
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: web, namespace: shop}
+spec:
+  replicas: 2
+  selector: {matchLabels: {app: web}}
+  template:
+    metadata: {labels: {app: web}}
+    spec: {containers: [{name: c, image: x}]}
+"#;
+        let objects = podswarm_manifest::parse(yaml, "t", &Limits::default(), &Policy::default())
+            .unwrap()
+            .objects
+            .into_iter()
+            .map(|p| p.object)
+            .collect();
+        node.api.state.apply(objects).unwrap();
+        node.api.model.refresh();
+        let entry = node.api.state.entries().remove(0);
+
+        let status = json!({"namespace": "shop", "name": "web", "replicas": 2, "ready": 0,
+            "upToDate": 0, "available": 0, "created": entry.created, "version": entry.version});
+        let (_, body) = call(&node.api, "GET", "/api/v1/deployments", b"").await;
+        assert_eq!(body, json!({"items": [status]}));
+        let (_, body) = call(&node.api, "GET", "/api/v1/deployments/shop/web", b"").await;
+        assert_eq!(
+            body,
+            json!({"status": status, "object": entry.object.to_value()})
+        );
+        let (_, body) = call(&node.api, "GET", "/api/v1/nodes", b"").await;
+        assert_eq!(
+            body,
+            json!({"items": [{"name": "me", "address": "", "ready": true, "podSubnet": null,
+                "labels": {}, "pods": 0}]})
+        );
+        let (_, body) = call(&node.api, "GET", "/api/v1/tokens", b"").await;
+        assert_eq!(body, json!({"items": []}));
+        let (_, body) = call(&node.api, "GET", "/api/v1/ingresses", b"").await;
+        assert_eq!(body, json!({"items": []}));
+        let (_, body) = call(&node.api, "GET", "/api/v1/health", b"").await;
+        assert_eq!(
+            body,
+            json!({"status": "ok", "node": "me", "version": env!("CARGO_PKG_VERSION"),
+                "stateVersion": node.api.state.version()})
+        );
+        let (_, body) = call(&node.api, "GET", "/api/v1/dns/whitelist", b"").await;
+        assert_eq!(body, json!({"enabled": false, "hosts": []}));
     }
 
     #[tokio::test]

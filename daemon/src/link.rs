@@ -10,7 +10,8 @@
 //!   shows and uses for Service endpoints.
 //!
 //! Writes from the API go to gossip first; the API then waits until the mirror has them, so a
-//! client reads its own writes from any node it talks to.
+//! client reads its own writes from any node it talks to. [`Link::apply`] says per object what it
+//! did as an [`Action`], the same enum the API answers with, so no word is mapped back on the way.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::{IpAddr, Ipv4Addr};
@@ -20,7 +21,7 @@ use std::time::Duration;
 
 use ipnet::Ipv4Net;
 use podswarm_cluster::Hlc;
-use podswarm_gossip::control::client::{ClientError, Event, Subscription, request};
+use podswarm_gossip::control::client::{Client, ClientError, Event, Status};
 use podswarm_manifest::{Limits, Object, PodInstance, Policy};
 use serde::Serialize;
 use serde_json::{Value, json};
@@ -28,14 +29,12 @@ use tokio::sync::watch;
 
 use crate::reconcile::{PodView, PodViews, error_chain};
 use crate::schedule::{NodeInfo, Placement, place};
-use crate::state::{State, TokenRecord, token_matches};
+use crate::state::{Action, State, TokenRecord, token_matches};
 
 #[derive(Debug, thiserror::Error)]
 pub enum LinkError {
     #[error("the cluster state is unavailable")]
     Gossip(#[source] ClientError),
-    #[error("podswarm-gossip answered an unreadable version {0:?}")]
-    Version(String),
     #[error("the write did not come back from podswarm-gossip within {0:?}")]
     NotSeen(Duration),
 }
@@ -65,7 +64,7 @@ pub struct NodeView {
 
 #[derive(Debug)]
 pub struct Link {
-    socket: PathBuf,
+    gossip: Client,
     node_name: String,
     state: Arc<State>,
     policy: Policy,
@@ -83,7 +82,7 @@ fn object_key(o: &Object) -> String {
 impl Link {
     pub fn new(socket: PathBuf, node_name: String, state: Arc<State>, policy: Policy) -> Arc<Link> {
         Arc::new(Link {
-            socket,
+            gossip: Client::new(socket),
             node_name,
             state,
             policy,
@@ -189,23 +188,19 @@ impl Link {
             .collect()
     }
 
-    async fn call(&self, body: Value) -> Result<Value, LinkError> {
-        request(&self.socket, &body)
-            .await
-            .map_err(LinkError::Gossip)
+    /// Writes (or with `None` deletes) a key and returns the version it got, once it is on the
+    /// local gossip node's disk (not yet in the mirror).
+    async fn store(&self, key: &str, value: Option<Value>) -> Result<Hlc, LinkError> {
+        match value {
+            Some(v) => self.gossip.put(key, v).await,
+            None => self.gossip.delete(key).await,
+        }
+        .map_err(LinkError::Gossip)
     }
 
     /// Writes (or with `None` deletes) a key and waits until the mirror holds that version.
     pub async fn write(&self, key: &str, value: Option<Value>) -> Result<(), LinkError> {
-        let answer = match value {
-            Some(v) => {
-                self.call(json!({"op": "put", "key": key, "value": v}))
-                    .await?
-            }
-            None => self.call(json!({"op": "delete", "key": key})).await?,
-        };
-        let text = answer["version"].as_str().unwrap_or_default().to_owned();
-        let version: Hlc = text.parse().map_err(|_| LinkError::Version(text))?;
+        let version = self.store(key, value).await?;
         self.wait_seen(key, version).await
     }
 
@@ -233,20 +228,17 @@ impl Link {
     }
 
     /// Writes objects; returns, per object, whether it was new, changed or the same.
-    pub async fn apply(&self, objects: &[Object]) -> Result<Vec<&'static str>, LinkError> {
+    pub async fn apply(&self, objects: &[Object]) -> Result<Vec<Action>, LinkError> {
         let mut out = Vec::new();
         for o in objects {
             let key = object_key(o);
             let value = o.to_value();
             let held = self.mirror().entries.get(&key).map(|(_, v)| v.clone());
-            out.push(match &held {
-                Some(v) if *v == value => "unchanged",
-                Some(_) => "configured",
-                None => "created",
-            });
-            if held.as_ref() != Some(&value) {
+            let action = action(held.as_ref(), &value);
+            if action != Action::Unchanged {
                 self.write(&key, Some(value)).await?;
             }
+            out.push(action);
         }
         Ok(out)
     }
@@ -275,8 +267,12 @@ impl Link {
     async fn follow(self: Arc<Self>) {
         let mut failing = false;
         loop {
-            match self.follow_once().await {
+            match self.follow_once(&mut failing).await {
                 Ok(()) => failing = false,
+                // Not a failure: the node changed clusters or this reader fell behind.
+                Err(e) if e.kind().is_some_and(|k| k.resubscribe()) => {
+                    tracing::debug!(reason = %e, "subscribing to the cluster state again");
+                }
                 Err(e) => {
                     if !failing {
                         tracing::warn!(error = %error_chain(&e), "lost the cluster state; keeping the last copy and retrying");
@@ -291,10 +287,12 @@ impl Link {
         }
     }
 
-    async fn follow_once(&self) -> Result<(), ClientError> {
-        let status = request(&self.socket, &json!({"op": "status"})).await?;
+    /// Follows one subscription until it ends; `failing` is cleared once a snapshot arrives, so
+    /// the next outage is reported again.
+    async fn follow_once(&self, failing: &mut bool) -> Result<(), ClientError> {
+        let status = self.gossip.status().await?;
         self.take_status(&status);
-        let mut sub = Subscription::open(&self.socket, "").await?;
+        let mut sub = self.gossip.subscribe("").await?;
         loop {
             let event = sub.next().await?;
             let objects_changed = {
@@ -302,22 +300,25 @@ impl Link {
                     return Ok(());
                 };
                 match event {
-                    Event::Snapshot(entries) => {
-                        m.entries = entries
+                    Event::Snapshot(items) => {
+                        m.entries = items
                             .into_iter()
-                            .filter_map(|(k, v, val)| Some((k, (v.parse().ok()?, val))))
+                            .map(|i| (i.key, (i.version, i.value)))
                             .collect();
                         m.synced = true;
+                        if std::mem::take(failing) {
+                            tracing::info!("following the cluster state again");
+                        }
                         true
                     }
-                    Event::Change(key, version, value) => {
-                        let is_object = key.starts_with("objects/");
-                        match (value, version.parse::<Hlc>()) {
-                            (Some(v), Ok(ver)) => {
-                                m.entries.insert(key, (ver, v));
+                    Event::Change(change) => {
+                        let is_object = change.key.starts_with("objects/");
+                        match change.value {
+                            Some(v) => {
+                                m.entries.insert(change.key, (change.version, v));
                             }
-                            _ => {
-                                m.entries.remove(&key);
+                            None => {
+                                m.entries.remove(&change.key);
                             }
                         }
                         is_object
@@ -334,22 +335,14 @@ impl Link {
         }
     }
 
-    fn take_status(&self, status: &Value) {
-        let ids: BTreeSet<String> = status["members"]
-            .as_array()
-            .map(|ms| {
-                ms.iter()
-                    .filter_map(|m| m["nodeId"].as_str().map(str::to_owned))
-                    .collect()
-            })
-            .unwrap_or_default();
-        let self_id = status["nodeId"].as_str().map(str::to_owned);
-        let cluster = status["cluster"].as_str().map(str::to_owned);
-        if status["nodeName"]
-            .as_str()
-            .is_some_and(|n| n != self.node_name)
-        {
-            tracing::error!(gossip = %status["nodeName"], podswarmd = %self.node_name, "podswarm-gossip and podswarmd disagree on the node name; set node_name in podswarm.toml");
+    fn take_status(&self, status: &Status) {
+        // Node ids as node records write them: 16 hex digits.
+        let hex = |id: u64| format!("{id:016x}");
+        let ids: BTreeSet<String> = status.members.iter().map(|m| hex(m.node_id)).collect();
+        let self_id = Some(hex(status.node_id));
+        let cluster = Some(hex(status.cluster));
+        if status.node_name != self.node_name {
+            tracing::error!(gossip = %status.node_name, podswarmd = %self.node_name, "podswarm-gossip and podswarmd disagree on the node name; set node_name in podswarm.toml");
         }
         let changed = {
             let Ok(mut m) = self.mirror.write() else {
@@ -371,7 +364,7 @@ impl Link {
 
     async fn poll_members(self: Arc<Self>) {
         loop {
-            if let Ok(status) = request(&self.socket, &json!({"op": "status"})).await {
+            if let Ok(status) = self.gossip.status().await {
                 self.take_status(&status);
             }
             tokio::time::sleep(Duration::from_millis(500)).await;
@@ -460,9 +453,7 @@ impl Link {
             }
             for (key, value) in &mine {
                 if m.entries.get(key).map(|(_, v)| v) != Some(value)
-                    && let Err(e) = self
-                        .call(json!({"op": "put", "key": key, "value": value}))
-                        .await
+                    && let Err(e) = self.store(key, Some(value.clone())).await
                 {
                     tracing::debug!(error = %error_chain(&e), "cannot publish pod status");
                 }
@@ -478,7 +469,7 @@ impl Link {
                 .map(|(k, _)| k)
                 .collect();
             for key in stale {
-                let _ = self.call(json!({"op": "delete", "key": key})).await;
+                let _ = self.store(key, None).await;
             }
         }
     }
@@ -603,6 +594,15 @@ impl Link {
     }
 }
 
+/// What writing `value` over what the mirror holds (`held`) does.
+fn action(held: Option<&Value>, value: &Value) -> Action {
+    match held {
+        None => Action::Created,
+        Some(v) if v == value => Action::Unchanged,
+        Some(_) => Action::Configured,
+    }
+}
+
 #[derive(Debug, Clone)]
 struct Claim {
     node: String,
@@ -702,6 +702,93 @@ fn winning_claims(m: &Mirror) -> BTreeMap<String, Ipv4Net> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A one-node podswarm-gossip serving its socket in `dir`, and a link to it that follows it.
+    async fn linked(dir: &std::path::Path) -> (Arc<Link>, tokio::task::JoinHandle<()>) {
+        use podswarm_gossip::control;
+        use podswarm_gossip::node::{Node, Settings};
+        let settings = Settings {
+            listen: "127.0.0.1:0".parse().unwrap(),
+            node_name: "n1".to_owned(),
+            advertise_ip: Some([127, 0, 0, 1].into()),
+            state_dir: dir.join("gossip"),
+            key_dir: dir.join("keys"),
+            labels: BTreeMap::new(),
+            tombstone_ttl: Duration::from_secs(60),
+            sync_interval: Duration::from_secs(5),
+            probe_period: Duration::from_secs(1),
+            reconnect_interval: Duration::from_secs(5),
+        };
+        std::fs::create_dir_all(&settings.state_dir).unwrap();
+        let node = Node::start(settings).await.unwrap();
+        let socket = dir.join("gossip.sock");
+        tokio::spawn(control::serve(control::bind(&socket).unwrap(), node));
+        let state_dir = dir.join("podswarmd");
+        std::fs::create_dir_all(&state_dir).unwrap();
+        let state = Arc::new(
+            State::open(&state_dir, &Policy::default(), crate::state::system_clock()).unwrap(),
+        );
+        let link = Link::new(socket, "n1".to_owned(), state, Policy::default());
+        let follow = tokio::spawn(Arc::clone(&link).follow());
+        let mut changes = link.changes();
+        tokio::time::timeout(Duration::from_secs(10), async {
+            while !link.mirror().synced {
+                let _ = changes.changed().await;
+            }
+        })
+        .await
+        .unwrap();
+        (link, follow)
+    }
+
+    fn object(yaml: &str) -> Object {
+        podswarm_manifest::parse(yaml, "test", &Limits::default(), &Policy::default())
+            .unwrap()
+            .objects
+            .remove(0)
+            .object
+    }
+
+    #[test]
+    fn an_apply_is_created_configured_or_unchanged_by_what_the_mirror_holds() {
+        let v = json!({"kind": "ConfigMap", "data": {"a": "1"}});
+        assert_eq!(action(None, &v), Action::Created);
+        assert_eq!(action(Some(&v), &v), Action::Unchanged);
+        let other = json!({"kind": "ConfigMap", "data": {"a": "2"}});
+        assert_eq!(action(Some(&other), &v), Action::Configured);
+    }
+
+    #[tokio::test]
+    async fn apply_answers_actions_through_a_real_gossip_node() {
+        let dir = tempfile::tempdir().unwrap();
+        let (link, follow) = linked(dir.path()).await;
+        let config = |value: &str| {
+            object(&format!(
+                "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: c\ndata:\n  a: \"{value}\"\n"
+            ))
+        };
+        let other = object("apiVersion: v1\nkind: Namespace\nmetadata:\n  name: team\n");
+        assert_eq!(link.apply(&[config("1")]).await.unwrap(), [Action::Created]);
+        assert_eq!(
+            link.apply(&[config("1")]).await.unwrap(),
+            [Action::Unchanged]
+        );
+        let actions = link.apply(&[config("2"), other]).await.unwrap();
+        assert_eq!(actions, [Action::Configured, Action::Created]);
+        // The words the API answers with are the enum's own.
+        assert_eq!(
+            serde_json::to_value(&actions).unwrap(),
+            json!(["configured", "created"])
+        );
+        // Written through: the mirror holds what was applied, at the version gossip gave it.
+        let held = link.mirror().entries["objects/ConfigMap/default/c"]
+            .1
+            .clone();
+        assert_eq!(held, config("2").to_value());
+        assert!(link.delete("ConfigMap", "default", "c").await.unwrap());
+        assert!(!link.delete("ConfigMap", "default", "c").await.unwrap());
+        follow.abort();
+    }
 
     fn mirror(entries: &[(&str, u64, Value)]) -> Mirror {
         Mirror {

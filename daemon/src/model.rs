@@ -30,13 +30,15 @@ use k8s_openapi::api::core::v1::PodSpec;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use podswarm_manifest::Object;
 use podswarm_view::Whitelist;
-use serde::Serialize;
 use serde_json::Value;
 use tokio::sync::watch;
 
 use crate::link::{Link, NodeView};
 use crate::reconcile::{PodView, PodViews};
 use crate::state::{Entry, ObjectKey, State, TokenRecord};
+
+// What the API answers with is the API's contract; the snapshot derives it.
+pub use podswarm_api::{DeploymentStatus, Endpoint};
 
 /// The key of the DNS whitelist in the replicated state.
 pub const WHITELIST_KEY: &str = "dns/whitelist";
@@ -67,36 +69,6 @@ pub struct Pod {
     pub view: PodView,
     pub hostname: Option<String>,
     pub subdomain: Option<String>,
-}
-
-/// One port of one pod behind a Service, as `/endpoints` answers it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct Endpoint {
-    pub node: String,
-    pub pod_name: String,
-    pub address: String,
-    pub port: i32,
-    pub port_name: Option<String>,
-    pub protocol: String,
-    pub ready: bool,
-}
-
-/// A Deployment's pods as the API counts them.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct DeploymentStatus {
-    pub namespace: String,
-    pub name: String,
-    pub replicas: i32,
-    /// Ready pods of any revision.
-    pub ready: usize,
-    /// Pods of the current template.
-    pub up_to_date: usize,
-    /// Ready pods of the current template.
-    pub available: usize,
-    pub created: u64,
-    pub version: u64,
 }
 
 /// What a snapshot is made of, read from the live sources once per build.

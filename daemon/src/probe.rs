@@ -267,9 +267,7 @@ mod tests {
 
     /// A real HTTP server on loopback whose /ready answers `status`.
     async fn server(status: &'static str) -> (u16, tokio::task::JoinHandle<()>) {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .unwrap_or_else(|e| panic!("{e}"));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let port = listener.local_addr().map(|a| a.port()).unwrap_or(0);
         let app = axum::Router::new().route(
             "/ready",
@@ -306,9 +304,7 @@ mod tests {
 
     #[tokio::test]
     async fn tcp_readiness_needs_failure_threshold_failures_to_drop() {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .unwrap_or_else(|e| panic!("{e}"));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let port = listener.local_addr().map(|a| a.port()).unwrap_or(0);
         let prober = Prober::new("podman".into());
         let running = BTreeMap::from([("ns/a".to_owned(), "127.0.0.1".to_owned())]);

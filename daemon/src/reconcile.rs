@@ -626,7 +626,7 @@ mod tests {
     }
 
     fn env() -> Env {
-        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let dir = tempfile::tempdir().unwrap();
         let unit_dir = dir.path().join("units");
         let state_dir = dir.path().join("state");
         let data_dir = dir.path().join("data");
@@ -662,11 +662,9 @@ mod tests {
 
         /// The same, on another systemd (one that wraps this one).
         fn reconciler_on<S: Systemd>(&self, systemd: Arc<S>) -> Reconciler<S, FakePodman> {
-            let state = Arc::new(
-                State::open(&self.state_dir, &Policy::default(), system_clock())
-                    .unwrap_or_else(|e| panic!("{e}")),
-            );
-            let subnet: Ipv4Net = "10.244.0.0/24".parse().unwrap_or_else(|e| panic!("{e}"));
+            let state =
+                Arc::new(State::open(&self.state_dir, &Policy::default(), system_clock()).unwrap());
+            let subnet: Ipv4Net = "10.244.0.0/24".parse().unwrap();
             let settings = Settings {
                 node: NodeContext {
                     node_name: "n1".into(),
@@ -690,11 +688,11 @@ mod tests {
     }
 
     fn apply<S: Systemd>(r: &Reconciler<S, FakePodman>, yaml: &str) {
-        let m = podswarm_manifest::parse(yaml, "t", &Limits::default(), &Policy::default())
-            .unwrap_or_else(|e| panic!("{e}"));
+        let m =
+            podswarm_manifest::parse(yaml, "t", &Limits::default(), &Policy::default()).unwrap();
         r.state
             .apply(m.objects.into_iter().map(|o| o.object).collect())
-            .unwrap_or_else(|e| panic!("{e}"));
+            .unwrap();
     }
 
     fn deployment(replicas: usize, image: &str) -> String {
@@ -881,7 +879,7 @@ mod tests {
             namespace: "default".into(),
             name: "web".into(),
         };
-        r.state.delete(&key).unwrap_or_else(|e| panic!("{e}"));
+        r.state.delete(&key).unwrap();
         let pass = sync(&r).await;
         assert_eq!(pass.stopped.len(), 2);
         assert!(
@@ -917,7 +915,7 @@ mod tests {
         };
         apply(&r, pod);
         sync(&r).await;
-        r.state.delete(&key).unwrap_or_else(|e| panic!("{e}"));
+        r.state.delete(&key).unwrap();
         assert_eq!(sync(&r).await.stopped.len(), 1);
         stops_done(&r).await;
         // Back before the pass that would have removed its files: it is started again.
@@ -925,7 +923,7 @@ mod tests {
         let pass = sync(&r).await;
         assert_eq!(pass.started.len(), 1, "{pass:?}");
         env.systemd.clear_calls();
-        r.state.delete(&key).unwrap_or_else(|e| panic!("{e}"));
+        r.state.delete(&key).unwrap();
         let pass = sync(&r).await;
         assert_eq!(pass.stopped.len(), 1, "{pass:?}");
         assert!(
@@ -959,12 +957,12 @@ mod tests {
     #[tokio::test]
     async fn files_podswarm_did_not_write_are_never_touched() {
         let env = env();
-        std::fs::create_dir_all(&env.unit_dir).unwrap_or_else(|e| panic!("{e}"));
+        std::fs::create_dir_all(&env.unit_dir).unwrap();
         std::fs::write(
             env.unit_dir.join("mine.container"),
             "[Container]\nImage=x\n",
         )
-        .unwrap_or_else(|e| panic!("{e}"));
+        .unwrap();
         let r = env.reconciler();
         sync(&r).await;
         assert!(env.unit_dir.join("mine.container").exists());

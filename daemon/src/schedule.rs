@@ -152,8 +152,7 @@ mod tests {
     use proptest::prelude::*;
 
     fn pods(yaml: &str) -> Vec<PodInstance> {
-        let m = parse(yaml, "t", &Limits::default(), &Policy::default())
-            .unwrap_or_else(|e| panic!("{e}"));
+        let m = parse(yaml, "t", &Limits::default(), &Policy::default()).unwrap();
         m.objects.iter().flat_map(|o| pods_of(&o.object)).collect()
     }
 

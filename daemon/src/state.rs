@@ -39,6 +39,9 @@ pub enum StateError {
     Random,
 }
 
+// What an apply did to an object is part of the API's answer, so the contract defines it.
+pub use podswarm_api::Action;
+
 /// Identifies an object: kind, namespace (empty for Namespaces) and name.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub struct ObjectKey {
@@ -102,14 +105,6 @@ pub struct Entry {
     pub version: u64,
     pub created: u64,
     pub updated: u64,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Action {
-    Created,
-    Configured,
-    Unchanged,
 }
 
 #[derive(Debug, Default)]
@@ -580,7 +575,7 @@ mod tests {
 
     fn objects(yaml: &str) -> Vec<Object> {
         podswarm_manifest::parse(yaml, "t", &Limits::default(), &Policy::default())
-            .unwrap_or_else(|e| panic!("{e}"))
+            .unwrap()
             .objects
             .into_iter()
             .map(|p| p.object)
@@ -591,18 +586,15 @@ mod tests {
 
     #[test]
     fn versions_only_go_up_and_survive_a_restart() {
-        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
-        let state = State::open(dir.path(), &Policy::default(), system_clock())
-            .unwrap_or_else(|e| panic!("{e}"));
-        let first = state.apply(objects(CM)).unwrap_or_else(|e| panic!("{e}"));
+        let dir = tempfile::tempdir().unwrap();
+        let state = State::open(dir.path(), &Policy::default(), system_clock()).unwrap();
+        let first = state.apply(objects(CM)).unwrap();
         assert_eq!(first[0].1, Action::Created);
         assert_eq!(state.version(), 1);
-        let again = state.apply(objects(CM)).unwrap_or_else(|e| panic!("{e}"));
+        let again = state.apply(objects(CM)).unwrap();
         assert_eq!(again[0].1, Action::Unchanged);
         assert_eq!(state.version(), 1, "an unchanged apply is not a change");
-        state
-            .apply(objects(&CM.replace("a: b", "a: c")))
-            .unwrap_or_else(|e| panic!("{e}"));
+        state.apply(objects(&CM.replace("a: b", "a: c"))).unwrap();
         assert_eq!(state.version(), 2);
         let key = ObjectKey {
             kind: "ConfigMap".into(),
@@ -611,34 +603,26 @@ mod tests {
         };
         assert!(state.delete(&key).unwrap_or(false));
         assert_eq!(state.version(), 3);
-        state.apply(objects(CM)).unwrap_or_else(|e| panic!("{e}"));
+        state.apply(objects(CM)).unwrap();
         drop(state);
-        let reopened = State::open(dir.path(), &Policy::default(), system_clock())
-            .unwrap_or_else(|e| panic!("{e}"));
+        let reopened = State::open(dir.path(), &Policy::default(), system_clock()).unwrap();
         assert_eq!(reopened.version(), 4);
         assert_eq!(reopened.get(&key).map(|e| e.version), Some(4));
     }
 
     #[test]
     fn pod_addresses_are_stable_and_reused() {
-        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
-        let state = State::open(dir.path(), &Policy::default(), system_clock())
-            .unwrap_or_else(|e| panic!("{e}"));
-        let subnet: Ipv4Net = "10.244.3.0/29".parse().unwrap_or_else(|e| panic!("{e}"));
-        let a = state
-            .pod_ip("ns/a", subnet)
-            .unwrap_or_else(|e| panic!("{e}"));
-        let b = state
-            .pod_ip("ns/b", subnet)
-            .unwrap_or_else(|e| panic!("{e}"));
+        let dir = tempfile::tempdir().unwrap();
+        let state = State::open(dir.path(), &Policy::default(), system_clock()).unwrap();
+        let subnet: Ipv4Net = "10.244.3.0/29".parse().unwrap();
+        let a = state.pod_ip("ns/a", subnet).unwrap();
+        let b = state.pod_ip("ns/b", subnet).unwrap();
         assert_eq!(
             (a, b),
             (Ipv4Addr::new(10, 244, 3, 2), Ipv4Addr::new(10, 244, 3, 3))
         );
         assert_eq!(state.pod_ip("ns/a", subnet).ok(), Some(a));
-        state
-            .retain_pod_ips(&["ns/b".to_owned()].into())
-            .unwrap_or_else(|e| panic!("{e}"));
+        state.retain_pod_ips(&["ns/b".to_owned()].into()).unwrap();
         assert_eq!(
             state.pod_ip("ns/c", subnet).ok(),
             Some(a),
@@ -655,15 +639,12 @@ mod tests {
 
     #[test]
     fn tokens_are_stored_as_hashes_and_expire() {
-        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let dir = tempfile::tempdir().unwrap();
         let now = Arc::new(std::sync::atomic::AtomicU64::new(1000));
         let clock_now = Arc::clone(&now);
         let clock: Clock = Arc::new(move || clock_now.load(std::sync::atomic::Ordering::Relaxed));
-        let state =
-            State::open(dir.path(), &Policy::default(), clock).unwrap_or_else(|e| panic!("{e}"));
-        let (record, token) = state
-            .create_token("ci", Some(60))
-            .unwrap_or_else(|e| panic!("{e}"));
+        let state = State::open(dir.path(), &Policy::default(), clock).unwrap();
+        let (record, token) = state.create_token("ci", Some(60)).unwrap();
         assert!(state.verify_token(&token));
         assert!(!state.verify_token("psw_nope"));
         let file = std::fs::read_to_string(dir.path().join("state.json")).unwrap_or_default();

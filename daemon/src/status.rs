@@ -35,112 +35,11 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, RwLock};
 
 use podswarm_units::UnitState;
-use serde::{Deserialize, Serialize};
 
 use crate::plan::Hold;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub enum Phase {
-    Pending,
-    Running,
-    Succeeded,
-    Failed,
-}
-
-/// Why a pod is not simply running and ready, in Kubernetes' words (`kubectl get pods`' STATUS
-/// column). Serialised as the Kubernetes string.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
-pub enum PodReason {
-    /// Placed here and being set up: units not started yet, or waiting for a ConfigMap or Secret.
-    ContainerCreating,
-    /// No node can take the pod now.
-    Unschedulable,
-    /// The pod cannot become units here: the generator refused it, or Quadlet rejected a file.
-    CreateContainerConfigError,
-    /// Podman could not create or start the container, though its image is there.
-    CreateContainerError,
-    /// The image is not there and could not be pulled; the unit stays down.
-    ErrImagePull,
-    /// The image could not be pulled, and systemd waits to try again.
-    ImagePullBackOff,
-    /// The container exited and systemd waits to restart it.
-    CrashLoopBackOff,
-    /// The kernel's OOM killer ended the container, which stays down.
-    #[allow(clippy::upper_case_acronyms)]
-    OOMKilled,
-    /// The container failed and stays down.
-    Error,
-    /// The pod's containers exited successfully and stay down.
-    Completed,
-    /// A reason this podswarm does not know: a status record written by another version. Also the
-    /// default, so `Option<PodReason>::unwrap_or_default` reads as "no known reason".
-    #[default]
-    #[serde(other)]
-    Unknown,
-}
-
-impl PodReason {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            PodReason::ContainerCreating => "ContainerCreating",
-            PodReason::Unschedulable => "Unschedulable",
-            PodReason::CreateContainerConfigError => "CreateContainerConfigError",
-            PodReason::CreateContainerError => "CreateContainerError",
-            PodReason::ErrImagePull => "ErrImagePull",
-            PodReason::ImagePullBackOff => "ImagePullBackOff",
-            PodReason::CrashLoopBackOff => "CrashLoopBackOff",
-            PodReason::OOMKilled => "OOMKilled",
-            PodReason::Error => "Error",
-            PodReason::Completed => "Completed",
-            PodReason::Unknown => "Unknown",
-        }
-    }
-}
-
-impl std::fmt::Display for PodReason {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct ContainerView {
-    pub name: String,
-    /// The container's name in podman (and the journal's CONTAINER_NAME=).
-    pub podman_name: String,
-    pub image: String,
-    pub unit: String,
-    pub state: String,
-    pub restarts: u32,
-}
-
-/// A pod as the API shows it.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct PodView {
-    pub namespace: String,
-    pub name: String,
-    pub node: String,
-    pub ip: Option<String>,
-    pub phase: Phase,
-    pub ready: bool,
-    pub restarts: u32,
-    pub reason: Option<PodReason>,
-    /// What a person needs to act on `reason`: podman's error line, what the pod waits for.
-    /// Absent from records of older versions, which put their prose in `reason`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub message: Option<String>,
-    pub owner: Option<String>,
-    pub labels: BTreeMap<String, String>,
-    /// The service that stands for the pod.
-    pub unit: String,
-    /// Every systemd unit of the pod (for logs).
-    pub units: Vec<String>,
-    pub containers: Vec<ContainerView>,
-    pub created: u64,
-    pub warnings: Vec<String>,
-}
+// The pod's view is the API's (and the status records'), so it lives in the API's contract.
+pub use podswarm_api::{ContainerView, Phase, PodReason, PodView};
 
 pub type PodViews = Arc<RwLock<BTreeMap<String, PodView>>>;
 
@@ -553,36 +452,6 @@ mod tests {
         assert_eq!(
             got.message.as_deref(),
             Some(format!("podswarm-default_p.service failed: {line}").as_str())
-        );
-    }
-
-    #[test]
-    fn reasons_are_kubernetes_strings_and_unknown_ones_are_kept_apart() {
-        for (reason, text) in [
-            (PodReason::CrashLoopBackOff, "CrashLoopBackOff"),
-            (PodReason::OOMKilled, "OOMKilled"),
-            (PodReason::ErrImagePull, "ErrImagePull"),
-            (PodReason::ImagePullBackOff, "ImagePullBackOff"),
-            (
-                PodReason::CreateContainerConfigError,
-                "CreateContainerConfigError",
-            ),
-        ] {
-            assert_eq!(
-                serde_json::to_value(reason).ok(),
-                Some(serde_json::json!(text))
-            );
-            assert_eq!(reason.to_string(), text);
-            assert_eq!(
-                serde_json::from_value::<PodReason>(serde_json::json!(text)).ok(),
-                Some(reason)
-            );
-        }
-        // A record of an older podswarm (prose in `reason`) still reads, as an unknown reason.
-        assert_eq!(
-            serde_json::from_value::<PodReason>(serde_json::json!("waiting for ConfigMap a/b"))
-                .ok(),
-            Some(PodReason::Unknown)
         );
     }
 }

@@ -454,7 +454,7 @@ mod tests {
 
     fn entries(yaml: &str, version: u64) -> Vec<Entry> {
         podswarm_manifest::parse(yaml, "t", &Limits::default(), &Policy::default())
-            .unwrap_or_else(|e| panic!("{e}"))
+            .unwrap()
             .objects
             .into_iter()
             .map(|p| Entry {
@@ -640,10 +640,10 @@ spec:
     #[test]
     fn the_tls_dir_holds_exactly_the_wanted_files() {
         use std::os::unix::fs::PermissionsExt;
-        let tmp = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let tmp = tempfile::tempdir().unwrap();
         let dir = tmp.path().join("tls");
         // Nothing wanted, no directory: nothing created.
-        sync_tls_dir(&dir, &BTreeMap::new(), None).unwrap_or_else(|e| panic!("{e}"));
+        sync_tls_dir(&dir, &BTreeMap::new(), None).unwrap();
         assert!(!dir.exists());
 
         let a = dir.join("ns_a.pem");
@@ -654,7 +654,7 @@ spec:
             use std::os::unix::fs::MetadataExt;
             std::fs::metadata(tmp.path()).map(|m| m.gid()).ok()
         };
-        sync_tls_dir(&dir, &files, gid).unwrap_or_else(|e| panic!("{e}"));
+        sync_tls_dir(&dir, &files, gid).unwrap();
         let mode = |p: &Path| {
             std::fs::metadata(p)
                 .map(|m| m.permissions().mode() & 0o777)
@@ -671,10 +671,10 @@ spec:
         assert_eq!(std::fs::read(&b).unwrap_or_default(), b"B1");
 
         // Something else in the directory is left alone; a stale .pem goes.
-        std::fs::write(dir.join("README"), b"x").unwrap_or_else(|e| panic!("{e}"));
+        std::fs::write(dir.join("README"), b"x").unwrap();
         files.remove(&b);
         files.insert(a.clone(), b"A2".to_vec());
-        sync_tls_dir(&dir, &files, None).unwrap_or_else(|e| panic!("{e}"));
+        sync_tls_dir(&dir, &files, None).unwrap();
         assert_eq!(std::fs::read(&a).unwrap_or_default(), b"A2");
         assert!(!b.exists());
         assert!(dir.join("README").exists());

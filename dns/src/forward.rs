@@ -350,10 +350,8 @@ mod tests {
         assert_eq!(
             resolv_conf_nameservers(text),
             vec![
-                "192.0.2.1"
-                    .parse::<IpAddr>()
-                    .unwrap_or_else(|e| panic!("{e}")),
-                "2001:db8::1".parse().unwrap_or_else(|e| panic!("{e}")),
+                "192.0.2.1".parse::<IpAddr>().unwrap(),
+                "2001:db8::1".parse().unwrap(),
             ]
         );
     }
@@ -366,10 +364,9 @@ mod tests {
         assert!(!is_self(sa("127.0.0.53:53"), sa("10.0.0.1:53")));
         assert!(!is_self(sa("127.0.0.1:53"), sa("0.0.0.0:5353")));
 
-        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let dir = tempfile::tempdir().unwrap();
         let conf = dir.path().join("resolv.conf");
-        std::fs::write(&conf, "nameserver 127.0.0.1\nnameserver 192.0.2.1\n")
-            .unwrap_or_else(|e| panic!("{e}"));
+        std::fs::write(&conf, "nameserver 127.0.0.1\nnameserver 192.0.2.1\n").unwrap();
         assert_eq!(
             upstreams(&[], sa("0.0.0.0:53"), &conf).ok(),
             Some(vec![sa("192.0.2.1:53")])

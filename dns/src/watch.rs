@@ -46,15 +46,15 @@ mod tests {
     use super::*;
 
     fn write(path: &Path, view: &View) {
-        let text = serde_json::to_vec(view).unwrap_or_else(|e| panic!("{e}"));
+        let text = serde_json::to_vec(view).unwrap();
         let tmp = path.with_extension("tmp");
-        std::fs::write(&tmp, text).unwrap_or_else(|e| panic!("{e}"));
-        std::fs::rename(&tmp, path).unwrap_or_else(|e| panic!("{e}"));
+        std::fs::write(&tmp, text).unwrap();
+        std::fs::rename(&tmp, path).unwrap();
     }
 
     #[test]
     fn the_fallback_domain_fills_in_a_view_that_names_none() {
-        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("view.json");
         let store = Arc::new(ViewStore::new(View::default()));
         let mut r = reloader(&path, store.clone(), "cluster.local");
@@ -73,7 +73,7 @@ mod tests {
         assert_eq!(store.get().version, 3);
         assert_eq!(store.get().cluster_domain, "cluster.local");
 
-        std::fs::write(&path, b"{not json").unwrap_or_else(|e| panic!("{e}"));
+        std::fs::write(&path, b"{not json").unwrap();
         r.check();
         assert_eq!(store.get().version, 3);
 

@@ -2,6 +2,9 @@
 //! sockets for malformed input, and `dig` where it is installed), with the view in a file that is
 //! replaced the way podswarmd replaces it, and a fake upstream for forwarding.
 
+// Test helpers, outside #[test] functions: a panic is the failure report here too.
+#![allow(clippy::unwrap_used)]
+
 mod common;
 
 use std::sync::Arc;
@@ -38,7 +41,7 @@ async fn service_a_records_in_both_name_forms_over_udp_and_tcp() {
             assert!(m.answers.iter().all(|r| r.ttl == 5));
         }
     }
-    s.dns.shutdown().await.unwrap_or_else(|e| panic!("{e}"));
+    s.dns.shutdown().await.unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -99,7 +102,7 @@ async fn srv_records_carry_the_target_port_pod_names_and_additional_addresses() 
     )
     .await;
     assert_eq!(addresses(&m), vec![ip("10.244.2.7")]);
-    s.dns.shutdown().await.unwrap_or_else(|e| panic!("{e}"));
+    s.dns.shutdown().await.unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -129,7 +132,7 @@ async fn pod_records_by_address_and_hostname() {
     )
     .await;
     assert_eq!(m.metadata.response_code, ResponseCode::NXDomain);
-    s.dns.shutdown().await.unwrap_or_else(|e| panic!("{e}"));
+    s.dns.shutdown().await.unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -165,7 +168,7 @@ async fn unknown_names_are_nxdomain_and_known_names_of_other_types_nodata() {
             assert!(m.metadata.authoritative);
         }
     }
-    s.dns.shutdown().await.unwrap_or_else(|e| panic!("{e}"));
+    s.dns.shutdown().await.unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -204,7 +207,7 @@ async fn dig_agrees() {
         .unwrap_or_else(|e| panic!("dig: {e}"));
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(text.contains("status: NXDOMAIN"), "{text}");
-    s.dns.shutdown().await.unwrap_or_else(|e| panic!("{e}"));
+    s.dns.shutdown().await.unwrap();
 }
 
 // ---- the view file ----
@@ -242,7 +245,7 @@ async fn a_missing_view_serves_nxdomain_until_the_file_appears() {
     let m = udp(s.addr(), WEB, RecordType::A).await;
     assert_eq!(addresses(&m).len(), 2);
     assert_eq!(s.dns.view().version, 1);
-    s.dns.shutdown().await.unwrap_or_else(|e| panic!("{e}"));
+    s.dns.shutdown().await.unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -321,14 +324,14 @@ async fn reloads_under_load_fail_no_query_and_show_the_new_endpoint() {
     stop.store(true, Ordering::Relaxed);
     let mut failures = Vec::new();
     for c in clients {
-        failures.extend(c.await.unwrap_or_else(|e| panic!("{e}")));
+        failures.extend(c.await.unwrap());
     }
     assert!(failures.is_empty(), "failed queries: {failures:?}");
     let answered = ok.load(Ordering::Relaxed);
     eprintln!("{answered} queries answered while the view was replaced 50 times");
     assert!(answered >= 50, "only {answered} queries answered");
     assert_eq!(s.dns.view().version, 51);
-    s.dns.shutdown().await.unwrap_or_else(|e| panic!("{e}"));
+    s.dns.shutdown().await.unwrap();
 }
 
 /// A service too big for a 512-byte datagram: UDP without EDNS gets what fits with TC set (the
@@ -343,14 +346,14 @@ async fn answers_too_big_for_udp_are_truncated_and_whole_over_tcp() {
     let sock = udp_socket().await;
     sock.send_to(&raw_query(9, WEB, RecordType::A), s.addr())
         .await
-        .unwrap_or_else(|e| panic!("{e}"));
+        .unwrap();
     let mut buf = vec![0u8; 4096];
     let len = tokio::time::timeout(Duration::from_secs(3), sock.recv(&mut buf))
         .await
         .unwrap_or_else(|_| panic!("no UDP answer"))
-        .unwrap_or_else(|e| panic!("{e}"));
+        .unwrap();
     assert!(len <= 512, "{len} bytes over UDP without EDNS");
-    let m = Message::from_vec(&buf[..len]).unwrap_or_else(|e| panic!("{e}"));
+    let m = Message::from_vec(&buf[..len]).unwrap();
     assert_eq!(m.metadata.id, 9);
     assert!(m.metadata.truncation, "TC must be set");
     assert!(addresses(&m).len() < 60);
@@ -360,18 +363,14 @@ async fn answers_too_big_for_udp_are_truncated_and_whole_over_tcp() {
     assert!(!m.metadata.truncation);
 
     // A datagram that is itself a response is never answered (no reflection loops).
-    let mut response =
-        Message::from_vec(&raw_query(10, WEB, RecordType::A)).unwrap_or_else(|e| panic!("{e}"));
+    let mut response = Message::from_vec(&raw_query(10, WEB, RecordType::A)).unwrap();
     response.metadata.message_type = hickory_proto::op::MessageType::Response;
-    sock.send_to(
-        &response.to_vec().unwrap_or_else(|e| panic!("{e}")),
-        s.addr(),
-    )
-    .await
-    .unwrap_or_else(|e| panic!("{e}"));
+    sock.send_to(&response.to_vec().unwrap(), s.addr())
+        .await
+        .unwrap();
     let silent = tokio::time::timeout(Duration::from_millis(300), sock.recv(&mut buf)).await;
     assert!(silent.is_err(), "a response was answered");
-    s.dns.shutdown().await.unwrap_or_else(|e| panic!("{e}"));
+    s.dns.shutdown().await.unwrap();
 }
 
 // ---- robustness ----
@@ -400,9 +399,7 @@ async fn malformed_packets_over_udp_and_tcp_do_not_stop_the_server() {
         let _ = sock.send_to(j, addr).await;
     }
     for j in &junk {
-        let mut conn = tokio::net::TcpStream::connect(addr)
-            .await
-            .unwrap_or_else(|e| panic!("{e}"));
+        let mut conn = tokio::net::TcpStream::connect(addr).await.unwrap();
         let len = u16::try_from(j.len()).unwrap_or(0);
         let _ = conn.write_u16(len).await;
         let _ = conn.write_all(j).await;
@@ -410,13 +407,8 @@ async fn malformed_packets_over_udp_and_tcp_do_not_stop_the_server() {
         drop(conn);
     }
     // A frame that announces more than it sends, left hanging open.
-    let mut hanging = tokio::net::TcpStream::connect(addr)
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
-    hanging
-        .write_all(&[0xff, 0xff, 1, 2, 3])
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
+    let mut hanging = tokio::net::TcpStream::connect(addr).await.unwrap();
+    hanging.write_all(&[0xff, 0xff, 1, 2, 3]).await.unwrap();
 
     // The next queries are answered, over both transports.
     let m = udp(addr, WEB, RecordType::A).await;
@@ -424,16 +416,14 @@ async fn malformed_packets_over_udp_and_tcp_do_not_stop_the_server() {
     let m = tcp(addr, WEB, RecordType::A).await;
     assert_eq!(addresses(&m).len(), 2);
     // And on the raw socket too (after possibly FORMERR replies to the junk).
-    sock.send_to(&valid, addr)
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
+    sock.send_to(&valid, addr).await.unwrap();
     let mut buf = vec![0u8; 1500];
     let deadline = Instant::now() + Duration::from_secs(3);
     loop {
         let (len, _) = tokio::time::timeout(Duration::from_secs(3), sock.recv_from(&mut buf))
             .await
             .unwrap_or_else(|_| panic!("no answer to the valid query"))
-            .unwrap_or_else(|e| panic!("{e}"));
+            .unwrap();
         if let Ok(m) = Message::from_vec(&buf[..len])
             && m.metadata.id == 7
             && m.metadata.response_code == ResponseCode::NoError
@@ -445,28 +435,22 @@ async fn malformed_packets_over_udp_and_tcp_do_not_stop_the_server() {
     }
     // A TCP connection that sent garbage first still gets its next valid frame answered or is
     // closed, never leaves the server stuck: a fresh connection works.
-    let mut conn = tokio::net::TcpStream::connect(addr)
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
+    let mut conn = tokio::net::TcpStream::connect(addr).await.unwrap();
     conn.write_u16(u16::try_from(valid.len()).unwrap_or(0))
         .await
-        .unwrap_or_else(|e| panic!("{e}"));
-    conn.write_all(&valid)
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
+        .unwrap();
+    conn.write_all(&valid).await.unwrap();
     let len = tokio::time::timeout(Duration::from_secs(3), conn.read_u16())
         .await
         .unwrap_or_else(|_| panic!("tcp timeout"))
-        .unwrap_or_else(|e| panic!("{e}"));
+        .unwrap();
     let mut reply = vec![0u8; usize::from(len)];
-    conn.read_exact(&mut reply)
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
-    let m = Message::from_vec(&reply).unwrap_or_else(|e| panic!("{e}"));
+    conn.read_exact(&mut reply).await.unwrap();
+    let m = Message::from_vec(&reply).unwrap();
     assert_eq!(m.metadata.id, 7);
     assert_eq!(addresses(&m).len(), 2);
     drop(hanging);
-    s.dns.shutdown().await.unwrap_or_else(|e| panic!("{e}"));
+    s.dns.shutdown().await.unwrap();
 }
 
 // ---- forwarding ----
@@ -475,7 +459,7 @@ async fn malformed_packets_over_udp_and_tcp_do_not_stop_the_server() {
 /// loopback by itself), optionally with a whitelist.
 fn forwarding_view(whitelist: Option<&[&str]>) -> View {
     let mut v = cluster_view();
-    v.recursion_clients = vec!["127.0.0.0/8".parse().unwrap_or_else(|e| panic!("{e}"))];
+    v.recursion_clients = vec!["127.0.0.0/8".parse().unwrap()];
     if let Some(hosts) = whitelist {
         v.whitelist = Whitelist {
             enabled: true,
@@ -489,7 +473,7 @@ fn forwarding_view(whitelist: Option<&[&str]>) -> View {
 async fn outside_names_are_refused_to_sources_not_in_recursion_clients() {
     let up = upstream().await;
     let mut v = cluster_view();
-    v.recursion_clients = vec!["10.0.0.0/8".parse().unwrap_or_else(|e| panic!("{e}"))];
+    v.recursion_clients = vec!["10.0.0.0/8".parse().unwrap()];
     let s = start(Some(&v), vec![up.addr], false).await;
     for m in [
         udp(s.addr(), "www.example.com.", RecordType::A).await,
@@ -507,7 +491,7 @@ async fn outside_names_are_refused_to_sources_not_in_recursion_clients() {
     // Cluster names are still answered to the same client.
     let m = udp(s.addr(), WEB, RecordType::A).await;
     assert_eq!(addresses(&m).len(), 2);
-    s.dns.shutdown().await.unwrap_or_else(|e| panic!("{e}"));
+    s.dns.shutdown().await.unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -542,7 +526,7 @@ async fn forwarded_answers_nxdomain_and_nodata_pass_through() {
 
     let m = udp(s.addr(), "fail.example.com.", RecordType::A).await;
     assert_eq!(m.metadata.response_code, ResponseCode::ServFail);
-    s.dns.shutdown().await.unwrap_or_else(|e| panic!("{e}"));
+    s.dns.shutdown().await.unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -558,7 +542,7 @@ async fn a_truncated_upstream_answer_is_fetched_again_over_tcp() {
             && asked.contains(&("big.example.com.".to_owned(), true)),
         "{asked:?}"
     );
-    s.dns.shutdown().await.unwrap_or_else(|e| panic!("{e}"));
+    s.dns.shutdown().await.unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -605,5 +589,5 @@ async fn the_whitelist_refuses_names_and_cname_chains_that_leave_it() {
             .any(|r| r.record_type() == RecordType::CNAME)
     );
     assert_eq!(addresses(&m), vec![ip("192.0.2.30")]);
-    s.dns.shutdown().await.unwrap_or_else(|e| panic!("{e}"));
+    s.dns.shutdown().await.unwrap();
 }

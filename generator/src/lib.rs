@@ -599,14 +599,13 @@ mod tests {
     use podswarm_manifest::{Limits, Policy, parse};
 
     fn render_all(yaml: &str, multi_container: MultiContainer) -> Vec<UnitFile> {
-        let manifest = parse(yaml, "t", &Limits::default(), &Policy::default())
-            .unwrap_or_else(|e| panic!("{e}"));
+        let manifest = parse(yaml, "t", &Limits::default(), &Policy::default()).unwrap();
         let objects: Vec<Object> = manifest.objects.into_iter().map(|o| o.object).collect();
         let node = NodeContext {
             node_name: "n1".to_owned(),
             node_ip: None,
             network: PodNetwork {
-                subnet: "10.244.0.0/24".parse().unwrap_or_else(|e| panic!("{e}")),
+                subnet: "10.244.0.0/24".parse().unwrap(),
             },
             dns_server: None,
             cluster_domain: "cluster.local".to_owned(),
@@ -615,9 +614,7 @@ mod tests {
             multi_container,
             ..Options::default()
         };
-        render_node(&objects, &node, &options)
-            .unwrap_or_else(|e| panic!("{e}"))
-            .units
+        render_node(&objects, &node, &options).unwrap().units
     }
 
     const PODS: &str = "apiVersion: v1\nkind: Pod\nmetadata: {name: one, namespace: shop}\nspec:\n  containers: [{name: c, image: nginx:1.25}]\n  volumes: [{name: scratch, emptyDir: {}}, {name: data, persistentVolumeClaim: {claimName: db}}]\n---\napiVersion: v1\nkind: Pod\nmetadata: {name: two, namespace: shop}\nspec:\n  containers: [{name: app, image: me/app:v1}, {name: side, image: localhost/busybox:1}]\n  volumes: [{name: cache, emptyDir: {}}]\n";

@@ -6,6 +6,9 @@
 //! The same `expected/` folders are fed to Podman's real Quadlet generator by `tests/quadlet.rs`
 //! in the workspace's `tests` crate.
 
+// Test helpers, outside #[test] functions: a panic is the failure report here too.
+#![allow(clippy::unwrap_used)]
+
 use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr};
 use std::path::{Path, PathBuf};
@@ -20,7 +23,7 @@ fn golden_root() -> PathBuf {
 /// The node every golden case is rendered for.
 fn node() -> (NodeContext, Options, Policy) {
     let network = PodNetwork {
-        subnet: "10.244.7.0/24".parse().unwrap_or_else(|e| panic!("{e}")),
+        subnet: "10.244.7.0/24".parse().unwrap(),
     };
     let node = NodeContext {
         node_name: "node1".to_owned(),
@@ -130,7 +133,7 @@ fn read_tree(root: &Path) -> BTreeMap<String, Vec<u8>> {
 fn rendered_units_match_golden_files() {
     let bless = std::env::var_os("PODSWARM_BLESS").is_some();
     let mut cases: Vec<PathBuf> = std::fs::read_dir(golden_root())
-        .unwrap_or_else(|e| panic!("{e}"))
+        .unwrap()
         .flatten()
         .map(|e| e.path())
         .filter(|p| p.is_dir())
@@ -145,9 +148,8 @@ fn rendered_units_match_golden_files() {
             let _ = std::fs::remove_dir_all(&expected_dir);
             for (name, bytes) in &actual {
                 let path = expected_dir.join(name);
-                std::fs::create_dir_all(path.parent().unwrap_or(&expected_dir))
-                    .unwrap_or_else(|e| panic!("{e}"));
-                std::fs::write(&path, bytes).unwrap_or_else(|e| panic!("{e}"));
+                std::fs::create_dir_all(path.parent().unwrap_or(&expected_dir)).unwrap();
+                std::fs::write(&path, bytes).unwrap();
             }
             continue;
         }

@@ -1,61 +1,60 @@
 //! The local control socket: one JSON request per line, one JSON answer per line (a subscription
-//! keeps answering). podswarmd reads, writes and follows the replicated state through it;
-//! podswarmctl's `cluster` commands drive joins. Only root and the daemon's own user may connect
-//! (checked by peer credentials), and the socket is 0660.
+//! keeps answering); the messages and their framing are in [`protocol`], a client in [`client`].
+//! podswarmd reads, writes and follows the replicated state through it; podswarmctl's `cluster`
+//! commands drive joins. Only root and the daemon's own user may connect (checked by peer
+//! credentials), and the socket is 0660.
+//!
+//! A line that is not a request (malformed, an unknown op, too long) is answered with a
+//! `bad-request` error and the connection stays usable: a client that sent one wrong line learns
+//! why and may go on.
 
-use std::net::IpAddr;
+pub mod client;
+pub mod protocol;
+
+use std::collections::BTreeMap;
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 use std::sync::Arc;
 
-use serde::Deserialize;
-use serde_json::{Value, json};
-use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use futures_util::{SinkExt, StreamExt};
 use tokio::net::{UnixListener, UnixStream};
+use tokio_util::codec::Framed;
 
 use crate::Error;
 use crate::node::Node;
-
-#[derive(Debug, Deserialize)]
-#[serde(tag = "op", rename_all = "kebab-case", deny_unknown_fields)]
-pub enum Request {
-    Status,
-    Get {
-        #[serde(default)]
-        prefix: String,
-    },
-    Put {
-        key: String,
-        value: Value,
-    },
-    Delete {
-        key: String,
-    },
-    Subscribe {
-        #[serde(default)]
-        prefix: String,
-    },
-    JoinToken {
-        #[serde(default)]
-        rotate: bool,
-    },
-    Init {
-        #[serde(default, rename = "advertiseAddr")]
-        advertise_addr: Option<IpAddr>,
-    },
-    Join {
-        address: String,
-        token: String,
-        #[serde(default, rename = "advertiseAddr")]
-        advertise_addr: Option<IpAddr>,
-    },
-    Leave,
-}
+pub use protocol::Request;
+use protocol::{
+    Change, Failure, FailureKind, Initialized, Item, JsonLines, Member, Response, Status,
+};
 
 pub use podswarm_config::process::error_chain as chain;
 
-fn entry_json(key: &str, entry: &podswarm_cluster::Entry) -> Value {
-    json!({ "key": key, "version": entry.version.to_string(), "value": entry.value })
+type Connection = Framed<UnixStream, JsonLines<Request, Response>>;
+
+fn item(key: &str, entry: &podswarm_cluster::Entry) -> Option<Item> {
+    Some(Item {
+        key: key.to_owned(),
+        version: entry.version,
+        value: entry.value.clone()?,
+    })
+}
+
+fn failure(kind: FailureKind, message: impl Into<String>) -> Response {
+    Response::Error(Failure {
+        kind,
+        message: message.into(),
+    })
+}
+
+/// The kind a client acts on; the message is the whole chain, as it was always sent.
+fn failure_of(e: &Error) -> Response {
+    let kind = match e {
+        Error::Refused(_) | Error::Token(_) => FailureKind::Refused,
+        Error::JoinRefused { .. } => FailureKind::JoinRefused,
+        Error::NotDurable(_) => FailureKind::NotDurable,
+        _ => FailureKind::Failed,
+    };
+    failure(kind, chain(e))
 }
 
 pub fn bind(path: &Path) -> Result<UnixListener, Error> {
@@ -91,80 +90,90 @@ pub async fn serve(listener: UnixListener, node: Arc<Node>) {
             .unwrap_or(false);
         let node = node.clone();
         tokio::spawn(async move {
+            let mut connection = Framed::new(stream, JsonLines::server());
             if allowed {
-                handle(stream, node).await;
+                handle(connection, node).await;
             } else {
-                let mut stream = stream;
-                let _ = stream
-                    .write_all(b"{\"error\":\"permission denied: only root and the podswarm user may use this socket\"}\n")
+                let _ = connection
+                    .send(failure(
+                        FailureKind::PermissionDenied,
+                        "permission denied: only root and the podswarm user may use this socket",
+                    ))
                     .await;
             }
         });
     }
 }
 
-async fn handle(stream: UnixStream, node: Arc<Node>) {
-    let (read, mut write) = stream.into_split();
-    let mut lines = BufReader::new(read).lines();
-    while let Ok(Some(line)) = lines.next_line().await {
-        let request: Request = match serde_json::from_str(&line) {
-            Ok(r) => r,
-            Err(e) => {
-                let _ = send(&mut write, &json!({ "error": format!("bad request: {e}") })).await;
+async fn handle(mut connection: Connection, node: Arc<Node>) {
+    while let Some(line) = connection.next().await {
+        let request = match line {
+            Ok(Ok(request)) => request,
+            Ok(Err(bad)) => {
+                let answer = failure(
+                    FailureKind::BadRequest,
+                    format!("bad request: {}", chain(&bad)),
+                );
+                if connection.send(answer).await.is_err() {
+                    return;
+                }
                 continue;
             }
+            Err(_) => return,
         };
         if let Request::Subscribe { prefix } = request {
-            subscribe(&mut write, &node, &prefix).await;
+            subscribe(&mut connection, &node, &prefix).await;
             return;
         }
-        let answer = match answer(&node, request).await {
-            Ok(v) => json!({ "ok": v }),
-            Err(e) => json!({ "error": chain(&e) }),
-        };
-        if send(&mut write, &answer).await.is_err() {
+        let answer = answer(&node, request)
+            .await
+            .unwrap_or_else(|e| failure_of(&e));
+        if connection.send(answer).await.is_err() {
             return;
         }
     }
 }
 
-async fn send(w: &mut tokio::net::unix::OwnedWriteHalf, v: &Value) -> std::io::Result<()> {
-    let mut line = v.to_string();
-    line.push('\n');
-    w.write_all(line.as_bytes()).await
-}
-
-async fn answer(node: &Node, request: Request) -> Result<Value, Error> {
+async fn answer(node: &Node, request: Request) -> Result<Response, Error> {
     match request {
-        Request::Status => {
+        Request::Status {} => {
             let metrics = node.metrics.snapshot();
             node.with(|s| {
                 let id = s.identity();
                 let replica = s.replica().lock().unwrap_or_else(|p| p.into_inner());
-                let names: std::collections::BTreeMap<String, String> = replica
+                let names: BTreeMap<String, String> = replica
                     .store()
                     .live("nodes/")
                     .filter_map(|(_, v)| {
-                        Some((v.get("nodeId")?.as_str()?.to_owned(), v.get("name")?.as_str()?.to_owned()))
+                        Some((
+                            v.get("nodeId")?.as_str()?.to_owned(),
+                            v.get("name")?.as_str()?.to_owned(),
+                        ))
                     })
                     .collect();
-                let members: Vec<Value> = s
+                let members = s
                     .members()
                     .iter()
-                    .map(|m| {
-                        let node_id = format!("{:016x}", m.node);
-                        json!({ "nodeId": node_id, "name": names.get(&node_id), "address": m.addr.to_string() })
+                    .map(|m| Member {
+                        node_id: m.node,
+                        name: names.get(&format!("{:016x}", m.node)).cloned(),
+                        address: m.addr,
                     })
                     .collect();
-                json!({
-                    "cluster": format!("{:016x}", id.cluster),
-                    "nodeId": format!("{:016x}", id.node_id),
-                    "nodeName": id.node_name,
-                    "advertise": id.advertise.to_string(),
-                    "members": members,
-                    "entries": replica.store().len(),
-                    "fingerprint": replica.store().fingerprint().iter().map(|b| format!("{b:02x}")).collect::<String>(),
-                    "metrics": metrics,
+                Response::Status(Status {
+                    cluster: id.cluster,
+                    node_id: id.node_id,
+                    node_name: id.node_name.clone(),
+                    advertise: id.advertise,
+                    members,
+                    entries: replica.store().len(),
+                    fingerprint: replica
+                        .store()
+                        .fingerprint()
+                        .iter()
+                        .map(|b| format!("{b:02x}"))
+                        .collect(),
+                    metrics,
                 })
             })
             .await
@@ -172,52 +181,26 @@ async fn answer(node: &Node, request: Request) -> Result<Value, Error> {
         Request::Get { prefix } => {
             node.with(|s| {
                 let replica = s.replica().lock().unwrap_or_else(|p| p.into_inner());
-                let entries: Vec<Value> = replica
-                    .store()
-                    .range(&prefix)
-                    .filter(|(_, e)| !e.is_tombstone())
-                    .map(|(k, e)| entry_json(k, e))
-                    .collect();
-                json!({ "entries": entries })
+                Response::Entries(
+                    replica
+                        .store()
+                        .range(&prefix)
+                        .filter_map(|(k, e)| item(k, e))
+                        .collect(),
+                )
             })
             .await
         }
         // Acknowledged only once on disk here (see `Session::until_durable`).
-        Request::Put { key, value } => {
-            check_key(&key)?;
-            let (answer, durable) = node
-                .with(|s| {
-                    let e = s.write(&key, Some(value));
-                    (
-                        json!({ "version": e.version.to_string() }),
-                        s.until_durable(),
-                    )
-                })
-                .await?;
-            durable.await?;
-            Ok(answer)
-        }
-        Request::Delete { key } => {
-            check_key(&key)?;
-            let (answer, durable) = node
-                .with(|s| {
-                    let e = s.write(&key, None);
-                    (
-                        json!({ "version": e.version.to_string() }),
-                        s.until_durable(),
-                    )
-                })
-                .await?;
-            durable.await?;
-            Ok(answer)
-        }
+        Request::Put { key, value } => write(node, &key, Some(value)).await,
+        Request::Delete { key } => write(node, &key, None).await,
         Request::JoinToken { rotate } => {
             let token = node.join_token(rotate).await?;
-            Ok(json!({ "token": token }))
+            Ok(Response::JoinToken { token })
         }
         Request::Init { advertise_addr } => {
             let (cluster, token) = node.init(advertise_addr).await?;
-            Ok(json!({ "cluster": format!("{cluster:016x}"), "token": token }))
+            Ok(Response::Initialized(Initialized { cluster, token }))
         }
         Request::Join {
             address,
@@ -225,14 +208,28 @@ async fn answer(node: &Node, request: Request) -> Result<Value, Error> {
             advertise_addr,
         } => {
             let cluster = node.join(&address, &token, advertise_addr).await?;
-            Ok(json!({ "cluster": format!("{cluster:016x}") }))
+            Ok(Response::Joined { cluster })
         }
-        Request::Leave => {
+        Request::Leave {} => {
             let cluster = node.leave().await?;
-            Ok(json!({ "cluster": format!("{cluster:016x}") }))
+            Ok(Response::Left { cluster })
         }
         Request::Subscribe { .. } => Err(Error::Refused("subscribe is a stream".to_owned())),
     }
+}
+
+/// A put (`Some`) or delete (`None`), answered once it is on this node's disk.
+async fn write(
+    node: &Node,
+    key: &str,
+    value: Option<serde_json::Value>,
+) -> Result<Response, Error> {
+    check_key(key)?;
+    let (version, durable) = node
+        .with(|s| (s.write(key, value).version, s.until_durable()))
+        .await?;
+    durable.await?;
+    Ok(Response::Stored { version })
 }
 
 /// Keys are written by podswarm's own daemons; the join token only through `join-token`.
@@ -250,182 +247,256 @@ fn check_key(key: &str) -> Result<(), Error> {
 
 /// A snapshot of `prefix`, then every change under it, until the cluster changes (join, leave)
 /// or the subscriber falls too far behind; either way the client re-subscribes.
-async fn subscribe(w: &mut tokio::net::unix::OwnedWriteHalf, node: &Node, prefix: &str) {
+async fn subscribe(connection: &mut Connection, node: &Node, prefix: &str) {
     let mut generation = node.generation();
     let start = node
         .with(|s| {
             let replica = s.replica().lock().unwrap_or_else(|p| p.into_inner());
             let rx = replica.subscribe();
-            let entries: Vec<Value> = replica
+            let items: Vec<Item> = replica
                 .store()
                 .range(prefix)
-                .filter(|(_, e)| !e.is_tombstone())
-                .map(|(k, e)| entry_json(k, e))
+                .filter_map(|(k, e)| item(k, e))
                 .collect();
-            (rx, entries)
+            (rx, items)
         })
         .await;
-    let (mut rx, entries) = match start {
+    let (mut rx, items) = match start {
         Ok(x) => x,
         Err(e) => {
-            let _ = send(w, &json!({ "error": chain(&e) })).await;
+            let _ = connection.send(failure_of(&e)).await;
             return;
         }
     };
-    if send(w, &json!({ "snapshot": entries })).await.is_err() {
+    if connection.send(Response::Snapshot(items)).await.is_err() {
         return;
     }
     loop {
         tokio::select! {
             change = rx.recv() => match change {
                 Ok(c) if c.key.starts_with(prefix) => {
-                    if send(w, &json!({ "change": entry_json(&c.key, &c.entry) })).await.is_err() {
+                    let change = Change { key: c.key, version: c.entry.version, value: c.entry.value };
+                    if connection.send(Response::Change(change)).await.is_err() {
                         return;
                     }
                 }
                 Ok(_) => {}
                 Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => {
-                    let _ = send(w, &json!({ "error": format!("subscriber fell {n} changes behind; subscribe again") })).await;
+                    let message = format!("subscriber fell {n} changes behind; subscribe again");
+                    let _ = connection.send(failure(FailureKind::Lagged, message)).await;
                     return;
                 }
-                Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
+                // The session stopped: replaced by a join, init or leave (often before the
+                // generation moves), or the process is stopping.
+                Err(tokio::sync::broadcast::error::RecvError::Closed) => {
+                    let message = "the cluster session ended; subscribe again";
+                    let _ = connection.send(failure(FailureKind::ClusterChanged, message)).await;
+                    return;
+                }
             },
             _ = generation.changed() => {
-                let _ = send(w, &json!({ "error": "the cluster changed; subscribe again" })).await;
+                let message = "the cluster changed; subscribe again";
+                let _ = connection.send(failure(FailureKind::ClusterChanged, message)).await;
                 return;
             }
         }
     }
 }
 
-/// A client for this socket, for podswarmd, podswarmctl and tests.
-pub mod client {
-    use std::path::Path;
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
 
-    use serde_json::Value;
+    use serde_json::json;
     use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
-    use tokio::net::UnixStream;
 
-    #[derive(Debug, thiserror::Error)]
-    pub enum ClientError {
-        #[error("cannot reach podswarm-gossip at {path} (is podswarm-gossip.service running?)")]
-        Connect {
-            path: std::path::PathBuf,
-            #[source]
-            source: std::io::Error,
-        },
-        #[error("podswarm-gossip closed the connection")]
-        Closed,
-        #[error("podswarm-gossip answered something unreadable: {0}")]
-        Answer(String),
-        #[error("{0}")]
-        Failed(String),
+    use super::client::{Client, ClientError, Event};
+    use super::*;
+    use crate::node::Settings;
+
+    /// A one-node cluster serving its control socket in `dir`.
+    async fn serving(dir: &Path) -> (Arc<Node>, Client) {
+        let settings = Settings {
+            listen: "127.0.0.1:0".parse().unwrap(),
+            node_name: "n1".to_owned(),
+            advertise_ip: Some([127, 0, 0, 1].into()),
+            state_dir: dir.join("state"),
+            key_dir: dir.join("keys"),
+            labels: BTreeMap::new(),
+            tombstone_ttl: Duration::from_secs(60),
+            sync_interval: Duration::from_secs(5),
+            probe_period: Duration::from_secs(1),
+            reconnect_interval: Duration::from_secs(5),
+        };
+        std::fs::create_dir_all(&settings.state_dir).unwrap();
+        let node = Node::start(settings).await.unwrap();
+        let socket = dir.join("gossip.sock");
+        tokio::spawn(serve(bind(&socket).unwrap(), node.clone()));
+        (node, Client::new(socket))
     }
 
-    /// One message of a subscription.
-    #[derive(Debug)]
-    pub enum Event {
-        /// Every live entry under the prefix: `(key, version, value)`.
-        Snapshot(Vec<(String, String, Value)>),
-        /// One change; `None` is a delete.
-        Change(String, String, Option<Value>),
-    }
-
-    /// A subscription: a snapshot, then changes until the server ends it (the cluster changed,
-    /// the subscriber fell behind, the server stopped); then subscribe again.
-    #[derive(Debug)]
-    pub struct Subscription {
-        lines: tokio::io::Lines<BufReader<tokio::net::unix::OwnedReadHalf>>,
-        _write: tokio::net::unix::OwnedWriteHalf,
-    }
-
-    fn triple(v: &Value) -> Option<(String, String, Option<Value>)> {
-        Some((
-            v.get("key")?.as_str()?.to_owned(),
-            v.get("version")?.as_str()?.to_owned(),
-            v.get("value").filter(|v| !v.is_null()).cloned(),
-        ))
-    }
-
-    impl Subscription {
-        pub async fn open(path: &Path, prefix: &str) -> Result<Subscription, ClientError> {
-            let stream =
-                UnixStream::connect(path)
-                    .await
-                    .map_err(|source| ClientError::Connect {
-                        path: path.to_owned(),
-                        source,
-                    })?;
-            let (read, mut write) = stream.into_split();
-            let mut line = serde_json::json!({"op": "subscribe", "prefix": prefix}).to_string();
-            line.push('\n');
-            write
-                .write_all(line.as_bytes())
-                .await
-                .map_err(|_| ClientError::Closed)?;
-            Ok(Subscription {
-                lines: BufReader::new(read).lines(),
-                _write: write,
-            })
-        }
-
-        pub async fn next(&mut self) -> Result<Event, ClientError> {
-            let line = self
-                .lines
-                .next_line()
-                .await
-                .map_err(|_| ClientError::Closed)?
-                .ok_or(ClientError::Closed)?;
-            let v: Value =
-                serde_json::from_str(&line).map_err(|e| ClientError::Answer(e.to_string()))?;
-            if let Some(e) = v.get("error").and_then(Value::as_str) {
-                return Err(ClientError::Failed(e.to_owned()));
-            }
-            if let Some(entries) = v.get("snapshot").and_then(Value::as_array) {
-                return Ok(Event::Snapshot(
-                    entries
-                        .iter()
-                        .filter_map(triple)
-                        .map(|(k, ver, val)| (k, ver, val.unwrap_or(Value::Null)))
-                        .collect(),
-                ));
-            }
-            match v.get("change").and_then(triple) {
-                Some((k, ver, val)) => Ok(Event::Change(k, ver, val)),
-                None => Err(ClientError::Answer(line.chars().take(200).collect())),
-            }
-        }
-    }
-
-    /// Sends one request and returns the `ok` part of the answer.
-    pub async fn request(path: &Path, request: &Value) -> Result<Value, ClientError> {
-        let stream = UnixStream::connect(path)
-            .await
-            .map_err(|source| ClientError::Connect {
-                path: path.to_owned(),
-                source,
-            })?;
+    /// Raw lines, as a hand-written client would send them.
+    async fn raw(client: &Client, lines: &[&[u8]]) -> Vec<Response> {
+        let stream = UnixStream::connect(client.path()).await.unwrap();
         let (read, mut write) = stream.into_split();
-        let mut line = request.to_string();
-        line.push('\n');
-        write
-            .write_all(line.as_bytes())
-            .await
-            .map_err(|_| ClientError::Closed)?;
-        let answer = BufReader::new(read)
-            .lines()
-            .next_line()
-            .await
-            .map_err(|_| ClientError::Closed)?
-            .ok_or(ClientError::Closed)?;
-        let mut value: Value =
-            serde_json::from_str(&answer).map_err(|e| ClientError::Answer(e.to_string()))?;
-        if let Some(e) = value.get("error").and_then(Value::as_str) {
-            return Err(ClientError::Failed(e.to_owned()));
+        for line in lines {
+            write.write_all(line).await.unwrap();
         }
-        value
-            .get_mut("ok")
-            .map(Value::take)
-            .ok_or_else(|| ClientError::Answer(answer.chars().take(200).collect()))
+        let mut read = BufReader::new(read).lines();
+        let mut out = Vec::new();
+        for _ in lines {
+            let line = read.next_line().await.unwrap().unwrap();
+            out.push(serde_json::from_str(&line).unwrap());
+        }
+        out
+    }
+
+    fn kind_of(r: &Response) -> Option<FailureKind> {
+        match r {
+            Response::Error(f) => Some(f.kind),
+            _ => None,
+        }
+    }
+
+    #[tokio::test]
+    async fn writes_reads_and_a_subscription_speak_typed_messages() {
+        let dir = tempfile::tempdir().unwrap();
+        let (_node, client) = serving(dir.path()).await;
+        let status = client.status().await.unwrap();
+        assert_eq!(status.node_name, "n1");
+        assert!(status.members.is_empty());
+        assert_eq!(status.fingerprint.len(), 64);
+
+        let mut sub = client.subscribe("objects/").await.unwrap();
+        assert_eq!(sub.next().await.unwrap(), Event::Snapshot(Vec::new()));
+        let put = client
+            .put("objects/Pod/default/a", json!({"v": 1}))
+            .await
+            .unwrap();
+        let items = client.get("objects/").await.unwrap();
+        assert_eq!(
+            items,
+            [Item {
+                key: "objects/Pod/default/a".to_owned(),
+                version: put,
+                value: json!({"v": 1}),
+            }]
+        );
+        let Event::Change(change) = sub.next().await.unwrap() else {
+            panic!("a change");
+        };
+        assert_eq!((change.version, change.value), (put, Some(json!({"v": 1}))));
+        let deleted = client.delete("objects/Pod/default/a").await.unwrap();
+        assert!(deleted > put);
+        let Event::Change(change) = sub.next().await.unwrap() else {
+            panic!("a change");
+        };
+        assert_eq!((change.version, change.value), (deleted, None));
+        assert!(client.get("objects/").await.unwrap().is_empty());
+        // Outside the prefix: not sent.
+        client.put("nodes/x", json!({})).await.unwrap();
+        let quiet = tokio::time::timeout(Duration::from_millis(200), sub.next()).await;
+        assert!(quiet.is_err(), "{quiet:?}");
+    }
+
+    #[tokio::test]
+    async fn bad_keys_are_refused_with_their_kind() {
+        let dir = tempfile::tempdir().unwrap();
+        let (_node, client) = serving(dir.path()).await;
+        for key in ["", "a\nb", &"k".repeat(1025), crate::node::TOKEN_KEY] {
+            let e = client.put(key, json!(1)).await.unwrap_err();
+            assert_eq!(e.kind(), Some(FailureKind::Refused), "{key:?}: {e}");
+        }
+        let e = client.delete(crate::node::TOKEN_KEY).await.unwrap_err();
+        assert!(e.to_string().contains("join-token --rotate"), "{e}");
+        let e = client.join("127.0.0.1:1", "hello", None).await.unwrap_err();
+        assert!(
+            matches!(&e, ClientError::Failed { kind: FailureKind::Refused, message } if message.contains("PSWTKN-1-")),
+            "{e}"
+        );
+    }
+
+    #[tokio::test]
+    async fn an_unknown_op_or_an_over_long_line_is_answered_and_the_connection_goes_on() {
+        let dir = tempfile::tempdir().unwrap();
+        let (_node, client) = serving(dir.path()).await;
+        let mut long = br#"{"op":"put","key":"k","value":""#.to_vec();
+        long.resize(protocol::MAX_REQUEST + 10, b'x');
+        long.extend_from_slice(b"\"}\n");
+        let answers = raw(
+            &client,
+            &[
+                b"{\"op\":\"frobnicate\"}\n",
+                b"not json\n",
+                &long,
+                b"{\"op\":\"status\",\"prefix\":\"x\"}\n",
+                b"{\"op\":\"status\"}\n",
+            ],
+        )
+        .await;
+        let message = |r: &Response| match r {
+            Response::Error(f) => f.message.clone(),
+            other => panic!("{other:?}"),
+        };
+        assert!(
+            answers[..4]
+                .iter()
+                .all(|a| kind_of(a) == Some(FailureKind::BadRequest))
+        );
+        assert!(
+            message(&answers[0])
+                .starts_with("bad request: unreadable message: unknown variant `frobnicate`"),
+            "{}",
+            message(&answers[0])
+        );
+        assert_eq!(
+            message(&answers[2]),
+            format!(
+                "bad request: a line longer than {} bytes",
+                protocol::MAX_REQUEST
+            )
+        );
+        assert!(message(&answers[3]).contains("unknown field `prefix`"));
+        assert!(
+            matches!(answers[4], Response::Status(_)),
+            "{:?}",
+            answers[4]
+        );
+        // Nothing of the long line was stored.
+        assert!(client.get("k").await.unwrap().is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_subscription_ends_when_the_cluster_changes_and_says_so() {
+        let dir = tempfile::tempdir().unwrap();
+        let (node, client) = serving(dir.path()).await;
+        let mut sub = client.subscribe("").await.unwrap();
+        assert!(matches!(sub.next().await.unwrap(), Event::Snapshot(_)));
+        let cluster = client.status().await.unwrap().cluster;
+        let init = client.init(None).await.unwrap();
+        assert_ne!(init.cluster, cluster);
+        assert_eq!(client.join_token(false).await.unwrap(), init.token);
+        let e = loop {
+            match sub.next().await {
+                Ok(_) => continue,
+                Err(e) => break e,
+            }
+        };
+        assert_eq!(e.kind(), Some(FailureKind::ClusterChanged), "{e}");
+        assert!(e.kind().is_some_and(FailureKind::resubscribe));
+        assert_eq!(client.status().await.unwrap().cluster, init.cluster);
+        drop(node);
+    }
+
+    #[tokio::test]
+    async fn a_write_that_cannot_be_stored_is_answered_as_not_durable() {
+        let dir = tempfile::tempdir().unwrap();
+        let (_node, client) = serving(dir.path()).await;
+        let state = dir.path().join("state");
+        std::fs::remove_dir_all(&state).unwrap();
+        std::fs::write(&state, b"a file where the directory was").unwrap();
+        let e = client.put("objects/a", json!(1)).await.unwrap_err();
+        assert_eq!(e.kind(), Some(FailureKind::NotDurable), "{e}");
+        assert!(e.to_string().contains("replica.json"), "{e}");
     }
 }

@@ -129,16 +129,13 @@ mod tests {
     #[test]
     fn saved_identity_is_private_and_loads_back() {
         use std::os::unix::fs::PermissionsExt;
-        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let dir = tempfile::tempdir().unwrap();
         let keys = dir.path().join("keys");
         assert!(Identity::load(&keys).is_ok_and(|i| i.is_none()));
-        let id = Identity::create(
-            "n1",
-            "127.0.0.1:7946".parse().unwrap_or_else(|e| panic!("{e}")),
-        );
-        id.save(&keys).unwrap_or_else(|e| panic!("{e}"));
+        let id = Identity::create("n1", "127.0.0.1:7946".parse().unwrap());
+        id.save(&keys).unwrap();
         let back = Identity::load(&keys)
-            .unwrap_or_else(|e| panic!("{e}"))
+            .unwrap()
             .unwrap_or_else(|| panic!("missing"));
         assert_eq!((back.cluster, back.node_id), (id.cluster, id.node_id));
         assert_eq!(back.key(), id.key());

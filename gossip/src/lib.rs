@@ -40,23 +40,41 @@ impl Metrics {
         counter.fetch_add(n, Ordering::Relaxed);
     }
 
-    pub fn snapshot(&self) -> serde_json::Value {
+    pub fn snapshot(&self) -> Counters {
         let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
-        serde_json::json!({
-            "packetsSent": get(&self.packets_sent),
-            "packetsReceived": get(&self.packets_received),
-            "bytesSent": get(&self.bytes_sent),
-            "bytesReceived": get(&self.bytes_received),
-            "droppedUnauthenticated": get(&self.dropped_unauthenticated),
-            "droppedReplayed": get(&self.dropped_replayed),
-            "droppedMalformed": get(&self.dropped_malformed),
-            "syncs": get(&self.syncs),
-            "syncFailures": get(&self.sync_failures),
-            "entriesReceived": get(&self.entries_received),
-            "joinsAdmitted": get(&self.joins_admitted),
-            "joinsRefused": get(&self.joins_refused),
-        })
+        Counters {
+            packets_sent: get(&self.packets_sent),
+            packets_received: get(&self.packets_received),
+            bytes_sent: get(&self.bytes_sent),
+            bytes_received: get(&self.bytes_received),
+            dropped_unauthenticated: get(&self.dropped_unauthenticated),
+            dropped_replayed: get(&self.dropped_replayed),
+            dropped_malformed: get(&self.dropped_malformed),
+            syncs: get(&self.syncs),
+            sync_failures: get(&self.sync_failures),
+            entries_received: get(&self.entries_received),
+            joins_admitted: get(&self.joins_admitted),
+            joins_refused: get(&self.joins_refused),
+        }
     }
+}
+
+/// [`Metrics`] read at one moment, as `status` answers them.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct Counters {
+    pub packets_sent: u64,
+    pub packets_received: u64,
+    pub bytes_sent: u64,
+    pub bytes_received: u64,
+    pub dropped_unauthenticated: u64,
+    pub dropped_replayed: u64,
+    pub dropped_malformed: u64,
+    pub syncs: u64,
+    pub sync_failures: u64,
+    pub entries_received: u64,
+    pub joins_admitted: u64,
+    pub joins_refused: u64,
 }
 
 #[derive(Debug, thiserror::Error)]

@@ -245,11 +245,11 @@ mod tests {
 
     #[test]
     fn state_survives_a_restart_and_the_clock_resumes_above_it() {
-        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
-        let mut r = Replica::open(dir.path(), 7, 1).unwrap_or_else(|e| panic!("{e}"));
+        let dir = tempfile::tempdir().unwrap();
+        let mut r = Replica::open(dir.path(), 7, 1).unwrap();
         let first = r.write("objects/a", Some(json!({"x": 1})));
-        r.flush().unwrap_or_else(|e| panic!("{e}"));
-        let mut again = Replica::open(dir.path(), 7, 1).unwrap_or_else(|e| panic!("{e}"));
+        r.flush().unwrap();
+        let mut again = Replica::open(dir.path(), 7, 1).unwrap();
         assert_eq!(again.store().value("objects/a"), Some(&json!({"x": 1})));
         let second = again.write("objects/b", None);
         assert!(second.version > first.version);
@@ -257,19 +257,19 @@ mod tests {
 
     #[test]
     fn state_of_another_cluster_is_set_aside() {
-        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
-        let mut r = Replica::open(dir.path(), 7, 1).unwrap_or_else(|e| panic!("{e}"));
+        let dir = tempfile::tempdir().unwrap();
+        let mut r = Replica::open(dir.path(), 7, 1).unwrap();
         r.write("objects/a", Some(json!(1)));
-        r.flush().unwrap_or_else(|e| panic!("{e}"));
-        let other = Replica::open(dir.path(), 8, 1).unwrap_or_else(|e| panic!("{e}"));
+        r.flush().unwrap();
+        let other = Replica::open(dir.path(), 8, 1).unwrap();
         assert!(other.store().is_empty());
         assert!(dir.path().join("replica.0000000000000007.json").exists());
     }
 
     #[test]
     fn subscribers_see_newer_merges_only() {
-        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
-        let mut r = Replica::open(dir.path(), 7, 1).unwrap_or_else(|e| panic!("{e}"));
+        let dir = tempfile::tempdir().unwrap();
+        let mut r = Replica::open(dir.path(), 7, 1).unwrap();
         let mut rx = r.subscribe();
         let e = Entry {
             version: Hlc {

@@ -197,7 +197,7 @@ mod corpus {
 
     #[test]
     fn guestbook_accepts_with_a_nodeport_warning() {
-        let m = parse_file("guestbook-all-in-one.yaml").unwrap_or_else(|e| panic!("{e}"));
+        let m = parse_file("guestbook-all-in-one.yaml").unwrap();
         assert!(m.objects.iter().all(|o| o.object.namespace() == "default"));
         assert!(
             m.warnings

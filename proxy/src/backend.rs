@@ -389,7 +389,7 @@ mod tests {
     #[test]
     fn ejection_ends_after_its_time() {
         let h = HealthRegistry::new(Duration::from_millis(30));
-        let health = h.get("10.0.0.1:80".parse().unwrap_or_else(|e| panic!("{e}")));
+        let health = h.get("10.0.0.1:80".parse().unwrap());
         assert!(h.usable(&health));
         h.eject(&health);
         assert!(!h.usable(&health));
@@ -429,13 +429,11 @@ mod tests {
     #[tokio::test]
     async fn the_active_check_marks_closed_ports_down_and_open_ones_up() {
         let h = HealthRegistry::new(Duration::from_secs(10));
-        let open = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .unwrap_or_else(|e| panic!("{e}"));
-        let open_addr = open.local_addr().unwrap_or_else(|e| panic!("{e}"));
+        let open = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let open_addr = open.local_addr().unwrap();
         let closed_addr = {
-            let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap_or_else(|e| panic!("{e}"));
-            l.local_addr().unwrap_or_else(|e| panic!("{e}"))
+            let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            l.local_addr().unwrap()
         };
         let target = |addr: SocketAddr| Target {
             addr,

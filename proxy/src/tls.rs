@@ -217,10 +217,10 @@ mod tests {
 
     fn self_signed(dir: &Path, name: &str, hosts: &[&str]) -> (PathBuf, Vec<u8>) {
         let names: Vec<String> = hosts.iter().map(|h| (*h).to_owned()).collect();
-        let cert = rcgen::generate_simple_self_signed(names).unwrap_or_else(|e| panic!("{e}"));
+        let cert = rcgen::generate_simple_self_signed(names).unwrap();
         let pem = format!("{}{}", cert.cert.pem(), cert.signing_key.serialize_pem());
         let path = dir.join(format!("{name}.pem"));
-        std::fs::write(&path, pem).unwrap_or_else(|e| panic!("{e}"));
+        std::fs::write(&path, pem).unwrap();
         (path, cert.cert.der().to_vec())
     }
 
@@ -255,7 +255,7 @@ mod tests {
 
     #[test]
     fn certificates_are_chosen_by_exact_name_then_wildcard_then_default() {
-        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let dir = tempfile::tempdir().unwrap();
         let (a, a_der) = self_signed(dir.path(), "a", &["a.test"]);
         let (w, w_der) = self_signed(dir.path(), "w", &["*.w.test"]);
         let (d, d_der) = self_signed(dir.path(), "d", &["d.test"]);
@@ -287,7 +287,7 @@ mod tests {
 
     #[test]
     fn without_a_default_unknown_names_get_nothing() {
-        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let dir = tempfile::tempdir().unwrap();
         let (a, _) = self_signed(dir.path(), "a", &["a.test"]);
         let ingresses = vec![ingress("one", &[], vec![tls(&["a.test"], Some(&a), 1)])];
         let (certs, _) = Certs::load(&ingresses, &mut CertCache::new(), &provider());
@@ -297,7 +297,7 @@ mod tests {
 
     #[test]
     fn bad_or_missing_files_are_reported_and_skipped() {
-        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let dir = tempfile::tempdir().unwrap();
         let (a, _) = self_signed(dir.path(), "a", &["a.test"]);
         let only_cert = dir.path().join("cert-only.pem");
         let text = std::fs::read_to_string(&a).unwrap_or_default();
@@ -305,7 +305,7 @@ mod tests {
             .split_inclusive("-----END CERTIFICATE-----\n")
             .next()
             .unwrap_or_default();
-        std::fs::write(&only_cert, cert_part).unwrap_or_else(|e| panic!("{e}"));
+        std::fs::write(&only_cert, cert_part).unwrap();
         let (other, _) = self_signed(dir.path(), "other", &["other.test"]);
         let mismatched = dir.path().join("mismatched.pem");
         let other_key = std::fs::read_to_string(&other)
@@ -314,8 +314,7 @@ mod tests {
             .nth(1)
             .unwrap_or_default()
             .to_owned();
-        std::fs::write(&mismatched, format!("{cert_part}{other_key}"))
-            .unwrap_or_else(|e| panic!("{e}"));
+        std::fs::write(&mismatched, format!("{cert_part}{other_key}")).unwrap();
         let ingresses = vec![ingress(
             "one",
             &[],
@@ -339,7 +338,7 @@ mod tests {
 
     #[test]
     fn files_are_read_again_only_for_a_new_secret_version() {
-        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let dir = tempfile::tempdir().unwrap();
         let (a, a_der) = self_signed(dir.path(), "a", &["a.test"]);
         let mut cache = CertCache::new();
         let v1 = vec![ingress("one", &[], vec![tls(&["a.test"], Some(&a), 1)])];

@@ -16,18 +16,18 @@ fn free_port() -> u16 {
 
 #[test]
 fn validate_checks_the_configuration() {
-    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let dir = tempfile::tempdir().unwrap();
     let good = dir.path().join("good.toml");
     std::fs::write(
         &good,
         "[ingress]\nhttp_listen = \"127.0.0.1:8080\"\nclass = \"edge\"\n",
     )
-    .unwrap_or_else(|e| panic!("{e}"));
+    .unwrap();
     let out = Command::new(BIN)
         .args(["--validate", "--config"])
         .arg(&good)
         .output()
-        .unwrap_or_else(|e| panic!("{e}"));
+        .unwrap();
     assert!(
         out.status.success(),
         "{}",
@@ -36,12 +36,12 @@ fn validate_checks_the_configuration() {
     assert!(String::from_utf8_lossy(&out.stdout).contains("configuration is valid"));
 
     let bad = dir.path().join("bad.toml");
-    std::fs::write(&bad, "[ingress]\nhttp_listn = \"x\"\n").unwrap_or_else(|e| panic!("{e}"));
+    std::fs::write(&bad, "[ingress]\nhttp_listn = \"x\"\n").unwrap();
     let out = Command::new(BIN)
         .args(["--validate", "--config"])
         .arg(&bad)
         .output()
-        .unwrap_or_else(|e| panic!("{e}"));
+        .unwrap();
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("http_listn"));
 
@@ -51,7 +51,7 @@ fn validate_checks_the_configuration() {
         .arg(&good)
         .args(["--http-listen", "not-an-address"])
         .output()
-        .unwrap_or_else(|e| panic!("{e}"));
+        .unwrap();
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("ingress.http_listen"));
     let out = Command::new(BIN)
@@ -59,7 +59,7 @@ fn validate_checks_the_configuration() {
         .arg(&good)
         .env("PODSWARM_INGRESS_HTTPS_LISTEN", "nonsense")
         .output()
-        .unwrap_or_else(|e| panic!("{e}"));
+        .unwrap();
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("ingress.https_listen"));
 }
@@ -67,7 +67,7 @@ fn validate_checks_the_configuration() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_binary_serves_the_view_and_stops_on_sigterm() {
     let web = backend("web", "127.0.0.2:0").await;
-    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let dir = tempfile::tempdir().unwrap();
     let view_path = dir.path().join("view.json");
     write_view(
         &view_path,
@@ -95,10 +95,8 @@ async fn the_binary_serves_the_view_and_stops_on_sigterm() {
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
-        .unwrap_or_else(|e| panic!("{e}"));
-    let addr: std::net::SocketAddr = format!("127.0.0.1:{port}")
-        .parse()
-        .unwrap_or_else(|e| panic!("{e}"));
+        .unwrap();
+    let addr: std::net::SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
     let deadline = Instant::now() + Duration::from_secs(20);
     while tokio::net::TcpStream::connect(addr).await.is_err() {
         assert!(Instant::now() < deadline, "the binary never listened");
@@ -114,11 +112,11 @@ async fn the_binary_serves_the_view_and_stops_on_sigterm() {
     let status = Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
         .status()
-        .unwrap_or_else(|e| panic!("{e}"));
+        .unwrap();
     assert!(status.success());
     let deadline = Instant::now() + Duration::from_secs(10);
     let exit = loop {
-        if let Some(s) = child.try_wait().unwrap_or_else(|e| panic!("{e}")) {
+        if let Some(s) = child.try_wait().unwrap() {
             break s;
         }
         assert!(Instant::now() < deadline, "no exit after SIGTERM");

@@ -376,7 +376,7 @@ async fn the_backend_sees_x_forwarded_headers() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn websocket_upgrades_pass_through_every_time() {
     let ws = backend("ws", "127.0.0.2:0").await;
-    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let dir = tempfile::tempdir().unwrap();
     let (pem, der) = certificate(dir.path(), "ws", &["wss.test"]);
     let mut site = ingress("site", vec![rule(None, vec![prefix("/", "ws")])]);
     site.tls = vec![tls(&["wss.test"], &pem)];
@@ -395,9 +395,7 @@ async fn websocket_upgrades_pass_through_every_time() {
     let ing = start(Some(&v)).await;
     let mut failures = Vec::new();
     for _ in 0..100 {
-        let tcp = tokio::net::TcpStream::connect(ing.http())
-            .await
-            .unwrap_or_else(|e| panic!("{e}"));
+        let tcp = tokio::net::TcpStream::connect(ing.http()).await.unwrap();
         if let Err(e) = upgrade_roundtrip(tcp, "ws.test").await {
             failures.push(e);
         }
@@ -411,9 +409,7 @@ async fn websocket_upgrades_pass_through_every_time() {
     // Over TLS (wss://) as well.
     let client = tls_client(&[&der], &[b"http/1.1"]);
     for _ in 0..10 {
-        let (stream, _) = tls_connect(&client, ing.https(), "wss.test")
-            .await
-            .unwrap_or_else(|e| panic!("{e}"));
+        let (stream, _) = tls_connect(&client, ing.https(), "wss.test").await.unwrap();
         upgrade_roundtrip(stream, "wss.test")
             .await
             .unwrap_or_else(|e| panic!("wss: {e}"));
@@ -459,22 +455,20 @@ async fn responses_stream_through_without_being_buffered() {
         vec![ingress("site", vec![rule(None, vec![prefix("/", "web")])])],
     );
     let ing = start(Some(&v)).await;
-    let tcp = tokio::net::TcpStream::connect(ing.http())
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
+    let tcp = tokio::net::TcpStream::connect(ing.http()).await.unwrap();
     let mut sender = http1(tcp).await;
-    sender.ready().await.unwrap_or_else(|e| panic!("{e}"));
+    sender.ready().await.unwrap();
     let started = Instant::now();
     // Five lines, 400 ms apart: two seconds in all.
     let resp = sender
         .send_request(request("GET", "x.test", "/drip/5/400", &[], ""))
         .await
-        .unwrap_or_else(|e| panic!("{e}"));
+        .unwrap();
     assert_eq!(resp.status(), 200);
     let mut body = resp.into_body();
     let mut lines = Vec::new();
     while let Some(frame) = body.frame().await {
-        let frame = frame.unwrap_or_else(|e| panic!("{e}"));
+        let frame = frame.unwrap();
         if let Some(data) = frame.data_ref() {
             lines.push((
                 started.elapsed(),
@@ -496,7 +490,7 @@ async fn responses_stream_through_without_being_buffered() {
 async fn tls_certificates_are_chosen_by_sni_and_plain_http_is_redirected() {
     let a = backend("a", "127.0.0.2:0").await;
     let b = backend("b", "127.0.0.3:0").await;
-    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let dir = tempfile::tempdir().unwrap();
     let (a_pem, a_der) = certificate(dir.path(), "a", &["a.test"]);
     let (b_pem, b_der) = certificate(dir.path(), "b", &["b.test"]);
     let mut site = ingress(
@@ -526,13 +520,13 @@ async fn tls_certificates_are_chosen_by_sni_and_plain_http_is_redirected() {
         let mut sender = http1(stream).await;
         let r = send_on(&mut sender, request("GET", host, "/x", &[], ""))
             .await
-            .unwrap_or_else(|e| panic!("{e}"));
+            .unwrap();
         assert_eq!(r.backend(), name);
         assert_eq!(r.json()["xfp"], "https");
         // Keep-alive over TLS.
         let r = send_on(&mut sender, request("GET", host, "/y", &[], ""))
             .await
-            .unwrap_or_else(|e| panic!("{e}"));
+            .unwrap();
         assert_eq!(r.status, 200);
     }
     // No certificate for an unknown name (and no default): the handshake fails.
@@ -540,9 +534,7 @@ async fn tls_certificates_are_chosen_by_sni_and_plain_http_is_redirected() {
 
     // HTTP/2 by ALPN.
     let h2 = tls_client(&[&a_der, &b_der], &[b"h2"]);
-    let (stream, _) = tls_connect(&h2, ing.https(), "b.test")
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
+    let (stream, _) = tls_connect(&h2, ing.https(), "b.test").await.unwrap();
     assert_eq!(stream.get_ref().1.alpn_protocol(), Some(&b"h2"[..]));
     let r = h2_get(stream, "b.test", "/h2").await;
     assert_eq!(r.status, 200);
@@ -567,7 +559,7 @@ async fn tls_certificates_are_chosen_by_sni_and_plain_http_is_redirected() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_renewed_certificate_is_served_after_the_view_names_its_new_version() {
     let a = backend("a", "127.0.0.2:0").await;
-    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let dir = tempfile::tempdir().unwrap();
     let (pem, first) = certificate(dir.path(), "a", &["a.test"]);
     let mut site = ingress("site", vec![rule(Some("a.test"), vec![prefix("/", "a")])]);
     site.tls = vec![tls(&["a.test"], &pem)];
@@ -583,9 +575,7 @@ async fn a_renewed_certificate_is_served_after_the_view_names_its_new_version() 
     v.ingresses[0].tls[0].secret_version = 2;
     ing.load(&v).await;
     let client = tls_client(&[&first, &second], &[]);
-    let (_, presented) = tls_connect(&client, ing.https(), "a.test")
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
+    let (_, presented) = tls_connect(&client, ing.https(), "a.test").await.unwrap();
     assert_eq!(presented, second);
     ing.server.shutdown().await;
 }
@@ -698,7 +688,7 @@ async fn reloads_during_load_drop_nothing() {
     tokio::time::sleep(Duration::from_millis(50)).await;
     done.store(true, std::sync::atomic::Ordering::SeqCst);
     for c in clients {
-        c.await.unwrap_or_else(|e| panic!("{e}"));
+        c.await.unwrap();
     }
     let all = outcomes.all();
     let errors: Vec<&String> = all.iter().filter_map(|r| r.as_ref().err()).collect();
@@ -736,7 +726,7 @@ async fn shutdown_lets_a_request_in_progress_finish_and_refuses_new_connections(
     tokio::time::sleep(Duration::from_millis(150)).await;
     let started = Instant::now();
     ing.server.shutdown().await;
-    let r = in_flight.await.unwrap_or_else(|e| panic!("{e}"));
+    let r = in_flight.await.unwrap();
     assert_eq!(r.status, 200);
     assert!(started.elapsed() < Duration::from_secs(2));
     assert!(tokio::net::TcpStream::connect(addr).await.is_err());

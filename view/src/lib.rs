@@ -269,7 +269,7 @@ mod tests {
                     port: 80,
                 }],
                 endpoints: vec![Endpoint {
-                    ip: Some("10.244.0.2".parse().unwrap_or_else(|e| panic!("{e}"))),
+                    ip: Some("10.244.0.2".parse().unwrap()),
                     pod: "hello-0".into(),
                     node: "n1".into(),
                     ready: true,
@@ -283,14 +283,13 @@ mod tests {
             }],
             ..View::default()
         };
-        let text = serde_json::to_string(&v).unwrap_or_else(|e| panic!("{e}"));
+        let text = serde_json::to_string(&v).unwrap();
         assert_eq!(serde_json::from_str::<View>(&text).ok(), Some(v));
     }
 
     #[test]
     fn a_view_without_ingresses_still_loads() {
-        let v: View = serde_json::from_str(r#"{"version": 7, "services": []}"#)
-            .unwrap_or_else(|e| panic!("{e}"));
+        let v: View = serde_json::from_str(r#"{"version": 7, "services": []}"#).unwrap();
         assert_eq!(v.version, 7);
         assert!(v.ingresses.is_empty());
     }
@@ -307,7 +306,7 @@ mod tests {
             "defaultBackend": {"service": "fallback", "port": 80},
             "tls": [{"hosts": ["a.example.com"], "secret": "a-cert", "certFile": "/run/podswarm/tls/default_a-cert.pem", "secretVersion": 4}]
         }]}"#;
-        let v: View = serde_json::from_str(text).unwrap_or_else(|e| panic!("{e}"));
+        let v: View = serde_json::from_str(text).unwrap();
         let ing = &v.ingresses[0];
         let paths = &ing.rules[0].paths;
         assert_eq!(paths[0].path_type, PathType::Exact);
@@ -319,8 +318,8 @@ mod tests {
             ing.tls[0].cert_file.as_deref(),
             Some(Path::new("/run/podswarm/tls/default_a-cert.pem"))
         );
-        let again: View = serde_json::from_str(&serde_json::to_string(&v).unwrap_or_default())
-            .unwrap_or_else(|e| panic!("{e}"));
+        let again: View =
+            serde_json::from_str(&serde_json::to_string(&v).unwrap_or_default()).unwrap();
         assert_eq!(again, v);
     }
 }

@@ -303,10 +303,10 @@ mod tests {
     use std::sync::Mutex;
 
     fn write(path: &Path, view: &View) {
-        let text = serde_json::to_vec(view).unwrap_or_else(|e| panic!("{e}"));
+        let text = serde_json::to_vec(view).unwrap();
         let tmp = path.with_extension("tmp");
-        std::fs::write(&tmp, text).unwrap_or_else(|e| panic!("{e}"));
-        std::fs::rename(&tmp, path).unwrap_or_else(|e| panic!("{e}"));
+        std::fs::write(&tmp, text).unwrap();
+        std::fs::rename(&tmp, path).unwrap();
     }
 
     fn versions(applied: &Mutex<Vec<u64>>) -> Vec<u64> {
@@ -315,7 +315,7 @@ mod tests {
 
     #[test]
     fn a_bad_or_missing_file_keeps_the_last_good_view() {
-        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("view.json");
         let applied = Arc::new(Mutex::new(Vec::new()));
         let log = applied.clone();
@@ -342,12 +342,12 @@ mod tests {
         assert_eq!(versions(&applied), [3]);
         assert!(r.problem().is_none());
 
-        std::fs::write(&path, b"{not json").unwrap_or_else(|e| panic!("{e}"));
+        std::fs::write(&path, b"{not json").unwrap();
         r.check();
         assert_eq!(versions(&applied), [3]);
         assert!(r.problem().is_some_and(|p| p.contains("not valid")));
 
-        std::fs::remove_file(&path).unwrap_or_else(|e| panic!("{e}"));
+        std::fs::remove_file(&path).unwrap();
         r.check();
         assert_eq!(
             r.problem(),
@@ -368,7 +368,7 @@ mod tests {
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn the_watch_applies_a_replaced_file() {
-        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("view.json");
         let current = Arc::new(Current::new(0u64));
         let target = current.clone();

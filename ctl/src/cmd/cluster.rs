@@ -3,12 +3,11 @@
 //! has to run on the node that joins).
 
 use std::net::IpAddr;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use anyhow::{Context, Result};
 use clap::Subcommand;
-use podswarm_gossip::control::client::request;
-use serde_json::{Value, json};
+use podswarm_gossip::control::client::{Client, Status};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -63,24 +62,16 @@ pub enum StatusOutput {
     Json,
 }
 
-async fn call(socket: &Path, body: Value) -> Result<Value> {
-    Ok(request(socket, &body).await?)
-}
-
 pub async fn run(args: &Args) -> Result<()> {
-    let socket = &args.gossip_socket;
+    let gossip = Client::new(&args.gossip_socket);
     match &args.command {
         ClusterCommand::Init { advertise_addr } => {
-            let v = call(
-                socket,
-                json!({"op": "init", "advertiseAddr": advertise_addr}),
-            )
-            .await?;
-            println!("cluster {} initialized", text(&v, "cluster"));
+            let init = gossip.init(*advertise_addr).await?;
+            println!("cluster {} initialized", hex(init.cluster));
             println!("join other nodes with:");
             println!(
                 "  podswarmctl cluster join <this node's address> --token {}",
-                text(&v, "token")
+                init.token
             );
         }
         ClusterCommand::Join {
@@ -88,64 +79,101 @@ pub async fn run(args: &Args) -> Result<()> {
             token,
             advertise_addr,
         } => {
-            let v = call(
-                socket,
-                json!({"op": "join", "address": address, "token": token, "advertiseAddr": advertise_addr}),
-            )
-            .await
-            .with_context(|| format!("cannot join through {address}"))?;
-            println!("joined cluster {}", text(&v, "cluster"));
+            let cluster = gossip
+                .join(address, token, *advertise_addr)
+                .await
+                .with_context(|| format!("cannot join through {address}"))?;
+            println!("joined cluster {}", hex(cluster));
         }
         ClusterCommand::JoinToken { rotate } => {
-            let v = call(socket, json!({"op": "join-token", "rotate": rotate})).await?;
-            println!("{}", text(&v, "token"));
+            println!("{}", gossip.join_token(*rotate).await?);
         }
         ClusterCommand::Leave => {
-            let v = call(socket, json!({"op": "leave"})).await?;
+            let cluster = gossip.leave().await?;
             println!(
                 "left the cluster; this node is now the only member of cluster {}",
-                text(&v, "cluster")
+                hex(cluster)
             );
         }
         ClusterCommand::Status { output } => {
-            let v = call(socket, json!({"op": "status"})).await?;
+            let status = gossip.status().await?;
             match output {
-                Some(StatusOutput::Json) => println!("{v:#}"),
-                None => print!("{}", status_table(&v)),
+                // Through `Value`, as when the answer was untyped: the same keys in the same order.
+                Some(StatusOutput::Json) => println!("{:#}", serde_json::to_value(&status)?),
+                None => print!("{}", status_table(&status)),
             }
         }
     }
     Ok(())
 }
 
-fn text<'a>(v: &'a Value, key: &str) -> &'a str {
-    v.get(key).and_then(Value::as_str).unwrap_or("")
+/// Cluster and node ids as every other place shows them.
+fn hex(id: u64) -> String {
+    format!("{id:016x}")
 }
 
-fn status_table(v: &Value) -> String {
+fn status_table(s: &Status) -> String {
     let mut out = format!(
         "cluster {}\nnode    {} ({}) at {}\n\n",
-        text(v, "cluster"),
-        text(v, "nodeName"),
-        text(v, "nodeId"),
-        text(v, "advertise")
+        hex(s.cluster),
+        s.node_name,
+        hex(s.node_id),
+        s.advertise
     );
-    let members = v
-        .get("members")
-        .and_then(Value::as_array)
-        .cloned()
-        .unwrap_or_default();
     out.push_str(&format!(
         "{:<24} {:<18} {}\n",
         "MEMBER", "NODE ID", "ADDRESS"
     ));
-    for m in members {
+    for m in &s.members {
         out.push_str(&format!(
             "{:<24} {:<18} {}\n",
-            m.get("name").and_then(Value::as_str).unwrap_or("<unknown>"),
-            text(&m, "nodeId"),
-            text(&m, "address")
+            m.name.as_deref().unwrap_or("<unknown>"),
+            hex(m.node_id),
+            m.address
         ));
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use podswarm_gossip::control::client::Member;
+
+    #[test]
+    fn the_status_table_names_members_and_shows_ids_in_hex() {
+        let status = Status {
+            cluster: 0xc1,
+            node_id: 0xa,
+            node_name: "n1".to_owned(),
+            advertise: "10.0.0.1:7946".parse().unwrap(),
+            members: vec![
+                Member {
+                    node_id: 0xb,
+                    name: Some("n2".to_owned()),
+                    address: "10.0.0.2:7946".parse().unwrap(),
+                },
+                Member {
+                    node_id: 0xc,
+                    name: None,
+                    address: "10.0.0.3:7946".parse().unwrap(),
+                },
+            ],
+            entries: 3,
+            fingerprint: String::new(),
+            metrics: Default::default(),
+        };
+        assert_eq!(
+            status_table(&status),
+            "cluster 00000000000000c1\n\
+             node    n1 (000000000000000a) at 10.0.0.1:7946\n\n\
+             MEMBER                   NODE ID            ADDRESS\n\
+             n2                       000000000000000b   10.0.0.2:7946\n\
+             <unknown>                000000000000000c   10.0.0.3:7946\n"
+        );
+        let json = serde_json::to_value(&status).unwrap();
+        assert_eq!(json["nodeId"], "000000000000000a");
+        assert_eq!(json["members"][1]["name"], serde_json::Value::Null);
+        assert_eq!(json["metrics"]["joinsRefused"], 0);
+    }
 }

@@ -10,14 +10,13 @@ use std::collections::BTreeSet;
 
 use anyhow::{Result, bail};
 use hyper::Method;
+use podswarm_api::Deleted;
 use podswarm_manifest::kinds::{self, Kind};
 use podswarm_manifest::{Limits, Policy};
-use serde_json::Value;
 
 use super::Scope;
 use crate::client::Client;
 use crate::input::{MAX_MANIFEST_BYTES, inputs, read_input};
-use crate::output::field;
 
 /// The kinds manifests hold: what the API can delete.
 fn deletable() -> Vec<Kind> {
@@ -97,7 +96,10 @@ pub async fn run(client: &Client, args: &Args) -> Result<()> {
             target.kind.name(),
             target.name
         );
-        match client.json(Method::DELETE, &path, None, &[]).await {
+        match client
+            .call::<Deleted>(Method::DELETE, &path, None, &[])
+            .await
+        {
             Ok(answer) => {
                 println!("{}/{} deleted", target.kind.singular(), target.name);
                 removed.extend(deleted_with(&answer));
@@ -159,16 +161,15 @@ fn from_files(files: &[String]) -> Result<Vec<Target>> {
 }
 
 /// The objects the API says a delete removed (a Namespace's answer lists its objects too).
-/// Entries it cannot read are skipped: they only make a later "not found" an error again.
-fn deleted_with(answer: &Value) -> Vec<Target> {
+/// Kinds this podswarmctl does not know are skipped: they only make a later "not found" an
+/// error again.
+fn deleted_with(answer: &Deleted) -> Vec<Target> {
     answer
-        .get("deleted")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
+        .deleted
+        .iter()
         .filter_map(|d| {
-            let kind = Kind::from_word(&field(d, "kind"))?;
-            Some(Target::new(kind, &field(d, "namespace"), &field(d, "name")))
+            let kind = Kind::from_word(&d.kind)?;
+            Some(Target::new(kind, &d.namespace, &d.name))
         })
         .collect()
 }
@@ -180,11 +181,12 @@ mod tests {
 
     #[test]
     fn a_namespace_answer_names_its_objects() {
-        let answer = json!({"deleted": [
+        let answer: Deleted = serde_json::from_value(json!({"deleted": [
             {"kind": "Namespace", "namespace": "", "name": "shop"},
             {"kind": "Deployment", "namespace": "shop", "name": "web"},
             {"kind": "Gadget", "namespace": "shop", "name": "x"},
-        ]});
+        ]}))
+        .unwrap();
         assert_eq!(
             deleted_with(&answer),
             [
@@ -192,7 +194,6 @@ mod tests {
                 Target::new(Kind::Deployment, "shop", "web")
             ]
         );
-        assert!(deleted_with(&json!({})).is_empty());
     }
 
     #[test]

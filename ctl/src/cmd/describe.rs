@@ -2,13 +2,12 @@
 //! endpoints, where its logs are).
 
 use anyhow::{Result, bail};
-use hyper::Method;
+use podswarm_api::{DeploymentDetail, DeploymentStatus, List, PodView, ServiceDetail};
 use podswarm_manifest::kinds::Kind;
-use serde_json::Value;
 
 use super::{Scope, kind_among, kinds_help};
 use crate::client::Client;
-use crate::output::{field, items};
+use crate::output::cell;
 
 /// The kinds the API has a detailed view of.
 const KINDS: [Kind; 3] = [Kind::Pod, Kind::Deployment, Kind::Service];
@@ -40,105 +39,82 @@ pub async fn run(client: &Client, args: &Args) -> Result<()> {
 
 async fn pod(client: &Client, ns: &str, name: &str) -> Result<String> {
     let mut out = String::new();
-    let p = client
-        .json(Method::GET, &format!("/api/v1/pods/{ns}/{name}"), None, &[])
-        .await?;
-    for (k, label) in [
-        ("name", "Name"),
-        ("namespace", "Namespace"),
-        ("node", "Node"),
-        ("ip", "IP"),
-        ("phase", "Status"),
-        ("ready", "Ready"),
-        ("restarts", "Restarts"),
-        ("reason", "Reason"),
-        ("message", "Message"),
-        ("owner", "Controlled By"),
-        ("unit", "Unit"),
+    let p: PodView = client.get(&format!("/api/v1/pods/{ns}/{name}")).await?;
+    for (label, value) in [
+        ("Name", p.name.clone()),
+        ("Namespace", p.namespace.clone()),
+        ("Node", p.node.clone()),
+        ("IP", cell(p.ip.as_ref())),
+        ("Status", p.phase.to_string()),
+        ("Ready", p.ready.to_string()),
+        ("Restarts", p.restarts.to_string()),
+        ("Reason", cell(p.reason.as_ref())),
+        ("Message", cell(p.message.as_ref())),
+        ("Controlled By", cell(p.owner.as_ref())),
+        ("Unit", p.unit.clone()),
     ] {
-        let value = field(&p, k);
         if !value.is_empty() {
             out.push_str(&format!("{:<15}{value}\n", format!("{label}:")));
         }
     }
     out.push_str("Containers:\n");
-    for c in p
-        .get("containers")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-    {
+    for c in &p.containers {
         out.push_str(&format!(
             "  {}:\n    Image:     {}\n    Unit:      {}\n    State:     {}\n    Restarts:  {}\n",
-            field(c, "name"),
-            field(c, "image"),
-            field(c, "unit"),
-            field(c, "state"),
-            field(c, "restarts")
+            c.name, c.image, c.unit, c.state, c.restarts
         ));
     }
-    let warnings: Vec<&str> = p
-        .get("warnings")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-        .filter_map(Value::as_str)
-        .collect();
-    if !warnings.is_empty() {
+    if !p.warnings.is_empty() {
         out.push_str("Warnings:\n");
-        for w in warnings {
+        for w in &p.warnings {
             out.push_str(&format!("  {w}\n"));
         }
     }
     out.push_str(&format!(
         "Logs:          podswarmctl logs -n {ns} {name}   (or journalctl -u {})\n",
-        field(&p, "unit")
+        p.unit
     ));
     Ok(out)
 }
 
 async fn deployment(client: &Client, ns: &str, name: &str) -> Result<String> {
     let mut out = String::new();
-    let d = client
-        .json(
-            Method::GET,
-            &format!("/api/v1/deployments/{ns}/{name}"),
-            None,
-            &[],
-        )
+    let d: DeploymentDetail = client
+        .get(&format!("/api/v1/deployments/{ns}/{name}"))
         .await?;
-    let st = &d["status"];
-    out.push_str(&format!("Name:          {}\nNamespace:     {}\nReplicas:      {} desired | {} updated | {} ready | {} available\n", field(st, "name"), field(st, "namespace"), field(st, "replicas"), field(st, "upToDate"), field(st, "ready"), field(st, "available")));
-    if let Some(sel) = d
-        .pointer("/object/spec/selector/matchLabels")
-        .and_then(Value::as_object)
-    {
+    // An answer without counts (`status: null`, which the contract allows) shows empty ones.
+    let st = |f: fn(&DeploymentStatus) -> String| d.status.as_ref().map(f).unwrap_or_default();
+    out.push_str(&format!(
+        "Name:          {}\nNamespace:     {}\nReplicas:      {} desired | {} updated | {} ready | {} available\n",
+        st(|s| s.name.clone()),
+        st(|s| s.namespace.clone()),
+        st(|s| s.replicas.to_string()),
+        st(|s| s.up_to_date.to_string()),
+        st(|s| s.ready.to_string()),
+        st(|s| s.available.to_string())
+    ));
+    if let Some(labels) = &d.object.spec.selector.match_labels {
         out.push_str(&format!(
             "Selector:      {}\n",
-            sel.iter()
-                .map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or_default()))
+            labels
+                .iter()
+                .map(|(k, v)| format!("{k}={v}"))
                 .collect::<Vec<_>>()
                 .join(",")
         ));
     }
-    let pods = client
-        .json(
-            Method::GET,
-            &format!("/api/v1/pods?namespace={ns}"),
-            None,
-            &[],
-        )
-        .await?;
+    let pods: List<PodView> = client.get(&format!("/api/v1/pods?namespace={ns}")).await?;
     out.push_str("Pods:\n");
-    for p in items(&pods)
+    for p in pods
+        .items
         .iter()
-        .filter(|p| field(p, "owner") == format!("Deployment/{name}"))
+        .filter(|p| p.is_owned_by("Deployment", name))
     {
         out.push_str(&format!(
             "  {}  {}  {}\n",
-            field(p, "name"),
-            field(p, "phase"),
-            field(p, "ip")
+            p.name,
+            p.phase,
+            cell(p.ip.as_ref())
         ));
     }
     Ok(out)
@@ -146,29 +122,14 @@ async fn deployment(client: &Client, ns: &str, name: &str) -> Result<String> {
 
 async fn service(client: &Client, ns: &str, name: &str) -> Result<String> {
     let mut out = String::new();
-    let v = client
-        .json(
-            Method::GET,
-            &format!("/api/v1/services/{ns}/{name}"),
-            None,
-            &[],
-        )
-        .await?;
+    let v: ServiceDetail = client.get(&format!("/api/v1/services/{ns}/{name}")).await?;
     out.push_str(&format!(
         "Name:          {name}\nNamespace:     {ns}\nEndpoints:\n"
     ));
-    for e in v
-        .get("endpoints")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-    {
+    for e in &v.endpoints {
         out.push_str(&format!(
             "  {}:{}  {}  ready={}\n",
-            field(e, "address"),
-            field(e, "port"),
-            field(e, "podName"),
-            field(e, "ready")
+            e.address, e.port, e.pod_name, e.ready
         ));
     }
     Ok(out)

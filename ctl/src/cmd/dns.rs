@@ -4,7 +4,7 @@
 use anyhow::Result;
 use clap::Subcommand;
 use hyper::Method;
-use serde_json::{Value, json};
+use podswarm_api::{HostBody, Whitelist, WhitelistBody};
 
 use crate::client::Client;
 
@@ -49,57 +49,50 @@ pub enum WhitelistCommand {
     },
 }
 
-fn print(v: &Value) {
-    let enabled = v["enabled"].as_bool().unwrap_or(false);
+fn print(list: &Whitelist) {
     println!(
         "whitelist {}",
-        if enabled {
+        if list.enabled {
             "enforced: only these domains are forwarded"
         } else {
             "not enforced: every name is forwarded (to pods and nodes)"
         }
     );
-    for h in v["hosts"].as_array().into_iter().flatten() {
-        println!("{}", h.as_str().unwrap_or(""));
+    for h in &list.hosts {
+        println!("{h}");
     }
 }
 
 pub async fn run(client: &Client, args: &Args) -> Result<()> {
     let DnsCommand::Whitelist { command } = &args.command;
     let path = "/api/v1/dns/whitelist";
-    let v = match command {
-        WhitelistCommand::Get => client.json(Method::GET, path, None, &[]).await?,
+    // Each change answers with the whole list; the last answer is the list as it now stands.
+    let mut list = Whitelist::default();
+    match command {
+        WhitelistCommand::Get => list = client.get(path).await?,
         WhitelistCommand::Set { hosts, enabled } => {
-            let body = serde_json::to_vec(&json!({"enabled": enabled, "hosts": hosts}))?;
-            client
-                .json(Method::PUT, path, Some((body, "application/json")), &[])
-                .await?
+            let body = WhitelistBody {
+                enabled: *enabled,
+                hosts: hosts.clone(),
+            };
+            list = client.send_json(Method::PUT, path, &body).await?;
         }
         WhitelistCommand::Add { hosts } => {
-            let mut last = Value::Null;
             for host in hosts {
-                let body = serde_json::to_vec(&json!({"host": host}))?;
-                last = client
-                    .json(
-                        Method::POST,
-                        &format!("{path}/hosts"),
-                        Some((body, "application/json")),
-                        &[],
-                    )
+                let body = HostBody { host: host.clone() };
+                list = client
+                    .send_json(Method::POST, &format!("{path}/hosts"), &body)
                     .await?;
             }
-            last
         }
         WhitelistCommand::Remove { hosts } => {
-            let mut last = Value::Null;
             for host in hosts {
-                last = client
-                    .json(Method::DELETE, &format!("{path}/hosts/{host}"), None, &[])
+                list = client
+                    .call(Method::DELETE, &format!("{path}/hosts/{host}"), None, &[])
                     .await?;
             }
-            last
         }
-    };
-    print(&v);
+    }
+    print(&list);
     Ok(())
 }

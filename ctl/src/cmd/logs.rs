@@ -6,7 +6,7 @@ use std::io::Write;
 use anyhow::{Context, Result, bail};
 use http_body_util::BodyExt;
 use hyper::Method;
-use serde_json::Value;
+use podswarm_api::ErrorBody;
 
 use super::Scope;
 use crate::client::Client;
@@ -44,14 +44,10 @@ pub async fn run(client: &Client, args: &Args) -> Result<()> {
     let mut body = response.into_body();
     if !status.is_success() {
         let bytes = body.collect().await?.to_bytes();
-        let value: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
-        bail!(
-            "{}",
-            value
-                .get("error")
-                .and_then(Value::as_str)
-                .unwrap_or("the API refused the request")
-        );
+        let error = serde_json::from_slice::<ErrorBody>(&bytes)
+            .map(|b| b.error)
+            .unwrap_or_else(|_| "the API refused the request".to_owned());
+        bail!("{error}");
     }
     let mut stdout = std::io::stdout().lock();
     while let Some(frame) = body.frame().await {

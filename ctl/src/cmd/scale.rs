@@ -2,8 +2,8 @@
 
 use anyhow::{Context, Result, bail};
 use hyper::Method;
+use podswarm_api::{Scale, Scaled};
 use podswarm_manifest::kinds::Kind;
-use serde_json::json;
 
 use super::Scope;
 use crate::client::Client;
@@ -34,13 +34,13 @@ pub async fn run(client: &Client, args: &Args) -> Result<()> {
     let name = name
         .filter(|n| !n.is_empty())
         .context("give the deployment's name")?;
-    let body = serde_json::to_vec(&json!({"replicas": args.replicas}))?;
-    client
-        .json(
+    let _: Scaled = client
+        .send_json(
             Method::PUT,
             &format!("/api/v1/deployments/{}/{name}/scale", args.scope.namespace),
-            Some((body, "application/json")),
-            &[],
+            &Scale {
+                replicas: args.replicas,
+            },
         )
         .await?;
     println!("deployment/{name} scaled");

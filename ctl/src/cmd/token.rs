@@ -3,10 +3,10 @@
 
 use anyhow::{Context, Result, bail};
 use hyper::Method;
-use serde_json::json;
+use podswarm_api::{CreatedToken, List, NewToken, Revoked, Token};
 
 use crate::client::Client;
-use crate::output::{age, field, items, now, table};
+use crate::output::{age, now, table};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -52,32 +52,28 @@ pub async fn run(client: &Client, args: &Args) -> Result<()> {
     match &args.command {
         TokenCommand::Create { description, ttl } => {
             let ttl = ttl.as_deref().map(parse_duration).transpose()?;
-            let body = serde_json::to_vec(&json!({"description": description, "ttlSeconds": ttl}))?;
-            let v = client
-                .json(
-                    Method::POST,
-                    "/api/v1/tokens",
-                    Some((body, "application/json")),
-                    &[],
-                )
+            let request = NewToken {
+                description: description.clone(),
+                ttl_seconds: ttl,
+            };
+            let created: CreatedToken = client
+                .send_json(Method::POST, "/api/v1/tokens", &request)
                 .await?;
-            eprintln!("token {} created; it is shown only now:", field(&v, "id"));
-            println!("{}", field(&v, "token"));
+            eprintln!("token {} created; it is shown only now:", created.id);
+            println!("{}", created.token);
         }
         TokenCommand::List => {
-            let v = client
-                .json(Method::GET, "/api/v1/tokens", None, &[])
-                .await?;
+            let tokens: List<Token> = client.get("/api/v1/tokens").await?;
             let now = now();
-            let rows: Vec<Vec<String>> = items(&v)
+            let rows: Vec<Vec<String>> = tokens
+                .items
                 .iter()
                 .map(|t| {
                     vec![
-                        field(t, "id"),
-                        field(t, "description"),
-                        age(t["created"].as_u64().unwrap_or(now), now),
-                        t["expires"]
-                            .as_u64()
+                        t.id.clone(),
+                        t.description.clone(),
+                        age(t.created, now),
+                        t.expires
                             .map(|e| {
                                 if e > now {
                                     format!("in {}", age(now, e))
@@ -92,8 +88,8 @@ pub async fn run(client: &Client, args: &Args) -> Result<()> {
             print!("{}", table(&["ID", "DESCRIPTION", "AGE", "EXPIRES"], &rows));
         }
         TokenCommand::Revoke { id } => {
-            client
-                .json(Method::DELETE, &format!("/api/v1/tokens/{id}"), None, &[])
+            let _: Revoked = client
+                .call(Method::DELETE, &format!("/api/v1/tokens/{id}"), None, &[])
                 .await?;
             println!("token {id} revoked");
         }

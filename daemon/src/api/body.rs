@@ -11,6 +11,7 @@ use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{FromRequest, Request};
 use axum::http::StatusCode;
+use podswarm_api::ErrorBody;
 use serde::de::DeserializeOwned;
 
 use super::{ApiError, Shared};
@@ -28,7 +29,7 @@ impl From<BytesRejection> for ApiError {
             )
         } else {
             let mut e = ApiError::new(status, "cannot read the request body");
-            e.details.push(rejection.body_text());
+            e.body.details.push(rejection.body_text());
             e
         }
     }
@@ -98,8 +99,10 @@ impl FromRequest<Shared> for Manifests {
                 } else {
                     StatusCode::BAD_REQUEST
                 },
-                error: e.to_string(),
-                details: e.problems().iter().map(ToString::to_string).collect(),
+                body: ErrorBody {
+                    error: e.to_string(),
+                    details: e.problems().iter().map(ToString::to_string).collect(),
+                },
             })
     }
 }

@@ -1,6 +1,8 @@
 //! Test support: a server with a view file in a temporary directory, real DNS clients (hickory's
 //! UDP and TCP clients, bound to 127.0.0.1), and a fake upstream server.
 
+// Test helpers, outside #[test] functions: a panic is the failure report here too.
+#![allow(clippy::unwrap_used)]
 #![allow(dead_code)]
 
 use std::net::{IpAddr, SocketAddr};
@@ -86,8 +88,8 @@ pub fn cluster_view() -> View {
 
 /// Replaces the view file the way podswarmd does: temp file, fsync, rename.
 pub fn write_view(path: &Path, view: &View) {
-    let bytes = serde_json::to_vec_pretty(view).unwrap_or_else(|e| panic!("{e}"));
-    podswarm_config::process::write_atomic(path, &bytes, 0o644).unwrap_or_else(|e| panic!("{e}"));
+    let bytes = serde_json::to_vec_pretty(view).unwrap();
+    podswarm_config::process::write_atomic(path, &bytes, 0o644).unwrap();
 }
 
 pub struct TestServer {
@@ -103,7 +105,7 @@ impl TestServer {
 }
 
 pub fn settings(view_path: &Path, upstreams: Vec<SocketAddr>, trust_loopback: bool) -> Settings {
-    let listen: SocketAddr = "127.0.0.1:0".parse().unwrap_or_else(|e| panic!("{e}"));
+    let listen: SocketAddr = "127.0.0.1:0".parse().unwrap();
     let mut s = Settings::new(listen, view_path, upstreams);
     s.trust_loopback = trust_loopback;
     s.upstream_timeout = Duration::from_millis(500);
@@ -118,7 +120,7 @@ pub async fn start(
     upstreams: Vec<SocketAddr>,
     trust_loopback: bool,
 ) -> TestServer {
-    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let dir = tempfile::tempdir().unwrap();
     let view_path = dir.path().join("view.json");
     if let Some(v) = view {
         write_view(&view_path, v);
@@ -305,10 +307,10 @@ fn record(asked: &Mutex<Vec<(String, bool)>>, request: &Message, over_tcp: bool)
 
 /// Starts the fake upstream on 127.0.0.1 (random port, the same for UDP and TCP).
 pub async fn upstream() -> Upstream {
-    let (udp, tcp) = podswarm_dns::bind("127.0.0.1:0".parse().unwrap_or_else(|e| panic!("{e}")))
+    let (udp, tcp) = podswarm_dns::bind("127.0.0.1:0".parse().unwrap())
         .await
-        .unwrap_or_else(|e| panic!("{e}"));
-    let addr = udp.local_addr().unwrap_or_else(|e| panic!("{e}"));
+        .unwrap();
+    let addr = udp.local_addr().unwrap();
     let asked = Arc::new(Mutex::new(Vec::new()));
     let log = asked.clone();
     tokio::spawn(async move {
@@ -371,7 +373,7 @@ pub fn raw_query(id: u16, n: &str, t: RecordType) -> Vec<u8> {
     m.metadata.id = id;
     m.metadata.recursion_desired = true;
     m.add_query(Query::query(name(n), t));
-    m.to_vec().unwrap_or_else(|e| panic!("{e}"))
+    m.to_vec().unwrap()
 }
 
 /// Deterministic pseudo-random bytes (xorshift), so a failure can be replayed.
@@ -388,7 +390,5 @@ pub fn noise(seed: u64, len: usize) -> Vec<u8> {
 }
 
 pub async fn udp_socket() -> UdpSocket {
-    UdpSocket::bind("127.0.0.1:0")
-        .await
-        .unwrap_or_else(|e| panic!("{e}"))
+    UdpSocket::bind("127.0.0.1:0").await.unwrap()
 }

@@ -2,6 +2,8 @@
 //! 127.0.0.1 with its view in a temporary directory (replaced the way podswarmd replaces it),
 //! and real HTTP clients (hyper over TCP and over rustls).
 
+// Test helpers, outside #[test] functions: a panic is the failure report here too.
+#![allow(clippy::unwrap_used)]
 #![allow(dead_code)]
 
 use std::collections::BTreeMap;
@@ -130,7 +132,7 @@ async fn answer(
             .header(hyper::header::CONNECTION, "upgrade")
             .header(hyper::header::UPGRADE, "websocket")
             .body(full(Bytes::new()))
-            .unwrap_or_else(|e| panic!("{e}"));
+            .unwrap();
         return Ok(resp);
     }
     let described = serde_json::json!({
@@ -159,7 +161,7 @@ pub async fn backend(name: &str, addr: &str) -> Backend {
     let listener = TcpListener::bind(addr)
         .await
         .unwrap_or_else(|e| panic!("{addr}: {e}"));
-    let local = listener.local_addr().unwrap_or_else(|e| panic!("{e}"));
+    let local = listener.local_addr().unwrap();
     let hits = Arc::new(AtomicUsize::new(0));
     let (n, h) = (name.to_owned(), hits.clone());
     let task = tokio::spawn(async move {
@@ -190,8 +192,8 @@ pub async fn backend(name: &str, addr: &str) -> Backend {
 
 /// An address on which nothing listens.
 pub fn dead_addr(host: &str) -> SocketAddr {
-    let l = std::net::TcpListener::bind(format!("{host}:0")).unwrap_or_else(|e| panic!("{e}"));
-    l.local_addr().unwrap_or_else(|e| panic!("{e}"))
+    let l = std::net::TcpListener::bind(format!("{host}:0")).unwrap();
+    l.local_addr().unwrap()
 }
 
 // ---- views ----
@@ -278,18 +280,18 @@ pub fn view(version: u64, services: Vec<Service>, ingresses: Vec<Ingress>) -> Vi
 
 /// Replaces the view file the way podswarmd does: temp file, fsync, rename.
 pub fn write_view(path: &Path, view: &View) {
-    let bytes = serde_json::to_vec_pretty(view).unwrap_or_else(|e| panic!("{e}"));
-    podswarm_config::process::write_atomic(path, &bytes, 0o644).unwrap_or_else(|e| panic!("{e}"));
+    let bytes = serde_json::to_vec_pretty(view).unwrap();
+    podswarm_config::process::write_atomic(path, &bytes, 0o644).unwrap();
 }
 
 /// A self-signed certificate for `hosts`, written with its key as one PEM file (as podswarmd
 /// writes Secrets); returns the file and the certificate's DER.
 pub fn certificate(dir: &Path, name: &str, hosts: &[&str]) -> (PathBuf, Vec<u8>) {
     let names: Vec<String> = hosts.iter().map(|h| (*h).to_owned()).collect();
-    let cert = rcgen::generate_simple_self_signed(names).unwrap_or_else(|e| panic!("{e}"));
+    let cert = rcgen::generate_simple_self_signed(names).unwrap();
     let pem = format!("{}{}", cert.cert.pem(), cert.signing_key.serialize_pem());
     let path = dir.join(format!("{name}.pem"));
-    std::fs::write(&path, pem).unwrap_or_else(|e| panic!("{e}"));
+    std::fs::write(&path, pem).unwrap();
     (path, cert.cert.der().to_vec())
 }
 
@@ -335,8 +337,8 @@ impl TestIngress {
 
 pub fn settings(view_path: &Path) -> Settings {
     let mut s = Settings::new(view_path);
-    s.http_listen = Some("127.0.0.1:0".parse().unwrap_or_else(|e| panic!("{e}")));
-    s.https_listen = Some("127.0.0.1:0".parse().unwrap_or_else(|e| panic!("{e}")));
+    s.http_listen = Some("127.0.0.1:0".parse().unwrap());
+    s.https_listen = Some("127.0.0.1:0".parse().unwrap());
     s.scope.node = "test-node".into();
     // The watch must do the work in tests, not the periodic check; active checks only where a
     // test asks for them.
@@ -349,7 +351,7 @@ pub fn settings(view_path: &Path) -> Settings {
 
 /// The ingress on 127.0.0.1 (random ports) with `view` written first (`None`: no file yet).
 pub async fn start_with(view: Option<&View>, adjust: impl FnOnce(&mut Settings)) -> TestIngress {
-    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let dir = tempfile::tempdir().unwrap();
     let view_path = dir.path().join("view.json");
     if let Some(v) = view {
         write_view(&view_path, v);
@@ -427,8 +429,7 @@ pub fn request(
     for (k, v) in headers {
         b = b.header(*k, *v);
     }
-    b.body(Full::new(Bytes::from(body.to_owned())))
-        .unwrap_or_else(|e| panic!("{e}"))
+    b.body(Full::new(Bytes::from(body.to_owned()))).unwrap()
 }
 
 pub async fn send_on(sender: &mut Sender, req: Request<Full<Bytes>>) -> Result<Answer, String> {
@@ -462,7 +463,7 @@ pub async fn try_send(addr: SocketAddr, req: Request<Full<Bytes>>) -> Result<Ans
 }
 
 pub async fn send(addr: SocketAddr, req: Request<Full<Bytes>>) -> Answer {
-    try_send(addr, req).await.unwrap_or_else(|e| panic!("{e}"))
+    try_send(addr, req).await.unwrap()
 }
 
 pub async fn get(addr: SocketAddr, host: &str, path: &str) -> Answer {
@@ -475,13 +476,13 @@ pub fn tls_client(roots: &[&[u8]], alpn: &[&[u8]]) -> tokio_rustls::TlsConnector
     for r in roots {
         store
             .add(rustls::pki_types::CertificateDer::from(r.to_vec()))
-            .unwrap_or_else(|e| panic!("{e}"));
+            .unwrap();
     }
     let mut config = rustls::ClientConfig::builder_with_provider(Arc::new(
         rustls::crypto::ring::default_provider(),
     ))
     .with_safe_default_protocol_versions()
-    .unwrap_or_else(|e| panic!("{e}"))
+    .unwrap()
     .with_root_certificates(store)
     .with_no_client_auth();
     config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
@@ -527,19 +528,14 @@ pub async fn h2_get(
     let req = Request::builder()
         .uri(format!("https://{authority}{path}"))
         .body(Full::new(Bytes::new()))
-        .unwrap_or_else(|e| panic!("{e}"));
+        .unwrap();
     let resp = sender
         .send_request(req)
         .await
         .unwrap_or_else(|e| panic!("h2 request: {e}"));
     let status = resp.status().as_u16();
     let headers = resp.headers().clone();
-    let body = resp
-        .into_body()
-        .collect()
-        .await
-        .unwrap_or_else(|e| panic!("{e}"))
-        .to_bytes();
+    let body = resp.into_body().collect().await.unwrap().to_bytes();
     Answer {
         status,
         headers,

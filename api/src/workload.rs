@@ -1,0 +1,144 @@
+//! What the API derives from the applied objects: Deployment status, Service endpoints, and the
+//! nodes. Services and Ingresses are returned as the Kubernetes objects that were applied, with
+//! podswarm's own figures beside them under `podswarm` (so a Kubernetes reader of the object
+//! sees nothing it does not know).
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::core::v1::Service;
+use serde::{Deserialize, Serialize};
+
+/// A Deployment's pods as the API counts them (`GET /api/v1/deployments`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DeploymentStatus {
+    pub namespace: String,
+    pub name: String,
+    /// Desired pods.
+    pub replicas: i32,
+    /// Ready pods of any revision.
+    pub ready: usize,
+    /// Pods of the current template.
+    pub up_to_date: usize,
+    /// Ready pods of the current template.
+    pub available: usize,
+    /// Seconds since the epoch.
+    pub created: u64,
+    /// The state version the Deployment was last written at.
+    pub version: u64,
+}
+
+/// One Deployment (`GET /api/v1/deployments/:ns/:name`): its counts and the object.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DeploymentDetail {
+    /// podswarmd has counts for every Deployment it holds; `null` has always been allowed here,
+    /// so readers keep accepting it.
+    pub status: Option<DeploymentStatus>,
+    pub object: Deployment,
+}
+
+/// One port of one pod behind a Service (`GET /api/v1/services/:ns/:name/endpoints`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Endpoint {
+    pub node: String,
+    pub pod_name: String,
+    pub address: String,
+    pub port: i32,
+    pub port_name: Option<String>,
+    pub protocol: String,
+    pub ready: bool,
+}
+
+/// `GET /api/v1/services/:ns/:name/endpoints`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Endpoints {
+    pub endpoints: Vec<Endpoint>,
+}
+
+/// `GET /api/v1/services/:ns/:name/addresses`: the ready endpoints as `ip:port`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Addresses {
+    pub addresses: Vec<String>,
+}
+
+/// podswarm's figures for a Service, beside the object in a list.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ServiceSummary {
+    /// Seconds since the epoch.
+    pub created: u64,
+    pub ready_endpoints: usize,
+    pub endpoints: usize,
+}
+
+/// A Service in `GET /api/v1/services`: the object's own fields, and `podswarm`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ServiceItem {
+    #[serde(flatten)]
+    pub object: Service,
+    pub podswarm: ServiceSummary,
+}
+
+/// One Service (`GET /api/v1/services/:ns/:name`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ServiceDetail {
+    pub object: Service,
+    pub endpoints: Vec<Endpoint>,
+    /// Seconds since the epoch.
+    pub created: u64,
+}
+
+/// A node of the cluster (`GET /api/v1/nodes`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Node {
+    pub name: String,
+    /// The address other nodes reach it at; empty before the node has published one.
+    pub address: String,
+    /// A live member of the cluster (this node always is, to itself).
+    pub ready: bool,
+    /// The pod subnet its claim holds, if one stands.
+    pub pod_subnet: Option<String>,
+    pub labels: BTreeMap<String, String>,
+    /// How many of the cluster's pods it runs.
+    pub pods: usize,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    /// The object's own fields and `podswarm` side by side, as clients have always read them.
+    #[test]
+    fn a_service_item_is_the_object_with_podswarm_beside_it() {
+        let wire = json!({
+            "apiVersion": "v1", "kind": "Service",
+            "metadata": {"name": "web", "namespace": "default"},
+            "spec": {"ports": [{"port": 80}], "selector": {"app": "web"}},
+            "podswarm": {"created": 5, "readyEndpoints": 1, "endpoints": 2}
+        });
+        let item: ServiceItem = serde_json::from_value(wire.clone()).unwrap();
+        assert_eq!(item.object.metadata.name.as_deref(), Some("web"));
+        assert_eq!(item.podswarm.ready_endpoints, 1);
+        assert_eq!(serde_json::to_value(&item).unwrap(), wire);
+    }
+
+    #[test]
+    fn a_node_without_a_subnet_says_null() {
+        let node = Node {
+            name: "n1".into(),
+            address: String::new(),
+            ready: true,
+            pod_subnet: None,
+            labels: BTreeMap::new(),
+            pods: 0,
+        };
+        assert_eq!(
+            serde_json::to_value(&node).unwrap(),
+            json!({"name": "n1", "address": "", "ready": true, "podSubnet": null, "labels": {}, "pods": 0})
+        );
+    }
+}

@@ -1,0 +1,214 @@
+//! A podswarm node in the test process, for podswarmctl to talk to: a real podswarm-gossip node
+//! (a one-node cluster on loopback) behind its control socket, and podswarmd's real `State`,
+//! `Link`, `Model` and API router serving a Unix socket in a temporary directory.
+//!
+//! Why so much of a node: podswarmctl's output must fail when the daemon's answers change, so
+//! it runs against the daemon's own router rather than a stand-in; and writes (apply, delete,
+//! scale, tokens) only answer once the replicated state holds them, which takes gossip.
+//!
+//! What is not real: no reconciler runs, so pods are the views a test puts in (as a reconciler
+//! would write them), and `journalctl` is a script that echoes its arguments. Other nodes are
+//! their records in the replicated state (written straight into gossip), which is all any node
+//! knows of the others: they are not live members, so they read as NotReady. Creation times
+//! come from a clock the test sets back before writing ([`TestNode::at`]).
+
+use std::net::IpAddr;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use hyper::Method;
+use podswarm_api::{ApplyResult, PodView};
+use podswarm_daemon::api::{Api, routes};
+use podswarm_daemon::link::Link;
+use podswarm_daemon::reconcile::PodViews;
+use podswarm_daemon::state::State;
+use podswarm_gossip::node::{Node as Gossip, Settings};
+use podswarm_manifest::Policy;
+use podswarmctl::client::Client;
+use serde_json::Value;
+
+pub fn now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+#[derive(Debug)]
+pub struct TestNode {
+    pub dir: tempfile::TempDir,
+    /// The API's socket (podswarmctl's `--socket`).
+    pub socket: PathBuf,
+    pub api: Arc<Api>,
+    views: PodViews,
+    gossip: Arc<Gossip>,
+    /// How far the daemon's clock is behind the real one, in seconds.
+    behind: Arc<AtomicU64>,
+    _stop: tokio::sync::watch::Sender<bool>,
+    /// Last, so the tasks stop before the directory goes.
+    runtime: tokio::runtime::Runtime,
+}
+
+const MAX_BODY: usize = 1 << 20;
+
+impl TestNode {
+    /// A node called `name` whose address (its node record's) is `address`.
+    pub fn start(name: &str, address: IpAddr) -> TestNode {
+        let dir = tempfile::tempdir().unwrap();
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap();
+        let behind = Arc::new(AtomicU64::new(0));
+        let clock = {
+            let behind = Arc::clone(&behind);
+            Arc::new(move || now() - behind.load(Ordering::SeqCst))
+        };
+        let journalctl = dir.path().join("journalctl");
+        // What the API asked journalctl for, as the one line the pod "logged", and one more.
+        std::fs::write(
+            &journalctl,
+            "#!/bin/sh\nprintf '{\"MESSAGE\":\"journalctl %s\"}\\n' \"$*\"\nprintf '{\"MESSAGE\":\"second line\\\\n\"}\\n'\n",
+        )
+        .unwrap();
+        std::fs::set_permissions(&journalctl, std::fs::Permissions::from_mode(0o755)).unwrap();
+
+        let control = dir.path().join("gossip/control.sock");
+        let settings = Settings {
+            listen: "127.0.0.1:0".parse().unwrap(),
+            node_name: name.to_owned(),
+            advertise_ip: Some(address),
+            state_dir: dir.path().join("gossip/state"),
+            key_dir: dir.path().join("gossip/keys"),
+            labels: Default::default(),
+            tombstone_ttl: Duration::from_secs(600),
+            sync_interval: Duration::from_secs(60),
+            probe_period: Duration::from_secs(1),
+            reconnect_interval: Duration::from_secs(60),
+        };
+        let socket = dir.path().join("api.sock");
+        let state_dir = dir.path().join("state");
+        let (stop, shutdown) = tokio::sync::watch::channel(false);
+        let views = PodViews::default();
+        let (gossip, api) = runtime.block_on(async {
+            std::fs::create_dir_all(&settings.state_dir).unwrap();
+            let gossip = Gossip::start(settings).await.unwrap();
+            let listener = podswarm_gossip::control::bind(&control).unwrap();
+            tokio::spawn(podswarm_gossip::control::serve(
+                listener,
+                Arc::clone(&gossip),
+            ));
+            let state = Arc::new(State::open(&state_dir, &Policy::default(), clock).unwrap());
+            let link = Link::new(
+                control,
+                name.to_owned(),
+                Arc::clone(&state),
+                Policy::default(),
+            );
+            tokio::spawn(Arc::clone(&link).run(Arc::clone(&views), shutdown.clone()));
+            let api = Arc::new(Api::without_reconciler(
+                state,
+                link,
+                Arc::clone(&views),
+                journalctl,
+            ));
+            tokio::spawn(Arc::clone(&api.model).run(shutdown));
+            let listener = tokio::net::UnixListener::bind(&socket).unwrap();
+            let app = routes(Arc::clone(&api), MAX_BODY);
+            tokio::spawn(async move { axum::serve(listener, app).await });
+            (gossip, api)
+        });
+        let node = TestNode {
+            dir,
+            socket,
+            api,
+            views,
+            gossip,
+            behind,
+            _stop: stop,
+            runtime,
+        };
+        let own = format!("nodes/{name}");
+        node.wait_for("the link to follow gossip", |n| {
+            let m = n.api.link.mirror();
+            m.synced && m.entries.contains_key(&own)
+        });
+        node
+    }
+
+    /// From now on, the daemon's clock reads `seconds` before the real time: what is written
+    /// next was created that long ago.
+    pub fn at(&self, seconds: u64) -> &Self {
+        self.behind.store(seconds, Ordering::SeqCst);
+        self
+    }
+
+    /// Polls `done` until it holds; panics after 10 s, naming `what`.
+    pub fn wait_for(&self, what: &str, done: impl Fn(&TestNode) -> bool) {
+        for _ in 0..1000 {
+            if done(self) {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        panic!("timed out waiting for {what}");
+    }
+
+    /// A client of this node's API (the library podswarmctl is built on).
+    pub fn client(&self) -> Client {
+        Client::new(None, None, self.socket.clone()).unwrap()
+    }
+
+    /// Applies manifests through the API, and waits until the node's own state holds them (so
+    /// their creation time is the clock's before it moves again).
+    pub fn apply(&self, yaml: &str) -> ApplyResult {
+        let result: ApplyResult = self
+            .runtime
+            .block_on(self.client().call(
+                Method::POST,
+                "/api/v1/manifests",
+                Some((yaml.as_bytes().to_vec(), "application/yaml")),
+                &[],
+            ))
+            .unwrap_or_else(|e| panic!("{e:#}"));
+        for a in &result.applied {
+            self.wait_for(&format!("{} {} in the state", a.kind, a.name), |n| {
+                n.api
+                    .state
+                    .entries()
+                    .iter()
+                    .any(|e| e.object.kind() == a.kind && e.object.name() == a.name)
+            });
+        }
+        result
+    }
+
+    /// Writes a key of the replicated state as another node (or the cluster) would, and waits
+    /// until this node's link holds it.
+    pub fn put(&self, key: &str, value: Value) {
+        self.runtime
+            .block_on(self.gossip.with(|s| s.write(key, Some(value))))
+            .unwrap();
+        self.wait_for(&format!("{key} in the mirror"), |n| {
+            n.api.link.mirror().entries.contains_key(key)
+        });
+    }
+
+    /// Puts pods in, as this node's reconciler reports them.
+    pub fn pods(&self, pods: impl IntoIterator<Item = PodView>) {
+        let mut views = self.views.write().unwrap();
+        for p in pods {
+            views.insert(format!("{}/{}", p.namespace, p.name), p);
+        }
+        drop(views);
+        self.api.model.refresh();
+    }
+
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+}
