@@ -5,7 +5,9 @@
 
 use std::time::{Duration, Instant};
 
-use podswarm_tests::ctl::{active_pods, deployment, deployments, ready_nodes, running};
+use podswarm_tests::ctl::{
+    active_pods, assert_pods_answer, deployment, deployments, items, nodes_of, ready_nodes, running,
+};
 use podswarm_tests::node::{BootOptions, Bridge, Node, nodes_or_skip};
 use serde_json::Value;
 
@@ -95,12 +97,8 @@ fn three_nodes_form_a_cluster_spread_a_deployment_survive_partition_and_node_los
         "three distinct pod subnets",
         Duration::from_secs(60),
         || {
-            let out = c1.exec(&["podswarmctl", "get", "nodes", "-o", "json"]);
-            let v: Value = serde_json::from_slice(&out.stdout).unwrap_or(Value::Null);
-            let mut claimed: Vec<String> = v["items"]
-                .as_array()
-                .into_iter()
-                .flatten()
+            let mut claimed: Vec<String> = items(c1, "nodes")
+                .iter()
                 .filter_map(|n| n["podSubnet"].as_str().map(str::to_owned))
                 .collect();
             claimed.sort();
@@ -115,24 +113,10 @@ fn three_nodes_form_a_cluster_spread_a_deployment_survive_partition_and_node_los
     c1.wait_for(
         "three pods running, one per node",
         Duration::from_secs(120),
-        || {
-            let r = running(c1);
-            let mut on: Vec<&str> = r.iter().map(|(_, n, _)| n.as_str()).collect();
-            on.sort();
-            on == ["c1", "c2", "c3"]
-        },
+        || nodes_of(&running(c1)) == ["c1", "c2", "c3"],
     );
     // Every pod answers from every node, by pod IP: host-gw routes between the nodes.
-    for (pod, on, ip) in running(c1) {
-        for from in [c1, c2, c3] {
-            let body = from.sh(&format!("curl -sf --max-time 5 http://{ip}:8080/"));
-            assert!(
-                body.contains("hello from podswarm"),
-                "{pod} on {on} from {}",
-                from.name
-            );
-        }
-    }
+    assert_pods_answer(c1, [c1, c2, c3]);
 
     // Every node's routing view has the Service with all three endpoints, wherever they run.
     for node in [c1, c2, c3] {

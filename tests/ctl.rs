@@ -51,6 +51,29 @@ pub fn running(node: &Node) -> Vec<(String, String, String)> {
     out
 }
 
+/// The nodes of `pods` (as [`running`] lists them), sorted, one per pod.
+pub fn nodes_of(pods: &[(String, String, String)]) -> Vec<&str> {
+    let mut on: Vec<&str> = pods.iter().map(|(_, on, _)| on.as_str()).collect();
+    on.sort();
+    on
+}
+
+/// Every pod running in `view`'s list serves the test image's page to every node of `from`, by
+/// pod IP: host-gw routes carry traffic between the nodes.
+pub fn assert_pods_answer<'a>(view: &Node, from: impl IntoIterator<Item = &'a Node> + Clone) {
+    for (pod, on, ip) in running(view) {
+        for node in from.clone() {
+            // Not `-f` alone: a failed request must show up in the assertion, with what came back.
+            let body = node.sh(&format!("curl -sf --max-time 5 http://{ip}:8080/ || true"));
+            assert!(
+                body.contains("hello from podswarm"),
+                "{pod} on {on} at {ip} from {}: {body:?}",
+                node.name
+            );
+        }
+    }
+}
+
 /// Pod units of Deployment `app` (namespace default) that systemd on `node` runs: what is really
 /// running there, whatever any API says.
 pub fn active_pods(node: &Node, app: &str) -> Vec<String> {

@@ -8,7 +8,9 @@
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use podswarm_tests::ctl::{active_pods, deployment, deployments, ready_nodes, running};
+use podswarm_tests::ctl::{
+    active_pods, assert_pods_answer, deployment, deployments, nodes_of, ready_nodes, running,
+};
 use podswarm_tests::node::{BootOptions, Bridge, Node, nodes_or_skip};
 
 const SUBNET: &str = "10.97.0";
@@ -81,25 +83,14 @@ fn a_two_two_split_with_writes_on_both_sides_heals_to_exactly_the_desired_pods()
             let n = ips.len();
             ips.dedup();
             assert_eq!(ips.len(), n, "two running pods share an address: {pods:?}");
-            let mut on: Vec<&str> = pods.iter().map(|(_, n, _)| n.as_str()).collect();
-            on.sort();
-            on == NAMES
+            nodes_of(&pods) == NAMES
         },
     );
     println!(
         "four pods on four nodes {:.1} s after the apply",
         started.elapsed().as_secs_f64()
     );
-    for (pod, on, ip) in running(p1) {
-        for from in &nodes {
-            let body = from.sh(&format!("curl -sf --max-time 5 http://{ip}:8080/ || true"));
-            assert!(
-                body.contains("hello from podswarm"),
-                "{pod} on {on} at {ip} from {}: {body:?}",
-                from.name
-            );
-        }
-    }
+    assert_pods_answer(p1, &nodes);
     // Processes and units agree with the API: one systemd unit per pod.
     assert_eq!(
         census(&all, &["web"]),

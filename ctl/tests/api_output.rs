@@ -1,8 +1,8 @@
 //! podswarmctl's output against podswarmd's real API router ([`support::TestNode`]: real
 //! gossip, state, link, read model and router in this process, on a temporary Unix socket):
-//! kubectl-shaped tables and every API command's transcript (golden files, `PODSWARM_BLESS=1`
-//! regenerates), API errors as one clear line, and `delete -f` of a file holding a Namespace
-//! and its objects, which the API cascades.
+//! kubectl-shaped tables and every API command's transcript (golden files, compared with
+//! `expectorate`; `EXPECTORATE=overwrite` regenerates), API errors as one clear line, and
+//! `delete -f` of a file holding a Namespace and its objects, which the API cascades.
 //!
 //! Because the answers come from the daemon's own handlers, a change to what the daemon says
 //! shows up here as a changed golden file or a failed read, never as a silently empty column.
@@ -198,16 +198,11 @@ fn ctl(socket: &std::path::Path, args: &[&str]) -> (i32, String, String) {
     )
 }
 
+/// Compares `actual` with `tests/golden/{name}`; `EXPECTORATE=overwrite` regenerates it.
 fn golden(name: &str, actual: &str) {
-    let path = format!("{}/tests/golden/{name}", env!("CARGO_MANIFEST_DIR"));
-    if std::env::var_os("PODSWARM_BLESS").is_some() {
-        std::fs::write(&path, actual).unwrap_or_else(|e| panic!("{e}"));
-    }
-    let expected = std::fs::read_to_string(&path)
-        .unwrap_or_else(|e| panic!("{path}: {e} (PODSWARM_BLESS=1 creates it)"));
-    assert_eq!(
-        actual, expected,
-        "{name} changed (PODSWARM_BLESS=1 regenerates; review the diff)"
+    expectorate::assert_contents(
+        format!("{}/tests/golden/{name}", env!("CARGO_MANIFEST_DIR")),
+        actual,
     );
 }
 

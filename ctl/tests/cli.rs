@@ -242,18 +242,13 @@ fn render_prints_what_a_node_installs() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let golden = format!(
-        "{}/tests/golden/render-single-container.txt",
-        env!("CARGO_MANIFEST_DIR")
-    );
-    if std::env::var_os("PODSWARM_BLESS").is_some() {
-        std::fs::write(&golden, &out.stdout).unwrap_or_else(|e| panic!("{e}"));
-    }
-    let expected = std::fs::read(&golden)
-        .unwrap_or_else(|e| panic!("{golden}: {e} (PODSWARM_BLESS=1 creates it)"));
-    assert_eq!(
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&expected)
+    // `EXPECTORATE=overwrite` regenerates the golden file.
+    expectorate::assert_contents(
+        format!(
+            "{}/tests/golden/render-single-container.txt",
+            env!("CARGO_MANIFEST_DIR")
+        ),
+        &String::from_utf8_lossy(&out.stdout),
     );
 }
 

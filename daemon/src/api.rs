@@ -965,16 +965,7 @@ mod tests {
 
     fn node_of(socket_group: &str) -> Node {
         let dir = tempfile::tempdir().unwrap();
-        let state = Arc::new(
-            State::open(dir.path(), &Policy::default(), crate::state::system_clock()).unwrap(),
-        );
-        let link = Link::new(
-            dir.path().join("no-gossip.sock"),
-            "me".into(),
-            Arc::clone(&state),
-            Policy::default(),
-        );
-        let views = PodViews::default();
+        let (state, link, views) = crate::testing::offline(dir.path());
         let mut api =
             Api::without_reconciler(state, link, Arc::clone(&views), PathBuf::from("/bin/false"));
         api.socket_group = socket_group.into();
@@ -1175,23 +1166,7 @@ mod tests {
     #[tokio::test]
     async fn answers_keep_their_wire_format() {
         let node = node();
-        let yaml = r#"
-apiVersion: apps/v1
-kind: Deployment
-metadata: {name: web, namespace: shop}
-spec:
-  replicas: 2
-  selector: {matchLabels: {app: web}}
-  template:
-    metadata: {labels: {app: web}}
-    spec: {containers: [{name: c, image: x}]}
-"#;
-        let objects = podswarm_manifest::parse(yaml, "t", &Limits::default(), &Policy::default())
-            .unwrap()
-            .objects
-            .into_iter()
-            .map(|p| p.object)
-            .collect();
+        let objects = crate::testing::objects(crate::testing::DEPLOYMENT);
         node.api.state.apply(objects).unwrap();
         node.api.model.refresh();
         let entry = node.api.state.entries().remove(0);
@@ -1242,12 +1217,7 @@ metadata: {name: solo, namespace: shop, labels: {app: web}}
 spec:
   containers: [{name: c, image: x, ports: [{name: http, containerPort: 8080}]}]
 "#;
-        let objects = podswarm_manifest::parse(yaml, "t", &Limits::default(), &Policy::default())
-            .unwrap()
-            .objects
-            .into_iter()
-            .map(|p| p.object)
-            .collect();
+        let objects = crate::testing::objects(yaml);
         node.api.state.apply(objects).unwrap();
         let view: crate::reconcile::PodView = serde_json::from_value(json!({
             "namespace": "shop", "name": "solo", "node": "me", "ip": "10.244.0.2",

@@ -18,4 +18,6 @@ pub mod routes;
 pub mod schedule;
 pub mod state;
 pub mod status;
+#[cfg(test)]
+mod testing;
 pub mod view;

@@ -705,24 +705,9 @@ mod tests {
 
     /// A one-node podswarm-gossip serving its socket in `dir`, and a link to it that follows it.
     async fn linked(dir: &std::path::Path) -> (Arc<Link>, tokio::task::JoinHandle<()>) {
-        use podswarm_gossip::control;
-        use podswarm_gossip::node::{Node, Settings};
-        let settings = Settings {
-            listen: "127.0.0.1:0".parse().unwrap(),
-            node_name: "n1".to_owned(),
-            advertise_ip: Some([127, 0, 0, 1].into()),
-            state_dir: dir.join("gossip"),
-            key_dir: dir.join("keys"),
-            labels: BTreeMap::new(),
-            tombstone_ttl: Duration::from_secs(60),
-            sync_interval: Duration::from_secs(5),
-            probe_period: Duration::from_secs(1),
-            reconnect_interval: Duration::from_secs(5),
-        };
-        std::fs::create_dir_all(&settings.state_dir).unwrap();
-        let node = Node::start(settings).await.unwrap();
-        let socket = dir.join("gossip.sock");
-        tokio::spawn(control::serve(control::bind(&socket).unwrap(), node));
+        let (_node, socket) = podswarm_gossip::control::serve_test_node(dir)
+            .await
+            .unwrap();
         let state_dir = dir.join("podswarmd");
         std::fs::create_dir_all(&state_dir).unwrap();
         let state = Arc::new(
@@ -742,11 +727,7 @@ mod tests {
     }
 
     fn object(yaml: &str) -> Object {
-        podswarm_manifest::parse(yaml, "test", &Limits::default(), &Policy::default())
-            .unwrap()
-            .objects
-            .remove(0)
-            .object
+        crate::testing::objects(yaml).remove(0)
     }
 
     #[test]

@@ -489,7 +489,6 @@ impl Model {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use podswarm_manifest::{Limits, Policy};
     use serde_json::json;
 
     pub(crate) fn view(key: &str, node: &str, phase: &str, ip: Option<&str>) -> PodView {
@@ -515,17 +514,7 @@ mod tests {
     }
 
     fn entries(yaml: &str) -> Vec<Entry> {
-        podswarm_manifest::parse(yaml, "t", &Limits::default(), &Policy::default())
-            .unwrap()
-            .objects
-            .into_iter()
-            .map(|p| Entry {
-                object: p.object,
-                version: 3,
-                created: 1,
-                updated: 1,
-            })
-            .collect()
+        crate::testing::entries(yaml, 3)
     }
 
     const APP: &str = r#"
@@ -611,18 +600,7 @@ spec:
 
     #[test]
     fn deployments_count_their_current_and_ready_pods() {
-        let yaml = r#"
-apiVersion: apps/v1
-kind: Deployment
-metadata: {name: web, namespace: shop}
-spec:
-  replicas: 2
-  selector: {matchLabels: {app: web}}
-  template:
-    metadata: {labels: {app: web}}
-    spec: {containers: [{name: c, image: x}]}
-"#;
-        let entries = entries(yaml);
+        let entries = entries(crate::testing::DEPLOYMENT);
         let current: Vec<String> = podswarm_manifest::pods_of(&entries[0].object)
             .iter()
             .map(|p| format!("shop/{}", p.name))
@@ -679,16 +657,7 @@ spec:
 
     fn live() -> (tempfile::TempDir, Arc<State>, PodViews, Arc<Model>) {
         let dir = tempfile::tempdir().unwrap();
-        let state = Arc::new(
-            State::open(dir.path(), &Policy::default(), crate::state::system_clock()).unwrap(),
-        );
-        let link = Link::new(
-            dir.path().join("no-gossip.sock"),
-            "me".into(),
-            Arc::clone(&state),
-            Policy::default(),
-        );
-        let views = PodViews::default();
+        let (state, link, views) = crate::testing::offline(dir.path());
         let model = Model::new(Arc::clone(&state), link, Arc::clone(&views));
         (dir, state, views, model)
     }
@@ -701,7 +670,7 @@ spec:
         assert!(Arc::ptr_eq(&first, &model.settled()));
 
         // A write is in the snapshot a handler reads right after it.
-        let objects = entries(APP).into_iter().map(|e| e.object).collect();
+        let objects = crate::testing::objects(APP);
         state.apply(objects).unwrap();
         let settled = model.settled();
         assert!(!Arc::ptr_eq(&first, &settled));

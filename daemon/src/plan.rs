@@ -212,31 +212,39 @@ impl Plan {
     }
 
     pub fn stops(&self) -> impl Iterator<Item = &Stop> {
-        self.steps.iter().flat_map(|s| match s {
-            Step::Stop(stops) => stops.as_slice(),
-            _ => &[],
+        self.actions(|s| match s {
+            Step::Stop(stops) => Some(stops),
+            _ => None,
         })
     }
 
     pub fn writes(&self) -> impl Iterator<Item = &Write> {
-        self.steps.iter().flat_map(|s| match s {
-            Step::Write(w) => w.as_slice(),
-            _ => &[],
+        self.actions(|s| match s {
+            Step::Write(w) => Some(w),
+            _ => None,
         })
     }
 
     pub fn removes(&self) -> impl Iterator<Item = &Remove> {
-        self.steps.iter().flat_map(|s| match s {
-            Step::Remove(r) => r.as_slice(),
-            _ => &[],
+        self.actions(|s| match s {
+            Step::Remove(r) => Some(r),
+            _ => None,
         })
     }
 
     pub fn jobs(&self) -> impl Iterator<Item = &Job> {
-        self.steps.iter().flat_map(|s| match s {
-            Step::Jobs(j) => j.as_slice(),
-            _ => &[],
+        self.actions(|s| match s {
+            Step::Jobs(j) => Some(j),
+            _ => None,
         })
+    }
+
+    /// The actions of every step of one kind, across steps.
+    fn actions<'a, T: 'a>(
+        &'a self,
+        of: impl Fn(&'a Step) -> Option<&'a Vec<T>>,
+    ) -> impl Iterator<Item = &'a T> {
+        self.steps.iter().filter_map(of).flatten()
     }
 }
 
@@ -410,27 +418,25 @@ fn leaving(
 /// The files of a pod whose units systemd does not have loaded although it knows them: Quadlet
 /// rejected them. (`not-found` is a unit that no reload has loaded yet, not a rejection.)
 pub fn rejected_files(rendered: &RenderedPod, units: &Units) -> Vec<String> {
-    rendered
-        .units
-        .iter()
-        .filter(|u| {
-            service(u)
-                .and_then(|s| units.get(&s))
-                .is_some_and(|st| st.load_state != "loaded" && st.load_state != "not-found")
-        })
-        .map(|u| u.file_name.clone())
-        .collect()
+    files_loaded(rendered, units, |load| {
+        load != "loaded" && load != "not-found"
+    })
 }
 
 /// The files of a pod whose units are not loaded after a reload, which loads every file there is.
 pub fn unloaded_files(rendered: &RenderedPod, units: &Units) -> Vec<String> {
+    files_loaded(rendered, units, |load| load != "loaded")
+}
+
+/// The files of a pod whose units systemd knows, with a load state that `bad` refuses.
+fn files_loaded(rendered: &RenderedPod, units: &Units, bad: impl Fn(&str) -> bool) -> Vec<String> {
     rendered
         .units
         .iter()
         .filter(|u| {
             service(u)
                 .and_then(|s| units.get(&s))
-                .is_some_and(|st| st.load_state != "loaded")
+                .is_some_and(|st| bad(&st.load_state))
         })
         .map(|u| u.file_name.clone())
         .collect()

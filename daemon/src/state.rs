@@ -573,14 +573,7 @@ pub use podswarm_config::process::write_atomic;
 mod tests {
     use super::*;
 
-    fn objects(yaml: &str) -> Vec<Object> {
-        podswarm_manifest::parse(yaml, "t", &Limits::default(), &Policy::default())
-            .unwrap()
-            .objects
-            .into_iter()
-            .map(|p| p.object)
-            .collect()
-    }
+    use crate::testing::objects;
 
     const CM: &str = "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: c}\ndata: {a: b}\n";
 

@@ -450,21 +450,8 @@ pub async fn publish(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use podswarm_manifest::{Limits, Policy};
 
-    fn entries(yaml: &str, version: u64) -> Vec<Entry> {
-        podswarm_manifest::parse(yaml, "t", &Limits::default(), &Policy::default())
-            .unwrap()
-            .objects
-            .into_iter()
-            .map(|p| Entry {
-                object: p.object,
-                version,
-                created: 0,
-                updated: 0,
-            })
-            .collect()
-    }
+    use crate::testing::entries;
 
     const INGRESS: &str = r#"
 apiVersion: networking.k8s.io/v1

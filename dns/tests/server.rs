@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 use common::*;
 use hickory_proto::op::{Message, ResponseCode};
 use hickory_proto::rr::{RData, RecordType};
+use podswarm_view::watch::Status;
 use podswarm_view::{View, Whitelist};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
@@ -230,18 +231,13 @@ async fn a_missing_view_serves_nxdomain_until_the_file_appears() {
     }
     // A broken replacement keeps the good view (once the server has read it: waited for, not
     // slept on, so the check cannot pass before the file was seen).
-    let mut status = s.dns.view_status();
-    let reads = status.borrow().reads;
-    let tmp = s.dir.path().join("broken.tmp");
-    std::fs::write(&tmp, b"{\"version\": ").unwrap();
-    std::fs::rename(&tmp, &s.view_path).unwrap();
-    tokio::time::timeout(
-        Duration::from_secs(5),
-        status.wait_for(|st| st.reads > reads && st.problem.is_some()),
-    )
-    .await
-    .expect("the broken view was read")
-    .unwrap();
+    let read = Status::read_broken(&mut s.dns.view_status(), Duration::from_secs(5), || {
+        let tmp = s.dir.path().join("broken.tmp");
+        std::fs::write(&tmp, b"{\"version\": ").unwrap();
+        std::fs::rename(&tmp, &s.view_path).unwrap();
+    })
+    .await;
+    assert!(read, "the broken view was not read");
     let m = udp(s.addr(), WEB, RecordType::A).await;
     assert_eq!(addresses(&m).len(), 2);
     assert_eq!(s.dns.view().version, 1);

@@ -1,7 +1,8 @@
 //! Golden tests: each folder under `tests/golden/` holds a manifest (`input.yaml`, or `corpus.txt`
 //! naming a file of the shared compatibility corpus), optionally `mode.txt` (`kube`), and `expected/`, the exact files a node would
-//! install. Regenerate with `PODSWARM_BLESS=1 cargo nextest run -p podswarm-generator --test golden`
-//! and review the diff: every changed byte is a change users will see in their units.
+//! install. They are compared with `expectorate`; regenerate with
+//! `EXPECTORATE=overwrite cargo nextest run -p podswarm-generator --test golden` and review the
+//! diff: every changed byte is a change users will see in their units.
 //!
 //! The same `expected/` folders are fed to Podman's real Quadlet generator by `tests/quadlet.rs`
 //! in the workspace's `tests` crate.
@@ -9,7 +10,7 @@
 // Test helpers, outside #[test] functions: a panic is the failure report here too.
 #![allow(clippy::unwrap_used)]
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::net::{IpAddr, Ipv4Addr};
 use std::path::{Path, PathBuf};
 
@@ -113,25 +114,54 @@ fn render_case(dir: &Path) -> BTreeMap<String, Vec<u8>> {
     files
 }
 
-fn read_tree(root: &Path) -> BTreeMap<String, Vec<u8>> {
-    fn walk(root: &Path, dir: &Path, out: &mut BTreeMap<String, Vec<u8>>) {
+/// Whether this run regenerates the golden files (expectorate's own switch).
+fn overwrite() -> bool {
+    std::env::var_os("EXPECTORATE").is_some_and(|v| v == "overwrite")
+}
+
+/// The files under `root`, as paths relative to it.
+fn file_names(root: &Path) -> BTreeSet<String> {
+    fn walk(root: &Path, dir: &Path, out: &mut BTreeSet<String>) {
         for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
             let path = entry.path();
             if path.is_dir() {
                 walk(root, &path, out);
-            } else if let (Ok(rel), Ok(bytes)) = (path.strip_prefix(root), std::fs::read(&path)) {
-                out.insert(rel.to_string_lossy().into_owned(), bytes);
+            } else if let Ok(rel) = path.strip_prefix(root) {
+                out.insert(rel.to_string_lossy().into_owned());
             }
         }
     }
-    let mut out = BTreeMap::new();
+    let mut out = BTreeSet::new();
     walk(root, root, &mut out);
     out
 }
 
+/// Compares one rendered file with its golden file (or rewrites it), and returns whether it
+/// matched. Text goes through `expectorate`, which prints a diff; it normalises CRLF, so files
+/// that are not UTF-8 or hold a CR (e.g. a PNG in a ConfigMap) are compared byte for byte.
+fn check_file(path: &Path, bytes: &[u8]) -> bool {
+    if let Ok(text) = std::str::from_utf8(bytes)
+        && !text.contains('\r')
+    {
+        return std::panic::catch_unwind(|| expectorate::assert_contents(path, text)).is_ok();
+    }
+    if overwrite() {
+        std::fs::write(path, bytes).unwrap();
+        return true;
+    }
+    let matched = std::fs::read(path).is_ok_and(|expected| expected == bytes);
+    if !matched {
+        eprintln!(
+            "{}: binary contents differ ({} bytes rendered)",
+            path.display(),
+            bytes.len()
+        );
+    }
+    matched
+}
+
 #[test]
 fn rendered_units_match_golden_files() {
-    let bless = std::env::var_os("PODSWARM_BLESS").is_some();
     let mut cases: Vec<PathBuf> = std::fs::read_dir(golden_root())
         .unwrap()
         .flatten()
@@ -144,40 +174,32 @@ fn rendered_units_match_golden_files() {
     for case in &cases {
         let actual = render_case(case);
         let expected_dir = case.join("expected");
-        if bless {
+        if overwrite() {
+            // Files no longer rendered go too.
             let _ = std::fs::remove_dir_all(&expected_dir);
-            for (name, bytes) in &actual {
-                let path = expected_dir.join(name);
-                std::fs::create_dir_all(path.parent().unwrap_or(&expected_dir)).unwrap();
-                std::fs::write(&path, bytes).unwrap();
-            }
-            continue;
         }
-        let expected = read_tree(&expected_dir);
-        let names: std::collections::BTreeSet<&String> =
-            actual.keys().chain(expected.keys()).collect();
-        for name in names {
-            match (actual.get(name), expected.get(name)) {
-                (Some(a), Some(e)) if a == e => {}
-                (Some(a), Some(e)) => failures.push(format!(
-                    "{}/{name} differs:\n--- expected\n{}\n--- actual\n{}",
-                    case.display(),
-                    String::from_utf8_lossy(e),
-                    String::from_utf8_lossy(a)
-                )),
-                (Some(_), None) => failures.push(format!(
-                    "{}/{name} is new (not in expected/)",
-                    case.display()
-                )),
-                (None, _) => {
-                    failures.push(format!("{}/{name} is no longer rendered", case.display()))
-                }
+        for name in file_names(&expected_dir) {
+            if !actual.contains_key(&name) {
+                failures.push(format!(
+                    "{}/{name} is no longer rendered",
+                    expected_dir.display()
+                ));
+            }
+        }
+        for (name, bytes) in &actual {
+            let path = expected_dir.join(name);
+            if overwrite() {
+                std::fs::create_dir_all(path.parent().unwrap_or(&expected_dir)).unwrap();
+            }
+            if !check_file(&path, bytes) {
+                failures.push(format!("{} differs", path.display()));
             }
         }
     }
     assert!(
         failures.is_empty(),
-        "{} golden mismatches (PODSWARM_BLESS=1 regenerates; review the diff):\n{}",
+        "{} golden mismatches (diffs above; EXPECTORATE=overwrite regenerates, then review the \
+         diff):\n{}",
         failures.len(),
         failures.join("\n")
     );

@@ -13,7 +13,7 @@ pub mod protocol;
 
 use std::collections::BTreeMap;
 use std::os::unix::fs::MetadataExt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use futures_util::{SinkExt, StreamExt};
@@ -21,7 +21,7 @@ use tokio::net::{UnixListener, UnixStream};
 use tokio_util::codec::Framed;
 
 use crate::Error;
-use crate::node::Node;
+use crate::node::{Node, Settings};
 pub use protocol::Request;
 use protocol::{
     Change, Failure, FailureKind, Initialized, Item, JsonLines, Member, Response, Status,
@@ -74,6 +74,21 @@ pub fn bind(path: &Path) -> Result<UnixListener, Error> {
     let listener = UnixListener::bind(path).map_err(write)?;
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o660)).map_err(write)?;
     Ok(listener)
+}
+
+/// Starts [`Settings::loopback`] under `dir` and serves its control socket at `dir/gossip.sock`:
+/// the one-node cluster that tests of this crate and of its users talk to.
+#[doc(hidden)]
+pub async fn serve_test_node(dir: &Path) -> Result<(Arc<Node>, PathBuf), Error> {
+    let settings = Settings::loopback(dir);
+    std::fs::create_dir_all(&settings.state_dir).map_err(|source| Error::Write {
+        path: settings.state_dir.clone(),
+        source,
+    })?;
+    let node = Node::start(settings).await?;
+    let socket = dir.join("gossip.sock");
+    tokio::spawn(serve(bind(&socket)?, Arc::clone(&node)));
+    Ok((node, socket))
 }
 
 pub async fn serve(listener: UnixListener, node: Arc<Node>) {
@@ -312,26 +327,10 @@ mod tests {
 
     use super::client::{Client, ClientError, Event};
     use super::*;
-    use crate::node::Settings;
 
     /// A one-node cluster serving its control socket in `dir`.
     async fn serving(dir: &Path) -> (Arc<Node>, Client) {
-        let settings = Settings {
-            listen: "127.0.0.1:0".parse().unwrap(),
-            node_name: "n1".to_owned(),
-            advertise_ip: Some([127, 0, 0, 1].into()),
-            state_dir: dir.join("state"),
-            key_dir: dir.join("keys"),
-            labels: BTreeMap::new(),
-            tombstone_ttl: Duration::from_secs(60),
-            sync_interval: Duration::from_secs(5),
-            probe_period: Duration::from_secs(1),
-            reconnect_interval: Duration::from_secs(5),
-        };
-        std::fs::create_dir_all(&settings.state_dir).unwrap();
-        let node = Node::start(settings).await.unwrap();
-        let socket = dir.join("gossip.sock");
-        tokio::spawn(serve(bind(&socket).unwrap(), node.clone()));
+        let (node, socket) = serve_test_node(dir).await.unwrap();
         (node, Client::new(socket))
     }
 

@@ -42,6 +42,27 @@ pub struct Settings {
     pub reconnect_interval: Duration,
 }
 
+impl Settings {
+    /// A node alone on loopback (an ephemeral port), its state in `dir/state` and its keys in
+    /// `dir/keys`: the one-node cluster that tests here and in podswarmd start, so they do not
+    /// each spell out every field. Hidden because no deployment wants these intervals.
+    #[doc(hidden)]
+    pub fn loopback(dir: &std::path::Path) -> Settings {
+        Settings {
+            listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+            node_name: "n1".to_owned(),
+            advertise_ip: Some([127, 0, 0, 1].into()),
+            state_dir: dir.join("state"),
+            key_dir: dir.join("keys"),
+            labels: BTreeMap::new(),
+            tombstone_ttl: Duration::from_secs(60),
+            sync_interval: Duration::from_secs(5),
+            probe_period: Duration::from_secs(1),
+            reconnect_interval: Duration::from_secs(5),
+        }
+    }
+}
+
 /// What the TCP side of a session needs; cheap to clone into tasks.
 #[derive(Debug, Clone)]
 struct Shared {
@@ -1133,27 +1154,12 @@ impl Node {
 mod tests {
     use super::*;
 
-    fn settings(dir: &std::path::Path) -> Settings {
-        Settings {
-            listen: "127.0.0.1:0".parse().unwrap(),
-            node_name: "n1".to_owned(),
-            advertise_ip: Some([127, 0, 0, 1].into()),
-            state_dir: dir.join("state"),
-            key_dir: dir.join("keys"),
-            labels: BTreeMap::new(),
-            tombstone_ttl: Duration::from_secs(60),
-            sync_interval: Duration::from_secs(5),
-            probe_period: Duration::from_secs(1),
-            reconnect_interval: Duration::from_secs(5),
-        }
-    }
-
     #[tokio::test]
     async fn a_write_is_acknowledged_once_it_is_on_disk_and_refused_when_it_cannot_be() {
         let dir = tempfile::tempdir().unwrap();
         let state = dir.path().join("state");
         std::fs::create_dir_all(&state).unwrap();
-        let node = Node::start(settings(dir.path())).await.unwrap();
+        let node = Node::start(Settings::loopback(dir.path())).await.unwrap();
         let durable = node
             .with(|s| {
                 s.write("objects/Pod/default/a", Some(json!({"v": 1})));
@@ -1193,7 +1199,7 @@ mod tests {
     async fn a_node_that_cannot_start_a_session_again_says_it_is_stuck() {
         let dir = tempfile::tempdir().unwrap();
         std::fs::create_dir_all(dir.path().join("state")).unwrap();
-        let node = Node::start(settings(dir.path())).await.unwrap();
+        let node = Node::start(Settings::loopback(dir.path())).await.unwrap();
         // Nothing can be saved or loaded where the keys live now.
         let keys = dir.path().join("keys");
         std::fs::remove_dir_all(&keys).unwrap();
@@ -1209,7 +1215,7 @@ mod tests {
     async fn a_failed_init_that_can_start_again_is_not_stuck() {
         let dir = tempfile::tempdir().unwrap();
         std::fs::create_dir_all(dir.path().join("state")).unwrap();
-        let node = Node::start(settings(dir.path())).await.unwrap();
+        let node = Node::start(Settings::loopback(dir.path())).await.unwrap();
         // A successful replace leaves the node serving.
         node.init(None).await.unwrap();
         assert!(node.with(|_| ()).await.is_ok());

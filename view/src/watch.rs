@@ -92,6 +92,23 @@ pub struct Status {
     pub problem: Option<String>,
 }
 
+impl Status {
+    /// Runs `breaks`, which must leave a view file that cannot be loaded, and waits until the
+    /// reloader has read a file since and found a problem: a reader's test that checks the last
+    /// good view is kept must know the broken file was seen, or it passes before the file is read.
+    /// False if that did not happen within `within`.
+    pub async fn read_broken(
+        status: &mut tokio::sync::watch::Receiver<Status>,
+        within: Duration,
+        breaks: impl FnOnce(),
+    ) -> bool {
+        let reads = status.borrow().reads;
+        breaks();
+        let read = status.wait_for(|st| st.reads > reads && st.problem.is_some());
+        matches!(tokio::time::timeout(within, read).await, Ok(Ok(_)))
+    }
+}
+
 /// Loads the view file and hands each new version to the reader, remembering what it has seen
 /// and said.
 pub struct Reloader {

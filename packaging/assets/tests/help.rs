@@ -46,38 +46,25 @@ fn undocumented(cmd: &clap::Command) -> Vec<String> {
     out
 }
 
-fn assert_documented(cmd: &clap::Command) {
-    let missing = undocumented(cmd);
+/// One test for every binary's command line, so a new binary is one more row, and a failure
+/// lists what all of them lack at once.
+#[test]
+fn every_command_line_documents_every_flag_and_subcommand() {
+    let missing: Vec<String> = [
+        podswarmctl::cli::Cli::command(),
+        podswarm_daemon::cli::Args::command(),
+        podswarm_gossip::cli::Args::command(),
+        podswarm_dns::cli::Args::command(),
+        podswarm_ingress::cli::Args::command(),
+    ]
+    .iter()
+    .flat_map(undocumented)
+    .collect();
     assert!(
         missing.is_empty(),
         "these have no help text (add a `///` doc comment):\n  {}",
         missing.join("\n  ")
     );
-}
-
-#[test]
-fn podswarmctl_documents_every_flag_and_subcommand() {
-    assert_documented(&podswarmctl::cli::Cli::command());
-}
-
-#[test]
-fn podswarmd_documents_every_flag() {
-    assert_documented(&podswarm_daemon::cli::Args::command());
-}
-
-#[test]
-fn podswarm_gossip_documents_every_flag() {
-    assert_documented(&podswarm_gossip::cli::Args::command());
-}
-
-#[test]
-fn podswarm_dns_documents_every_flag() {
-    assert_documented(&podswarm_dns::cli::Args::command());
-}
-
-#[test]
-fn podswarm_ingress_documents_every_flag() {
-    assert_documented(&podswarm_ingress::cli::Args::command());
 }
 
 /// The walker itself: it must notice what it is there to notice.
