@@ -123,9 +123,20 @@ fn the_deb_installs_enables_runs_and_purges_cleanly() {
     node.wait_for("the pod's unit to run", Duration::from_secs(60), || {
         node.unit_property("podswarm-default_web.service", "ActiveState") == "active"
     });
-    let ip =
-        node.sh("podswarmctl get pod web -o json | sed -n 's/.*\"ip\": \"\\([0-9.]*\\)\".*/\\1/p'");
-    let ip = ip.trim();
+    // The unit runs before the API's next look at it records the pod's address.
+    let mut ip = String::new();
+    node.wait_for(
+        "the pod's address in the API",
+        Duration::from_secs(30),
+        || {
+            ip = node
+            .sh("podswarmctl get pod web -o json | sed -n 's/.*\"ip\": \"\\([0-9.]*\\)\".*/\\1/p'")
+            .trim()
+            .to_owned();
+            !ip.is_empty()
+        },
+    );
+    let ip = ip.as_str();
     assert!(
         node.sh(&format!("curl -sf http://{ip}:8080/"))
             .contains("hello from podswarm")

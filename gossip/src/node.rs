@@ -411,9 +411,12 @@ fn unexpected(peer: &str, msg: &Sync) -> Error {
 struct Durability {
     /// Every change up to this count is on disk.
     flushed: u64,
-    /// Write attempts so far; with `error`, whether the latest failed and why.
-    attempts: u64,
-    error: Option<String>,
+    /// Write attempts begun so far.
+    begun: u64,
+    /// The latest failed write: which attempt it was, the changes it held (up to this count) and
+    /// why it failed. Only an attempt that began after a waiter asked, and held its change, speaks
+    /// for that change (one already under way may fail for a cause since removed).
+    failed: Option<(u64, u64, String)>,
 }
 
 /// One running session.
@@ -642,6 +645,9 @@ impl Session {
                         r.pending()
                     };
                     let Some(pending) = pending else { continue };
+                    let holds = pending.written;
+                    durability_tx.send_modify(|d| d.begun += 1);
+                    let attempt = durability_tx.borrow().begun;
                     let written = tokio::task::spawn_blocking(move || pending.write()).await;
                     match written {
                         Ok(Ok(flushed)) => {
@@ -651,8 +657,7 @@ impl Session {
                             failing = false;
                             durability_tx.send_modify(|d| {
                                 d.flushed = d.flushed.max(flushed);
-                                d.attempts += 1;
-                                d.error = None;
+                                d.failed = None;
                             });
                         }
                         Ok(Err(e)) => {
@@ -663,8 +668,7 @@ impl Session {
                                 tracing::error!(error = %message, "cannot persist the cluster state");
                             }
                             durability_tx.send_modify(|d| {
-                                d.attempts += 1;
-                                d.error = Some(message);
+                                d.failed = Some((attempt, holds, message));
                             });
                         }
                         Err(e) => {
@@ -745,15 +749,26 @@ impl Session {
     pub fn until_durable(&self) -> impl Future<Output = Result<(), Error>> + Send + use<> {
         let target = self.shared.lock().written();
         let mut durability = self.durability.clone();
-        let started = durability.borrow().attempts;
+        let asked = durability.borrow().begun;
         let persist_now = self.persist_now.clone();
         async move {
             persist_now.notify_one();
-            let wait = durability
-                .wait_for(|d| d.flushed >= target || (d.attempts > started && d.error.is_some()));
+            // Done when a write that holds this change succeeded, or one begun since it was
+            // asked for, holding it, failed.
+            let wait = durability.wait_for(|d| {
+                d.flushed >= target
+                    || d.failed
+                        .as_ref()
+                        .is_some_and(|(attempt, holds, _)| *attempt > asked && *holds >= target)
+            });
             match tokio::time::timeout(IO_TIMEOUT, wait).await {
                 Ok(Ok(d)) if d.flushed >= target => Ok(()),
-                Ok(Ok(d)) => Err(Error::NotDurable(d.error.clone().unwrap_or_default())),
+                Ok(Ok(d)) => Err(Error::NotDurable(
+                    d.failed
+                        .as_ref()
+                        .map(|(_, _, m)| m.clone())
+                        .unwrap_or_default(),
+                )),
                 Ok(Err(_)) => Err(Error::NotDurable("the session stopped".to_owned())),
                 Err(_) => Err(Error::NotDurable(format!(
                     "not written within {}s",
