@@ -375,7 +375,7 @@ pub struct Model {
     current: watch::Sender<Arc<Snapshot>>,
     /// Serialises builds, so a slower build of older inputs never replaces a newer snapshot, and
     /// holds the pod views the current snapshot was built from (none before the first build).
-    built: Mutex<Option<Vec<u8>>>,
+    built: Mutex<Option<BTreeMap<String, PodView>>>,
 }
 
 impl std::fmt::Debug for Model {
@@ -439,12 +439,12 @@ impl Model {
             .read()
             .map(|v| v.clone())
             .unwrap_or_else(|e| e.into_inner().clone());
-        // The views have no version; their serialised form stands for one.
-        let fingerprint = serde_json::to_vec(&local).unwrap_or_default();
+        // The views have no version: compared with those the current snapshot was built from.
         let current = self.current();
-        if current.stamp == stamp && built.as_ref() == Some(&fingerprint) {
+        if current.stamp == stamp && built.as_ref() == Some(&local) {
             return current;
         }
+        *built = Some(local.clone());
         let mirror = self.link.mirror();
         let inputs = Inputs {
             stamp,
@@ -457,7 +457,6 @@ impl Model {
             tokens: self.link.tokens(),
         };
         let snapshot = Arc::new(Snapshot::build(inputs));
-        *built = Some(fingerprint);
         self.current.send_replace(Arc::clone(&snapshot));
         tracing::trace!(
             state = stamp.state,
