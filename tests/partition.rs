@@ -73,8 +73,11 @@ fn a_two_two_split_with_writes_on_both_sides_heals_to_exactly_the_desired_pods()
     p1.write("/root/web.yaml", deployment("web", 4).as_bytes());
     p1.sh("podswarmctl apply -f /root/web.yaml");
     let started = Instant::now();
+    // Placement is sticky: pods placed before the other nodes' subnet claims stood stay where they
+    // started, so where they run is not asserted; that they are four, each with its own address
+    // and reachable from every node, is.
     p1.wait_for(
-        "four pods running on four nodes",
+        "four pods running, each with its own address",
         Duration::from_secs(180),
         || {
             let pods = running(p1);
@@ -83,19 +86,28 @@ fn a_two_two_split_with_writes_on_both_sides_heals_to_exactly_the_desired_pods()
             let n = ips.len();
             ips.dedup();
             assert_eq!(ips.len(), n, "two running pods share an address: {pods:?}");
-            nodes_of(&pods) == NAMES
+            n == 4 && ready_nodes(p1) == NAMES
         },
     );
     println!(
-        "four pods on four nodes {:.1} s after the apply",
+        "four pods running on {:?} {:.1} s after the apply",
+        nodes_of(&running(p1)),
         started.elapsed().as_secs_f64()
     );
-    assert_pods_answer(p1, &nodes);
-    // Processes and units agree with the API: one systemd unit per pod.
-    assert_eq!(
-        census(&all, &["web"]),
-        BTreeMap::from([("web".to_owned(), 4)])
+    // Processes and units agree with the API: one systemd unit per pod. Until the pods' status
+    // records are out (a second or so), placement has nothing to keep them where they started and
+    // a pod may still move once; so this waits for a listing that holds still.
+    p1.wait_for(
+        "one active unit per pod, the listing settled",
+        Duration::from_secs(30),
+        || {
+            let before = running(p1);
+            std::thread::sleep(Duration::from_secs(2));
+            census(&all, &["web"]) == BTreeMap::from([("web".to_owned(), 4)])
+                && running(p1) == before
+        },
     );
+    assert_pods_answer(p1, &nodes);
 
     // Split: p3 and p4 move to the other bridge. Each half sees only itself.
     let cut = Instant::now();

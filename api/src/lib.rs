@@ -34,8 +34,9 @@ pub use error::{Error, ErrorBody, decode};
 pub use pod::{ContainerView, Phase, PodReason, PodView};
 pub use podswarm_view::Whitelist;
 pub use workload::{
-    Addresses, DeploymentDetail, DeploymentStatus, Endpoint, Endpoints, Node, ServiceDetail,
-    ServiceItem, ServiceSummary,
+    Addresses, ConditionReason, ConditionStatus, ConditionType, DeploymentCondition,
+    DeploymentDetail, DeploymentRevision, DeploymentStatus, Endpoint, Endpoints, Node,
+    ServiceDetail, ServiceItem, ServiceSummary,
 };
 pub use write::{
     Action, Applied, ApplyResult, CreatedToken, Deleted, Health, HostBody, NewToken, ObjectRef,

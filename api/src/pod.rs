@@ -134,6 +134,10 @@ pub struct PodView {
     /// Seconds since the epoch.
     pub created: u64,
     pub warnings: Vec<String>,
+    /// Since when (seconds since the epoch) the pod has been ready without a break; rollouts
+    /// count it available `minReadySeconds` later. Absent while not ready, and from older nodes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ready_since: Option<u64>,
 }
 
 impl PodView {

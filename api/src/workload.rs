@@ -6,7 +6,7 @@
 use std::collections::BTreeMap;
 
 use k8s_openapi::api::apps::v1::Deployment;
-use k8s_openapi::api::core::v1::Service;
+use k8s_openapi::api::core::v1::{PodTemplateSpec, Service};
 use serde::{Deserialize, Serialize};
 
 /// A Deployment's pods as the API counts them (`GET /api/v1/deployments`).
@@ -19,14 +19,85 @@ pub struct DeploymentStatus {
     pub replicas: i32,
     /// Ready pods of any revision.
     pub ready: usize,
-    /// Pods of the current template.
+    /// Pods of the current template (Kubernetes' `updatedReplicas`).
     pub up_to_date: usize,
-    /// Ready pods of the current template.
+    /// Pods of any revision ready for at least `minReadySeconds` (Kubernetes'
+    /// `availableReplicas`).
     pub available: usize,
     /// Seconds since the epoch.
     pub created: u64,
-    /// The state version the Deployment was last written at.
+    /// The state version the Deployment was last written at. Every node computes the status from
+    /// the object at this version, so it is also Kubernetes' `observedGeneration`.
     pub version: u64,
+    /// Pods of every revision that exist (Kubernetes' `status.replicas`); older podswarm said
+    /// nothing here.
+    #[serde(default)]
+    pub total: usize,
+    /// The current template's revision (`deployment.kubernetes.io/revision`); 0 before the first
+    /// rollout was recorded.
+    #[serde(default)]
+    pub revision: u64,
+    /// `Available` and `Progressing`, as Kubernetes reports them.
+    #[serde(default)]
+    pub conditions: Vec<DeploymentCondition>,
+}
+
+impl DeploymentStatus {
+    /// The condition of a type, if reported.
+    pub fn condition(&self, kind: ConditionType) -> Option<&DeploymentCondition> {
+        self.conditions.iter().find(|c| c.kind == kind)
+    }
+}
+
+/// One of a Deployment's conditions (`status.conditions[]` in Kubernetes).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeploymentCondition {
+    #[serde(rename = "type")]
+    pub kind: ConditionType,
+    pub status: ConditionStatus,
+    pub reason: ConditionReason,
+    pub message: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ConditionType {
+    Available,
+    Progressing,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ConditionStatus {
+    True,
+    False,
+    Unknown,
+}
+
+/// Kubernetes' reasons, spelled as `kubectl` prints them (and as `rollout status` matches them).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ConditionReason {
+    MinimumReplicasAvailable,
+    MinimumReplicasUnavailable,
+    NewReplicaSetAvailable,
+    ReplicaSetUpdated,
+    ProgressDeadlineExceeded,
+    DeploymentPaused,
+    /// A reason a newer podswarm reports; readers show the message.
+    #[serde(other)]
+    Other,
+}
+
+impl ConditionReason {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ConditionReason::MinimumReplicasAvailable => "MinimumReplicasAvailable",
+            ConditionReason::MinimumReplicasUnavailable => "MinimumReplicasUnavailable",
+            ConditionReason::NewReplicaSetAvailable => "NewReplicaSetAvailable",
+            ConditionReason::ReplicaSetUpdated => "ReplicaSetUpdated",
+            ConditionReason::ProgressDeadlineExceeded => "ProgressDeadlineExceeded",
+            ConditionReason::DeploymentPaused => "DeploymentPaused",
+            ConditionReason::Other => "Other",
+        }
+    }
 }
 
 /// One Deployment (`GET /api/v1/deployments/:ns/:name`): its counts and the object.
@@ -36,6 +107,26 @@ pub struct DeploymentDetail {
     /// so readers keep accepting it.
     pub status: Option<DeploymentStatus>,
     pub object: Deployment,
+}
+
+/// One revision of a Deployment (`GET /api/v1/deployments/:ns/:name/revisions`): a template it
+/// has had, as its revision record keeps it, so `rollout history` can list it and `rollout undo`
+/// can write it back. A template applied again (an undo) moves up to the newest revision, as in
+/// Kubernetes, so each template appears once.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DeploymentRevision {
+    /// Kubernetes' `deployment.kubernetes.io/revision`: grows with each new template.
+    pub revision: u64,
+    /// The template's hash, the middle part of its pods' names (`<name>-<hash>-<n>`).
+    pub template_hash: String,
+    /// When the template was applied, in seconds since the epoch.
+    pub created: u64,
+    pub template: PodTemplateSpec,
+    /// `kubernetes.io/change-cause` as `kubectl rollout history` shows it: the Deployment's
+    /// annotation for its current template, else the template's own.
+    #[serde(default)]
+    pub change_cause: Option<String>,
 }
 
 /// One port of one pod behind a Service (`GET /api/v1/services/:ns/:name/endpoints`).
@@ -124,6 +215,22 @@ mod tests {
         assert_eq!(item.object.metadata.name.as_deref(), Some("web"));
         assert_eq!(item.podswarm.ready_endpoints, 1);
         assert_eq!(serde_json::to_value(&item).unwrap(), wire);
+    }
+
+    /// A revision as `GET /api/v1/deployments/:ns/:name/revisions` lists it; an answer without
+    /// `changeCause` still reads.
+    #[test]
+    fn a_revision_carries_its_template_and_hash() {
+        let wire = json!({"revision": 2, "templateHash": "8r45t6h2", "created": 5,
+            "template": {"metadata": {"labels": {"app": "web"}}}, "changeCause": "v2"});
+        let rev: DeploymentRevision = serde_json::from_value(wire.clone()).unwrap();
+        assert_eq!(rev.change_cause.as_deref(), Some("v2"));
+        assert_eq!(serde_json::to_value(&rev).unwrap(), wire);
+        let older: DeploymentRevision = serde_json::from_value(
+            json!({"revision": 1, "templateHash": "x", "created": 0, "template": {}}),
+        )
+        .unwrap();
+        assert_eq!(older.change_cause, None);
     }
 
     #[test]

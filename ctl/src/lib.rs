@@ -57,6 +57,8 @@ pub mod cli {
         Logs(cmd::logs::Args),
         /// Set a deployment's replica count: scale deploy/NAME --replicas N
         Scale(cmd::scale::Args),
+        /// Manage a deployment's rollout: status, history, undo, restart, pause, resume
+        Rollout(cmd::rollout::Args),
         /// Create, join or leave a cluster (on this node)
         Cluster(cmd::cluster::Args),
         /// Cluster DNS settings

@@ -27,6 +27,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<()> {
         Command::Delete(args) => cmd::delete::run(&client()?, args).await,
         Command::Logs(args) => cmd::logs::run(&client()?, args).await,
         Command::Scale(args) => cmd::scale::run(&client()?, args).await,
+        Command::Rollout(args) => cmd::rollout::run(&client()?, args).await,
         Command::Token(args) => cmd::token::run(&client()?, args).await,
         Command::Dns(args) => cmd::dns::run(&client()?, args).await,
     }

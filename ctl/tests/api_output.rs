@@ -125,6 +125,7 @@ fn pod(ns: &str, name: &str, age: u64, state: Option<&str>) -> PodView {
             .collect(),
         created: now() - age,
         warnings: Vec::new(),
+        ready_since: None,
     }
 }
 

@@ -29,9 +29,9 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post, put};
 use axum::serve::IncomingStream;
 use podswarm_api::{
-    Addresses, Applied, ApplyResult, CreatedToken, Deleted, DeploymentDetail, Endpoints, ErrorBody,
-    Health, HostBody, List, NewToken, ObjectRef, Revoked, Scale, Scaled, ServiceDetail,
-    ServiceItem, ServiceSummary, Token, WhitelistBody,
+    Addresses, Applied, ApplyResult, CreatedToken, Deleted, DeploymentDetail, DeploymentRevision,
+    Endpoints, ErrorBody, Health, HostBody, List, NewToken, ObjectRef, Revoked, Scale, Scaled,
+    ServiceDetail, ServiceItem, ServiceSummary, Token, WhitelistBody,
 };
 use podswarm_manifest::{Limits, Object, Policy};
 use serde::{Deserialize, Serialize};
@@ -61,11 +61,28 @@ pub struct Api {
     pub api_port: Option<u16>,
 }
 
+/// A write the cluster state did not take. One podswarm-gossip could not put on this node's disk
+/// (full, read-only) is 507 Insufficient Storage, so a client tells a disk to free from an outage
+/// to wait out; anything else is 503.
 fn unavailable(e: &crate::link::LinkError) -> ApiError {
-    ApiError::new(
-        StatusCode::SERVICE_UNAVAILABLE,
-        crate::reconcile::error_chain(e),
-    )
+    use podswarm_gossip::control::client::FailureKind;
+    match e {
+        crate::link::LinkError::Gossip(cause) if cause.kind() == Some(FailureKind::NotDurable) => {
+            let mut error = ApiError::new(
+                StatusCode::INSUFFICIENT_STORAGE,
+                crate::reconcile::error_chain(cause),
+            );
+            error.body.details.push(
+                "podswarm-gossip holds the write in memory (other nodes may get it) and stores it once the disk has room: free space on this node, then repeat the request"
+                    .to_owned(),
+            );
+            error
+        }
+        _ => ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            crate::reconcile::error_chain(e),
+        ),
+    }
 }
 
 impl Api {
@@ -159,6 +176,10 @@ pub fn routes(api: Shared, max_body: usize) -> Router {
         .route("/api/v1/pods/{ns}/{name}/logs", get(pod_logs))
         .route("/api/v1/deployments", get(list_deployments))
         .route("/api/v1/deployments/{ns}/{name}", get(get_deployment))
+        .route(
+            "/api/v1/deployments/{ns}/{name}/revisions",
+            get(deployment_revisions),
+        )
         .route(
             "/api/v1/deployments/{ns}/{name}/scale",
             put(scale_deployment),
@@ -599,6 +620,18 @@ fn entry<'a>(
         .ok_or_else(|| ApiError::not_found(format!("{} {ns}/{name}", kind.to_ascii_lowercase())))
 }
 
+/// A Deployment of the snapshot, or a 404 that names it.
+fn deployment<'a>(
+    snapshot: &'a Snapshot,
+    ns: &str,
+    name: &str,
+) -> Result<&'a k8s_openapi::api::apps::v1::Deployment, ApiError> {
+    match &entry(snapshot, "Deployment", ns, name)?.object {
+        Object::Deployment(d) => Ok(d),
+        _ => Err(ApiError::not_found(format!("deployment {ns}/{name}"))),
+    }
+}
+
 async fn list_deployments(AxState(api): AxState<Shared>, Query(q): Query<ListQuery>) -> ApiResult {
     let snapshot = api.model.current();
     let items: Vec<&crate::model::DeploymentStatus> = snapshot
@@ -613,14 +646,57 @@ async fn get_deployment(
     Path((ns, name)): Path<(String, String)>,
 ) -> ApiResult {
     let snapshot = api.model.current();
-    let e = entry(&snapshot, "Deployment", &ns, &name)?;
-    let Object::Deployment(object) = &e.object else {
-        return Err(ApiError::not_found(format!("deployment {ns}/{name}")));
-    };
+    let object = deployment(&snapshot, &ns, &name)?;
     ok(DeploymentDetail {
         status: snapshot.deployment(&ns, &name).cloned(),
         object: object.clone(),
     })
+}
+
+/// The change cause `kubectl rollout history` shows.
+const CHANGE_CAUSE: &str = "kubernetes.io/change-cause";
+
+/// A Deployment's revisions, oldest first: its revision records ([`crate::rollout`]), from which
+/// `podswarmctl rollout history` lists and `rollout undo` restores templates.
+async fn deployment_revisions(
+    AxState(api): AxState<Shared>,
+    Path((ns, name)): Path<(String, String)>,
+) -> ApiResult {
+    let snapshot = api.model.current();
+    let object = deployment(&snapshot, &ns, &name)?;
+    let current = podswarm_manifest::template_hash(&object.spec.template);
+    let annotation = |meta: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta| {
+        meta.annotations
+            .as_ref()
+            .and_then(|a| a.get(CHANGE_CAUSE))
+            .filter(|c| !c.is_empty())
+            .cloned()
+    };
+    let mut facts = api.link.rollout_facts(api.state.now());
+    let records = facts.revisions.remove(&(ns, name)).unwrap_or_default();
+    let mut items: Vec<DeploymentRevision> = records
+        .into_iter()
+        .map(|(hash, r)| {
+            // Kubernetes copies the Deployment's annotations onto the ReplicaSet of its current
+            // template, and kubectl prefers those; a revision record keeps only the template,
+            // so older revisions show their template's own.
+            let deployment_cause = if hash == current {
+                annotation(&object.metadata)
+            } else {
+                None
+            };
+            DeploymentRevision {
+                revision: r.revision,
+                change_cause: deployment_cause
+                    .or_else(|| r.template.metadata.as_ref().and_then(annotation)),
+                template_hash: hash,
+                created: r.created,
+                template: r.template,
+            }
+        })
+        .collect();
+    items.sort_by_key(|r| r.revision);
+    ok(List::from(items))
 }
 
 impl JsonShape for Scale {
@@ -1171,8 +1247,15 @@ mod tests {
         node.api.model.refresh();
         let entry = node.api.state.entries().remove(0);
 
+        // `total`, `revision` and `conditions` came with rollouts; the older fields kept their
+        // names.
         let status = json!({"namespace": "shop", "name": "web", "replicas": 2, "ready": 0,
-            "upToDate": 0, "available": 0, "created": entry.created, "version": entry.version});
+            "upToDate": 0, "available": 0, "created": entry.created, "version": entry.version,
+            "total": 0, "revision": 0, "conditions": [
+                {"type": "Available", "status": "False", "reason": "MinimumReplicasUnavailable",
+                 "message": "Deployment does not have minimum availability."},
+                {"type": "Progressing", "status": "True", "reason": "ReplicaSetUpdated",
+                 "message": "Deployment \"web\" is progressing."}]});
         let (_, body) = call(&node.api, "GET", "/api/v1/deployments", b"").await;
         assert_eq!(body, json!({"items": [status]}));
         let (_, body) = call(&node.api, "GET", "/api/v1/deployments/shop/web", b"").await;
@@ -1198,6 +1281,36 @@ mod tests {
         );
         let (_, body) = call(&node.api, "GET", "/api/v1/dns/whitelist", b"").await;
         assert_eq!(body, json!({"enabled": false, "hosts": []}));
+    }
+
+    /// A Deployment's revisions: `{"items": [...]}` of its records (none here: writing them
+    /// takes gossip, which podswarmctl's tests have), 404 in the error shape for no Deployment.
+    #[tokio::test]
+    async fn revisions_are_listed_per_deployment() {
+        let node = node();
+        node.api
+            .state
+            .apply(crate::testing::objects(crate::testing::DEPLOYMENT))
+            .unwrap();
+        node.api.model.refresh();
+        let (status, body) = call(
+            &node.api,
+            "GET",
+            "/api/v1/deployments/shop/web/revisions",
+            b"",
+        )
+        .await;
+        assert_eq!((status, body), (StatusCode::OK, json!({"items": []})));
+        let (status, body) = call(
+            &node.api,
+            "GET",
+            "/api/v1/deployments/shop/nope/revisions",
+            b"",
+        )
+        .await;
+        assert_eq!(status, StatusCode::NOT_FOUND);
+        assert_error_shape(&body);
+        assert_eq!(body["error"], "deployment shop/nope not found");
     }
 
     #[tokio::test]

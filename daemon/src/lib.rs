@@ -14,6 +14,7 @@ pub mod plan;
 pub mod podman;
 pub mod probe;
 pub mod reconcile;
+pub mod rollout;
 pub mod routes;
 pub mod schedule;
 pub mod state;

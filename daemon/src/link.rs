@@ -28,6 +28,7 @@ use serde_json::{Value, json};
 use tokio::sync::watch;
 
 use crate::reconcile::{PodView, PodViews, error_chain};
+use crate::rollout::{Facts, Revision, Seen, expired_revisions};
 use crate::schedule::{NodeInfo, Placement, place};
 use crate::state::{Action, State, TokenRecord, token_matches};
 
@@ -159,7 +160,8 @@ impl Link {
     /// (it just joined, or lost its subnet to an earlier claim and is moving) gets nothing, and
     /// this node runs nothing while another node holds the subnet it renders with (it joined a
     /// cluster where an earlier claim has it): two live pods must never share an address,
-    /// whatever the timing of joins and applies.
+    /// whatever the timing of joins and applies. A pod keeps the node its status record names
+    /// while that node may still have it (`running`), so running pods do not move.
     pub fn place(&self, pods: &[&PodInstance]) -> BTreeMap<String, Placement> {
         let synced = self.mirror.read().map(|m| m.synced).unwrap_or(false);
         let rendering = self
@@ -172,7 +174,29 @@ impl Link {
             &self.node_name,
             rendering.filter(|_| synced).as_deref(),
         );
-        place(pods, &nodes)
+        place(pods, &nodes, &self.running())
+    }
+
+    /// Where pods are placed now (`ns/pod` → node), from the pod status records
+    /// ([`Link::pod_records`]' keys) of every node, this one's included. Only a pod placed on a
+    /// node has a record naming it: an unplaced pod's view has an empty node and is not
+    /// published, and a record saying `Unschedulable` (another version's) is not taken either.
+    /// Read under the lock, two fields per record, so a pass copies and parses no whole record.
+    fn running(&self) -> BTreeMap<String, String> {
+        let Ok(m) = self.mirror.read() else {
+            return BTreeMap::new();
+        };
+        let unplaced = crate::reconcile::PodReason::Unschedulable.as_str();
+        m.entries
+            .range("pods/".to_owned()..)
+            .take_while(|(k, _)| k.starts_with("pods/"))
+            .filter_map(|(k, (_, v))| {
+                let node = v.get("node")?.as_str()?;
+                let reason = v.get("reason").and_then(Value::as_str);
+                (!node.is_empty() && reason != Some(unplaced))
+                    .then(|| (k.trim_start_matches("pods/").to_owned(), node.to_owned()))
+            })
+            .collect()
     }
 
     /// Status records other nodes published for their pods.
@@ -227,7 +251,9 @@ impl Link {
             .map_err(|_| LinkError::NotSeen(limit))
     }
 
-    /// Writes objects; returns, per object, whether it was new, changed or the same.
+    /// Writes objects; returns, per object, whether it was new, changed or the same. A
+    /// Deployment's template gets its revision record first, so that no node ever sees the new
+    /// template without the old one its running pods need.
     pub async fn apply(&self, objects: &[Object]) -> Result<Vec<Action>, LinkError> {
         let mut out = Vec::new();
         for o in objects {
@@ -236,6 +262,10 @@ impl Link {
             let held = self.mirror().entries.get(&key).map(|(_, v)| v.clone());
             let action = action(held.as_ref(), &value);
             if action != Action::Unchanged {
+                if let Object::Deployment(d) = o {
+                    self.record_revisions(o.namespace(), o.name(), d, held.as_ref())
+                        .await?;
+                }
                 self.write(&key, Some(value)).await?;
             }
             out.push(action);
@@ -243,13 +273,102 @@ impl Link {
         Ok(out)
     }
 
-    /// Deletes an object; `false` when the cluster has no such object.
+    /// Keeps a Deployment's revision records ([`crate::rollout`]) in step with a write of it:
+    /// the template it had (if it has no record yet: written before revisions existed), then the
+    /// new one as the newest revision (a template seen before, as by an undo, moves up), and
+    /// drops the oldest beyond `revisionHistoryLimit` that no pod still uses.
+    async fn record_revisions(
+        &self,
+        namespace: &str,
+        name: &str,
+        d: &k8s_openapi::api::apps::v1::Deployment,
+        held: Option<&Value>,
+    ) -> Result<(), LinkError> {
+        let spec = &d.spec;
+        let facts = self.rollout_facts(unix_now());
+        let at = (namespace.to_owned(), name.to_owned());
+        let mut revisions = facts.revisions.get(&at).cloned().unwrap_or_default();
+        let prefix = format!("revisions/{namespace}/{name}/");
+        let mut newest = revisions.values().map(|r| r.revision).max().unwrap_or(0);
+        let hash = podswarm_manifest::template_hash(&spec.template);
+        let before = held
+            .and_then(|v| {
+                serde_json::from_value::<k8s_openapi::api::apps::v1::Deployment>(v.clone()).ok()
+            })
+            .map(|d| d.spec.template);
+        if let Some(template) = before {
+            let old = podswarm_manifest::template_hash(&template);
+            if old != hash && !revisions.contains_key(&old) {
+                newest += 1;
+                let rev = Revision {
+                    revision: newest,
+                    template,
+                    created: unix_now(),
+                };
+                self.write(&format!("{prefix}{old}"), serde_json::to_value(&rev).ok())
+                    .await?;
+                revisions.insert(old, rev);
+            }
+        }
+        if revisions.get(&hash).is_none_or(|r| r.revision < newest) {
+            let rev = Revision {
+                revision: newest + 1,
+                template: spec.template.clone(),
+                created: unix_now(),
+            };
+            self.write(&format!("{prefix}{hash}"), serde_json::to_value(&rev).ok())
+                .await?;
+            revisions.insert(hash.clone(), rev);
+        }
+        let live: BTreeSet<String> = facts
+            .pods
+            .get(&at)
+            .into_iter()
+            .flat_map(|pods| pods.keys())
+            .filter_map(|p| podswarm_manifest::replica_ordinal(p).map(|(h, _)| h.to_owned()))
+            .collect();
+        let limit = podswarm_manifest::rollout::Rollout::of(spec)
+            .map(|r| r.revision_history_limit)
+            .unwrap_or(10);
+        for expired in expired_revisions(&revisions, &hash, &live, limit) {
+            self.write(&format!("{prefix}{expired}"), None).await?;
+        }
+        Ok(())
+    }
+
+    /// What rollouts decide from ([`crate::rollout`]): the revision records, and what the status
+    /// records of pods on live nodes say.
+    pub fn rollout_facts(&self, now: u64) -> Facts {
+        let live: BTreeSet<String> = self
+            .nodes()
+            .into_iter()
+            .filter(|n| n.ready)
+            .map(|n| n.name)
+            .collect();
+        facts_of(&self.mirror(), &live, now)
+    }
+
+    /// Deletes an object (a Deployment with its revision records); `false` when the cluster has no
+    /// such object.
     pub async fn delete(&self, kind: &str, namespace: &str, name: &str) -> Result<bool, LinkError> {
         let key = format!("objects/{kind}/{namespace}/{name}");
-        if !self.mirror().entries.contains_key(&key) {
+        let mirror = self.mirror();
+        if !mirror.entries.contains_key(&key) {
             return Ok(false);
         }
         self.write(&key, None).await?;
+        if kind == "Deployment" {
+            let prefix = format!("revisions/{namespace}/{name}/");
+            let revisions: Vec<&String> = mirror
+                .entries
+                .range(prefix.clone()..)
+                .take_while(|(k, _)| k.starts_with(&prefix))
+                .map(|(k, _)| k)
+                .collect();
+            for k in revisions {
+                self.write(k, None).await?;
+            }
+        }
         Ok(true)
     }
 
@@ -595,6 +714,68 @@ impl Link {
 }
 
 /// What writing `value` over what the mirror holds (`held`) does.
+/// Seconds since the epoch, by this node's clock.
+pub fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+/// Rollout facts from a mirror: revision records (`revisions/<ns>/<name>/<hash>`) and the status
+/// records of pods on `live` nodes, grouped by the Deployment that owns them. A record from a node
+/// that is down says nothing: its pods are being placed elsewhere.
+fn facts_of(m: &Mirror, live: &BTreeSet<String>, now: u64) -> Facts {
+    let mut facts = Facts {
+        now,
+        ..Facts::default()
+    };
+    for (k, (_, v)) in m
+        .entries
+        .range("revisions/".to_owned()..)
+        .take_while(|(k, _)| k.starts_with("revisions/"))
+    {
+        let mut parts = k["revisions/".len()..].splitn(3, '/');
+        let (Some(ns), Some(name), Some(hash)) = (parts.next(), parts.next(), parts.next()) else {
+            continue;
+        };
+        let Ok(rev) = serde_json::from_value::<Revision>(v.clone()) else {
+            continue;
+        };
+        facts
+            .revisions
+            .entry((ns.to_owned(), name.to_owned()))
+            .or_default()
+            .insert(hash.to_owned(), rev);
+    }
+    for (_, (_, v)) in m
+        .entries
+        .range("pods/".to_owned()..)
+        .take_while(|(k, _)| k.starts_with("pods/"))
+    {
+        let Ok(view) = serde_json::from_value::<PodView>(v.clone()) else {
+            continue;
+        };
+        let Some(deployment) = view
+            .owner
+            .as_deref()
+            .and_then(|o| o.strip_prefix("Deployment/"))
+        else {
+            continue;
+        };
+        if !live.contains(&view.node) {
+            continue;
+        }
+        // Records of older nodes carry no time: ready then counts as long since.
+        let ready_since = view.ready.then(|| view.ready_since.unwrap_or(0));
+        facts
+            .pods
+            .entry((view.namespace.clone(), deployment.to_owned()))
+            .or_default()
+            .insert(view.name.clone(), Seen { ready_since });
+    }
+    facts
+}
+
 fn action(held: Option<&Value>, value: &Value) -> Action {
     match held {
         None => Action::Created,

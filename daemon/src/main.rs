@@ -157,6 +157,8 @@ async fn run(args: Args) -> Result<()> {
     reconciler.views = views;
     let placer = Arc::clone(&link);
     reconciler.placer = Some(Arc::new(move |pods| placer.place(pods)));
+    let facts = Arc::clone(&link);
+    reconciler.facts = Some(Arc::new(move |now| facts.rollout_facts(now)));
     let reconciler = Arc::new(reconciler);
 
     let reload_source = Arc::clone(&systemd);

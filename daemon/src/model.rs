@@ -35,6 +35,7 @@ use tokio::sync::watch;
 
 use crate::link::{Link, NodeView};
 use crate::reconcile::{PodView, PodViews};
+use crate::rollout::Facts;
 use crate::state::{Entry, ObjectKey, State, TokenRecord};
 
 // What the API answers with is the API's contract; the snapshot derives it.
@@ -88,6 +89,8 @@ pub struct Inputs {
     pub whitelist: Option<Value>,
     /// The cluster's API token records (hashes only).
     pub tokens: Vec<TokenRecord>,
+    /// What rollouts decide from: revision records, pod records of live nodes, the time.
+    pub facts: Facts,
 }
 
 /// The cluster at one moment. Immutable: a change makes a new one.
@@ -101,6 +104,8 @@ pub struct Snapshot {
     endpoints: BTreeMap<(String, String), Vec<Endpoint>>,
     /// By (namespace, Deployment name).
     deployments: BTreeMap<(String, String), DeploymentStatus>,
+    /// When rollout status may change with time alone (a pod turns available, a deadline passes).
+    recheck: Option<u64>,
     nodes: Vec<NodeView>,
     whitelist: Whitelist,
     tokens: Vec<TokenRecord>,
@@ -117,44 +122,26 @@ impl Snapshot {
             records,
             whitelist,
             tokens,
+            facts,
         } = inputs;
-        // Every pod the objects ask for, expanded once: specs resolve named ports and host names,
-        // and a Deployment's current pod names tell its up-to-date pods from older ones.
-        let mut specs: BTreeMap<String, PodSpec> = BTreeMap::new();
-        let mut current: BTreeMap<(String, String), BTreeSet<String>> = BTreeMap::new();
-        for e in &entries {
-            let instances = podswarm_manifest::pods_of(&e.object);
-            if matches!(e.object, Object::Deployment(_)) {
-                current.insert(
-                    (e.object.namespace().to_owned(), e.object.name().to_owned()),
-                    instances
-                        .iter()
-                        .map(|p| format!("{}/{}", p.namespace, p.name))
-                        .collect(),
-                );
-            }
-            specs.extend(
-                instances
-                    .into_iter()
-                    .map(|p| (format!("{}/{}", p.namespace, p.name), p.spec)),
-            );
-        }
+        // Every pod the objects ask for, expanded once (a Deployment's as its rollout stands, with
+        // its status decided alongside, the same way on every node): specs resolve named ports and
+        // host names.
+        let crate::rollout::Expansion {
+            pods,
+            deployments,
+            recheck,
+        } = crate::rollout::expand(&entries, &facts);
+        let specs: BTreeMap<String, PodSpec> = pods
+            .into_iter()
+            .map(|(p, _)| (format!("{}/{}", p.namespace, p.name), p.spec))
+            .collect();
         let views = merge_pods(&node_name, local, &nodes, records);
         let mut endpoints = BTreeMap::new();
-        let mut deployments = BTreeMap::new();
         for e in &entries {
-            let at = (e.object.namespace().to_owned(), e.object.name().to_owned());
-            match &e.object {
-                Object::Service(_) => {
-                    endpoints.insert(at, endpoints_of(e, &views, &specs));
-                }
-                Object::Deployment(_) => {
-                    let names = current.get(&at).cloned().unwrap_or_default();
-                    if let Some(status) = deployment_status(e, &views, &names) {
-                        deployments.insert(at, status);
-                    }
-                }
-                _ => {}
+            if matches!(e.object, Object::Service(_)) {
+                let at = (e.object.namespace().to_owned(), e.object.name().to_owned());
+                endpoints.insert(at, endpoints_of(e, &views, &specs));
             }
         }
         let pods = views
@@ -179,6 +166,7 @@ impl Snapshot {
             pods,
             endpoints,
             deployments,
+            recheck,
             nodes,
             whitelist: whitelist
                 .and_then(|v| serde_json::from_value(v).ok())
@@ -334,37 +322,6 @@ fn endpoints_of(
     out
 }
 
-/// A Deployment's counts: its pods are the ones it owns in its namespace; `current` names the
-/// pods of its present template.
-fn deployment_status(
-    e: &Entry,
-    pods: &BTreeMap<String, PodView>,
-    current: &BTreeSet<String>,
-) -> Option<DeploymentStatus> {
-    let Object::Deployment(d) = &e.object else {
-        return None;
-    };
-    let owner = format!("Deployment/{}", e.object.name());
-    let owned: Vec<&PodView> = pods
-        .values()
-        .filter(|v| v.namespace == e.object.namespace() && v.owner.as_deref() == Some(&owner))
-        .collect();
-    let up_to_date: Vec<&&PodView> = owned
-        .iter()
-        .filter(|v| current.contains(&format!("{}/{}", v.namespace, v.name)))
-        .collect();
-    Some(DeploymentStatus {
-        namespace: e.object.namespace().to_owned(),
-        name: e.object.name().to_owned(),
-        replicas: d.spec.replicas.unwrap_or(1),
-        ready: owned.iter().filter(|v| v.ready).count(),
-        up_to_date: up_to_date.len(),
-        available: up_to_date.iter().filter(|v| v.ready).count(),
-        created: e.created,
-        version: e.version,
-    })
-}
-
 /// The live read model: keeps the current [`Snapshot`] of this node's sources.
 pub struct Model {
     state: Arc<State>,
@@ -441,7 +398,11 @@ impl Model {
             .unwrap_or_else(|e| e.into_inner().clone());
         // The views have no version: compared with those the current snapshot was built from.
         let current = self.current();
-        if current.stamp == stamp && built.as_ref() == Some(&local) {
+        let now = crate::link::unix_now();
+        if current.stamp == stamp
+            && built.as_ref() == Some(&local)
+            && current.recheck.is_none_or(|t| now < t)
+        {
             return current;
         }
         *built = Some(local.clone());
@@ -455,6 +416,7 @@ impl Model {
             records: self.link.pod_records(),
             whitelist: mirror.entries.get(WHITELIST_KEY).map(|(_, v)| v.clone()),
             tokens: self.link.tokens(),
+            facts: self.link.rollout_facts(now),
         };
         let snapshot = Arc::new(Snapshot::build(inputs));
         self.current.send_replace(Arc::clone(&snapshot));
@@ -598,43 +560,47 @@ spec:
     }
 
     #[test]
-    fn deployments_count_their_current_and_ready_pods() {
+    fn deployments_count_their_pods_from_the_replicated_records() {
         let entries = entries(crate::testing::DEPLOYMENT);
         let current: Vec<String> = podswarm_manifest::pods_of(&entries[0].object)
             .iter()
-            .map(|p| format!("shop/{}", p.name))
+            .map(|p| p.name.clone())
             .collect();
-        let local = BTreeMap::from([
-            (
-                current[0].clone(),
-                view(&current[0], "me", "Running", Some("10.244.0.2")),
-            ),
-            (
-                current[1].clone(),
-                view(&current[1], "me", "Pending", Some("10.244.0.3")),
-            ),
-            // An older revision's pod, still running.
-            (
-                "shop/web-old-0".into(),
-                view("shop/web-old-0", "me", "Running", Some("10.244.0.4")),
-            ),
-        ]);
+        // The records say one pod is ready, one is not; this node's own views are not asked:
+        // every node counts from the same replicated facts.
+        let mut facts = Facts {
+            now: 100,
+            ..Facts::default()
+        };
+        facts.pods.insert(
+            ("shop".into(), "web".into()),
+            BTreeMap::from([
+                (
+                    current[0].clone(),
+                    crate::rollout::Seen {
+                        ready_since: Some(10),
+                    },
+                ),
+                (current[1].clone(), crate::rollout::Seen::default()),
+            ]),
+        );
         let snap = Snapshot::build(Inputs {
             node_name: "me".into(),
             entries,
-            local,
             nodes: vec![node("me", true)],
+            facts,
             ..Inputs::default()
         });
         let status = snap.deployment("shop", "web").unwrap();
         assert_eq!(
             (
                 status.replicas,
+                status.total,
                 status.ready,
                 status.up_to_date,
                 status.available
             ),
-            (2, 2, 2, 1)
+            (2, 2, 1, 2, 1)
         );
     }
 

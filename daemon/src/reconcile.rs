@@ -29,7 +29,7 @@ use std::time::Duration;
 
 use futures_util::StreamExt;
 use podswarm_generator::{NodeContext, Objects, Options, is_owned, render_network, render_pod};
-use podswarm_manifest::{PodInstance, pods_of};
+use podswarm_manifest::PodInstance;
 use podswarm_units::{Systemd, UnitState};
 use tokio::sync::watch;
 
@@ -122,7 +122,18 @@ pub struct Reconciler<S: Systemd, P: Podman> {
     pub prober: Arc<crate::probe::Prober>,
     /// Decides which node runs each pod (the cluster's placement); none: every pod runs here.
     pub placer: Option<Placer>,
+    /// The replicated facts rollouts decide from, at a given time; none: no revision records and
+    /// no pod records (a Deployment then simply has its current template's pods).
+    pub facts: Option<FactSource>,
+    /// When (seconds since the epoch) the last pass's rollouts may change with time alone (0:
+    /// never); the run loop passes again then.
+    recheck: AtomicU64,
+    /// Since when each pod of this node has been ready, by `ns/name`.
+    ready_since: Mutex<BTreeMap<String, u64>>,
 }
+
+/// The rollout facts of the cluster at a time (seconds since the epoch).
+pub type FactSource = Arc<dyn Fn(u64) -> crate::rollout::Facts + Send + Sync>;
 
 /// Placement of pods (by `ns/name`) onto nodes.
 pub type Placer =
@@ -178,6 +189,9 @@ impl<S: Systemd, P: Podman> Reconciler<S, P> {
             images: RwLock::default(),
             failures: Mutex::default(),
             placer: None,
+            facts: None,
+            recheck: AtomicU64::new(0),
+            ready_since: Mutex::default(),
         }
     }
 
@@ -205,10 +219,19 @@ impl<S: Systemd, P: Podman> Reconciler<S, P> {
         }
         let network =
             render_network(&self.settings.node.network).map_err(ReconcileError::Network)?;
-        let all: Vec<(PodInstance, u64)> = entries
-            .iter()
-            .flat_map(|e| pods_of(&e.object).into_iter().map(|p| (p, e.created)))
-            .collect();
+        let now = crate::link::unix_now();
+        let facts = self
+            .facts
+            .as_ref()
+            .map(|f| f(now))
+            .unwrap_or_else(|| crate::rollout::Facts {
+                now,
+                ..Default::default()
+            });
+        let expansion = crate::rollout::expand(&entries, &facts);
+        let all = expansion.pods;
+        self.recheck
+            .store(expansion.recheck.unwrap_or(0), Ordering::Relaxed);
         let placements = self.placer.as_ref().map(|placer| {
             let refs: Vec<&PodInstance> = all.iter().map(|(p, _)| p).collect();
             placer(&refs)
@@ -317,6 +340,7 @@ impl<S: Systemd, P: Podman> Reconciler<S, P> {
             views.insert(key.clone(), view);
         }
         self.prober.retain(&views.keys().cloned().collect());
+        self.stamp_ready(&mut views);
         if let Ok(mut v) = self.views.write() {
             *v = views;
         }
@@ -342,6 +366,7 @@ impl<S: Systemd, P: Podman> Reconciler<S, P> {
             containers: Vec::new(),
             created: d.created,
             warnings: Vec::new(),
+            ready_since: None,
         };
         match &d.target {
             Target::Run(run) => {
@@ -375,6 +400,27 @@ impl<S: Systemd, P: Podman> Reconciler<S, P> {
         view
     }
 
+    /// Stamps each view with since when its pod has been ready without a break (rollouts count a
+    /// pod available `minReadySeconds` after that); a pod that is not ready loses its stamp.
+    fn stamp_ready(&self, views: &mut BTreeMap<String, PodView>) {
+        let now = crate::link::unix_now();
+        if let Ok(mut since) = self.ready_since.lock() {
+            since.retain(|k, _| views.get(k).is_some_and(|v| v.ready));
+            for (k, v) in views.iter_mut() {
+                v.ready_since = v.ready.then(|| *since.entry(k.clone()).or_insert(now));
+            }
+        }
+    }
+
+    /// How long the run loop may wait for a change before it must pass again anyway: `resync`,
+    /// or less when a rollout moves on with time alone (a pod turns available, a deadline passes).
+    fn until_recheck(&self, resync: Duration) -> Duration {
+        match self.recheck.load(Ordering::Relaxed) {
+            0 => resync,
+            at => Duration::from_secs(at.saturating_sub(crate::link::unix_now())).min(resync),
+        }
+    }
+
     /// Re-reads the state of every pod's units into the views the API serves.
     pub async fn refresh(&self) -> Result<(), ReconcileError> {
         // The cheapest correct thing: a full pass computes nothing new when nothing changed, but it
@@ -392,6 +438,7 @@ impl<S: Systemd, P: Podman> Reconciler<S, P> {
             }
             updated.insert(key, view);
         }
+        self.stamp_ready(&mut updated);
         if let Ok(mut v) = self.views.write() {
             *v = updated;
         }
@@ -504,6 +551,7 @@ impl<S: Systemd, P: Podman> Reconciler<S, P> {
                         view.ready = ready;
                     }
                 }
+                self.stamp_ready(&mut views);
             }
         }
     }
@@ -565,7 +613,7 @@ impl<S: Systemd, P: Podman> Reconciler<S, P> {
                     }
                 }
                 _ = self.wake.notified() => { pending_full = true; }
-                _ = tokio::time::sleep(resync) => { pending_full = true; }
+                _ = tokio::time::sleep(self.until_recheck(resync)) => { pending_full = true; }
             }
         }
     }

@@ -5,6 +5,36 @@
 //! Every change bumps a global version that only goes up and is stamped on the changed object;
 //! watchers (the reconciler) wake on each new version. The cluster issue replaces this single-node
 //! store with the replicated one behind the same interface.
+//!
+//! # A damaged file
+//!
+//! Each write keeps the file it replaces as `state.json.prev` (a second name of the old file, so
+//! no extra data is written). A `state.json` that does not parse is kept for inspection as
+//! `state.json.corrupt-<unix seconds>`, logged once at error level with both names, and replaced
+//! by that previous generation, so podswarmd starts instead of failing the same way on every
+//! restart. The previous generation is at most one change behind, and what it may lack is either
+//! the cluster's (the objects: the link replaces them with the cluster's own as soon as
+//! podswarm-gossip answers, deleting nothing the cluster holds) or handed out again the same way
+//! (a pod address given in that last change: the lowest free one, as before). Pod addresses and
+//! the pod subnet, which nothing else on the node records, are kept, so no running pod is
+//! re-addressed or restarted.
+//!
+//! Without a usable previous generation the state starts empty, which costs more and is said so
+//! in the log: the objects still come back from the cluster (a state that records no cluster
+//! adopts none of its own into it, and mirrors whatever the cluster holds), but the pod subnet is
+//! claimed again (the node's standing claim when its name leads there, else a free one), pod
+//! addresses are handed out again (pods may restart once on new ones), API tokens made before the
+//! node was in a cluster are gone, and with `network.node_subnet` configured the first pass may
+//! run before the cluster answered and stop pods until their objects are back.
+//!
+//! # A full disk
+//!
+//! A write that fails leaves the file as it was (no temp file stays behind). The cluster's copies
+//! ([`State::sync_objects`], and the addresses [`State::retain_pod_ips`] frees) are taken in
+//! memory even then, so the reconciler follows the cluster while the file is behind: the file is
+//! only the copy podswarmd runs on while podswarm-gossip is down. The next write catches the file
+//! up, and so does [`State::touch`] (at most every [`CATCH_UP_SECS`] seconds). An address a pod
+//! is given ([`State::pod_ip`]) is on disk before any unit uses it.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::Ipv4Addr;
@@ -29,6 +59,12 @@ pub enum StateError {
     Corrupt { path: PathBuf, message: String },
     #[error("cannot write the state file {path}")]
     Write {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("cannot set aside the damaged state file {path}")]
+    SetAside {
         path: PathBuf,
         #[source]
         source: std::io::Error,
@@ -118,7 +154,14 @@ struct Data {
     cluster: Option<String>,
     subnet: Option<Ipv4Net>,
     node_token: Option<String>,
+    /// The file is behind this data (a write failed): the next write or catch-up brings it level.
+    unsaved: bool,
+    /// When a catch-up may try again (clock seconds).
+    retry_at: u64,
 }
+
+/// How often [`State::touch`] tries again to write a file that is behind.
+pub const CATCH_UP_SECS: u64 = 10;
 
 pub type Clock = Arc<dyn Fn() -> u64 + Send + Sync>;
 
@@ -133,6 +176,8 @@ pub fn system_clock() -> Clock {
 
 pub struct State {
     path: PathBuf,
+    /// The generation `path` replaced last (see the module docs).
+    previous: PathBuf,
     data: Mutex<Data>,
     changed: watch::Sender<u64>,
     clock: Clock,
@@ -200,11 +245,12 @@ impl State {
     /// the ones it refuses are logged and kept aside.
     pub fn open(dir: &Path, policy: &Policy, clock: Clock) -> Result<State, StateError> {
         let path = dir.join("state.json");
+        let previous = dir.join("state.json.prev");
         let persisted: Persisted = match std::fs::read(&path) {
-            Ok(bytes) => serde_json::from_slice(&bytes).map_err(|e| StateError::Corrupt {
-                path: path.clone(),
-                message: e.to_string(),
-            })?,
+            Ok(bytes) => match serde_json::from_slice(&bytes) {
+                Ok(p) => p,
+                Err(e) => replace_damaged(&path, &previous, &e)?,
+            },
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Persisted::default(),
             Err(source) => return Err(StateError::Read { path, source }),
         };
@@ -244,6 +290,7 @@ impl State {
         let (changed, _) = watch::channel(data.version);
         Ok(State {
             path,
+            previous,
             data: Mutex::new(data),
             changed,
             clock,
@@ -279,10 +326,32 @@ impl State {
             path: self.path.clone(),
             message: e.to_string(),
         })?;
-        write_atomic(&self.path, &bytes, 0o600).map_err(|source| StateError::Write {
-            path: self.path.clone(),
-            source,
+        write_atomic_keeping(&self.path, &bytes, 0o600, &self.previous).map_err(|source| {
+            StateError::Write {
+                path: self.path.clone(),
+                source,
+            }
         })
+    }
+
+    /// Writes `next` and makes it the data; on a failed write nothing changes.
+    fn commit(&self, data: &mut Data, next: Data) -> Result<(), StateError> {
+        self.persist(&next)?;
+        *data = next;
+        data.unsaved = false;
+        Ok(())
+    }
+
+    /// Makes `next` (the cluster's copy) the data whether or not it could be written: a file
+    /// left behind is caught up later (see the module docs). Errors say the file is behind.
+    fn take(&self, data: &mut Data, next: Data) -> Result<(), StateError> {
+        let written = self.persist(&next);
+        *data = next;
+        data.unsaved = written.is_err();
+        if data.unsaved {
+            data.retry_at = (self.clock)().saturating_add(CATCH_UP_SECS);
+        }
+        written
     }
 
     /// The version after the last change.
@@ -337,8 +406,7 @@ impl State {
         }
         if result.iter().any(|(_, a)| *a != Action::Unchanged) {
             next.version = version;
-            self.persist(&next)?;
-            *data = next;
+            self.commit(&mut data, next)?;
             let _ = self.changed.send(version);
         }
         Ok(result)
@@ -384,16 +452,27 @@ impl State {
         let mut next = data.clone_shallow();
         next.objects = wanted;
         next.version = version;
-        self.persist(&next)?;
-        *data = next;
+        let taken = self.take(&mut data, next);
         let _ = self.changed.send(version);
-        Ok(true)
+        taken.map(|()| true)
     }
 
     /// Wakes watchers without a change of objects (membership changed: placement may differ).
+    /// Also catches up a file left behind by a failed write, once its retry time has come.
     pub fn touch(&self) {
         let mut data = self.lock();
         data.version += 1;
+        let now = (self.clock)();
+        if data.unsaved && now >= data.retry_at {
+            match self.persist(&data) {
+                Ok(()) => {
+                    data.unsaved = false;
+                    tracing::info!(file = %self.path.display(), "the state file is written again");
+                }
+                // The failure that left the file behind was reported where it happened.
+                Err(_) => data.retry_at = now.saturating_add(CATCH_UP_SECS),
+            }
+        }
         let _ = self.changed.send(data.version);
     }
 
@@ -418,8 +497,7 @@ impl State {
         let mut next = data.clone_shallow();
         next.cluster = cluster;
         next.subnet = subnet;
-        self.persist(&next)?;
-        *data = next;
+        self.commit(&mut data, next)?;
         Ok(())
     }
 
@@ -432,8 +510,7 @@ impl State {
         let mut next = data.clone_shallow();
         next.objects.remove(key);
         next.version += 1;
-        self.persist(&next)?;
-        *data = next;
+        self.commit(&mut data, next)?;
         let _ = self.changed.send(data.version);
         Ok(true)
     }
@@ -465,8 +542,7 @@ impl State {
             })?;
         let mut next = data.clone_shallow();
         next.pod_ips.insert(pod.to_owned(), ip);
-        self.persist(&next)?;
-        *data = next;
+        self.commit(&mut data, next)?;
         Ok(ip)
     }
 
@@ -478,9 +554,7 @@ impl State {
         }
         let mut next = data.clone_shallow();
         next.pod_ips.retain(|k, _| pods.contains(k));
-        self.persist(&next)?;
-        *data = next;
-        Ok(())
+        self.take(&mut data, next)
     }
 
     /// Creates an API token; returns its id and the token, which is shown once and never stored.
@@ -493,8 +567,7 @@ impl State {
         let mut data = self.lock();
         let mut next = data.clone_shallow();
         next.tokens.push(record.clone());
-        self.persist(&next)?;
-        *data = next;
+        self.commit(&mut data, next)?;
         Ok((record, token))
     }
 
@@ -509,8 +582,7 @@ impl State {
         }
         let mut next = data.clone_shallow();
         next.tokens.retain(|t| t.id != id);
-        self.persist(&next)?;
-        *data = next;
+        self.commit(&mut data, next)?;
         Ok(true)
     }
 
@@ -535,8 +607,7 @@ impl State {
                 let (_, token) = new_token(Some(id.clone()), "", None, now)?;
                 let mut next = data.clone_shallow();
                 next.node_token = Some(token.clone());
-                self.persist(&next)?;
-                *data = next;
+                self.commit(&mut data, next)?;
                 token
             }
         };
@@ -563,11 +634,62 @@ impl Data {
             cluster: self.cluster.clone(),
             subnet: self.subnet,
             node_token: self.node_token.clone(),
+            unsaved: self.unsaved,
+            retry_at: self.retry_at,
         }
     }
 }
 
-pub use podswarm_config::process::write_atomic;
+/// Keeps a damaged state file for inspection and puts the previous generation in its place (an
+/// empty state when there is none that parses), written at once so that the damaged file is
+/// never read again.
+fn replace_damaged(
+    path: &Path,
+    previous: &Path,
+    damage: &serde_json::Error,
+) -> Result<Persisted, StateError> {
+    let aside =
+        podswarm_config::process::set_aside(path).map_err(|source| StateError::SetAside {
+            path: path.to_owned(),
+            source,
+        })?;
+    let restored: Option<Persisted> = std::fs::read(previous)
+        .ok()
+        .and_then(|bytes| serde_json::from_slice(&bytes).ok());
+    let from_previous = restored.is_some();
+    let persisted = restored.unwrap_or_default();
+    // A plain write: `previous` is the good copy, and keeping would make it the damaged one.
+    let written = serde_json::to_vec_pretty(&persisted)
+        .map_err(std::io::Error::other)
+        .and_then(|bytes| write_atomic(path, &bytes, 0o600));
+    if let Err(source) = written {
+        // The damaged file is still in place; the next start sets it aside again.
+        let _ = std::fs::remove_file(&aside);
+        return Err(StateError::Write {
+            path: path.to_owned(),
+            source,
+        });
+    }
+    if from_previous {
+        tracing::error!(
+            file = %path.display(),
+            set_aside = %aside.display(),
+            restored_from = %previous.display(),
+            error = %damage,
+            "the state file is damaged: it was set aside and replaced by its previous generation; the objects follow from the cluster"
+        );
+    } else {
+        tracing::error!(
+            file = %path.display(),
+            set_aside = %aside.display(),
+            error = %damage,
+            "the state file is damaged and has no usable previous generation: it was set aside and podswarmd starts empty; the objects and the pod subnet follow from the cluster, and pods may restart once on new addresses"
+        );
+    }
+    Ok(persisted)
+}
+
+pub use podswarm_config::process::{write_atomic, write_atomic_keeping};
 
 #[cfg(test)]
 mod tests {
@@ -649,5 +771,129 @@ mod tests {
         assert!(!state.verify_token(&token), "expired");
         assert!(state.revoke_token(&record.id).unwrap_or(false));
         assert!(state.tokens().is_empty());
+    }
+
+    /// A clock the test moves.
+    fn manual_clock(start: u64) -> (Clock, Arc<std::sync::atomic::AtomicU64>) {
+        let now = Arc::new(std::sync::atomic::AtomicU64::new(start));
+        let read = Arc::clone(&now);
+        let clock: Clock = Arc::new(move || read.load(std::sync::atomic::Ordering::Relaxed));
+        (clock, now)
+    }
+
+    fn named(dir: &Path, prefix: &str) -> Vec<PathBuf> {
+        let mut found: Vec<PathBuf> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|p| {
+                p.file_name()
+                    .is_some_and(|n| n.to_string_lossy().starts_with(prefix))
+            })
+            .collect();
+        found.sort();
+        found
+    }
+
+    fn truncate_half(path: &Path) -> Vec<u8> {
+        let whole = std::fs::read(path).unwrap();
+        let half = whole[..whole.len() / 2].to_vec();
+        std::fs::write(path, &half).unwrap();
+        half
+    }
+
+    const CM2: &str = "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: d}\ndata: {a: b}\n";
+
+    #[test]
+    fn a_damaged_file_is_set_aside_and_the_previous_generation_keeps_pod_addresses() {
+        let dir = tempfile::tempdir().unwrap();
+        let subnet: Ipv4Net = "10.244.3.0/24".parse().unwrap();
+        let state = State::open(dir.path(), &Policy::default(), system_clock()).unwrap();
+        state
+            .set_membership(Some("c1".to_owned()), Some(subnet))
+            .unwrap();
+        state.sync_objects(objects(CM)).unwrap();
+        let _ = state.pod_ip("ns/first", subnet).unwrap();
+        let kept = state.pod_ip("ns/kept", subnet).unwrap();
+        state
+            .retain_pod_ips(&["ns/kept".to_owned()].into())
+            .unwrap();
+        state
+            .sync_objects(objects(&format!("{CM}---\n{CM2}")))
+            .unwrap();
+        drop(state);
+        let damaged = truncate_half(&dir.path().join("state.json"));
+
+        let state = State::open(dir.path(), &Policy::default(), system_clock()).unwrap();
+        let aside = named(dir.path(), "state.json.corrupt-");
+        assert_eq!(aside.len(), 1, "{aside:?}");
+        assert_eq!(std::fs::read(&aside[0]).unwrap(), damaged);
+        // One change behind: the objects follow from the cluster; what nothing else records on
+        // the node is there, so no pod gets a new address.
+        assert_eq!(state.subnet(), Some(subnet));
+        assert_eq!(state.cluster().as_deref(), Some("c1"));
+        assert_eq!(state.pod_ip("ns/kept", subnet).unwrap(), kept);
+        assert_eq!(state.entries().len(), 1);
+        // What replaced the damaged file is whole: the next start reads it as it is.
+        drop(state);
+        let state = State::open(dir.path(), &Policy::default(), system_clock()).unwrap();
+        assert_eq!(named(dir.path(), "state.json.corrupt-").len(), 1);
+        assert_eq!(state.subnet(), Some(subnet));
+    }
+
+    #[test]
+    fn a_damaged_file_without_a_usable_previous_generation_starts_empty() {
+        let dir = tempfile::tempdir().unwrap();
+        let state = State::open(dir.path(), &Policy::default(), system_clock()).unwrap();
+        state.sync_objects(objects(CM)).unwrap();
+        state.sync_objects(objects(CM2)).unwrap();
+        drop(state);
+        truncate_half(&dir.path().join("state.json"));
+        truncate_half(&dir.path().join("state.json.prev"));
+        let state = State::open(dir.path(), &Policy::default(), system_clock()).unwrap();
+        assert!(state.entries().is_empty());
+        assert_eq!(state.subnet(), None);
+        assert_eq!(named(dir.path(), "state.json.corrupt-").len(), 1);
+        // An empty state mirrors what the cluster holds.
+        assert!(state.sync_objects(objects(CM2)).unwrap());
+        assert_eq!(state.entries().len(), 1);
+    }
+
+    #[test]
+    fn the_clusters_objects_are_taken_when_the_file_cannot_be_written_and_caught_up_later() {
+        let dir = tempfile::tempdir().unwrap();
+        let (clock, now) = manual_clock(1000);
+        let state = State::open(dir.path(), &Policy::default(), clock).unwrap();
+        state.sync_objects(objects(CM)).unwrap();
+        let path = dir.path().join("state.json");
+        let before = std::fs::read(&path).unwrap();
+        // The file cannot be replaced (a directory is in its way): the path a full disk takes.
+        std::fs::rename(&path, dir.path().join("moved")).unwrap();
+        std::fs::create_dir_all(path.join("in-the-way")).unwrap();
+        let e = state
+            .sync_objects(objects(&format!("{CM}---\n{CM2}")))
+            .unwrap_err();
+        assert!(
+            matches!(&e, StateError::Write { path: p, .. } if *p == path),
+            "{e}"
+        );
+        assert_eq!(
+            state.entries().len(),
+            2,
+            "the reconciler follows the cluster"
+        );
+        assert!(
+            named(dir.path(), ".state.json.tmp").is_empty(),
+            "no temp file"
+        );
+        assert_eq!(std::fs::read(dir.path().join("moved")).unwrap(), before);
+
+        std::fs::remove_dir_all(&path).unwrap();
+        state.touch();
+        assert!(!path.exists(), "no retry before its time");
+        now.fetch_add(CATCH_UP_SECS, std::sync::atomic::Ordering::Relaxed);
+        state.touch();
+        drop(state);
+        let reopened = State::open(dir.path(), &Policy::default(), system_clock()).unwrap();
+        assert_eq!(reopened.entries().len(), 2, "the file caught up");
     }
 }

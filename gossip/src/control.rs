@@ -7,6 +7,10 @@
 //! A line that is not a request (malformed, an unknown op, too long) is answered with a
 //! `bad-request` error and the connection stays usable: a client that sent one wrong line learns
 //! why and may go on.
+//!
+//! While the node refills a replica whose file was damaged (`replica`), everything that reads or
+//! writes the state (`get`, `put`, `delete`, `subscribe`, `join-token`) is answered `recovering`
+//! with the reason; `status` and the cluster commands still work.
 
 pub mod client;
 pub mod protocol;
@@ -21,7 +25,7 @@ use tokio::net::{UnixListener, UnixStream};
 use tokio_util::codec::Framed;
 
 use crate::Error;
-use crate::node::{Node, Settings};
+use crate::node::{Node, Session, Settings};
 pub use protocol::Request;
 use protocol::{
     Change, Failure, FailureKind, Initialized, Item, JsonLines, Member, Response, Status,
@@ -52,6 +56,7 @@ fn failure_of(e: &Error) -> Response {
         Error::Refused(_) | Error::Token(_) => FailureKind::Refused,
         Error::JoinRefused { .. } => FailureKind::JoinRefused,
         Error::NotDurable(_) => FailureKind::NotDurable,
+        Error::Recovering { .. } => FailureKind::Recovering,
         _ => FailureKind::Failed,
     };
     failure(kind, chain(e))
@@ -195,21 +200,24 @@ async fn answer(node: &Node, request: Request) -> Result<Response, Error> {
         }
         Request::Get { prefix } => {
             node.with(|s| {
+                s.check_serving()?;
                 let replica = s.replica().lock().unwrap_or_else(|p| p.into_inner());
-                Response::Entries(
+                Ok(Response::Entries(
                     replica
                         .store()
                         .range(&prefix)
                         .filter_map(|(k, e)| item(k, e))
                         .collect(),
-                )
+                ))
             })
-            .await
+            .await?
         }
         // Acknowledged only once on disk here (see `Session::until_durable`).
         Request::Put { key, value } => write(node, &key, Some(value)).await,
         Request::Delete { key } => write(node, &key, None).await,
         Request::JoinToken { rotate } => {
+            // An empty stand-in holds no token: a new one would replace the cluster's.
+            node.with(Session::check_serving).await??;
             let token = node.join_token(rotate).await?;
             Ok(Response::JoinToken { token })
         }
@@ -241,8 +249,11 @@ async fn write(
 ) -> Result<Response, Error> {
     check_key(key)?;
     let (version, durable) = node
-        .with(|s| (s.write(key, value).version, s.until_durable()))
-        .await?;
+        .with(|s| {
+            s.check_serving()?;
+            Ok::<_, Error>((s.write(key, value).version, s.until_durable()))
+        })
+        .await??;
     durable.await?;
     Ok(Response::Stored { version })
 }
@@ -266,6 +277,7 @@ async fn subscribe(connection: &mut Connection, node: &Node, prefix: &str) {
     let mut generation = node.generation();
     let start = node
         .with(|s| {
+            s.check_serving()?;
             let replica = s.replica().lock().unwrap_or_else(|p| p.into_inner());
             let rx = replica.subscribe();
             let items: Vec<Item> = replica
@@ -273,9 +285,10 @@ async fn subscribe(connection: &mut Connection, node: &Node, prefix: &str) {
                 .range(prefix)
                 .filter_map(|(k, e)| item(k, e))
                 .collect();
-            (rx, items)
+            Ok((rx, items))
         })
-        .await;
+        .await
+        .and_then(|r| r);
     let (mut rx, items) = match start {
         Ok(x) => x,
         Err(e) => {
@@ -485,6 +498,42 @@ mod tests {
         assert!(e.kind().is_some_and(FailureKind::resubscribe));
         assert_eq!(client.status().await.unwrap().cluster, init.cluster);
         drop(node);
+    }
+
+    #[tokio::test]
+    async fn a_node_refilling_a_damaged_state_serves_none_of_it_and_says_why() {
+        let dir = tempfile::tempdir().unwrap();
+        let (node, client) = serving(dir.path()).await;
+        client.put("objects/Pod/default/a", json!(1)).await.unwrap();
+        node.shutdown().await;
+        let file = dir.path().join("state/replica.json");
+        let whole = std::fs::read(&file).unwrap();
+        std::fs::write(&file, &whole[..whole.len() / 2]).unwrap();
+
+        // It starts (no crash loop), and says why it serves nothing: an empty stand-in read as
+        // the cluster's state would make podswarmd stop every pod.
+        let (_node, client) = serving(dir.path()).await;
+        assert!(client.status().await.is_ok());
+        let refused = [
+            client.put("objects/Pod/default/b", json!(2)).await.err(),
+            client.delete("objects/Pod/default/a").await.err(),
+            client.get("objects/").await.err(),
+            client.join_token(false).await.err(),
+            client.subscribe("").await.unwrap().next().await.err(),
+        ];
+        for e in refused {
+            let e = e.expect("refused while recovering");
+            assert_eq!(e.kind(), Some(FailureKind::Recovering), "{e}");
+            assert!(!e.kind().is_some_and(FailureKind::resubscribe));
+            assert!(
+                e.to_string().contains("state/replica.json.corrupt-"),
+                "names the set-aside file: {e}"
+            );
+        }
+        // A node with no other member has nobody to refill it; a new cluster is its way out.
+        client.init(None).await.unwrap();
+        client.put("objects/Pod/default/b", json!(2)).await.unwrap();
+        assert_eq!(client.get("objects/").await.unwrap().len(), 1);
     }
 
     #[tokio::test]

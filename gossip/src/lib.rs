@@ -96,6 +96,18 @@ pub enum Error {
         path: std::path::PathBuf,
         message: String,
     },
+    #[error("cannot set aside the damaged {path}")]
+    SetAside {
+        path: std::path::PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    /// This node's replica file was damaged and set aside: the node serves no reads or writes of
+    /// the state until a peer has refilled it (see `replica`).
+    #[error(
+        "this node is refilling its copy of the cluster state from the other members (the damaged file was set aside as {set_aside}); try again once one of them has answered"
+    )]
+    Recovering { set_aside: std::path::PathBuf },
     #[error("cannot listen on {addr}")]
     Bind {
         addr: std::net::SocketAddr,

@@ -17,7 +17,7 @@ use tokio::task::JoinSet;
 
 use crate::identity::{Identity, random_id};
 use crate::proto::{self, Delta, JoinReply, JoinRequest, Refusal, Sync};
-use crate::replica::Replica;
+use crate::replica::{Lineage, Replica};
 use crate::swim::{self, Event, Handler, Id, Input};
 use crate::{Error, Metrics};
 
@@ -150,6 +150,24 @@ impl Shared {
         n
     }
 
+    /// Ends this node's recovery (its replica file was damaged, see `replica`) once `peer` has
+    /// sent everything it holds that this node lacks, unless `peer` is recovering too: two
+    /// refilling nodes hold nothing the cluster lost.
+    fn refilled_by(&self, peer: &str, peer_recovering: bool) {
+        if peer_recovering {
+            return;
+        }
+        let mut replica = self.lock();
+        if let Some(recovery) = replica.recovered() {
+            tracing::info!(
+                peer,
+                entries = replica.store().len(),
+                set_aside = %recovery.set_aside.display(),
+                "the cluster state is refilled from a member; serving it again"
+            );
+        }
+    }
+
     /// Anti-entropy with one peer; returns how many entries this node took from it.
     async fn sync_with(&self, addr: SocketAddr) -> Result<usize, Error> {
         let peer = addr.to_string();
@@ -160,12 +178,33 @@ impl Shared {
                     addr: peer.clone(),
                     source,
                 })?;
-            let fingerprint = self.lock().store().fingerprint();
-            self.send(&mut stream, &peer, &Sync::Hello { fingerprint })
-                .await?;
+            let (fingerprint, recovering) = {
+                let replica = self.lock();
+                (
+                    replica.store().fingerprint(),
+                    replica.recovering().is_some(),
+                )
+            };
+            self.send(
+                &mut stream,
+                &peer,
+                &Sync::Hello {
+                    fingerprint,
+                    recovering,
+                },
+            )
+            .await?;
             match self.recv(&mut stream, &peer).await? {
-                Sync::InSync => Ok(0),
-                Sync::Digest { digest } => {
+                Sync::InSync => {
+                    // Only a node that cannot be recovering (an older version) answers a
+                    // recovering node with `InSync`: it holds what this node holds.
+                    self.refilled_by(&peer, false);
+                    Ok(0)
+                }
+                Sync::Digest {
+                    digest,
+                    recovering: theirs,
+                } => {
                     let (entries, mine) = {
                         let replica = self.lock();
                         (
@@ -183,7 +222,11 @@ impl Shared {
                     )
                     .await?;
                     match self.recv(&mut stream, &peer).await? {
-                        Sync::Push { entries, .. } => Ok(self.merge(entries)),
+                        Sync::Push { entries, .. } => {
+                            let n = self.merge(entries);
+                            self.refilled_by(&peer, theirs);
+                            Ok(n)
+                        }
                         other => Err(unexpected(&peer, &other)),
                     }
                 }
@@ -211,12 +254,19 @@ impl Shared {
         peer: &str,
         hello: Sync,
     ) -> Result<(), Error> {
-        let Sync::Hello { fingerprint } = hello else {
+        let Sync::Hello {
+            fingerprint,
+            recovering: theirs,
+        } = hello
+        else {
             return Err(unexpected(peer, &hello));
         };
-        let (same, digest) = {
+        let (same, digest, recovering) = {
             let replica = self.lock();
-            let same = replica.store().fingerprint() == fingerprint;
+            let recovering = replica.recovering().is_some();
+            // A recovering side always takes the full exchange: it learns from the digest
+            // whether the other one is recovering too.
+            let same = !theirs && !recovering && replica.store().fingerprint() == fingerprint;
             (
                 same,
                 if same {
@@ -224,12 +274,13 @@ impl Shared {
                 } else {
                     replica.store().digest()
                 },
+                recovering,
             )
         };
         if same {
             return self.send(&mut stream, peer, &Sync::InSync).await;
         }
-        self.send(&mut stream, peer, &Sync::Digest { digest })
+        self.send(&mut stream, peer, &Sync::Digest { digest, recovering })
             .await?;
         let Sync::Push { entries, digest } = self.recv(&mut stream, peer).await? else {
             return Err(Error::Protocol {
@@ -237,9 +288,10 @@ impl Shared {
                 message: "expected a push".to_owned(),
             });
         };
-        let theirs = digest.unwrap_or_default();
+        let their_digest = digest.unwrap_or_default();
         self.merge(entries);
-        let back = self.lock().store().newer_than(&theirs);
+        self.refilled_by(peer, theirs);
+        let back = self.lock().store().newer_than(&their_digest);
         Metrics::add(&self.metrics.syncs, 1);
         self.send(
             &mut stream,
@@ -430,8 +482,11 @@ pub struct Session {
 }
 
 impl Session {
+    /// A session of `identity`'s cluster; `lineage` says whether this node was in it before (so
+    /// that a damaged replica file is refilled from the members rather than taken as empty).
     pub async fn start(
         identity: Identity,
+        lineage: Lineage,
         settings: &Settings,
         metrics: Arc<Metrics>,
     ) -> Result<Session, Error> {
@@ -439,7 +494,12 @@ impl Session {
             path: Identity::path(&settings.key_dir),
             message: "the cluster key is unreadable".to_owned(),
         })?;
-        let replica = Replica::open(&settings.state_dir, identity.cluster, identity.node_id)?;
+        let replica = Replica::open_as(
+            &settings.state_dir,
+            identity.cluster,
+            identity.node_id,
+            lineage,
+        )?;
         let replica = Arc::new(Mutex::new(replica));
         let udp = UdpSocket::bind(settings.listen)
             .await
@@ -722,6 +782,17 @@ impl Session {
         self.shared.members.borrow().clone()
     }
 
+    /// Refused while this node's replica is being refilled after its file was damaged: nothing
+    /// may read the empty stand-in as the cluster's state, nor write over the cluster's with it.
+    pub fn check_serving(&self) -> Result<(), Error> {
+        match self.shared.lock().recovering() {
+            Some(r) => Err(Error::Recovering {
+                set_aside: r.set_aside.clone(),
+            }),
+            None => Ok(()),
+        }
+    }
+
     /// A local write, applied now and disseminated.
     pub fn write(&self, key: &str, value: Option<serde_json::Value>) -> Entry {
         let entry = self.shared.lock().write(key, value);
@@ -865,14 +936,15 @@ impl Node {
             generation: watch::channel(0).0,
             stuck: watch::channel(false).0,
         });
-        let (identity, created) = match Identity::load(&node.settings.key_dir)? {
-            Some(id) => (id, false),
-            None => (node.create_identity(None)?, true),
+        let (identity, lineage) = match Identity::load(&node.settings.key_dir)? {
+            Some(id) => (id, Lineage::Member),
+            None => (node.create_identity(None)?, Lineage::New),
         };
-        let session = Session::start(identity, &node.settings, node.metrics.clone()).await?;
+        let session =
+            Session::start(identity, lineage, &node.settings, node.metrics.clone()).await?;
         // Only the node that creates a cluster makes its first token: a member that restarts
         // before it has synced must not replace the cluster's token with one of its own.
-        if created {
+        if lineage == Lineage::New {
             node.write_token(&session);
         }
         *node.session.lock().await = Some(session);
@@ -961,7 +1033,9 @@ impl Node {
                     let Ok(Some(id)) = Identity::load(&self.settings.key_dir) else {
                         break;
                     };
-                    match Session::start(id, &self.settings, self.metrics.clone()).await {
+                    match Session::start(id, Lineage::Member, &self.settings, self.metrics.clone())
+                        .await
+                    {
                         Ok(s) => {
                             *guard = Some(s);
                             break;
@@ -1011,7 +1085,9 @@ impl Node {
         self.replace(async |current| {
             current.stop().await;
             let identity = self.create_identity(ip)?;
-            let session = Session::start(identity, &self.settings, self.metrics.clone()).await?;
+            let session =
+                Session::start(identity, Lineage::New, &self.settings, self.metrics.clone())
+                    .await?;
             let token = self.write_token(&session);
             out = Some((session.identity().cluster, token.to_string()));
             Ok(session)
@@ -1038,7 +1114,9 @@ impl Node {
             current.stop().await;
             identity.save(&self.settings.key_dir)?;
             cluster = identity.cluster;
-            let session = Session::start(identity, &self.settings, self.metrics.clone()).await?;
+            let session =
+                Session::start(identity, Lineage::New, &self.settings, self.metrics.clone())
+                    .await?;
             for seed in &seeds {
                 session.announce(*seed);
             }
@@ -1150,7 +1228,9 @@ impl Node {
             // The old state belongs to the old cluster; the new session sets it aside.
             let identity = self.create_identity(ip)?;
             cluster = identity.cluster;
-            let session = Session::start(identity, &self.settings, self.metrics.clone()).await?;
+            let session =
+                Session::start(identity, Lineage::New, &self.settings, self.metrics.clone())
+                    .await?;
             self.write_token(&session);
             Ok(session)
         })
@@ -1208,6 +1288,143 @@ mod tests {
         durable.await.unwrap();
         let text = std::fs::read_to_string(state.join("replica.json")).unwrap();
         assert!(text.contains("objects/Pod/default/b"), "{text}");
+    }
+
+    /// A node of a test cluster on its own loopback address (127.71.0.`n`, port 7946), with
+    /// short intervals.
+    fn member(root: &std::path::Path, n: u8) -> Settings {
+        let dir = root.join(format!("n{n}"));
+        let ip = std::net::IpAddr::from([127, 71, 0, n]);
+        std::fs::create_dir_all(dir.join("state")).unwrap();
+        Settings {
+            listen: SocketAddr::new(ip, 7946),
+            node_name: format!("n{n}"),
+            advertise_ip: Some(ip),
+            probe_period: Duration::from_millis(200),
+            sync_interval: Duration::from_millis(300),
+            reconnect_interval: Duration::from_millis(500),
+            ..Settings::loopback(&dir)
+        }
+    }
+
+    async fn entry(node: &Node, key: &str) -> Option<Entry> {
+        node.with(|s| s.replica().lock().unwrap().store().entry(key).cloned())
+            .await
+            .unwrap()
+    }
+
+    async fn value(node: &Node, key: &str) -> Option<serde_json::Value> {
+        entry(node, key).await.and_then(|e| e.value)
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_damaged_replica_is_refilled_from_a_member_without_losing_a_delete() {
+        let root = tempfile::tempdir().unwrap();
+        let a = Node::start(member(root.path(), 1)).await.unwrap();
+        let b_settings = member(root.path(), 2);
+        let b = Node::start(b_settings.clone()).await.unwrap();
+        let token = a.join_token(false).await.unwrap();
+        b.join("127.71.0.1", &token, None).await.unwrap();
+        let durable = a
+            .with(|s| {
+                s.write("objects/Pod/default/kept", Some(json!({"v": 1})));
+                s.write("objects/Pod/default/gone", Some(json!({"v": 1})));
+                s.write("objects/Pod/default/gone", None);
+                s.until_durable()
+            })
+            .await
+            .unwrap();
+        durable.await.unwrap();
+        let mut held = false;
+        for _ in 0..600 {
+            held = value(&b, "objects/Pod/default/kept").await.is_some()
+                && entry(&b, "objects/Pod/default/gone").await.is_some();
+            if held {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        assert!(held, "b took the writes");
+        b.shutdown().await;
+
+        let file = b_settings.state_dir.join("replica.json");
+        let whole = std::fs::read(&file).unwrap();
+        std::fs::write(&file, &whole[..whole.len() / 3]).unwrap();
+        let b = Node::start(b_settings.clone()).await.unwrap();
+        let aside = std::fs::read_dir(&b_settings.state_dir)
+            .unwrap()
+            .filter_map(|e| e.ok())
+            .find(|e| {
+                e.file_name()
+                    .to_string_lossy()
+                    .starts_with("replica.json.corrupt-")
+            })
+            .map(|e| std::fs::read(e.path()).unwrap());
+        assert_eq!(aside.as_deref(), Some(&whole[..whole.len() / 3]));
+        let mut serving = false;
+        for _ in 0..600 {
+            serving = b.with(|s| s.check_serving().is_ok()).await.unwrap();
+            if serving {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        assert!(serving, "a member refilled b");
+        assert_eq!(
+            value(&b, "objects/Pod/default/kept").await,
+            Some(json!({"v": 1}))
+        );
+        let gone = entry(&b, "objects/Pod/default/gone").await;
+        assert!(gone.is_some_and(|e| e.is_tombstone()), "the delete is back");
+        assert_eq!(
+            b.join_token(false).await.unwrap(),
+            token,
+            "the cluster's join token, not a new one"
+        );
+        // Refilled is on disk: a restart serves at once.
+        b.shutdown().await;
+        let b = Node::start(b_settings).await.unwrap();
+        assert!(b.with(|s| s.check_serving().is_ok()).await.unwrap());
+        assert!(value(&b, "objects/Pod/default/kept").await.is_some());
+        b.shutdown().await;
+        a.shutdown().await;
+    }
+
+    /// Damages a stopped node's replica file.
+    fn damage(settings: &Settings) {
+        std::fs::write(settings.state_dir.join("replica.json"), b"{\"cluster\":").unwrap();
+    }
+
+    async fn exchange(from: &Node, to: SocketAddr) {
+        let guard = from.session.lock().await;
+        let session = guard.as_ref().unwrap();
+        session.sync_with(to).await.unwrap();
+    }
+
+    async fn recovering(node: &Node) -> bool {
+        node.with(|s| s.check_serving().is_err()).await.unwrap()
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn two_recovering_nodes_do_not_end_each_others_recovery() {
+        let root = tempfile::tempdir().unwrap();
+        let (a_settings, b_settings) = (member(root.path(), 11), member(root.path(), 12));
+        let a = Node::start(a_settings.clone()).await.unwrap();
+        let b = Node::start(b_settings.clone()).await.unwrap();
+        let token = a.join_token(false).await.unwrap();
+        b.join("127.71.0.11", &token, None).await.unwrap();
+        a.shutdown().await;
+        b.shutdown().await;
+        damage(&a_settings);
+        damage(&b_settings);
+        let a = Node::start(a_settings.clone()).await.unwrap();
+        let b = Node::start(b_settings.clone()).await.unwrap();
+        // Whole exchanges both ways: each learns only the other's stand-in.
+        exchange(&a, b_settings.listen).await;
+        exchange(&b, a_settings.listen).await;
+        assert!(recovering(&a).await && recovering(&b).await);
+        b.shutdown().await;
+        a.shutdown().await;
     }
 
     #[tokio::test]

@@ -8,6 +8,11 @@
 //!    else `Digest` (every key and version B holds);
 //! 3. A → B `Push` with what A holds newer than B's digest, and A's own digest;
 //! 4. B → A `Push` with what B holds newer than A's digest.
+//!
+//! A node whose replica is being refilled after its file was damaged (`replica`) says so in its
+//! `Hello` or `Digest`: an exchange with a node that is recovering itself ends nobody's recovery,
+//! and while either side recovers the exchange is always a full one (no `InSync`). Older nodes
+//! leave the field out and read as not recovering, which they cannot be.
 
 use std::net::SocketAddr;
 
@@ -34,16 +39,25 @@ pub struct Delta {
 pub enum Sync {
     Hello {
         fingerprint: [u8; 32],
+        #[serde(default, skip_serializing_if = "is_false")]
+        recovering: bool,
     },
     InSync,
     Digest {
         digest: Vec<(String, Hlc)>,
+        #[serde(default, skip_serializing_if = "is_false")]
+        recovering: bool,
     },
     Push {
         entries: Vec<(String, Entry)>,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         digest: Option<Vec<(String, Hlc)>>,
     },
+}
+
+// serde's `skip_serializing_if` passes a reference.
+fn is_false(b: &bool) -> bool {
+    !*b
 }
 
 #[derive(Debug, Serialize, Deserialize)]

@@ -12,6 +12,9 @@
 //! 6. warn about every field Kubernetes knows but podswarm does not act on: a field is never
 //!    dropped without saying so.
 //!
+//! A Deployment's rollout settings are read by [`Rollout::of`] with the same checks intake applies
+//! (see [`rollout`]), so the daemon's planner never meets a setting intake let through unchecked.
+//!
 //! Validation deliberately lives here and not in the generator: the API must refuse bad input at
 //! apply time, on whatever node receives it, rather than fail later on the node that runs the pod.
 
@@ -21,6 +24,7 @@ mod names;
 mod parse;
 mod pods;
 mod quantity;
+pub mod rollout;
 mod support;
 mod validate;
 
@@ -30,6 +34,7 @@ pub use names::{
     is_iana_svc_name, is_label_value, is_qualified_name,
 };
 pub use parse::{Limits, Manifest, Object, ParsedObject, parse};
-pub use pods::{Owner, PodInstance, pods_of};
+pub use pods::{Owner, PodInstance, pods_of, replica_ordinal, replicas_of, template_hash};
 pub use quantity::{QuantityError, cpu_millis, memory_bytes};
+pub use rollout::{IntOrPercent, Rollout, RolloutError, RolloutErrorKind, Strategy};
 pub use validate::{Policy, host_path_allowed};

@@ -64,34 +64,59 @@ pub fn pods_of(object: &Object) -> Vec<PodInstance> {
             }]
         }
         Object::Deployment(d) => {
-            let Some(spec) = d.spec.template.spec.clone() else {
-                return Vec::new();
-            };
-            let hash = template_hash(&d.spec.template);
-            let template_meta = d.spec.template.metadata.clone().unwrap_or_default();
-            let mut labels = template_meta.labels.unwrap_or_default();
-            labels.insert("pod-template-hash".to_owned(), hash.clone());
-            let replicas = usize::try_from(d.spec.replicas.unwrap_or(1)).unwrap_or(0);
-            let name = object.name();
-            (0..replicas)
-                .map(|i| {
-                    let suffix = format!("-{hash}-{i}");
-                    let keep = MAX_POD_NAME.saturating_sub(suffix.len()).min(name.len());
-                    let base = name[..keep].trim_end_matches(['-', '.']);
-                    PodInstance {
-                        namespace: object.namespace().to_owned(),
-                        name: format!("{base}{suffix}"),
-                        labels: labels.clone(),
-                        annotations: template_meta.annotations.clone().unwrap_or_default(),
-                        spec: spec.clone(),
-                        owner: Some(Owner {
-                            kind: "Deployment",
-                            name: name.to_owned(),
-                        }),
-                    }
-                })
-                .collect()
+            let replicas = u32::try_from(d.spec.replicas.unwrap_or(1)).unwrap_or(0);
+            replicas_of(
+                object.namespace(),
+                object.name(),
+                &d.spec.template,
+                0..replicas,
+            )
         }
         _ => Vec::new(),
     }
+}
+
+/// Replicas `ordinals` of a Deployment named `name` with pod template `template` (the current
+/// one, or an older revision's during a rolling update): `<name>-<template hash>-<ordinal>`.
+pub fn replicas_of(
+    namespace: &str,
+    name: &str,
+    template: &k8s_openapi::api::core::v1::PodTemplateSpec,
+    ordinals: impl IntoIterator<Item = u32>,
+) -> Vec<PodInstance> {
+    let Some(spec) = template.spec.as_ref() else {
+        return Vec::new();
+    };
+    let hash = template_hash(template);
+    let template_meta = template.metadata.clone().unwrap_or_default();
+    let mut labels = template_meta.labels.unwrap_or_default();
+    labels.insert("pod-template-hash".to_owned(), hash.clone());
+    let annotations = template_meta.annotations.unwrap_or_default();
+    ordinals
+        .into_iter()
+        .map(|i| {
+            let suffix = format!("-{hash}-{i}");
+            let keep = MAX_POD_NAME.saturating_sub(suffix.len()).min(name.len());
+            let base = name[..keep].trim_end_matches(['-', '.']);
+            PodInstance {
+                namespace: namespace.to_owned(),
+                name: format!("{base}{suffix}"),
+                labels: labels.clone(),
+                annotations: annotations.clone(),
+                spec: spec.clone(),
+                owner: Some(Owner {
+                    kind: "Deployment",
+                    name: name.to_owned(),
+                }),
+            }
+        })
+        .collect()
+}
+
+/// The template hash and ordinal of a Deployment's pod, from its name; `None` for other names.
+pub fn replica_ordinal(pod: &str) -> Option<(&str, u32)> {
+    let (rest, ordinal) = pod.rsplit_once('-')?;
+    let (_, hash) = rest.rsplit_once('-')?;
+    let ordinal = ordinal.parse().ok()?;
+    (hash.len() == 8 && hash.bytes().all(|b| SAFE_ALPHABET.contains(&b))).then_some((hash, ordinal))
 }

@@ -104,6 +104,7 @@ fn patterns(kind: &str) -> Vec<String> {
                     "spec.minReadySeconds",
                     "spec.revisionHistoryLimit",
                     "spec.progressDeadlineSeconds",
+                    "spec.paused",
                     "spec.template.metadata.labels",
                     "spec.template.metadata.annotations",
                     "spec.template.metadata.name",

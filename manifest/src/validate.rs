@@ -268,14 +268,10 @@ fn deployment(r: &mut Report, d: &k8s_openapi::api::apps::v1::Deployment, policy
         }
         None => r.err("spec.template.spec", "required field is missing"),
     }
-    if let Some(strategy) = spec.strategy.as_ref().and_then(|s| s.type_.as_deref())
-        && strategy != "RollingUpdate"
-        && strategy != "Recreate"
-    {
-        r.err(
-            "spec.strategy.type",
-            format!("must be RollingUpdate or Recreate, got {strategy:?}"),
-        );
+    // The rollout settings are checked where they are read, so the planner can never refuse a
+    // Deployment that intake accepted.
+    for e in crate::rollout::problems(spec) {
+        r.err(e.field, e.kind.to_string());
     }
 }
 

@@ -17,6 +17,7 @@ pub mod dns;
 pub mod get;
 pub mod logs;
 pub mod render;
+pub mod rollout;
 pub mod scale;
 pub mod token;
 

@@ -198,13 +198,26 @@ impl TestNode {
         });
     }
 
-    /// Puts pods in, as this node's reconciler reports them.
+    /// Puts pods in, as this node's reconciler reports them, and waits until the link has
+    /// published this node's ones as their status records: Deployment status (and so rollouts)
+    /// counts pods from those records, as every node does, not from one node's own views.
     pub fn pods(&self, pods: impl IntoIterator<Item = PodView>) {
         let mut views = self.views.write().unwrap();
+        let mut published = Vec::new();
         for p in pods {
+            if p.node == self.api.node_name {
+                let key = format!("pods/{}/{}", p.namespace, p.name);
+                published.push((key, serde_json::to_value(&p).unwrap()));
+            }
             views.insert(format!("{}/{}", p.namespace, p.name), p);
         }
         drop(views);
+        self.wait_for("the pods' status records", |n| {
+            let mirror = n.api.link.mirror();
+            published
+                .iter()
+                .all(|(key, value)| mirror.entries.get(key).map(|(_, v)| v) == Some(value))
+        });
         self.api.model.refresh();
     }
 

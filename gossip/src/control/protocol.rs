@@ -233,6 +233,10 @@ pub enum FailureKind {
     JoinRefused,
     /// Applied in memory (and maybe spreading) but not stored on this node's disk.
     NotDurable,
+    /// This node's replica file was damaged and set aside, and no member has refilled the
+    /// empty one yet: nothing is read or written until one has (ask again later). Not a
+    /// reason to drop a copy a client already holds.
+    Recovering,
     /// A subscription ended because the node moved to another cluster (its session was
     /// replaced or stopped): subscribe again.
     ClusterChanged,
