@@ -327,9 +327,34 @@ fn three_nodes_form_a_cluster_spread_a_deployment_survive_partition_and_node_los
     // the new template's 2 pods, and the status every node computes says so.
     let v2 = deployment("web", 2).replace(
         "        imagePullPolicy: Never\n",
-        "        imagePullPolicy: Never\n        env: [{name: VERSION, value: '2'}]\n",
+        "        imagePullPolicy: Never\n        env: [{name: VERSION, value: '2'}]\n        readinessProbe: {httpGet: {path: /, port: 8080}, periodSeconds: 1}\n",
     );
     assert_ne!(v2, deployment("web", 2), "the template changed");
+    // Meanwhile a client sends requests through c1's ingress without a pause: a leaving pod is
+    // taken out of every node's view before it is stopped, and a new one is sent requests once its
+    // readiness probe passes, so not one request fails.
+    c1.write(
+        "/root/web-ingress.yaml",
+        b"apiVersion: networking.k8s.io/v1
+kind: Ingress
+metadata: {name: web}
+spec:
+  rules:
+  - host: web.test
+    http:
+      paths:
+      - {path: /, pathType: Prefix, backend: {service: {name: web, port: {name: http}}}}
+",
+    );
+    c1.sh("podswarmctl apply -f /root/web-ingress.yaml");
+    let through_ingress = "curl -s -o /dev/null -w '%{http_code} %{time_total}\\n' --max-time 5 -H 'Host: web.test' http://127.0.0.1/";
+    c1.wait_for("the ingress serves web", Duration::from_secs(30), || {
+        c1.sh(&format!("{through_ingress} || true"))
+            .starts_with("200 ")
+    });
+    c1.sh(&format!(
+        "rm -f /root/codes /root/stop-load; nohup sh -c \"while [ ! -e /root/stop-load ]; do {through_ingress} >> /root/codes; done\" >/dev/null 2>&1 &"
+    ));
     let before: Vec<String> = [c1, c2]
         .iter()
         .flat_map(|n| active_pods(n, "web"))
@@ -359,6 +384,27 @@ fn three_nodes_form_a_cluster_spread_a_deployment_survive_partition_and_node_los
     println!(
         "rolling update of 2 pods done in {:.1} s; pods of web active during it: {fewest}..{most}",
         rollout.elapsed().as_secs_f64()
+    );
+    // The load goes on a little past the end, then stops.
+    std::thread::sleep(Duration::from_secs(2));
+    c1.sh("touch /root/stop-load; sleep 6");
+    let codes = c1.sh("cat /root/codes");
+    let total = codes.lines().count();
+    let failed: Vec<&str> = codes.lines().filter(|c| !c.starts_with("200 ")).collect();
+    let slowest = codes
+        .lines()
+        .filter_map(|l| l.split_whitespace().nth(1)?.parse::<f64>().ok())
+        .fold(0.0, f64::max);
+    println!(
+        "requests through the ingress during the rolling update: {total}, failed: {}, slowest: {:.0} ms",
+        failed.len(),
+        slowest * 1000.0
+    );
+    assert!(total >= 20, "too few requests to tell: {total}");
+    assert!(
+        failed.is_empty(),
+        "{} of {total} requests failed during the rollout: {failed:?}",
+        failed.len()
     );
     assert!(
         fewest >= 2 && most <= 3,

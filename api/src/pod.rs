@@ -138,13 +138,21 @@ pub struct PodView {
     /// count it available `minReadySeconds` later. Absent while not ready, and from older nodes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ready_since: Option<u64>,
+    /// On its way out (rollout, scale down, delete, moved): no node's DNS or ingress sends it
+    /// anything new, and it stops once every node's view has dropped it.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub terminating: bool,
 }
 
 impl PodView {
-    /// `kubectl get pods`' STATUS: the reason when there is one (CrashLoopBackOff,
+    /// `kubectl get pods`' STATUS: Terminating for a pod on its way out, else the reason when there
+    /// is one (CrashLoopBackOff,
     /// ImagePullBackOff, ContainerCreating …: the words users search for), else the phase. An
     /// unschedulable pod shows its phase, Pending, as kubectl does.
     pub fn status(&self) -> &'static str {
+        if self.terminating {
+            return "Terminating";
+        }
         match self.reason {
             Some(PodReason::Unschedulable) | None => self.phase.as_str(),
             Some(reason) => reason.as_str(),

@@ -255,6 +255,9 @@ pub struct WorkloadsConfig {
     pub enforce_resources: Toggle,
     /// How many units are started or stopped at once.
     pub parallel_jobs: usize,
+    /// How long a pod on its way out waits for every node's DNS and ingress to drop it before
+    /// it is stopped anyway (a node that cannot say so delays a stop by at most this).
+    pub drain_timeout_ms: u64,
 }
 
 impl Default for ApiConfig {
@@ -305,6 +308,7 @@ impl Default for WorkloadsConfig {
             multi_container: MultiContainerMode::Auto,
             enforce_resources: Toggle::Auto,
             parallel_jobs: 16,
+            drain_timeout_ms: 5000,
         }
     }
 }
@@ -455,6 +459,12 @@ impl Config {
             return Err(ConfigError::Invalid {
                 field: "workloads.parallel_jobs",
                 message: "must be at least 1".to_owned(),
+            });
+        }
+        if self.workloads.drain_timeout_ms > 600_000 {
+            return Err(ConfigError::Invalid {
+                field: "workloads.drain_timeout_ms",
+                message: "must be at most 600000 (10 minutes)".to_owned(),
             });
         }
         Ok(())

@@ -126,6 +126,7 @@ fn pod(ns: &str, name: &str, age: u64, state: Option<&str>) -> PodView {
         created: now() - age,
         warnings: Vec::new(),
         ready_since: None,
+        terminating: false,
     }
 }
 

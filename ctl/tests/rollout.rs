@@ -139,6 +139,7 @@ fn ready_pod(name: &str) -> PodView {
         created: now() - 100,
         warnings: Vec::new(),
         ready_since: Some(now() - 100),
+        terminating: false,
     }
 }
 

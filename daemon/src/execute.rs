@@ -9,7 +9,10 @@
 //! start), and secrets nothing uses any more are removed after the last step.
 //!
 //! A stop runs in a task of its own and wakes the run loop when it is done, so that the pass that
-//! follows removes the pod's files.
+//! follows removes the pod's files. Before its stop job, a pod on its way out is drained (the
+//! pass's observation marks it terminating; the stop waits until every live node's DNS and ingress
+//! dropped it, bounded by the drain timeout), then its `preStop` hooks run (`lifecycle.rs`), then
+//! systemd stops it: SIGTERM, and SIGKILL after `terminationGracePeriodSeconds`.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
@@ -248,8 +251,34 @@ impl<S: Systemd, P: Podman> Reconciler<S, P> {
         let podman = Arc::clone(&self.podman);
         let memory = Arc::clone(&self.memory);
         let wake = Arc::clone(&self.wake);
+        let drain = self.drain.clone();
+        // Its hooks, from the pod as it was last wanted here, against the address it ran at.
+        let hooks = self
+            .last_wanted
+            .lock()
+            .ok()
+            .and_then(|w| w.get(&stop.pod).cloned())
+            .map(|pod| {
+                let ip = self
+                    .views
+                    .read()
+                    .ok()
+                    .and_then(|v| v.get(&stop.pod).and_then(|p| p.ip.clone()));
+                let names = crate::lifecycle::podman_names(&pod, &self.settings.options);
+                (pod, ip, names, self.settings.podman.clone())
+            });
+        // The terminating view (and so the status record that takes the pod out of every node's
+        // view) comes from the observation at the end of this pass; the wait starts now.
         tokio::spawn(async move {
             let pod = stop.pod.clone();
+            if let Some(drain) = drain {
+                let started = std::time::Instant::now();
+                drain(pod.clone()).await;
+                tracing::debug!(pod = %pod, waited_ms = started.elapsed().as_millis() as u64, "pod drained from every view");
+            }
+            if let Some((instance, ip, names, podman_path)) = hooks {
+                crate::lifecycle::pre_stop(&instance, ip.as_deref(), &podman_path, &names).await;
+            }
             run_stop(stop, systemd.as_ref(), podman.as_ref()).await;
             if let Ok(mut m) = memory.lock() {
                 m.stopping.remove(&pod);

@@ -5,6 +5,7 @@ pub mod api;
 pub mod cli;
 mod execute;
 pub mod groups;
+pub mod lifecycle;
 pub mod link;
 pub mod metrics;
 pub mod model;

@@ -116,8 +116,12 @@ impl Link {
 
     /// Every node with a record, and whether it is a live member.
     pub fn nodes(&self) -> Vec<NodeView> {
-        let m = self.mirror();
-        let subnets = winning_claims(&m);
+        self.nodes_in(&self.mirror())
+    }
+
+    /// [`Link::nodes`] of a mirror held already.
+    fn nodes_in(&self, m: &Mirror) -> Vec<NodeView> {
+        let subnets = winning_claims(m);
         let mut out: Vec<NodeView> = m
             .entries
             .range("nodes/".to_owned()..)
@@ -193,7 +197,9 @@ impl Link {
             .filter_map(|(k, (_, v))| {
                 let node = v.get("node")?.as_str()?;
                 let reason = v.get("reason").and_then(Value::as_str);
-                (!node.is_empty() && reason != Some(unplaced))
+                // A pod on its way out holds no place: if it is wanted again, it may go anywhere.
+                let leaving = v.get("terminating").and_then(Value::as_bool) == Some(true);
+                (!node.is_empty() && reason != Some(unplaced) && !leaving)
                     .then(|| (k.trim_start_matches("pods/").to_owned(), node.to_owned()))
             })
             .collect()
@@ -571,6 +577,18 @@ impl Link {
                 continue;
             }
             for (key, value) in &mine {
+                // A copy on its way out never overwrites the record of another node's copy of the
+                // same pod (both sides ran it during a partition): that copy is the one in the
+                // views, and this one is in none.
+                let leaving = value.get("terminating").and_then(Value::as_bool) == Some(true);
+                let elsewhere = m
+                    .entries
+                    .get(key)
+                    .and_then(|(_, v)| v.get("node")?.as_str())
+                    .is_some_and(|n| n != self.node_name);
+                if leaving && elsewhere {
+                    continue;
+                }
                 if m.entries.get(key).map(|(_, v)| v) != Some(value)
                     && let Err(e) = self.store(key, Some(value.clone())).await
                 {
@@ -711,6 +729,83 @@ impl Link {
     pub fn changes(&self) -> watch::Receiver<u64> {
         self.seen.subscribe()
     }
+
+    /// Tells the cluster which terminating pods this node's routing view no longer holds
+    /// (`drained/<node>`: their `ns/name`s; no key when there are none), as the view writer
+    /// reports them.
+    pub async fn publish_drained(self: Arc<Self>, mut drained: watch::Receiver<BTreeSet<String>>) {
+        let key = format!("drained/{}", self.node_name);
+        let mut published: Option<BTreeSet<String>> = None;
+        loop {
+            let now = drained.borrow_and_update().clone();
+            if published.as_ref() != Some(&now) {
+                let value = (!now.is_empty()).then(|| json!(now));
+                match self.store(&key, value).await {
+                    Ok(_) => published = Some(now),
+                    Err(e) => {
+                        tracing::debug!(error = %error_chain(&e), "cannot publish the drained pods; trying again");
+                        tokio::time::sleep(Duration::from_millis(500)).await;
+                        continue;
+                    }
+                }
+            }
+            if drained.changed().await.is_err() {
+                return;
+            }
+        }
+    }
+
+    /// Waits until every live node says its routing view no longer holds the terminating pod
+    /// `key` (`ns/name`), or `limit` has passed: nodes that cannot answer (an older version, a
+    /// view that cannot be written) delay a stop by at most that much.
+    pub async fn wait_drained(&self, key: &str, limit: Duration) {
+        let mut changes = self.seen.subscribe();
+        let done = || {
+            let m = self.mirror.read();
+            let Ok(m) = m else { return true };
+            // No record names this node's copy (it was never published, or another node's copy
+            // holds the record): no view has it.
+            let record = m.entries.get(&format!("pods/{key}"));
+            let ours = record
+                .and_then(|(_, v)| v.get("node")?.as_str())
+                .is_some_and(|n| n == self.node_name);
+            !ours
+                || self
+                    .nodes_in(&m)
+                    .iter()
+                    .filter(|n| n.ready)
+                    .all(|n| drained_by(&m, &n.name, key))
+        };
+        let wait = async {
+            while !done() {
+                if changes.changed().await.is_err() {
+                    return;
+                }
+            }
+        };
+        if tokio::time::timeout(limit, wait).await.is_err() {
+            let waiting: Vec<String> = self
+                .nodes()
+                .into_iter()
+                .filter(|n| n.ready)
+                .filter(|n| {
+                    self.mirror
+                        .read()
+                        .is_ok_and(|m| !drained_by(&m, &n.name, key))
+                })
+                .map(|n| n.name)
+                .collect();
+            tracing::warn!(pod = %key, nodes = ?waiting, limit_ms = limit.as_millis() as u64, "stopping the pod before every node dropped it from its view");
+        }
+    }
+}
+
+/// Whether `node`'s `drained/<node>` record lists the pod `key`.
+fn drained_by(m: &Mirror, node: &str, key: &str) -> bool {
+    m.entries
+        .get(&format!("drained/{node}"))
+        .and_then(|(_, v)| v.as_array())
+        .is_some_and(|pods| pods.iter().any(|p| p.as_str() == Some(key)))
 }
 
 /// What writing `value` over what the mirror holds (`held`) does.
@@ -762,7 +857,8 @@ fn facts_of(m: &Mirror, live: &BTreeSet<String>, now: u64) -> Facts {
         else {
             continue;
         };
-        if !live.contains(&view.node) {
+        // A terminating pod is on its way out: the rollout counts it no more (as Kubernetes does).
+        if !live.contains(&view.node) || view.terminating {
             continue;
         }
         // Records of older nodes carry no time: ready then counts as long since.
@@ -949,6 +1045,104 @@ mod tests {
         assert_eq!(held, config("2").to_value());
         assert!(link.delete("ConfigMap", "default", "c").await.unwrap());
         assert!(!link.delete("ConfigMap", "default", "c").await.unwrap());
+        follow.abort();
+    }
+
+    /// A stop waits for every live node to say its view dropped the pod, and no longer than the
+    /// drain timeout when one does not.
+    #[tokio::test]
+    async fn a_drain_waits_for_the_views_and_is_bounded() {
+        let dir = tempfile::tempdir().unwrap();
+        let (link, follow) = linked(dir.path()).await;
+        let (tx, rx) = watch::channel(BTreeSet::new());
+        let publisher = tokio::spawn(Arc::clone(&link).publish_drained(rx));
+        // Another node's copy holds the record: this copy is in no view, nothing to wait for.
+        link.write("pods/default/p", Some(json!({"node": "n2"})))
+            .await
+            .unwrap();
+        let started = std::time::Instant::now();
+        link.wait_drained("default/p", Duration::from_secs(10))
+            .await;
+        assert!(started.elapsed() < Duration::from_secs(1));
+        // This node's copy is in the views until they say otherwise.
+        link.write(
+            "pods/default/p",
+            Some(json!({"node": "n1", "terminating": true})),
+        )
+        .await
+        .unwrap();
+        let started = std::time::Instant::now();
+        link.wait_drained("default/p", Duration::from_millis(300))
+            .await;
+        assert!(
+            started.elapsed() >= Duration::from_millis(300),
+            "bounded, not skipped"
+        );
+        let waiter = tokio::spawn({
+            let link = Arc::clone(&link);
+            async move {
+                link.wait_drained("default/p", Duration::from_secs(10))
+                    .await;
+            }
+        });
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        assert!(!waiter.is_finished(), "no node said so yet");
+        tx.send_replace(BTreeSet::from(["default/p".to_owned()]));
+        tokio::time::timeout(Duration::from_secs(5), waiter)
+            .await
+            .expect("the drain ends once this node's view dropped the pod")
+            .unwrap();
+        // No pod left to drain: the record goes.
+        tx.send_replace(BTreeSet::new());
+        let mut changes = link.changes();
+        tokio::time::timeout(Duration::from_secs(5), async {
+            while link.mirror().entries.contains_key("drained/n1") {
+                let _ = changes.changed().await;
+            }
+        })
+        .await
+        .unwrap();
+        publisher.abort();
+        follow.abort();
+    }
+
+    /// Applying a Deployment records its templates as revisions (the one it had first), a
+    /// template seen before moves up as the newest, and deleting it removes them.
+    #[tokio::test]
+    async fn deployment_templates_become_revisions() {
+        let dir = tempfile::tempdir().unwrap();
+        let (link, follow) = linked(dir.path()).await;
+        let web = |image: &str| {
+            object(&format!(
+                "apiVersion: apps/v1\nkind: Deployment\nmetadata: {{name: web}}\nspec:\n  selector: {{matchLabels: {{app: web}}}}\n  template:\n    metadata: {{labels: {{app: web}}}}\n    spec: {{containers: [{{name: c, image: {image}}}]}}\n"
+            ))
+        };
+        let revisions = |link: &Link| -> Vec<(u64, String)> {
+            let facts = link.rollout_facts(0);
+            let mut out: Vec<(u64, String)> = facts
+                .revisions
+                .get(&("default".to_owned(), "web".to_owned()))
+                .into_iter()
+                .flatten()
+                .map(|(h, r)| (r.revision, h.clone()))
+                .collect();
+            out.sort();
+            out
+        };
+        let hash = |o: &Object| match o {
+            Object::Deployment(d) => podswarm_manifest::template_hash(&d.spec.template),
+            _ => unreachable!(),
+        };
+        let (v1, v2) = (web("x:1"), web("x:2"));
+        link.apply(std::slice::from_ref(&v1)).await.unwrap();
+        assert_eq!(revisions(&link), [(1, hash(&v1))]);
+        link.apply(std::slice::from_ref(&v2)).await.unwrap();
+        assert_eq!(revisions(&link), [(1, hash(&v1)), (2, hash(&v2))]);
+        // Back to the first template (what `rollout undo` writes): it becomes revision 3.
+        link.apply(std::slice::from_ref(&v1)).await.unwrap();
+        assert_eq!(revisions(&link), [(2, hash(&v2)), (3, hash(&v1))]);
+        assert!(link.delete("Deployment", "default", "web").await.unwrap());
+        assert!(revisions(&link).is_empty());
         follow.abort();
     }
 

@@ -159,6 +159,12 @@ async fn run(args: Args) -> Result<()> {
     reconciler.placer = Some(Arc::new(move |pods| placer.place(pods)));
     let facts = Arc::clone(&link);
     reconciler.facts = Some(Arc::new(move |now| facts.rollout_facts(now)));
+    let drains = Arc::clone(&link);
+    let drain_timeout = Duration::from_millis(config.workloads.drain_timeout_ms);
+    reconciler.drain = Some(Arc::new(move |pod| {
+        let link = Arc::clone(&drains);
+        Box::pin(async move { link.wait_drained(&pod, drain_timeout).await })
+    }));
     let reconciler = Arc::new(reconciler);
 
     let reload_source = Arc::clone(&systemd);
@@ -193,8 +199,11 @@ async fn run(args: Args) -> Result<()> {
             .ok()
             .map(|a| a.port()),
     });
+    let (drained_tx, drained_rx) = tokio::sync::watch::channel(std::collections::BTreeSet::new());
+    let drained_task = tokio::spawn(Arc::clone(&link).publish_drained(drained_rx));
     let view_task = tokio::spawn(podswarm_daemon::view::publish(
         model.subscribe(),
+        drained_tx,
         config.network.node_ip,
         config.paths.view.clone(),
         config.paths.tls_dir.clone(),
@@ -302,6 +311,7 @@ async fn run(args: Args) -> Result<()> {
     let _ = probe_task.await;
     let _ = link_task.await;
     let _ = view_task.await;
+    drained_task.abort();
     let _ = model_task.await;
     let _ = std::fs::remove_file(socket);
     Ok(())

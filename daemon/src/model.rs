@@ -289,8 +289,11 @@ fn endpoints_of(
         return Vec::new();
     };
     let mut out = Vec::new();
+    // A terminating pod is no endpoint: it is leaving, and DNS and the ingress must send it
+    // nothing new before it stops.
     for pod in pods.values().filter(|v| {
-        v.namespace == service.object.namespace()
+        !v.terminating
+            && v.namespace == service.object.namespace()
             && selector.iter().all(|(k, val)| v.labels.get(k) == Some(val))
     }) {
         let Some(ip) = &pod.ip else { continue };
@@ -557,6 +560,23 @@ spec:
         assert_eq!(snap.objects("Service", Some("other")).count(), 0);
         assert_eq!(snap.objects("Pod", None).count(), 1);
         assert!(snap.entry("Pod", "shop", "solo").is_some());
+    }
+
+    /// A pod on its way out is no endpoint anywhere, whichever node reports it, so DNS and the
+    /// ingress send it nothing new; `get pods` still lists it.
+    #[test]
+    fn terminating_pods_are_no_endpoints() {
+        let mut leaving = view("shop/solo", "other", "Running", Some("10.244.1.2"));
+        leaving.terminating = true;
+        let snap = Snapshot::build(Inputs {
+            node_name: "me".into(),
+            entries: entries(APP),
+            nodes: vec![node("me", true), node("other", true)],
+            records: BTreeMap::from([("shop/solo".into(), leaving)]),
+            ..Inputs::default()
+        });
+        assert!(snap.endpoints("shop", "web").is_empty());
+        assert_eq!(snap.pod("shop/solo").unwrap().view.status(), "Terminating");
     }
 
     #[test]

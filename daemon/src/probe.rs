@@ -5,16 +5,19 @@
 //!
 //! Kubernetes' rules: nothing before `initialDelaySeconds`, one probe per `periodSeconds`, ready
 //! after `successThreshold` successes in a row, not ready after `failureThreshold` failures in a row.
+//!
+//! The `exec` and `httpGet` attempts themselves (`exec_in`, `http_get`) are shared with the
+//! `preStop` hooks (`lifecycle.rs`), so both send the same requests.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::{Mutex, PoisonError, RwLock};
 use std::time::{Duration, Instant};
 
 use http_body_util::Empty;
 use hyper::body::Bytes;
 use hyper_util::rt::TokioIo;
-use k8s_openapi::api::core::v1::Probe;
+use k8s_openapi::api::core::v1::{Container, HTTPHeader, Probe};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
 /// One container's readiness probe, resolved for this node.
@@ -45,12 +48,18 @@ pub struct Prober {
 }
 
 /// Resolves a probe's port against the container's named ports.
-pub fn probe_port(probe: &Probe, container: &k8s_openapi::api::core::v1::Container) -> Option<u16> {
+pub fn probe_port(probe: &Probe, container: &Container) -> Option<u16> {
     let port = probe
         .http_get
         .as_ref()
         .map(|h| &h.port)
         .or(probe.tcp_socket.as_ref().map(|t| &t.port))?;
+    resolve_port(port, container)
+}
+
+/// A port number, or the number of the container port with that name (as the kubelet resolves
+/// probe and lifecycle handler ports).
+pub(crate) fn resolve_port(port: &IntOrString, container: &Container) -> Option<u16> {
     match port {
         IntOrString::Int(n) => u16::try_from(*n).ok(),
         IntOrString::String(name) => container
@@ -181,60 +190,149 @@ impl Prober {
         let timeout = Duration::from_secs(p.probe.timeout_seconds.unwrap_or(1).max(1) as u64);
         let attempt = async {
             if let Some(exec) = &p.probe.exec {
-                let command = exec.command.clone().unwrap_or_default();
-                let status = tokio::process::Command::new(&self.podman)
-                    .arg("exec")
-                    .arg(&p.podman_name)
-                    .args(&command)
-                    .stdout(std::process::Stdio::null())
-                    .stderr(std::process::Stdio::null())
-                    .kill_on_drop(true)
-                    .status()
-                    .await;
-                return status.is_ok_and(|s| s.success());
+                let command = exec.command.as_deref().unwrap_or_default();
+                return exec_in(&self.podman, &p.podman_name, command).await.is_ok();
             }
             let Some(port) = p.port else { return false };
+            if let Some(http) = &p.probe.http_get {
+                let host = http.host.as_deref().unwrap_or(ip);
+                let path = http.path.as_deref().unwrap_or("/");
+                let https = http.scheme.as_deref() == Some("HTTPS");
+                // Probes do not send their `httpHeaders` yet (preStop hooks do).
+                return match http_get(host, port, path, https, PROBE_AGENT, &[]).await {
+                    Ok(Some(status)) => (200..400).contains(&status),
+                    // Like the kubelet, which does not verify certificates: a TLS listener that
+                    // accepts connections counts; the handshake itself is not checked yet.
+                    Ok(None) => true,
+                    Err(_) => false,
+                };
+            }
             let host = p
                 .probe
-                .http_get
+                .tcp_socket
                 .as_ref()
-                .and_then(|h| h.host.clone())
-                .or_else(|| p.probe.tcp_socket.as_ref().and_then(|t| t.host.clone()))
-                .unwrap_or_else(|| ip.to_owned());
-            let Ok(stream) = tokio::net::TcpStream::connect((host.as_str(), port)).await else {
-                return false;
-            };
-            let Some(http) = &p.probe.http_get else {
-                return true;
-            };
-            if http.scheme.as_deref() == Some("HTTPS") {
-                // Like the kubelet, which does not verify certificates: a TLS listener that accepts
-                // connections counts; the handshake itself is not checked yet.
-                return true;
-            }
-            let Ok((mut sender, conn)) =
-                hyper::client::conn::http1::handshake(TokioIo::new(stream)).await
-            else {
-                return false;
-            };
-            tokio::spawn(conn);
-            let path = http.path.clone().unwrap_or_else(|| "/".to_owned());
-            let Ok(request) = hyper::Request::get(path)
-                .header("host", format!("{host}:{port}"))
-                .header("user-agent", "podswarm-probe/1")
-                .body(Empty::<Bytes>::new())
-            else {
-                return false;
-            };
-            sender
-                .send_request(request)
-                .await
-                .is_ok_and(|r| (200..400).contains(&r.status().as_u16()))
+                .and_then(|t| t.host.as_deref())
+                .unwrap_or(ip);
+            tokio::net::TcpStream::connect((host, port)).await.is_ok()
         };
         tokio::time::timeout(timeout, attempt)
             .await
             .unwrap_or(false)
     }
+}
+
+/// The `User-Agent` of readiness probes (the kubelet's is `kube-probe/<version>`).
+const PROBE_AGENT: &str = "podswarm-probe/1";
+
+/// How much of a failed `podman exec`'s standard error a reason keeps: enough for podman's own
+/// complaint ("no such container") or a command's last words, never a flood in the journal.
+const STDERR_KEPT: usize = 512;
+
+/// Runs `command` inside the podman container `container` (`podman exec <container> command…`),
+/// as readiness probes and `preStop` hooks do. `Err` says why it failed: podman could not be run,
+/// or the exit status with the start of what it wrote to standard error.
+///
+/// No time bound of its own: callers bound it (a probe's timeout, a pod's grace period); the
+/// `podman exec` process is killed when the future is dropped.
+pub(crate) async fn exec_in(
+    podman: &Path,
+    container: &str,
+    command: &[String],
+) -> Result<(), String> {
+    let mut child = tokio::process::Command::new(podman)
+        .arg("exec")
+        .arg(container)
+        .args(command)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .map_err(|e| format!("cannot run {}: {e}", podman.display()))?;
+    let stderr = child.stderr.take();
+    // Standard error is drained to its end while podman runs (a full pipe would block it), and
+    // only its start is kept.
+    let (status, stderr) = tokio::join!(child.wait(), read_start(stderr, STDERR_KEPT));
+    let status = status.map_err(|e| format!("waiting for podman exec: {e}"))?;
+    if status.success() {
+        return Ok(());
+    }
+    let stderr = String::from_utf8_lossy(&stderr);
+    let stderr = stderr.trim();
+    Err(if stderr.is_empty() {
+        format!("podman exec: {status}")
+    } else {
+        format!("podman exec: {status}: {stderr}")
+    })
+}
+
+/// Reads `from` to its end and keeps its first `keep` bytes.
+async fn read_start(from: Option<impl tokio::io::AsyncRead + Unpin>, keep: usize) -> Vec<u8> {
+    use tokio::io::AsyncReadExt;
+    let mut kept = Vec::new();
+    let Some(mut from) = from else { return kept };
+    let mut buf = [0u8; 4096];
+    while let Ok(n) = from.read(&mut buf).await {
+        if n == 0 {
+            break;
+        }
+        let room = keep.saturating_sub(kept.len());
+        kept.extend_from_slice(&buf[..n.min(room)]);
+    }
+    kept
+}
+
+/// One HTTP GET of `path` at `host:port`, as readiness probes and `preStop` hooks send it: HTTP/1.1,
+/// `Host: host:port` and `User-Agent: user_agent` unless `headers` set them (as the kubelet lets
+/// `httpHeaders` do), then `headers`. `Ok(Some(status))` once the answer's head arrived (the body
+/// is not read); `Ok(None)` for `https`: the connection was accepted, but podswarmd speaks no TLS
+/// yet, so no request was sent. `Err` says why no answer came.
+///
+/// No time bound of its own: callers bound it.
+pub(crate) async fn http_get(
+    host: &str,
+    port: u16,
+    path: &str,
+    https: bool,
+    user_agent: &str,
+    headers: &[HTTPHeader],
+) -> Result<Option<u16>, String> {
+    let stream = tokio::net::TcpStream::connect((host, port))
+        .await
+        .map_err(|e| format!("cannot connect to {host}:{port}: {e}"))?;
+    if https {
+        return Ok(None);
+    }
+    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+        .await
+        .map_err(|e| format!("HTTP handshake with {host}:{port}: {e}"))?;
+    // The connection task ends when the request is answered and the sender dropped.
+    tokio::spawn(conn);
+    let given = |name: &str| headers.iter().any(|h| h.name.eq_ignore_ascii_case(name));
+    let mut request = hyper::Request::get(path);
+    if !given("host") {
+        // An IPv6 address is bracketed in the Host header (RFC 9110, section 7.2).
+        let authority = if host.contains(':') {
+            format!("[{host}]:{port}")
+        } else {
+            format!("{host}:{port}")
+        };
+        request = request.header("host", authority);
+    }
+    if !given("user-agent") {
+        request = request.header("user-agent", user_agent);
+    }
+    for h in headers {
+        request = request.header(h.name.as_str(), h.value.as_str());
+    }
+    let request = request
+        .body(Empty::<Bytes>::new())
+        .map_err(|e| format!("invalid request for {path:?}: {e}"))?;
+    let response = sender
+        .send_request(request)
+        .await
+        .map_err(|e| format!("GET {path} on {host}:{port}: {e}"))?;
+    Ok(Some(response.status().as_u16()))
 }
 
 #[cfg(test)]

@@ -130,7 +130,19 @@ pub struct Reconciler<S: Systemd, P: Podman> {
     recheck: AtomicU64,
     /// Since when each pod of this node has been ready, by `ns/name`.
     ready_since: Mutex<BTreeMap<String, u64>>,
+    /// Waits, for a pod on its way out, until every live node's routing view has dropped it
+    /// (bounded by the drain timeout); none: stops go ahead at once.
+    pub drain: Option<Drain>,
+    /// The pods last wanted here, by `ns/name`: a pod being stopped is no longer wanted, and its
+    /// `preStop` hooks come from here.
+    pub(crate) last_wanted: Mutex<BTreeMap<String, PodInstance>>,
 }
+
+/// Resolves once the pod (`ns/name`) is out of every live node's view, or the drain timeout has
+/// passed.
+pub type Drain = Arc<
+    dyn Fn(String) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>> + Send + Sync,
+>;
 
 /// The rollout facts of the cluster at a time (seconds since the epoch).
 pub type FactSource = Arc<dyn Fn(u64) -> crate::rollout::Facts + Send + Sync>;
@@ -192,6 +204,8 @@ impl<S: Systemd, P: Podman> Reconciler<S, P> {
             facts: None,
             recheck: AtomicU64::new(0),
             ready_since: Mutex::default(),
+            drain: None,
+            last_wanted: Mutex::default(),
         }
     }
 
@@ -205,6 +219,14 @@ impl<S: Systemd, P: Podman> Reconciler<S, P> {
         let memory = self.memory.lock().map(|m| m.clone()).unwrap_or_default();
         let plan = plan::plan(&desired, &on_disk, &units, &memory);
         let done = self.execute(&desired, &plan).await?;
+        let stopping = self
+            .memory
+            .lock()
+            .map(|m| m.stopping.clone())
+            .unwrap_or_default();
+        if let Ok(mut last) = self.last_wanted.lock() {
+            last.retain(|k, _| desired.pods.contains_key(k) || stopping.contains(k));
+        }
         self.observe(&desired, &done.rejected).await;
         Ok(done.pass)
     }
@@ -260,6 +282,15 @@ impl<S: Systemd, P: Podman> Reconciler<S, P> {
             node_files: vec![network],
             pods,
         };
+        if let Ok(mut last) = self.last_wanted.lock() {
+            // Refreshed while a pod is wanted; kept while its stop runs (its hooks come from here),
+            // see `sync`.
+            last.extend(
+                desired
+                    .runnable()
+                    .map(|(key, d, _)| (key.clone(), d.pod.clone())),
+            );
+        }
         let keep: BTreeSet<String> = desired
             .pods
             .keys()
@@ -340,6 +371,25 @@ impl<S: Systemd, P: Podman> Reconciler<S, P> {
             views.insert(key.clone(), view);
         }
         self.prober.retain(&views.keys().cloned().collect());
+        // A pod whose stop is under way keeps its last view, marked terminating: its status record
+        // says so, every node's DNS and ingress drop it, and its stop waits for that.
+        let stopping = self
+            .memory
+            .lock()
+            .map(|m| m.stopping.clone())
+            .unwrap_or_default();
+        if let Ok(previous) = self.views.read() {
+            for key in stopping {
+                if !views.contains_key(&key)
+                    && let Some(view) = previous.get(&key)
+                {
+                    let mut view = view.clone();
+                    view.terminating = true;
+                    view.ready = false;
+                    views.insert(key, view);
+                }
+            }
+        }
         self.stamp_ready(&mut views);
         if let Ok(mut v) = self.views.write() {
             *v = views;
@@ -367,6 +417,7 @@ impl<S: Systemd, P: Podman> Reconciler<S, P> {
             created: d.created,
             warnings: Vec::new(),
             ready_since: None,
+            terminating: false,
         };
         match &d.target {
             Target::Run(run) => {
@@ -433,7 +484,7 @@ impl<S: Systemd, P: Podman> Reconciler<S, P> {
             .unwrap_or_default();
         let mut updated = BTreeMap::new();
         for (key, mut view) in views {
-            if !view.unit.is_empty() && !rejected.contains_key(&key) {
+            if !view.unit.is_empty() && !rejected.contains_key(&key) && !view.terminating {
                 self.observe_pod(&key, &mut view).await?;
             }
             updated.insert(key, view);
@@ -544,6 +595,7 @@ impl<S: Systemd, P: Podman> Reconciler<S, P> {
             {
                 for (key, view) in views.iter_mut() {
                     let ready = view.phase == Phase::Running
+                        && !view.terminating
                         && view.reason.is_none()
                         && self.prober.is_ready(key);
                     if ready != view.ready {
@@ -623,7 +675,7 @@ impl<S: Systemd, P: Podman> Reconciler<S, P> {
 const DEBOUNCE: Duration = Duration::from_millis(50);
 
 /// The name podman gives a pod's container (for `podman exec` and the journal's CONTAINER_NAME=).
-fn podman_name(pod: &PodInstance, container: &str, options: &Options) -> String {
+pub(crate) fn podman_name(pod: &PodInstance, container: &str, options: &Options) -> String {
     let base = podswarm_generator::names::pod(&pod.namespace, &pod.name);
     match (pod.spec.containers.len() > 1, options.multi_container) {
         (false, _) => base,
@@ -1223,6 +1275,52 @@ mod tests {
             "files went only after {:?}",
             deleted.elapsed()
         );
+    }
+
+    /// A pod on its way out is marked terminating (so its status record takes it out of every
+    /// node's DNS and ingress), and no stop job runs until the drain says every view dropped it.
+    #[tokio::test]
+    async fn a_leaving_pod_is_terminating_and_stops_only_once_drained() {
+        let env = env();
+        let mut r = env.reconciler();
+        let gate = Arc::new(tokio::sync::Notify::new());
+        let asked = Arc::new(Mutex::new(Vec::<String>::new()));
+        r.drain = Some(Arc::new({
+            let (gate, asked) = (Arc::clone(&gate), Arc::clone(&asked));
+            move |pod| {
+                asked.lock().unwrap().push(pod);
+                let gate = Arc::clone(&gate);
+                Box::pin(async move { gate.notified().await })
+            }
+        }));
+        apply(&r, POD);
+        sync(&r).await;
+        assert!(view_of(&r, "default/p").ready);
+        env.systemd.clear_calls();
+        r.state.delete(&pod_key("p")).unwrap();
+        let pass = sync(&r).await;
+        assert_eq!(pass.stopped.len(), 1, "{pass:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        assert_eq!(*asked.lock().unwrap(), ["default/p"]);
+        let stops = || {
+            env.systemd
+                .calls()
+                .iter()
+                .filter(|c| matches!(c, Call::Stop(_)))
+                .count()
+        };
+        assert_eq!(stops(), 0, "no stop job before the pod is drained");
+        let view = view_of(&r, "default/p");
+        assert!(view.terminating && !view.ready, "{view:?}");
+        assert_eq!(view.status(), "Terminating");
+        // Passes meanwhile neither stop it twice nor forget it.
+        sync(&r).await;
+        assert!(view_of(&r, "default/p").terminating);
+        gate.notify_one();
+        stops_done(&r).await;
+        assert_eq!(stops(), 1);
+        sync(&r).await;
+        assert!(r.views.read().unwrap().get("default/p").is_none());
     }
 
     /// Was a defect: the network error kept only its text, not its cause.

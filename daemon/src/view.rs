@@ -16,7 +16,7 @@
 //! reloads it. Ingress backends stay references (service + port): the ingress resolves them
 //! against the view's services.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -315,6 +315,7 @@ pub fn build(
     }
     let pods = snapshot
         .pods()
+        .filter(|p| !p.view.terminating)
         .filter_map(|p| {
             let ip: IpAddr = p.view.ip.as_deref()?.parse().ok()?;
             Some(Pod {
@@ -351,9 +352,13 @@ pub fn build(
 }
 
 /// Publishes the view of each new snapshot when it differs from the last one, after the TLS files
-/// it names (in `tls_dir`); a failed write is tried again every second.
+/// it names (in `tls_dir`); a failed write is tried again every second. Once the file on disk
+/// reflects a snapshot, `drained` gets that snapshot's terminating pods (`ns/name`): the view no
+/// longer holds them, which the link tells the cluster so that their nodes may stop them.
+#[allow(clippy::too_many_arguments)]
 pub async fn publish(
     mut snapshots: tokio::sync::watch::Receiver<Arc<Snapshot>>,
+    drained: tokio::sync::watch::Sender<BTreeSet<String>>,
     node_ip: Option<IpAddr>,
     path: PathBuf,
     tls_dir: PathBuf,
@@ -370,6 +375,11 @@ pub async fn publish(
     loop {
         let snapshot = Arc::clone(&snapshots.borrow_and_update());
         let (mut view, tls) = build(&snapshot, node_ip, &cluster_domain, pod_cidr, &tls_dir);
+        let terminating: BTreeSet<String> = snapshot
+            .pods()
+            .filter(|p| p.view.terminating)
+            .map(|p| format!("{}/{}", p.view.namespace, p.view.name))
+            .collect();
         drop(snapshot);
         if tls.problems != tls_problems {
             for problem in &tls.problems {
@@ -405,7 +415,9 @@ pub async fn publish(
                 }
             }
         }
-        if last.as_ref() != Some(&view) {
+        // Whether the file on disk now reflects this snapshot.
+        let mut reflected = last.as_ref() == Some(&view);
+        if !reflected {
             version += 1;
             let published = View {
                 version,
@@ -423,6 +435,7 @@ pub async fn publish(
                         "routing view published"
                     );
                     last = Some(view);
+                    reflected = true;
                     failing = false;
                 }
                 Err(e) if !failing => {
@@ -431,6 +444,13 @@ pub async fn publish(
                 }
                 Err(_) => {}
             }
+        }
+        if reflected {
+            drained.send_if_modified(|d| {
+                let changed = *d != terminating;
+                *d = terminating;
+                changed
+            });
         }
         let retry = failing || tls_failing;
         tokio::select! {

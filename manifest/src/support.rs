@@ -44,6 +44,18 @@ const CONTAINER: &[&str] = &[
     "livenessProbe",
     "readinessProbe",
     "startupProbe",
+    // podswarmd runs preStop hooks before it stops a pod (daemon/src/lifecycle.rs); postStart,
+    // stopSignal and httpGet.protocol stay unsupported.
+    "lifecycle.preStop.exec",
+    "lifecycle.preStop.httpGet.host",
+    "lifecycle.preStop.httpGet.path",
+    "lifecycle.preStop.httpGet.port",
+    "lifecycle.preStop.httpGet.scheme",
+    "lifecycle.preStop.httpGet.httpHeaders",
+    "lifecycle.preStop.sleep",
+    // Accepted as Kubernetes accepts it, and never run, as in Kubernetes: validate.rs says so
+    // (one precise warning instead of this file's generic one).
+    "lifecycle.preStop.tcpSocket",
     "resources.limits",
     "resources.requests",
     "securityContext.runAsUser",
@@ -225,7 +237,7 @@ mod tests {
             "apiVersion": "v1", "kind": "Pod",
             "metadata": {"name": "x", "labels": {"a": "b"}},
             "spec": {
-                "containers": [{"name": "c", "image": "i", "lifecycle": {"preStop": {}},
+                "containers": [{"name": "c", "image": "i", "lifecycle": {"postStart": {}},
                                 "ports": [{"containerPort": 80}]}],
                 "affinity": {"nodeAffinity": {}},
                 "restartPolicy": "Always"
@@ -233,7 +245,45 @@ mod tests {
         });
         assert_eq!(
             unsupported_fields("Pod", &raw),
-            vec!["spec.affinity", "spec.containers[0].lifecycle"]
+            vec!["spec.affinity", "spec.containers[0].lifecycle.postStart"]
+        );
+    }
+
+    #[test]
+    fn pre_stop_is_supported_post_start_and_stop_signal_are_not() {
+        let lifecycle = serde_json::json!({
+            "preStop": {"httpGet": {"path": "/stop", "port": 80, "host": "a", "scheme": "HTTP",
+                                    "httpHeaders": [{"name": "X", "value": "y"}],
+                                    "protocol": "HTTP2"}},
+            "postStart": {"exec": {"command": ["x"]}},
+            "stopSignal": "SIGQUIT"
+        });
+        let raw = serde_json::json!({
+            "apiVersion": "apps/v1", "kind": "Deployment",
+            "spec": {"template": {"spec": {"containers": [
+                {"name": "a", "image": "i", "lifecycle": lifecycle},
+                {"name": "b", "image": "i", "lifecycle": {"preStop": {"sleep": {"seconds": 5}}}},
+                {"name": "c", "image": "i", "lifecycle": {"preStop": {"exec": {"command": ["x"]}}}},
+                {"name": "d", "image": "i", "lifecycle": {"preStop": {"tcpSocket": {"port": 80}}}}
+            ]}}}
+        });
+        let prefix = "spec.template.spec.containers[0].lifecycle";
+        assert_eq!(
+            unsupported_fields("Deployment", &raw),
+            vec![
+                format!("{prefix}.postStart"),
+                format!("{prefix}.preStop.httpGet.protocol"),
+                format!("{prefix}.stopSignal"),
+            ]
+        );
+        let ephemeral = serde_json::json!({
+            "apiVersion": "v1", "kind": "Pod",
+            "spec": {"containers": [], "ephemeralContainers": [
+                {"name": "e", "lifecycle": {"preStop": {"sleep": {"seconds": 1}}}}]}
+        });
+        assert_eq!(
+            unsupported_fields("Pod", &ephemeral),
+            vec!["spec.ephemeralContainers"]
         );
     }
 }

@@ -1,6 +1,6 @@
 use std::collections::{BTreeMap, BTreeSet};
 
-use k8s_openapi::api::core::v1::{Container, PodSpec, Probe, Volume};
+use k8s_openapi::api::core::v1::{Container, ExecAction, HTTPGetAction, PodSpec, Probe, Volume};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
@@ -411,6 +411,13 @@ pub(crate) fn pod_spec(r: &mut Report, path: &str, spec: &PodSpec, policy: &Poli
             );
         }
         container(r, &cp, c, &volume_names);
+        lifecycle(
+            r,
+            &cp,
+            c,
+            spec.termination_grace_period_seconds
+                .unwrap_or(DEFAULT_GRACE_SECONDS),
+        );
         for (j, port) in c.ports.iter().flatten().enumerate() {
             if let Some(n) = &port.name
                 && !port_names.insert(n.clone())
@@ -885,66 +892,16 @@ fn probe(r: &mut Report, pp: &str, p: &Probe, port_names: &BTreeSet<&str>) {
             "gRPC probes are not supported by podswarm yet",
         );
     }
-    let port = |r: &mut Report, path: String, port: &IntOrString| match port {
-        IntOrString::Int(n) if !(1..=65535).contains(n) => {
-            r.err(path, format!("must be between 1 and 65535, got {n}"))
-        }
-        IntOrString::String(name) if !port_names.contains(name.as_str()) => {
-            r.err(path, format!("no container port is named {name:?}"))
-        }
-        _ => {}
-    };
     if let Some(exec) = &p.exec {
-        let cmd = exec.command.as_deref().unwrap_or_default();
-        if cmd.is_empty() {
-            r.err(format!("{pp}.exec.command"), "must not be empty");
-        }
-        if cmd.iter().any(|a| has_nul(a)) {
-            r.err(
-                format!("{pp}.exec.command"),
-                "must not contain a NUL character",
-            );
-        }
+        exec_action(r, &format!("{pp}.exec"), exec);
     }
     if let Some(h) = &p.http_get {
-        port(r, format!("{pp}.httpGet.port"), &h.port);
-        if let Some(path) = &h.path
-            && (!path.starts_with('/') || path.chars().any(|c| c.is_whitespace() || c.is_control()))
-        {
-            r.err(
-                format!("{pp}.httpGet.path"),
-                format!("{path:?} must start with '/' and contain no spaces or control characters"),
-            );
-        }
-        if let Some(scheme) = h.scheme.as_deref()
-            && scheme != "HTTP"
-            && scheme != "HTTPS"
-        {
-            r.err(
-                format!("{pp}.httpGet.scheme"),
-                format!("must be HTTP or HTTPS, got {scheme:?}"),
-            );
-        }
-        if let Some(host) = &h.host
-            && host.parse::<std::net::IpAddr>().is_err()
-            && !is_dns1123_subdomain(host)
-        {
-            r.err(
-                format!("{pp}.httpGet.host"),
-                format!("{host:?} is not a host name or address"),
-            );
-        }
+        http_get_action(r, &format!("{pp}.httpGet"), h, port_names);
     }
     if let Some(t) = &p.tcp_socket {
-        port(r, format!("{pp}.tcpSocket.port"), &t.port);
-        if let Some(host) = &t.host
-            && host.parse::<std::net::IpAddr>().is_err()
-            && !is_dns1123_subdomain(host)
-        {
-            r.err(
-                format!("{pp}.tcpSocket.host"),
-                format!("{host:?} is not a host name or address"),
-            );
+        port_ref(r, format!("{pp}.tcpSocket.port"), &t.port, port_names);
+        if let Some(host) = &t.host {
+            host_field(r, format!("{pp}.tcpSocket.host"), host);
         }
     }
     for (field, value, min) in [
@@ -963,6 +920,148 @@ fn probe(r: &mut Report, pp: &str, p: &Probe, port_names: &BTreeSet<&str>) {
             );
         }
     }
+}
+
+/// A probe's or handler's port: a number, or the name of one of the container's ports.
+fn port_ref(r: &mut Report, path: String, port: &IntOrString, port_names: &BTreeSet<&str>) {
+    match port {
+        IntOrString::Int(n) if !(1..=65535).contains(n) => {
+            r.err(path, format!("must be between 1 and 65535, got {n}"))
+        }
+        IntOrString::String(name) if !port_names.contains(name.as_str()) => {
+            r.err(path, format!("no container port is named {name:?}"))
+        }
+        _ => {}
+    }
+}
+
+/// An `exec` action (probe or lifecycle handler) at `ep`.
+fn exec_action(r: &mut Report, ep: &str, exec: &ExecAction) {
+    let cmd = exec.command.as_deref().unwrap_or_default();
+    if cmd.is_empty() {
+        r.err(format!("{ep}.command"), "must not be empty");
+    }
+    if cmd.iter().any(|a| has_nul(a)) {
+        r.err(format!("{ep}.command"), "must not contain a NUL character");
+    }
+}
+
+/// An `httpGet` action (probe or lifecycle handler) at `hp`.
+fn http_get_action(r: &mut Report, hp: &str, h: &HTTPGetAction, port_names: &BTreeSet<&str>) {
+    port_ref(r, format!("{hp}.port"), &h.port, port_names);
+    if let Some(path) = &h.path
+        && (!path.starts_with('/') || path.chars().any(|c| c.is_whitespace() || c.is_control()))
+    {
+        r.err(
+            format!("{hp}.path"),
+            format!("{path:?} must start with '/' and contain no spaces or control characters"),
+        );
+    }
+    if let Some(scheme) = h.scheme.as_deref()
+        && scheme != "HTTP"
+        && scheme != "HTTPS"
+    {
+        r.err(
+            format!("{hp}.scheme"),
+            format!("must be HTTP or HTTPS, got {scheme:?}"),
+        );
+    }
+    if let Some(host) = &h.host {
+        host_field(r, format!("{hp}.host"), host);
+    }
+}
+
+/// A probe's or hook's `host`: an address or a DNS name.
+fn host_field(r: &mut Report, path: String, host: &str) {
+    if host.parse::<std::net::IpAddr>().is_err() && !is_dns1123_subdomain(host) {
+        r.err(path, format!("{host:?} is not a host name or address"));
+    }
+}
+
+/// Kubernetes' `terminationGracePeriodSeconds` when a pod does not set it.
+const DEFAULT_GRACE_SECONDS: i64 = 30;
+
+/// A container's `lifecycle.preStop`, which podswarmd runs before it stops the pod, checked as
+/// Kubernetes' `validateLifecycle` does: one handler, its action valid, a `sleep` within the grace
+/// period. `tcpSocket` passes Kubernetes' validation but is deprecated and never run (the kubelet
+/// fails it), so it is accepted with a warning. `postStart` and `stopSignal` are not supported
+/// (`support.rs` warns), so they are not checked.
+fn lifecycle(r: &mut Report, cp: &str, c: &Container, grace: i64) {
+    let Some(hook) = c.lifecycle.as_ref().and_then(|l| l.pre_stop.as_ref()) else {
+        return;
+    };
+    let hp = format!("{cp}.lifecycle.preStop");
+    let handlers = [
+        hook.exec.is_some(),
+        hook.http_get.is_some(),
+        hook.sleep.is_some(),
+        hook.tcp_socket.is_some(),
+    ];
+    match handlers.iter().filter(|h| **h).count() {
+        0 => r.err(&hp, "must specify a handler type: exec, httpGet or sleep"),
+        1 => {}
+        _ => r.err(&hp, "may not specify more than 1 handler type"),
+    }
+    let port_names: BTreeSet<&str> = c
+        .ports
+        .iter()
+        .flatten()
+        .filter_map(|p| p.name.as_deref())
+        .collect();
+    if let Some(exec) = &hook.exec {
+        exec_action(r, &format!("{hp}.exec"), exec);
+    }
+    if let Some(h) = &hook.http_get {
+        let hgp = format!("{hp}.httpGet");
+        http_get_action(r, &hgp, h, &port_names);
+        for (i, header) in h.http_headers.iter().flatten().enumerate() {
+            if !is_http_token(&header.name) {
+                r.err(
+                    format!("{hgp}.httpHeaders[{i}].name"),
+                    format!("{:?} is not a valid HTTP header name", header.name),
+                );
+            }
+            // What an HTTP/1.1 field value may hold: no line breaks or other control characters.
+            if header.value.chars().any(|c| c.is_control() && c != '\t') {
+                r.err(
+                    format!("{hgp}.httpHeaders[{i}].value"),
+                    "must not contain control characters",
+                );
+            }
+        }
+        if h.scheme.as_deref() == Some("HTTPS") {
+            r.warn(
+                format!("{hgp}.scheme"),
+                "podswarm speaks no TLS to hooks yet: an HTTPS preStop hook only connects, sends \
+                 no request and is logged as failed; the pod is stopped all the same",
+            );
+        }
+    }
+    if let Some(sleep) = &hook.sleep
+        && !(0..=grace).contains(&sleep.seconds)
+    {
+        r.err(
+            format!("{hp}.sleep.seconds"),
+            format!(
+                "must be non-negative and at most terminationGracePeriodSeconds ({grace}), got {}",
+                sleep.seconds
+            ),
+        );
+    }
+    if hook.tcp_socket.is_some() {
+        r.warn(
+            format!("{hp}.tcpSocket"),
+            "deprecated: Kubernetes accepts tcpSocket in a lifecycle handler but never runs it (the \
+             hook fails), and podswarm does the same; use exec, httpGet or sleep",
+        );
+    }
+}
+
+/// An HTTP token (RFC 9110, section 5.6.2), what a header name is.
+fn is_http_token(s: &str) -> bool {
+    !s.is_empty()
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
 }
 
 fn service(r: &mut Report, spec: &k8s_openapi::api::core::v1::ServiceSpec) {
@@ -1128,6 +1227,148 @@ mod tests {
         assert!(!host_path_allowed("/", &allow));
         assert!(!host_path_allowed("/srv/x", &[]));
         assert!(host_path_allowed("/anything", &["/".to_owned()]));
+    }
+
+    /// Intake of `yaml` as a user meets it: accepted objects' warnings, or the refusal.
+    fn intake(yaml: &str) -> Result<Vec<String>, String> {
+        crate::parse(yaml, "t", &crate::Limits::default(), &Policy::default())
+            .map(|m| m.warnings.iter().map(ToString::to_string).collect())
+            .map_err(|e| e.to_string())
+    }
+
+    /// A Pod whose one container has `lifecycle` (YAML flow) and, if given, a grace period.
+    fn pod(lifecycle: &str, grace: Option<i64>) -> String {
+        let grace = grace.map_or(String::new(), |g| {
+            format!("  terminationGracePeriodSeconds: {g}\n")
+        });
+        format!(
+            "apiVersion: v1\nkind: Pod\nmetadata: {{name: web}}\nspec:\n{grace}  containers:\n  \
+             - name: app\n    image: x\n    ports: [{{name: admin, containerPort: 9000}}]\n    \
+             lifecycle: {lifecycle}\n"
+        )
+    }
+
+    #[test]
+    fn pre_stop_hooks_are_accepted_without_warning() {
+        for hook in [
+            "{preStop: {exec: {command: [/bin/drain, --now]}}}",
+            "{preStop: {httpGet: {path: /drain, port: admin, httpHeaders: [{name: X-Why, value: stop}]}}}",
+            "{preStop: {httpGet: {port: 9000, host: 10.0.0.1, scheme: HTTP}}}",
+            "{preStop: {sleep: {seconds: 30}}}",
+            "{preStop: {sleep: {seconds: 0}}}",
+        ] {
+            assert_eq!(intake(&pod(hook, None)), Ok(vec![]), "{hook}");
+        }
+        let deployment = "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: web}\nspec:\n  \
+            selector: {matchLabels: {app: web}}\n  template:\n    metadata: {labels: {app: web}}\n    \
+            spec:\n      terminationGracePeriodSeconds: 60\n      containers:\n      - name: app\n        \
+            image: x\n        lifecycle: {preStop: {sleep: {seconds: 45}}}\n";
+        assert_eq!(intake(deployment), Ok(vec![]));
+    }
+
+    #[test]
+    fn post_start_and_stop_signal_are_warned() {
+        let w = intake(&pod(
+            "{postStart: {exec: {command: [x]}}, preStop: {sleep: {seconds: 1}}, stopSignal: SIGQUIT}",
+            None,
+        ))
+        .unwrap();
+        assert_eq!(w.len(), 2, "{w:?}");
+        assert!(
+            w[0].contains("spec.containers[0].lifecycle.postStart: podswarm does not support"),
+            "{w:?}"
+        );
+        assert!(
+            w[1].contains("spec.containers[0].lifecycle.stopSignal: podswarm does not support"),
+            "{w:?}"
+        );
+    }
+
+    #[test]
+    fn tcp_socket_in_a_lifecycle_handler_is_accepted_with_a_warning_as_in_kubernetes() {
+        // Kubernetes' validateHandler counts tcpSocket as a handler; the kubelet fails it at run
+        // time ("invalid handler"). Refusing it would refuse manifests Kubernetes accepts.
+        let w = intake(&pod("{preStop: {tcpSocket: {port: 9000}}}", None)).unwrap();
+        assert_eq!(w.len(), 1, "{w:?}");
+        assert!(
+            w[0].contains("spec.containers[0].lifecycle.preStop.tcpSocket: deprecated"),
+            "{w:?}"
+        );
+        let w = intake(&pod(
+            "{preStop: {httpGet: {port: 9000, scheme: HTTPS}}}",
+            None,
+        ))
+        .unwrap();
+        assert!(
+            w.len() == 1 && w[0].contains("preStop.httpGet.scheme: podswarm speaks no TLS"),
+            "{w:?}"
+        );
+    }
+
+    #[test]
+    fn bad_pre_stop_hooks_are_refused_with_their_path() {
+        let p = "spec.containers[0].lifecycle.preStop";
+        for (hook, grace, wanted) in [
+            (
+                "{preStop: {}}",
+                None,
+                format!("{p}: must specify a handler type"),
+            ),
+            (
+                "{preStop: {exec: {command: [x]}, sleep: {seconds: 1}}}",
+                None,
+                format!("{p}: may not specify more than 1 handler type"),
+            ),
+            (
+                "{preStop: {sleep: {seconds: 31}}}",
+                None,
+                format!(
+                    "{p}.sleep.seconds: must be non-negative and at most terminationGracePeriodSeconds (30)"
+                ),
+            ),
+            (
+                "{preStop: {sleep: {seconds: 10}}}",
+                Some(5),
+                format!(
+                    "{p}.sleep.seconds: must be non-negative and at most terminationGracePeriodSeconds (5)"
+                ),
+            ),
+            (
+                "{preStop: {sleep: {seconds: -1}}}",
+                None,
+                format!("{p}.sleep.seconds: must be non-negative"),
+            ),
+            (
+                "{preStop: {exec: {command: []}}}",
+                None,
+                format!("{p}.exec.command: must not be empty"),
+            ),
+            (
+                "{preStop: {httpGet: {port: metrics}}}",
+                None,
+                format!("{p}.httpGet.port: no container port is named \"metrics\""),
+            ),
+            (
+                "{preStop: {httpGet: {port: 9000, path: drain}}}",
+                None,
+                format!("{p}.httpGet.path: \"drain\" must start with '/'"),
+            ),
+            (
+                "{preStop: {httpGet: {port: 9000, httpHeaders: [{name: 'X Why', value: a}]}}}",
+                None,
+                format!(
+                    "{p}.httpGet.httpHeaders[0].name: \"X Why\" is not a valid HTTP header name"
+                ),
+            ),
+            (
+                "{preStop: {httpGet: {port: 9000, httpHeaders: [{name: X, value: \"a\\nb\"}]}}}",
+                None,
+                format!("{p}.httpGet.httpHeaders[0].value: must not contain control characters"),
+            ),
+        ] {
+            let e = intake(&pod(hook, grace)).unwrap_err();
+            assert!(e.contains(&wanted), "{hook}: {e}");
+        }
     }
 
     #[test]
