@@ -247,6 +247,14 @@ impl<S: Systemd, P: Podman> Reconciler<S, P> {
         if let Ok(mut m) = self.memory.lock() {
             m.stopping.insert(stop.pod.clone());
         }
+        // Out of service from now on: the next status publication takes the pod out of every
+        // node's view, and the drain below waits for that (not for the rest of this pass).
+        if let Ok(mut views) = self.views.write()
+            && let Some(view) = views.get_mut(&stop.pod)
+        {
+            view.terminating = true;
+            view.ready = false;
+        }
         let systemd = Arc::clone(&self.systemd);
         let podman = Arc::clone(&self.podman);
         let memory = Arc::clone(&self.memory);

@@ -302,6 +302,7 @@ impl Link {
                 serde_json::from_value::<k8s_openapi::api::apps::v1::Deployment>(v.clone()).ok()
             })
             .map(|d| d.spec.template);
+        let before_hash = before.as_ref().map(podswarm_manifest::template_hash);
         if let Some(template) = before {
             let old = podswarm_manifest::template_hash(&template);
             if old != hash && !revisions.contains_key(&old) {
@@ -315,6 +316,26 @@ impl Link {
                     .await?;
                 revisions.insert(old, rev);
             }
+        }
+        // The progress deadline counts from when a rollout can start: a new template, or a
+        // resume (a template recorded while paused must not be past its deadline at once; nor
+        // one recorded by an earlier apply whose object write failed).
+        let was_paused = held
+            .and_then(|v| v.pointer("/spec/paused"))
+            .and_then(Value::as_bool)
+            .unwrap_or(false);
+        let resumed = was_paused && !spec.paused.unwrap_or(false);
+        let changed = before_hash.as_deref() != Some(hash.as_str());
+        if let Some(rev) = revisions.get(&hash).filter(|r| r.revision == newest)
+            && (resumed || changed)
+        {
+            let rev = Revision {
+                created: unix_now(),
+                ..rev.clone()
+            };
+            self.write(&format!("{prefix}{hash}"), serde_json::to_value(&rev).ok())
+                .await?;
+            revisions.insert(hash.clone(), rev);
         }
         if revisions.get(&hash).is_none_or(|r| r.revision < newest) {
             let rev = Revision {
@@ -576,17 +597,24 @@ impl Link {
             if !m.synced {
                 continue;
             }
+            let live: BTreeSet<String> = self
+                .nodes_in(&m)
+                .into_iter()
+                .filter(|n| n.ready)
+                .map(|n| n.name)
+                .collect();
             for (key, value) in &mine {
-                // A copy on its way out never overwrites the record of another node's copy of the
-                // same pod (both sides ran it during a partition): that copy is the one in the
-                // views, and this one is in none.
+                // Two copies of one pod (both sides ran it during a partition; two nodes briefly
+                // disagreed): the record names one, and placement keeps that one. This node's copy
+                // never overwrites a record of another live node's copy, nor, on its way out,
+                // any other node's; it is in no view then, and its stop needs no wait.
                 let leaving = value.get("terminating").and_then(Value::as_bool) == Some(true);
-                let elsewhere = m
+                let holder = m
                     .entries
                     .get(key)
                     .and_then(|(_, v)| v.get("node")?.as_str())
-                    .is_some_and(|n| n != self.node_name);
-                if leaving && elsewhere {
+                    .filter(|n| *n != self.node_name);
+                if holder.is_some_and(|n| leaving || live.contains(n)) {
                     continue;
                 }
                 if m.entries.get(key).map(|(_, v)| v) != Some(value)
@@ -857,8 +885,7 @@ fn facts_of(m: &Mirror, live: &BTreeSet<String>, now: u64) -> Facts {
         else {
             continue;
         };
-        // A terminating pod is on its way out: the rollout counts it no more (as Kubernetes does).
-        if !live.contains(&view.node) || view.terminating {
+        if !live.contains(&view.node) {
             continue;
         }
         // Records of older nodes carry no time: ready then counts as long since.
@@ -867,7 +894,13 @@ fn facts_of(m: &Mirror, live: &BTreeSet<String>, now: u64) -> Facts {
             .pods
             .entry((view.namespace.clone(), deployment.to_owned()))
             .or_default()
-            .insert(view.name.clone(), Seen { ready_since });
+            .insert(
+                view.name.clone(),
+                Seen {
+                    ready_since,
+                    terminating: view.terminating,
+                },
+            );
     }
     facts
 }

@@ -599,6 +599,7 @@ spec:
                     current[0].clone(),
                     crate::rollout::Seen {
                         ready_since: Some(10),
+                        ..Default::default()
                     },
                 ),
                 (current[1].clone(), crate::rollout::Seen::default()),

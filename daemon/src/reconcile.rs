@@ -378,16 +378,19 @@ impl<S: Systemd, P: Podman> Reconciler<S, P> {
             .lock()
             .map(|m| m.stopping.clone())
             .unwrap_or_default();
+        // Also when the pod is wanted again meanwhile (an undo, a scale back up): this copy is
+        // still on its way out; the pass after its stop starts it afresh.
         if let Ok(previous) = self.views.read() {
             for key in stopping {
-                if !views.contains_key(&key)
-                    && let Some(view) = previous.get(&key)
-                {
-                    let mut view = view.clone();
-                    view.terminating = true;
-                    view.ready = false;
-                    views.insert(key, view);
-                }
+                let view = match views.get_mut(&key) {
+                    Some(view) => view,
+                    None => match previous.get(&key) {
+                        Some(view) => views.entry(key).or_insert_with(|| view.clone()),
+                        None => continue,
+                    },
+                };
+                view.terminating = true;
+                view.ready = false;
             }
         }
         self.stamp_ready(&mut views);

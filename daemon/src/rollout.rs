@@ -10,10 +10,13 @@
 //!
 //! - a new pod starts only while the total stays within `replicas + maxSurge` — counting the old
 //!   pods that still exist, so the new count can only grow as old pods go;
-//! - an old pod goes when it is not available (it serves nothing), or when the pods available
-//!   without it are still at least `replicas - maxUnavailable`: unavailable first, then the oldest
-//!   revision, then the highest ordinal, the same order everywhere;
-//! - `Recreate` starts new pods once no old pod exists;
+//! - old pods go within Kubernetes' `maxScaledDown` (counting new pods not yet available as
+//!   unavailable, nothing takes the cluster below `replicas - maxUnavailable`), unavailable ones
+//!   first, then available ones while the pods available without them are still at least
+//!   `replicas - maxUnavailable`; then the oldest revision, then the highest ordinal, the same
+//!   order everywhere;
+//! - terminating pods count for nothing, except that `Recreate` starts new pods only once no old
+//!   pod exists, not even one on its way out;
 //! - a paused Deployment, or one past its progress deadline, starts and stops nothing for the
 //!   rollout (the old pods keep serving); scaling within the current template still works.
 //!
@@ -52,6 +55,9 @@ pub struct Revision {
 pub struct Seen {
     /// Ready since (seconds since the epoch); `None` when not ready.
     pub ready_since: Option<u64>,
+    /// On its way out: counted by nothing (as in Kubernetes), except that `Recreate` starts no new
+    /// pod while an old one still runs at all.
+    pub terminating: bool,
 }
 
 /// The replicated facts rollouts decide from.
@@ -151,10 +157,15 @@ pub fn decide(
     let mut new_pods: BTreeMap<u32, Seen> = BTreeMap::new();
     let mut old: Vec<OldPod> = Vec::new();
     let mut old_ready = 0;
+    let mut old_leaving = 0;
     for (pod, s) in seen {
         let Some((h, ordinal)) = replica_ordinal(pod) else {
             continue;
         };
+        if s.terminating {
+            old_leaving += usize::from(h != hash);
+            continue;
+        }
         if h == hash {
             new_pods.insert(ordinal, *s);
         } else if let Some(rev) = revisions.get(h) {
@@ -192,7 +203,11 @@ pub fn decide(
     let frozen = settings.paused || past_deadline;
 
     // The decision: how many new pods (ordinals 0..new_count), which old pods stay.
-    let (new_count, keep_old): (u32, Vec<&OldPod>) = if old.is_empty() {
+    let recreate = settings.strategy.bounds(replicas).is_none();
+    let (new_count, keep_old): (u32, Vec<&OldPod>) = if recreate && !frozen && old_leaving > 0 {
+        // Recreate: the old version must be gone, not just going, before the new one starts.
+        (0, Vec::new())
+    } else if old.is_empty() {
         (replicas, Vec::new())
     } else if frozen {
         let started = new_pods
@@ -218,12 +233,29 @@ pub fn decide(
                     .count();
                 let old_available = old.iter().filter(|o| o.available).count();
                 let floor = usize::try_from(replicas.saturating_sub(unavailable)).unwrap_or(0);
-                let mut may_stop = (new_available + old_available).saturating_sub(floor);
+                // Kubernetes' bound (maxScaledDown): counting the new pods still to turn
+                // available as unavailable, nothing may take the cluster below `floor`; so even
+                // unavailable old pods go only within it (after a restart of podswarmd every pod
+                // is briefly unready, and they must not all go at once).
+                let new_total = usize::try_from(new_count).unwrap_or(usize::MAX);
+                let new_unavailable = new_total.saturating_sub(new_available);
+                let max_scaled_down =
+                    (new_total + old.len()).saturating_sub(floor + new_unavailable);
+                let mut cleanup = max_scaled_down;
+                let mut may_stop = if max_scaled_down == 0 {
+                    0
+                } else {
+                    (new_available + old_available).saturating_sub(floor)
+                };
                 let keep = old
                     .iter()
                     .filter(|o| {
                         if !o.available {
-                            return false;
+                            if cleanup > 0 {
+                                cleanup -= 1;
+                                return false;
+                            }
+                            return true;
                         }
                         if may_stop > 0 {
                             may_stop -= 1;
@@ -488,6 +520,17 @@ mod tests {
         }
     }
 
+    /// A Deployment at v1, every pod ready, and then v2 of it applied (both recorded as revisions).
+    fn rolling(replicas: u32, extra: &str) -> (Sim, Deployment, Deployment) {
+        let mut sim = Sim::new();
+        let v1 = deployment(replicas, 1, extra);
+        sim.record(&v1, 1);
+        steady(&mut sim, &v1);
+        let v2 = deployment(replicas, 2, extra);
+        sim.record(&v2, 2);
+        (sim, v1, v2)
+    }
+
     fn hashes(names: &[String]) -> BTreeMap<String, usize> {
         let mut out = BTreeMap::new();
         for n in names {
@@ -521,12 +564,7 @@ mod tests {
 
     #[test]
     fn a_rolling_update_keeps_three_of_four_serving_and_ends_on_the_new_template() {
-        let mut sim = Sim::new();
-        let v1 = deployment(4, 1, "");
-        sim.record(&v1, 1);
-        steady(&mut sim, &v1);
-        let v2 = deployment(4, 2, "");
-        sim.record(&v2, 2);
+        let (mut sim, _, v2) = rolling(4, "");
         let new = template_hash(&template(&v2));
         // First step: one surge pod, one old pod goes (25% of 4 = 1 each way).
         let first = sim.step(&v2);
@@ -620,18 +658,46 @@ mod tests {
 
     #[test]
     fn recreate_stops_every_old_pod_before_starting_new_ones() {
-        let mut sim = Sim::new();
         let extra = "  strategy: {type: Recreate}\n";
-        let v1 = deployment(3, 1, extra);
-        sim.record(&v1, 1);
-        steady(&mut sim, &v1);
-        let v2 = deployment(3, 2, extra);
-        sim.record(&v2, 2);
+        let (mut sim, _, v2) = rolling(3, extra);
         let d = sim.step(&v2);
         assert!(d.pods.is_empty());
         assert!(sim.names().is_empty());
         let d = sim.step(&v2);
         assert_eq!(d.pods.len(), 3);
+    }
+
+    /// Was a defect (review): unavailable old pods all went at once. After a restart of podswarmd
+    /// every pod is unready for a moment; an old pod still goes only within maxScaledDown.
+    #[test]
+    fn unready_old_pods_go_only_within_max_scaled_down() {
+        let (mut sim, v1, v2) = rolling(4, "");
+        for s in sim.pods().values_mut() {
+            s.ready_since = None;
+        }
+        let d = sim.decide(&v2);
+        let old = template_hash(&template(&v1));
+        let kept_old = d
+            .pods
+            .iter()
+            .filter(|p| replica_ordinal(&p.name).unwrap().0 == old)
+            .count();
+        // 4 old + 1 new, floor 3, the new one unavailable: at most one old pod may go.
+        assert_eq!(kept_old, 3, "{:?}", d.pods);
+    }
+
+    /// Was a defect (review): Recreate started the new pods while the old ones were still on
+    /// their way out.
+    #[test]
+    fn recreate_waits_for_terminating_old_pods_to_be_gone() {
+        let extra = "  strategy: {type: Recreate}\n";
+        let (mut sim, _, v2) = rolling(2, extra);
+        for s in sim.pods().values_mut() {
+            s.terminating = true;
+        }
+        assert!(sim.decide(&v2).pods.is_empty());
+        sim.pods().clear();
+        assert_eq!(sim.decide(&v2).pods.len(), 2);
     }
 
     #[test]

@@ -204,8 +204,22 @@ fn config_keys<'a>(r: &mut Report, keys: impl Iterator<Item = (&'static str, &'a
     }
 }
 
+/// A Deployment annotation asking podswarm to undo a rollout that passes its deadline.
+const AUTO_ROLLBACK: &str = "podswarm.io/auto-rollback";
+
 fn deployment(r: &mut Report, d: &k8s_openapi::api::apps::v1::Deployment, policy: &Policy) {
     let spec = &d.spec;
+    // podswarm's own annotation, announced in the design but not acted on yet: said, not dropped.
+    if d.metadata
+        .annotations
+        .as_ref()
+        .is_some_and(|a| a.contains_key(AUTO_ROLLBACK))
+    {
+        r.warn(
+            format!("metadata.annotations[{AUTO_ROLLBACK}]"),
+            "automatic rollback is not implemented yet and is ignored; use `podswarmctl rollout undo`",
+        );
+    }
     if let Some(replicas) = spec.replicas {
         if replicas < 0 {
             r.err(
@@ -1369,6 +1383,18 @@ mod tests {
             let e = intake(&pod(hook, grace)).unwrap_err();
             assert!(e.contains(&wanted), "{hook}: {e}");
         }
+    }
+
+    /// The annotation the design names for automatic rollback is said to be ignored, not dropped
+    /// without a word.
+    #[test]
+    fn the_auto_rollback_annotation_is_warned_about() {
+        let yaml = "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: web\n  annotations: {podswarm.io/auto-rollback: 'true'}\nspec:\n  selector: {matchLabels: {app: web}}\n  template:\n    metadata: {labels: {app: web}}\n    spec: {containers: [{name: c, image: x}]}\n";
+        let w = intake(yaml).unwrap();
+        assert!(
+            w.len() == 1 && w[0].contains("automatic rollback is not implemented yet"),
+            "{w:?}"
+        );
     }
 
     #[test]
