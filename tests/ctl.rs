@@ -37,11 +37,12 @@ pub fn deployments(node: &Node) -> BTreeMap<String, i64> {
         .collect()
 }
 
-/// Running pods as (pod, node, ip) in `node`'s view of the cluster, sorted.
+/// Running pods as (pod, node, ip) in `node`'s view of the cluster, sorted; a copy on its way
+/// out (terminating: drained from every view, then stopped) is not one of them.
 pub fn running(node: &Node) -> Vec<(String, String, String)> {
     let mut out: Vec<(String, String, String)> = items(node, "pods")
         .iter()
-        .filter(|p| p["phase"] == "Running")
+        .filter(|p| p["phase"] == "Running" && p["terminating"] != true)
         .map(|p| {
             let field = |k: &str| p[k].as_str().unwrap_or("").to_owned();
             (field("name"), field("node"), field("ip"))

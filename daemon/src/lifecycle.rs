@@ -345,8 +345,9 @@ mod tests {
     fn fake_podman(dir: &Path) -> std::path::PathBuf {
         let path = dir.join("podman");
         let script = format!(
-            "#!/bin/sh\nfor a in \"$@\"; do printf '%s\\n' \"$a\" >> '{args}'; done\n\
-             echo -- >> '{args}'\n\
+            // One append per run (hooks run concurrently): the record of one run stays whole.
+            "#!/bin/sh\nout=''\nfor a in \"$@\"; do out=\"$out$a\n\"; done\n\
+             printf '%s--\\n' \"$out\" >> '{args}'\n\
              if [ \"$2\" = bad ]; then echo 'Error: no container with name or ID \"bad\"' >&2; exit 125; fi\n",
             args = dir.join("args").display()
         );
