@@ -366,13 +366,20 @@ impl Link {
     /// What rollouts decide from ([`crate::rollout`]): the revision records, and what the status
     /// records of pods on live nodes say.
     pub fn rollout_facts(&self, now: u64) -> Facts {
+        // Read under the lock once: every pass and every model rebuild asks, so no mirror copies.
+        let Ok(m) = self.mirror.read() else {
+            return Facts {
+                now,
+                ..Facts::default()
+            };
+        };
         let live: BTreeSet<String> = self
-            .nodes()
+            .nodes_in(&m)
             .into_iter()
             .filter(|n| n.ready)
             .map(|n| n.name)
             .collect();
-        facts_of(&self.mirror(), &live, now)
+        facts_of(&m, &live, now)
     }
 
     /// Deletes an object (a Deployment with its revision records); `false` when the cluster has no
