@@ -79,6 +79,8 @@ fn workload(nodes: usize, pods: usize) -> (Vec<PodInstance>, Vec<NodeInfo>) {
             name: format!("node-{i:03}"),
             labels: [("zone".to_owned(), format!("z{}", i % 2))].into(),
             ready: true,
+            cordoned: false,
+            draining: false,
         })
         .collect();
     (all, nodes)

@@ -2,7 +2,7 @@
 //! package does: a cluster formed by token, a 3-replica Deployment spread one pod per node, pods
 //! reachable by IP from other nodes (host-gw routes), a partition that heals to exactly three
 //! replicas, a killed node whose pod comes up elsewhere, and a rolling update that never runs
-//! fewer pods than desired.
+//! fewer pods than desired, and a drain of a node under load that fails no request.
 
 use std::time::{Duration, Instant};
 
@@ -36,6 +36,31 @@ fn view(node: &Node) -> Value {
 /// says).
 fn active_units(node: &Node) -> usize {
     active_pods(node, "web").len()
+}
+
+/// Starts a client on `node` that sends requests through its ingress (`curl`, one at a time,
+/// without a pause) until [`stop_load`]; each answer's status and time go to `/root/codes`.
+fn start_load(node: &Node, request: &str) {
+    node.sh(&format!(
+        "rm -f /root/codes /root/stop-load; nohup sh -c \"while [ ! -e /root/stop-load ]; do {request} >> /root/codes; done\" >/dev/null 2>&1 &"
+    ));
+}
+
+/// Stops the client of [`start_load`] and says how it went: requests sent, the lines of those
+/// that failed (not 200, or no answer), and the slowest answer's time in seconds.
+fn stop_load(node: &Node) -> (usize, Vec<String>, f64) {
+    node.sh("touch /root/stop-load; sleep 6");
+    let codes = node.sh("cat /root/codes");
+    let failed = codes
+        .lines()
+        .filter(|c| !c.starts_with("200 "))
+        .map(str::to_owned)
+        .collect();
+    let slowest = codes
+        .lines()
+        .filter_map(|l| l.split_whitespace().nth(1)?.parse::<f64>().ok())
+        .fold(0.0, f64::max);
+    (codes.lines().count(), failed, slowest)
 }
 
 #[test]
@@ -366,9 +391,7 @@ spec:
         c1.sh(&format!("{through_ingress} || true"))
             .starts_with("200 ")
     });
-    c1.sh(&format!(
-        "rm -f /root/codes /root/stop-load; nohup sh -c \"while [ ! -e /root/stop-load ]; do {through_ingress} >> /root/codes; done\" >/dev/null 2>&1 &"
-    ));
+    start_load(c1, through_ingress);
     let before: Vec<String> = [c1, c2]
         .iter()
         .flat_map(|n| active_pods(n, "web"))
@@ -410,14 +433,7 @@ spec:
     );
     // The load goes on a little past the end, then stops.
     std::thread::sleep(Duration::from_secs(2));
-    c1.sh("touch /root/stop-load; sleep 6");
-    let codes = c1.sh("cat /root/codes");
-    let total = codes.lines().count();
-    let failed: Vec<&str> = codes.lines().filter(|c| !c.starts_with("200 ")).collect();
-    let slowest = codes
-        .lines()
-        .filter_map(|l| l.split_whitespace().nth(1)?.parse::<f64>().ok())
-        .fold(0.0, f64::max);
+    let (total, failed, slowest) = stop_load(c1);
     println!(
         "requests through the ingress during the rolling update: {total}, failed: {}, slowest: {:.0} ms",
         failed.len(),
@@ -441,6 +457,101 @@ spec:
             .unwrap_or_default();
         assert_eq!(status["revision"], 2, "{status}");
     }
+
+    // Maintenance under the same load: `drain` cordons a node and moves its pods to the other
+    // one, where each new copy starts while the old one still serves; an old copy stops only once
+    // the new one is ready and every view routes to it. So systemd never runs fewer than 2 pods of
+    // web, not one request fails, and the other node's own pods are never touched (same systemd
+    // invocations). `uncordon` moves nothing back. (The rollout placed web's pods one by one, so
+    // both may be on one node: that one is drained then.)
+    let (from, to, from_name) = if active_pods(c2, "web").is_empty() {
+        (c1, c2, "c1")
+    } else {
+        (c2, c1, "c2")
+    };
+    let kept_units = active_pods(to, "web");
+    let invocations = |units: &[String]| -> Vec<String> {
+        units
+            .iter()
+            .map(|u| to.unit_property(u, "InvocationID"))
+            .collect()
+    };
+    let kept_invocations = invocations(&kept_units);
+    c1.sh("rm -f /root/drain.rc");
+    start_load(c1, through_ingress);
+    std::thread::sleep(Duration::from_secs(1));
+    let drain = Instant::now();
+    c1.sh(&format!("nohup sh -c 'podswarmctl drain {from_name} --timeout 120s > /root/drain.out 2>&1; echo $? > /root/drain.rc' >/dev/null 2>&1 &"));
+    let (mut fewest, mut previous) = (usize::MAX, None::<usize>);
+    let mut samples: Vec<String> = Vec::new();
+    c1.wait_for("the drain ends", Duration::from_secs(150), || {
+        let active: Vec<String> = [c1, c2]
+            .iter()
+            .flat_map(|n| active_pods(n, "web"))
+            .collect();
+        samples.push(active.join(" "));
+        if let Some(p) = previous {
+            fewest = fewest.min(active.len().max(p));
+        }
+        previous = Some(active.len());
+        c1.sh("cat /root/drain.rc 2>/dev/null || true").trim() != ""
+    });
+    let drained_in = drain.elapsed().as_secs_f64();
+    std::thread::sleep(Duration::from_secs(2));
+    let (total, failed, slowest) = stop_load(c1);
+    println!(
+        "drain of {from_name} took {drained_in:.1} s:\n{}",
+        c1.sh("cat /root/drain.out")
+    );
+    assert_eq!(
+        c1.sh("cat /root/drain.rc").trim(),
+        "0",
+        "{}",
+        c1.sh("cat /root/drain.out")
+    );
+    assert!(
+        active_pods(from, "web").is_empty(),
+        "{from_name} still runs web"
+    );
+    let after = active_pods(to, "web");
+    assert_eq!(after.len(), 2, "{after:?}");
+    assert_eq!(
+        invocations(&kept_units),
+        kept_invocations,
+        "a pod on the node that was not drained was restarted"
+    );
+    println!(
+        "requests through the ingress during the drain: {total}, failed: {}, slowest: {:.0} ms; pods of web active: at least {fewest}",
+        failed.len(),
+        slowest * 1000.0
+    );
+    assert!(total >= 20, "too few requests to tell: {total}");
+    assert!(
+        failed.is_empty(),
+        "{} of {total} requests failed during the drain: {failed:?}",
+        failed.len()
+    );
+    assert!(
+        fewest >= 2,
+        "pods of web active during the drain: at least {fewest} (want 2); samples:\n{}",
+        samples.join("\n")
+    );
+    let cordoned = || {
+        items(c1, "nodes")
+            .into_iter()
+            .find(|n| n["name"] == from_name)
+            .map(|n| n["unschedulable"] == true)
+    };
+    assert_eq!(cordoned(), Some(true));
+    assert!(
+        c1.sh("podswarmctl get nodes")
+            .contains("Ready,SchedulingDisabled")
+    );
+    c1.sh(&format!("podswarmctl uncordon {from_name}"));
+    assert_eq!(cordoned(), Some(false));
+    std::thread::sleep(Duration::from_secs(3));
+    assert_eq!(active_pods(to, "web"), after, "uncordon moves nothing back");
+    assert!(active_pods(from, "web").is_empty());
     drop(nodes);
     drop(bridge);
 }

@@ -142,6 +142,14 @@ pub struct PodView {
     /// anything new, and it stops once every node's view has dropped it.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub terminating: bool,
+    /// Being handed over to another node (a drain, a node that no longer fits): this copy serves
+    /// until the new node's copy is ready and takes over this record.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub moving: bool,
+    /// The node whose copy this one took over from: once a node's view routes to this copy, it
+    /// says so (`drained/<node>` lists `ns/name@<that node>`), and the old copy may stop.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replaces: Option<String>,
 }
 
 impl PodView {

@@ -195,6 +195,28 @@ pub struct Node {
     pub labels: BTreeMap<String, String>,
     /// How many of the cluster's pods it runs.
     pub pods: usize,
+    /// Cordoned: takes no new pod (`kubectl`'s `spec.unschedulable`). Absent from older nodes.
+    #[serde(default)]
+    pub unschedulable: bool,
+    /// Being drained: its pods move to other nodes, each once its replacement is ready.
+    #[serde(default)]
+    pub draining: bool,
+    /// Pods (`ns/name`) whose copy here is stopping while another node's copy serves them (a
+    /// drain's moves): not in the pod list, which shows the serving copy, but still here.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub stopping: Vec<String>,
+}
+
+impl Node {
+    /// `kubectl get nodes`' STATUS: `Ready` or `NotReady`, with `,SchedulingDisabled` while
+    /// cordoned.
+    pub fn status(&self) -> String {
+        let mut s = if self.ready { "Ready" } else { "NotReady" }.to_owned();
+        if self.unschedulable {
+            s.push_str(",SchedulingDisabled");
+        }
+        s
+    }
 }
 
 #[cfg(test)]
@@ -242,10 +264,27 @@ mod tests {
             pod_subnet: None,
             labels: BTreeMap::new(),
             pods: 0,
+            unschedulable: false,
+            draining: false,
+            stopping: Vec::new(),
         };
         assert_eq!(
             serde_json::to_value(&node).unwrap(),
-            json!({"name": "n1", "address": "", "ready": true, "podSubnet": null, "labels": {}, "pods": 0})
+            json!({"name": "n1", "address": "", "ready": true, "podSubnet": null, "labels": {},
+                "pods": 0, "unschedulable": false, "draining": false})
+        );
+        // Older nodes' answers have neither field: schedulable, not draining.
+        let old: Node = serde_json::from_value(json!({"name": "n1", "address": "", "ready": false,
+            "podSubnet": null, "labels": {}, "pods": 0}))
+        .unwrap();
+        assert_eq!(old.status(), "NotReady");
+        assert_eq!(
+            Node {
+                unschedulable: true,
+                ..node
+            }
+            .status(),
+            "Ready,SchedulingDisabled"
         );
     }
 }

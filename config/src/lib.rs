@@ -258,6 +258,10 @@ pub struct WorkloadsConfig {
     /// How long a pod on its way out waits for every node's DNS and ingress to drop it before
     /// it is stopped anyway (a node that cannot say so delays a stop by at most this).
     pub drain_timeout_ms: u64,
+    /// How long a pod placed on another node (a drain, a node that no longer fits it) keeps
+    /// serving here while it waits for that node's copy to be ready and take over, before it
+    /// goes anyway.
+    pub move_timeout_ms: u64,
 }
 
 impl Default for ApiConfig {
@@ -309,6 +313,7 @@ impl Default for WorkloadsConfig {
             enforce_resources: Toggle::Auto,
             parallel_jobs: 16,
             drain_timeout_ms: 5000,
+            move_timeout_ms: 120_000,
         }
     }
 }
@@ -465,6 +470,12 @@ impl Config {
             return Err(ConfigError::Invalid {
                 field: "workloads.drain_timeout_ms",
                 message: "must be at most 600000 (10 minutes)".to_owned(),
+            });
+        }
+        if self.workloads.move_timeout_ms > 3_600_000 {
+            return Err(ConfigError::Invalid {
+                field: "workloads.move_timeout_ms",
+                message: "must be at most 3600000 (1 hour)".to_owned(),
             });
         }
         Ok(())

@@ -59,6 +59,12 @@ pub mod cli {
         Scale(cmd::scale::Args),
         /// Manage a deployment's rollout: status, history, undo, restart, pause, resume
         Rollout(cmd::rollout::Args),
+        /// Mark a node unschedulable: it takes no new pod, and keeps the ones it runs
+        Cordon(cmd::node::CordonArgs),
+        /// Mark a node schedulable again
+        Uncordon(cmd::node::CordonArgs),
+        /// Cordon a node and move its pods away gracefully, waiting until none is left
+        Drain(cmd::node::DrainArgs),
         /// Create, join or leave a cluster (on this node)
         Cluster(cmd::cluster::Args),
         /// Cluster DNS settings

@@ -28,6 +28,9 @@ async fn dispatch(cli: Cli) -> anyhow::Result<()> {
         Command::Logs(args) => cmd::logs::run(&client()?, args).await,
         Command::Scale(args) => cmd::scale::run(&client()?, args).await,
         Command::Rollout(args) => cmd::rollout::run(&client()?, args).await,
+        Command::Cordon(args) => cmd::node::cordon(&client()?, args).await,
+        Command::Uncordon(args) => cmd::node::uncordon(&client()?, args).await,
+        Command::Drain(args) => cmd::node::drain(&client()?, args).await,
         Command::Token(args) => cmd::token::run(&client()?, args).await,
         Command::Dns(args) => cmd::dns::run(&client()?, args).await,
     }

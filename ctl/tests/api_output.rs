@@ -14,11 +14,10 @@
 mod support;
 
 use std::net::Ipv4Addr;
-use std::process::Command;
 
 use podswarm_api::{ContainerView, Phase, PodReason, PodView};
 use serde_json::json;
-use support::{TestNode, now};
+use support::{TestNode, ctl, now};
 
 /// A Deployment and a Service that selects its pods: port 80 by the containers' port name,
 /// port 53 by a name no container has (so it has no endpoints).
@@ -127,6 +126,8 @@ fn pod(ns: &str, name: &str, age: u64, state: Option<&str>) -> PodView {
         warnings: Vec::new(),
         ready_since: None,
         terminating: false,
+        moving: false,
+        replaces: None,
     }
 }
 
@@ -184,20 +185,6 @@ fn cluster() -> (TestNode, Vec<String>) {
         );
     }
     (node, names)
-}
-
-fn ctl(socket: &std::path::Path, args: &[&str]) -> (i32, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_podswarmctl"))
-        .arg("--socket")
-        .arg(socket)
-        .args(args)
-        .output()
-        .unwrap_or_else(|e| panic!("{e}"));
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
 }
 
 /// Compares `actual` with `tests/golden/{name}`; `EXPECTORATE=overwrite` regenerates it.

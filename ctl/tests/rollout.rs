@@ -15,7 +15,6 @@ mod support;
 
 use std::collections::BTreeMap;
 use std::net::Ipv4Addr;
-use std::process::Command;
 
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::PodTemplateSpec;
@@ -48,18 +47,7 @@ fn web_v2() -> String {
 }
 
 fn ctl(node: &TestNode, args: &[&str]) -> (i32, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_podswarmctl"))
-        .arg("--socket")
-        .arg(&node.socket)
-        .args(args)
-        .env_remove("PODSWARM_NAMESPACE")
-        .output()
-        .unwrap_or_else(|e| panic!("{e}"));
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
+    support::ctl(&node.socket, args)
 }
 
 /// Runs each command line and appends what a user sees (exit status, stdout, stderr) to `out`.
@@ -140,6 +128,8 @@ fn ready_pod(name: &str) -> PodView {
         warnings: Vec::new(),
         ready_since: Some(now() - 100),
         terminating: false,
+        moving: false,
+        replaces: None,
     }
 }
 

@@ -196,6 +196,7 @@ pub fn routes(api: Shared, max_body: usize) -> Router {
         )
         .route("/api/v1/ingresses", get(list_ingresses))
         .route("/api/v1/nodes", get(list_nodes))
+        .route("/api/v1/nodes/{name}/{action}", post(cordon_node))
         .route(
             "/api/v1/dns/whitelist",
             get(get_whitelist).put(put_whitelist),
@@ -815,12 +816,16 @@ async fn list_ingresses(AxState(api): AxState<Shared>, Query(q): Query<ListQuery
 }
 
 async fn list_nodes(AxState(api): AxState<Shared>) -> ApiResult {
-    let snapshot = api.model.current();
+    ok(List::from(node_items(&api.model.current())))
+}
+
+/// Every node as the API shows it, with how many of the snapshot's pods each runs.
+fn node_items(snapshot: &crate::model::Snapshot) -> Vec<podswarm_api::Node> {
     let mut pods: std::collections::BTreeMap<&str, usize> = std::collections::BTreeMap::new();
     for p in snapshot.pods() {
         *pods.entry(p.view.node.as_str()).or_default() += 1;
     }
-    let items: Vec<podswarm_api::Node> = snapshot
+    snapshot
         .nodes()
         .iter()
         .map(|n| podswarm_api::Node {
@@ -830,9 +835,44 @@ async fn list_nodes(AxState(api): AxState<Shared>) -> ApiResult {
             pod_subnet: n.subnet.clone(),
             labels: n.labels.clone(),
             pods: pods.get(n.name.as_str()).copied().unwrap_or(0),
+            unschedulable: n.cordoned,
+            draining: n.draining,
+            stopping: n.stopping.clone(),
         })
-        .collect();
-    ok(List::from(items))
+        .collect()
+}
+
+/// `POST /api/v1/nodes/:name/cordon|drain|uncordon`: the node's maintenance state, as kubectl
+/// means it; answers the node as it now is. A drain only starts here: the node's pods then move
+/// (each once its replacement is ready), which `podswarmctl drain` follows through the pod list.
+async fn cordon_node(
+    AxState(api): AxState<Shared>,
+    Path((name, action)): Path<(String, String)>,
+) -> ApiResult {
+    let cordon = match action.as_str() {
+        "cordon" => Some(crate::link::Cordon {
+            drain: false,
+            since: crate::link::unix_now(),
+        }),
+        "drain" => Some(crate::link::Cordon {
+            drain: true,
+            since: crate::link::unix_now(),
+        }),
+        "uncordon" => None,
+        _ => return Err(ApiError::new(StatusCode::NOT_FOUND, "no such endpoint")),
+    };
+    if !api
+        .link
+        .set_cordon(&name, cordon)
+        .await
+        .map_err(|e| unavailable(&e))?
+    {
+        return Err(ApiError::not_found(format!("node {name}")));
+    }
+    node_items(&api.model.settled())
+        .into_iter()
+        .find(|n| n.name == name)
+        .map_or_else(|| Err(ApiError::not_found(format!("node {name}"))), ok)
 }
 
 /// A whitelist host as users type it: any case, optional trailing dot; stored lower case.
@@ -1267,8 +1307,14 @@ mod tests {
         assert_eq!(
             body,
             json!({"items": [{"name": "me", "address": "", "ready": true, "podSubnet": null,
-                "labels": {}, "pods": 0}]})
+                "labels": {}, "pods": 0, "unschedulable": false, "draining": false}]})
         );
+        // (Cordoning a known node needs gossip: `ctl/tests` does it.)
+        let (code, body) = call(&node.api, "POST", "/api/v1/nodes/nope/drain", b"").await;
+        assert_eq!(code, StatusCode::NOT_FOUND);
+        assert_eq!(body["error"], json!("node nope not found"));
+        let (code, _) = call(&node.api, "POST", "/api/v1/nodes/me/evict", b"").await;
+        assert_eq!(code, StatusCode::NOT_FOUND);
         let (_, body) = call(&node.api, "GET", "/api/v1/tokens", b"").await;
         assert_eq!(body, json!({"items": []}));
         let (_, body) = call(&node.api, "GET", "/api/v1/ingresses", b"").await;

@@ -244,16 +244,42 @@ impl<S: Systemd, P: Podman> Reconciler<S, P> {
         self.metrics
             .stops
             .fetch_add(stop.services.len() as u64, Ordering::Relaxed);
+        // Placed on another node now: a hand-over, when there is a way to wait for one.
+        let handoff = self.handoff.clone().filter(|_| {
+            self.moved
+                .lock()
+                .is_ok_and(|moved| moved.contains(&stop.pod))
+        });
         if let Ok(mut m) = self.memory.lock() {
             m.stopping.insert(stop.pod.clone());
+            if handoff.is_some() {
+                m.handing_off.insert(stop.pod.clone());
+            }
         }
-        // Out of service from now on: the next status publication takes the pod out of every
-        // node's view, and the drain below waits for that (not for the rest of this pass).
-        if let Ok(mut views) = self.views.write()
-            && let Some(view) = views.get_mut(&stop.pod)
+        // Out of service from now on (after the hand-over, for a pod that moves): the next status
+        // publication takes the pod out of every node's view, and the drain below waits for that
+        // (not for the rest of this pass).
+        let views = Arc::clone(&self.views);
+        let out_of_service = move |pod: &str| {
+            if let Ok(mut views) = views.write()
+                && let Some(view) = views.get_mut(pod)
+            {
+                view.terminating = true;
+                view.moving = false;
+                view.ready = false;
+            }
+        };
+        if let Some(view) = self
+            .views
+            .write()
+            .ok()
+            .as_mut()
+            .and_then(|v| v.get_mut(&stop.pod))
         {
-            view.terminating = true;
-            view.ready = false;
+            view.moving = handoff.is_some();
+        }
+        if handoff.is_none() {
+            out_of_service(&stop.pod);
         }
         let systemd = Arc::clone(&self.systemd);
         let podman = Arc::clone(&self.podman);
@@ -279,6 +305,15 @@ impl<S: Systemd, P: Podman> Reconciler<S, P> {
         // view) comes from the observation at the end of this pass; the wait starts now.
         tokio::spawn(async move {
             let pod = stop.pod.clone();
+            if let Some(handoff) = handoff {
+                let started = std::time::Instant::now();
+                handoff(pod.clone()).await;
+                tracing::debug!(pod = %pod, waited_ms = started.elapsed().as_millis() as u64, "pod handed over");
+                if let Ok(mut m) = memory.lock() {
+                    m.handing_off.remove(&pod);
+                }
+                out_of_service(&pod);
+            }
             if let Some(drain) = drain {
                 let started = std::time::Instant::now();
                 drain(pod.clone()).await;

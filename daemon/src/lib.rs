@@ -2,6 +2,7 @@
 //! the desired-state store, the podman edge, the reconciler and the REST API.
 
 pub mod api;
+pub mod autorollback;
 pub mod cli;
 mod execute;
 pub mod groups;

@@ -17,7 +17,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::net::{IpAddr, Ipv4Addr};
 use std::path::PathBuf;
 use std::sync::{Arc, RwLock};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use ipnet::Ipv4Net;
 use podswarm_cluster::Hlc;
@@ -61,6 +61,31 @@ pub struct NodeView {
     pub labels: BTreeMap<String, String>,
     pub subnet: Option<String>,
     pub ready: bool,
+    /// Takes no new pod (`podswarmctl cordon`, `drain`).
+    pub cordoned: bool,
+    /// Being drained: its pods move to other nodes.
+    pub draining: bool,
+    /// Copies of pods it still runs that another node's copy has taken over (stopping now), or
+    /// that a second copy elsewhere holds the record of: `ns/name`.
+    pub stopping: Vec<String>,
+}
+
+/// A node's maintenance record (`cordons/<node>`): present while it is cordoned.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
+pub struct Cordon {
+    /// Drained too: its pods move away, not just new ones.
+    #[serde(default)]
+    pub drain: bool,
+    /// When (seconds since the epoch).
+    #[serde(default)]
+    pub since: u64,
+}
+
+/// The cordon record of `node`, if it has one.
+fn cordon_of(m: &Mirror, node: &str) -> Option<Cordon> {
+    m.entries
+        .get(&format!("cordons/{node}"))
+        .and_then(|(_, v)| serde_json::from_value(v.clone()).ok())
 }
 
 #[derive(Debug)]
@@ -106,6 +131,21 @@ impl Link {
         &self.node_name
     }
 
+    /// Waits (at most `limit`) until the mirror holds the cluster's state since the last
+    /// (re)connect; `false` when it still does not.
+    pub async fn synced(&self, limit: Duration) -> bool {
+        let mut changes = self.seen.subscribe();
+        let wait = async {
+            while !self.mirror.read().is_ok_and(|m| m.synced) {
+                if changes.changed().await.is_err() {
+                    return;
+                }
+            }
+        };
+        tokio::time::timeout(limit, wait).await.is_ok()
+            && self.mirror.read().is_ok_and(|m| m.synced)
+    }
+
     pub fn mirror(&self) -> Mirror {
         self.mirror.read().map(|m| m.clone()).unwrap_or_default()
     }
@@ -129,7 +169,15 @@ impl Link {
             .filter_map(|(_, (_, v))| {
                 let name = v.get("name")?.as_str()?.to_owned();
                 let node_id = v.get("nodeId")?.as_str()?.to_owned();
+                let cordon = cordon_of(m, &name);
                 Some(NodeView {
+                    stopping: m
+                        .entries
+                        .get(&format!("stopping/{name}"))
+                        .and_then(|(_, v)| serde_json::from_value(v.clone()).ok())
+                        .unwrap_or_default(),
+                    cordoned: cordon.is_some(),
+                    draining: cordon.is_some_and(|c| c.drain),
                     ready: name == self.node_name || m.alive.contains(&node_id),
                     subnet: subnets.get(&name).map(|s| s.to_string()),
                     address: v
@@ -155,6 +203,9 @@ impl Link {
                 labels: BTreeMap::new(),
                 subnet: self.state.subnet().map(|s| s.to_string()),
                 ready: true,
+                cordoned: false,
+                draining: false,
+                stopping: Vec::new(),
             });
         }
         out
@@ -382,6 +433,27 @@ impl Link {
         facts_of(&m, &live, now)
     }
 
+    /// Cordons (`Some`: with `drain`, its pods move away too) or uncordons (`None`) a node by
+    /// name, once the write is in the mirror; `false` when the cluster has no node of that name.
+    pub async fn set_cordon(&self, node: &str, cordon: Option<Cordon>) -> Result<bool, LinkError> {
+        if !self.nodes().iter().any(|n| n.name == node) {
+            return Ok(false);
+        }
+        let key = format!("cordons/{node}");
+        let value = cordon.and_then(|c| serde_json::to_value(c).ok());
+        // Already so: no write, and a drain in progress keeps its start time.
+        let held = self.mirror.read().ok().and_then(|m| {
+            m.entries
+                .get(&key)
+                .and_then(|(_, v)| serde_json::from_value::<Cordon>(v.clone()).ok())
+        });
+        if held.map(|c| c.drain) == cordon.map(|c| c.drain) {
+            return Ok(true);
+        }
+        self.write(&key, value).await?;
+        Ok(true)
+    }
+
     /// Deletes an object (a Deployment with its revision records); `false` when the cluster has no
     /// such object.
     pub async fn delete(&self, kind: &str, namespace: &str, name: &str) -> Result<bool, LinkError> {
@@ -587,6 +659,9 @@ impl Link {
     /// longer runs.
     async fn publish(self: Arc<Self>, views: PodViews) {
         let mut tick = tokio::time::interval(Duration::from_secs(1));
+        // Pods this node's copy took over from another live node's, with that node: the record
+        // says so for a while, so that every node's view can confirm it routes here now.
+        let mut took_over: BTreeMap<String, (String, Instant)> = BTreeMap::new();
         loop {
             tick.tick().await;
             let mine: BTreeMap<String, Value> = views
@@ -610,38 +685,73 @@ impl Link {
                 .filter(|n| n.ready)
                 .map(|n| n.name)
                 .collect();
+            took_over.retain(|k, (_, at)| mine.contains_key(k) && at.elapsed() < REPLACES_FOR);
+            // Copies this node still runs under another node's record (handed over and
+            // stopping, or a second copy after a partition): nothing else would show them.
+            // A copy being handed over is listed already, so that there is no moment when the
+            // record has moved on and this list does not show the copy yet.
+            let mut unrecorded: BTreeSet<&str> = BTreeSet::new();
             for (key, value) in &mine {
                 // Two copies of one pod (both sides ran it during a partition; two nodes briefly
                 // disagreed): the record names one, and placement keeps that one. This node's copy
                 // never overwrites a record of another live node's copy, nor, on its way out,
-                // any other node's; it is in no view then, and its stop needs no wait.
-                let leaving = value.get("terminating").and_then(Value::as_bool) == Some(true);
-                let holder = m
-                    .entries
-                    .get(key)
-                    .and_then(|(_, v)| v.get("node")?.as_str())
-                    .filter(|n| *n != self.node_name);
-                if holder.is_some_and(|n| leaving || live.contains(n)) {
-                    continue;
+                // any other node's; it is in no view then, and its stop needs no wait. The one
+                // exception is a hand-over: the holder's copy says it is `moving` (placement put
+                // the pod here), and this copy takes the record over once it is ready, so the
+                // views switch from one serving copy to the other.
+                let flag = |v: &Value, f: &str| v.get(f).and_then(Value::as_bool) == Some(true);
+                let leaving = flag(value, "terminating");
+                if flag(value, "moving") {
+                    unrecorded.insert(&key["pods/".len()..]);
                 }
-                if m.entries.get(key).map(|(_, v)| v) != Some(value)
-                    && let Err(e) = self.store(key, Some(value.clone())).await
+                let record = m.entries.get(key).map(|(_, v)| v);
+                let holder = record
+                    .and_then(|v| v.get("node")?.as_str())
+                    .filter(|n| *n != self.node_name);
+                if let Some(holder) = holder {
+                    let handed_over = record.is_some_and(|v| flag(v, "moving"))
+                        && flag(value, "ready")
+                        && !leaving;
+                    if leaving || (live.contains(holder) && !handed_over) {
+                        unrecorded.insert(&key["pods/".len()..]);
+                        continue;
+                    }
+                    if live.contains(holder) {
+                        tracing::debug!(pod = %key, from = %holder, "taking the pod over");
+                        took_over.insert(key.clone(), (holder.to_owned(), Instant::now()));
+                    }
+                }
+                let mut value = value.clone();
+                if let (Some((from, _)), Some(fields)) = (took_over.get(key), value.as_object_mut())
+                {
+                    fields.insert("replaces".to_owned(), Value::String(from.clone()));
+                }
+                if record != Some(&value)
+                    && let Err(e) = self.store(key, Some(value)).await
                 {
                     tracing::debug!(error = %error_chain(&e), "cannot publish pod status");
                 }
             }
             let stale: Vec<&String> = m
                 .entries
-                .iter()
+                .range("pods/".to_owned()..)
+                .take_while(|(k, _)| k.starts_with("pods/"))
                 .filter(|(k, (_, v))| {
-                    k.starts_with("pods/")
-                        && v.get("node").and_then(Value::as_str) == Some(self.node_name.as_str())
+                    v.get("node").and_then(Value::as_str) == Some(self.node_name.as_str())
                         && !mine.contains_key(*k)
                 })
                 .map(|(k, _)| k)
                 .collect();
             for key in stale {
                 let _ = self.store(key, None).await;
+            }
+            let stopping_key = format!("stopping/{}", self.node_name);
+            let held = m.entries.get(&stopping_key).map(|(_, v)| v);
+            let now = (!unrecorded.is_empty()).then(|| json!(unrecorded));
+            if held != now.as_ref()
+                && let Err(e) = self.store(&stopping_key, now).await
+            {
+                tracing::debug!(error = %error_chain(&e), "cannot publish the pods still stopping here");
             }
         }
     }
@@ -795,21 +905,28 @@ impl Link {
     /// view that cannot be written) delay a stop by at most that much.
     pub async fn wait_drained(&self, key: &str, limit: Duration) {
         let mut changes = self.seen.subscribe();
+        // Handed over to another node's copy: the views must route to that one instead.
+        let moved = format!("{key}@{}", self.node_name);
         let done = || {
             let m = self.mirror.read();
             let Ok(m) = m else { return true };
-            // No record names this node's copy (it was never published, or another node's copy
-            // holds the record): no view has it.
-            let record = m.entries.get(&format!("pods/{key}"));
-            let ours = record
-                .and_then(|(_, v)| v.get("node")?.as_str())
+            let record = m.entries.get(&format!("pods/{key}")).map(|(_, v)| v);
+            let holder = record.and_then(|v| v.get("node")?.as_str());
+            let took_over = record
+                .and_then(|v| v.get("replaces")?.as_str())
                 .is_some_and(|n| n == self.node_name);
-            !ours
-                || self
-                    .nodes_in(&m)
-                    .iter()
-                    .filter(|n| n.ready)
-                    .all(|n| drained_by(&m, &n.name, key))
+            // Which line the views say once they no longer send this copy anything.
+            let gone = match holder {
+                Some(n) if n == self.node_name => key,
+                Some(_) if took_over => moved.as_str(),
+                // No record names this node's copy (it was never published, or another node's
+                // copy holds the record): no view has it.
+                _ => return true,
+            };
+            self.nodes_in(&m)
+                .iter()
+                .filter(|n| n.ready)
+                .all(|n| drained_by(&m, &n.name, gone))
         };
         let wait = async {
             while !done() {
@@ -824,9 +941,9 @@ impl Link {
                 .into_iter()
                 .filter(|n| n.ready)
                 .filter(|n| {
-                    self.mirror
-                        .read()
-                        .is_ok_and(|m| !drained_by(&m, &n.name, key))
+                    self.mirror.read().is_ok_and(|m| {
+                        !drained_by(&m, &n.name, key) && !drained_by(&m, &n.name, &moved)
+                    })
                 })
                 .map(|n| n.name)
                 .collect();
@@ -835,7 +952,54 @@ impl Link {
     }
 }
 
-/// Whether `node`'s `drained/<node>` record lists the pod `key`.
+impl Link {
+    /// Waits until another live node's copy of the pod `key` (`ns/name`), ready, has taken over
+    /// its status record from this node's (which says `moving`), or `limit` has passed; `true`
+    /// when it did. This node's copy serves meanwhile, so a pod that moves never has fewer
+    /// copies serving than before.
+    pub async fn wait_handoff(&self, key: &str, limit: Duration) -> bool {
+        let mut changes = self.seen.subscribe();
+        let record = format!("pods/{key}");
+        let done = || {
+            let Ok(m) = self.mirror.read() else {
+                return true;
+            };
+            let Some(holder) = m
+                .entries
+                .get(&record)
+                .and_then(|(_, v)| Some(v.get("node")?.as_str()?.to_owned()))
+            else {
+                // This node's record is gone (it never had one): no copy serves from the
+                // record, and nothing can take it over.
+                return true;
+            };
+            holder != self.node_name
+                && self
+                    .nodes_in(&m)
+                    .iter()
+                    .any(|n| n.ready && n.name == holder)
+        };
+        let wait = async {
+            while !done() {
+                if changes.changed().await.is_err() {
+                    return;
+                }
+            }
+        };
+        if tokio::time::timeout(limit, wait).await.is_err() {
+            tracing::warn!(pod = %key, limit_ms = limit.as_millis() as u64, "no other node's copy took the pod over in time; stopping this copy anyway");
+            return false;
+        }
+        true
+    }
+}
+
+/// How long a copy's status record names the node it took the pod over from: far longer than a
+/// hand-over's drain, which is bounded by the drain timeout (the old copy stops by then).
+const REPLACES_FOR: Duration = Duration::from_secs(120);
+
+/// Whether `node`'s `drained/<node>` record lists `key`: a terminating pod (`ns/name`) its view
+/// holds no more, or (`ns/name@<node>`) a pod its view routes to a copy other than that node's.
 fn drained_by(m: &Mirror, node: &str, key: &str) -> bool {
     m.entries
         .get(&format!("drained/{node}"))
@@ -973,6 +1137,8 @@ fn placeable(nodes: Vec<NodeView>, me: &str, rendering: Option<&str>) -> Vec<Nod
                 ready: n.ready && addressable,
                 name: n.name,
                 labels: n.labels,
+                cordoned: n.cordoned,
+                draining: n.draining,
             }
         })
         .collect()
@@ -1032,14 +1198,7 @@ mod tests {
         );
         let link = Link::new(socket, "n1".to_owned(), state, Policy::default());
         let follow = tokio::spawn(Arc::clone(&link).follow());
-        let mut changes = link.changes();
-        tokio::time::timeout(Duration::from_secs(10), async {
-            while !link.mirror().synced {
-                let _ = changes.changed().await;
-            }
-        })
-        .await
-        .unwrap();
+        assert!(link.synced(Duration::from_secs(10)).await);
         (link, follow)
     }
 
@@ -1146,6 +1305,165 @@ mod tests {
         follow.abort();
     }
 
+    /// A second live node for tests: a node record under the test gossip node's own id, which is
+    /// a live member.
+    async fn second_live_node(link: &Link, name: &str) {
+        let id = link.mirror().self_id.unwrap();
+        link.write(
+            &format!("nodes/{name}"),
+            Some(json!({"name": name, "nodeId": id})),
+        )
+        .await
+        .unwrap();
+    }
+
+    fn pod_view(node: &str, ready: bool) -> PodView {
+        serde_json::from_value(json!({
+            "namespace": "default", "name": "p", "node": node, "ip": "10.244.1.5",
+            "phase": "Running", "ready": ready, "restarts": 0, "reason": null, "owner": null,
+            "labels": {}, "unit": "p.service", "units": [], "containers": [], "created": 0,
+            "warnings": []
+        }))
+        .unwrap()
+    }
+
+    /// A pod placed on another node keeps serving here until that node's copy took its record
+    /// over (bounded), and then stops only once every live node's view routes to the new copy.
+    #[tokio::test]
+    async fn a_hand_over_waits_for_the_new_copy_and_then_for_the_views() {
+        let dir = tempfile::tempdir().unwrap();
+        let (link, follow) = linked(dir.path()).await;
+        link.write(
+            "pods/default/p",
+            Some(json!({"node": "n1", "moving": true})),
+        )
+        .await
+        .unwrap();
+        let started = std::time::Instant::now();
+        assert!(
+            !link
+                .wait_handoff("default/p", Duration::from_millis(300))
+                .await
+        );
+        assert!(
+            started.elapsed() >= Duration::from_millis(300),
+            "bounded, not skipped"
+        );
+        let waiter = tokio::spawn({
+            let link = Arc::clone(&link);
+            async move {
+                link.wait_handoff("default/p", Duration::from_secs(10))
+                    .await
+            }
+        });
+        // A record naming a node that is no live member takes nothing over.
+        link.write("pods/default/p", Some(json!({"node": "n2", "ready": true})))
+            .await
+            .unwrap();
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        assert!(!waiter.is_finished(), "n2 is no live node yet");
+        second_live_node(&link, "n2").await;
+        link.write(
+            "pods/default/p",
+            Some(json!({"node": "n2", "ready": true, "replaces": "n1"})),
+        )
+        .await
+        .unwrap();
+        assert!(
+            tokio::time::timeout(Duration::from_secs(5), waiter)
+                .await
+                .expect("the live node's copy took over")
+                .unwrap()
+        );
+        // Now the old copy waits until every live node's view routes to n2's copy.
+        let drained = tokio::spawn({
+            let link = Arc::clone(&link);
+            async move {
+                link.wait_drained("default/p", Duration::from_secs(10))
+                    .await
+            }
+        });
+        link.write("drained/n1", Some(json!(["default/p@n1"])))
+            .await
+            .unwrap();
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        assert!(!drained.is_finished(), "n2's view has not said so yet");
+        link.write("drained/n2", Some(json!(["default/p@n1"])))
+            .await
+            .unwrap();
+        tokio::time::timeout(Duration::from_secs(5), drained)
+            .await
+            .expect("every view routes to the new copy")
+            .unwrap();
+        follow.abort();
+    }
+
+    /// A ready copy takes over the record of a live node's copy only when that one is handing
+    /// the pod over (`moving`); the record then says which node it replaced.
+    #[tokio::test]
+    async fn a_ready_copy_takes_over_only_a_moving_record() {
+        let dir = tempfile::tempdir().unwrap();
+        let (link, follow) = linked(dir.path()).await;
+        second_live_node(&link, "n2").await;
+        let held = serde_json::to_value(pod_view("n2", true)).unwrap();
+        link.write("pods/default/p", Some(held.clone()))
+            .await
+            .unwrap();
+        let views: PodViews = Arc::new(std::sync::RwLock::new(BTreeMap::from([(
+            "default/p".to_owned(),
+            pod_view("n1", false),
+        )])));
+        let publisher = tokio::spawn(Arc::clone(&link).publish(Arc::clone(&views)));
+        let record = || {
+            link.mirror()
+                .entries
+                .get("pods/default/p")
+                .map(|(_, v)| v.clone())
+        };
+        tokio::time::sleep(Duration::from_millis(2500)).await;
+        assert_eq!(
+            record(),
+            Some(held.clone()),
+            "n2's copy serves and holds the record"
+        );
+        // Ready now, but n2 is not handing over: two copies after a partition, n2's stands.
+        views
+            .write()
+            .unwrap()
+            .insert("default/p".into(), pod_view("n1", true));
+        tokio::time::sleep(Duration::from_millis(2500)).await;
+        assert_eq!(record(), Some(held.clone()));
+        // This node says it still runs a copy nothing else shows.
+        let stopping = || {
+            link.nodes()
+                .into_iter()
+                .find(|n| n.name == "n1")
+                .map(|n| n.stopping)
+        };
+        assert_eq!(stopping(), Some(vec!["default/p".to_owned()]));
+        let mut moving = held;
+        moving["moving"] = json!(true);
+        link.write("pods/default/p", Some(moving)).await.unwrap();
+        let mut changes = link.changes();
+        tokio::time::timeout(Duration::from_secs(5), async {
+            while record().and_then(|v| v.get("node").cloned()) != Some(json!("n1")) {
+                let _ = changes.changed().await;
+            }
+        })
+        .await
+        .expect("the ready copy takes the moving record over");
+        assert_eq!(record().unwrap()["replaces"], json!("n2"));
+        tokio::time::timeout(Duration::from_secs(5), async {
+            while stopping() != Some(Vec::new()) {
+                let _ = changes.changed().await;
+            }
+        })
+        .await
+        .expect("its copy holds the record now");
+        publisher.abort();
+        follow.abort();
+    }
+
     /// Applying a Deployment records its templates as revisions (the one it had first), a
     /// template seen before moves up as the newest, and deleting it removes them.
     #[tokio::test]
@@ -1217,6 +1535,9 @@ mod tests {
             labels: BTreeMap::new(),
             subnet: subnet.map(str::to_owned),
             ready: true,
+            cordoned: false,
+            draining: false,
+            stopping: Vec::new(),
         }
     }
 

@@ -165,6 +165,14 @@ async fn run(args: Args) -> Result<()> {
         let link = Arc::clone(&drains);
         Box::pin(async move { link.wait_drained(&pod, drain_timeout).await })
     }));
+    let handoffs = Arc::clone(&link);
+    let move_timeout = Duration::from_millis(config.workloads.move_timeout_ms);
+    reconciler.handoff = Some(Arc::new(move |pod| {
+        let link = Arc::clone(&handoffs);
+        Box::pin(async move {
+            link.wait_handoff(&pod, move_timeout).await;
+        })
+    }));
     let reconciler = Arc::new(reconciler);
 
     let reload_source = Arc::clone(&systemd);
@@ -174,6 +182,13 @@ async fn run(args: Args) -> Result<()> {
         Arc::clone(&reconciler.views),
     );
     let model_task = tokio::spawn(Arc::clone(&model).run(shutdown.clone()));
+    // Opt-in automatic rollback (`podswarm.io/auto-rollback`): only the lowest-named live node
+    // writes; it ends with the shutdown signal.
+    tokio::spawn(podswarm_daemon::autorollback::run(
+        Arc::clone(&link),
+        model.subscribe(),
+        shutdown.clone(),
+    ));
     let metrics = Exporter::new(Sources {
         reconcile: Arc::clone(&reconciler.metrics),
         reloads: Arc::new(move || reload_source.reload_count()),

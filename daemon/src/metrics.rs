@@ -220,6 +220,9 @@ mod tests {
             labels: BTreeMap::new(),
             subnet: None,
             ready: true,
+            cordoned: false,
+            draining: false,
+            stopping: Vec::new(),
         }
     }
 

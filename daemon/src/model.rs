@@ -263,10 +263,36 @@ fn merge_pods(
         .filter(|n| n.ready && n.name != node_name)
         .map(|n| n.name.as_str())
         .collect();
+    let replaced: BTreeMap<String, String> = records
+        .iter()
+        .filter(|(_, v)| v.node == node_name)
+        .filter_map(|(k, v)| Some((k.clone(), v.replaces.clone()?)))
+        .collect();
     let mut pods = local;
     for (key, view) in records {
-        if ready.contains(view.node.as_str()) && !pods.contains_key(&key) {
-            pods.insert(key, view);
+        if !ready.contains(view.node.as_str()) {
+            continue;
+        }
+        match pods.get_mut(&key) {
+            None => {
+                pods.insert(key, view);
+            }
+            // A pod handed over between this node and another: the copy that serves stands. This
+            // node's copy still getting ready leaves the other node's, still serving, in place;
+            // this node's copy on its way out gives way to the one that took it over.
+            Some(mine) if (mine.terminating || !mine.ready) && view.ready && !view.terminating => {
+                *mine = view;
+            }
+            Some(_) => {}
+        }
+    }
+    // This node's copy that took a pod over: its record says from which node (the view writer
+    // confirms to that node that it routes here now).
+    for view in pods.values_mut() {
+        if view.node == node_name && view.replaces.is_none() {
+            view.replaces = replaced
+                .get(&format!("{}/{}", view.namespace, view.name))
+                .cloned();
         }
     }
     pods
@@ -474,6 +500,9 @@ mod tests {
             labels: BTreeMap::new(),
             subnet: None,
             ready,
+            cordoned: false,
+            draining: false,
+            stopping: Vec::new(),
         }
     }
 
@@ -523,6 +552,48 @@ spec:
             .map(|p| (p.view.name.as_str(), p.view.node.as_str()))
             .collect();
         assert_eq!(pods, [("a", "me"), ("b", "up"), ("both", "me")]);
+    }
+
+    /// During a hand-over both nodes run a copy of one pod: each node's view holds the copy that
+    /// serves, never none; this node's copy that took over says from which node.
+    #[test]
+    fn a_handed_over_pod_is_the_serving_copy_in_every_view() {
+        let mut leaving = view("shop/out", "me", "Running", None);
+        leaving.terminating = true;
+        let mut took_over = view("shop/in", "me", "Running", None);
+        took_over.replaces = Some("up".into());
+        let snap = Snapshot::build(Inputs {
+            node_name: "me".into(),
+            local: BTreeMap::from([
+                // Starting here; the other node's copy still serves.
+                ("shop/new".into(), view("shop/new", "me", "Pending", None)),
+                // Handed over: the other node's copy serves.
+                ("shop/out".into(), leaving),
+                ("shop/in".into(), view("shop/in", "me", "Running", None)),
+            ]),
+            nodes: vec![node("me", true), node("up", true)],
+            records: BTreeMap::from([
+                ("shop/new".into(), view("shop/new", "up", "Running", None)),
+                ("shop/out".into(), view("shop/out", "up", "Running", None)),
+                ("shop/in".into(), took_over),
+            ]),
+            ..Inputs::default()
+        });
+        let pods: Vec<(&str, &str, Option<&str>)> = snap
+            .pods()
+            .map(|p| {
+                let v = &p.view;
+                (v.name.as_str(), v.node.as_str(), v.replaces.as_deref())
+            })
+            .collect();
+        assert_eq!(
+            pods,
+            [
+                ("in", "me", Some("up")),
+                ("new", "up", None),
+                ("out", "up", None)
+            ]
+        );
     }
 
     #[test]

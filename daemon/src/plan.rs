@@ -133,6 +133,8 @@ pub struct Memory {
     pub stopped: BTreeSet<String>,
     /// Pods with files Quadlet rejected, with its message (asked once per change of files).
     pub rejected: BTreeMap<String, String>,
+    /// Stopping pods that still serve while another node's copy gets ready to take over.
+    pub handing_off: BTreeSet<String>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

@@ -133,6 +133,13 @@ pub struct Reconciler<S: Systemd, P: Podman> {
     /// Waits, for a pod on its way out, until every live node's routing view has dropped it
     /// (bounded by the drain timeout); none: stops go ahead at once.
     pub drain: Option<Drain>,
+    /// Waits, for a pod placed on another node now (a drain, a node that no longer fits it),
+    /// until that node's copy is ready and has taken over the pod's status record (bounded by
+    /// the move timeout); this copy serves meanwhile. None: such a pod just goes.
+    pub handoff: Option<Drain>,
+    /// The pods the last pass placed on other nodes, by `ns/name`: a stop of one of them is a
+    /// hand-over.
+    pub(crate) moved: Mutex<BTreeSet<String>>,
     /// The pods last wanted here, by `ns/name`: a pod being stopped is no longer wanted, and its
     /// `preStop` hooks come from here.
     pub(crate) last_wanted: Mutex<BTreeMap<String, PodInstance>>,
@@ -205,6 +212,8 @@ impl<S: Systemd, P: Podman> Reconciler<S, P> {
             recheck: AtomicU64::new(0),
             ready_since: Mutex::default(),
             drain: None,
+            handoff: None,
+            moved: Mutex::default(),
             last_wanted: Mutex::default(),
         }
     }
@@ -260,10 +269,14 @@ impl<S: Systemd, P: Podman> Reconciler<S, P> {
         });
         let me = &self.settings.node.node_name;
         let mut pods = BTreeMap::new();
+        let mut moved = BTreeSet::new();
         for (pod, created) in all {
             let key = format!("{}/{}", pod.namespace, pod.name);
             let target = match placements.as_ref().and_then(|p| p.get(&key)) {
-                Some(crate::schedule::Placement::Node(node)) if node != me => continue,
+                Some(crate::schedule::Placement::Node(node)) if node != me => {
+                    moved.insert(key);
+                    continue;
+                }
                 Some(crate::schedule::Placement::Pending(reason)) => {
                     Target::Unplaced(reason.clone())
                 }
@@ -277,6 +290,9 @@ impl<S: Systemd, P: Podman> Reconciler<S, P> {
                     target,
                 },
             );
+        }
+        if let Ok(mut m) = self.moved.lock() {
+            *m = moved;
         }
         let desired = Desired {
             node_files: vec![network],
@@ -378,10 +394,24 @@ impl<S: Systemd, P: Podman> Reconciler<S, P> {
             .lock()
             .map(|m| m.stopping.clone())
             .unwrap_or_default();
+        let handing_off = self
+            .memory
+            .lock()
+            .map(|m| m.handing_off.clone())
+            .unwrap_or_default();
         // Also when the pod is wanted again meanwhile (an undo, a scale back up): this copy is
         // still on its way out; the pass after its stop starts it afresh.
         if let Ok(previous) = self.views.read() {
             for key in stopping {
+                if handing_off.contains(&key) {
+                    // Still serving, as last seen, until the new node's copy takes over.
+                    if let Some(view) = previous.get(&key) {
+                        let mut view = view.clone();
+                        view.moving = true;
+                        views.insert(key, view);
+                    }
+                    continue;
+                }
                 let view = match views.get_mut(&key) {
                     Some(view) => view,
                     None => match previous.get(&key) {
@@ -421,6 +451,8 @@ impl<S: Systemd, P: Podman> Reconciler<S, P> {
             warnings: Vec::new(),
             ready_since: None,
             terminating: false,
+            moving: false,
+            replaces: None,
         };
         match &d.target {
             Target::Run(run) => {
@@ -1324,6 +1356,86 @@ mod tests {
         assert_eq!(stops(), 1);
         sync(&r).await;
         assert!(r.views.read().unwrap().get("default/p").is_none());
+    }
+
+    /// A pod placed on another node is handed over: it keeps serving here (ready, `moving`) until
+    /// the hand-over says the new copy took over, and only then goes out of service, drains and
+    /// stops.
+    #[tokio::test]
+    async fn a_moved_pod_serves_until_handed_over_then_drains_and_stops() {
+        let env = env();
+        let mut r = env.reconciler();
+        let elsewhere = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        r.placer = Some(Arc::new({
+            let elsewhere = Arc::clone(&elsewhere);
+            move |pods: &[&PodInstance]| {
+                let node = if elsewhere.load(Ordering::SeqCst) {
+                    "n2"
+                } else {
+                    "n1"
+                };
+                pods.iter()
+                    .map(|p| {
+                        (
+                            format!("{}/{}", p.namespace, p.name),
+                            crate::schedule::Placement::Node(node.to_owned()),
+                        )
+                    })
+                    .collect()
+            }
+        }));
+        let handed = Arc::new(tokio::sync::Notify::new());
+        r.handoff = Some(Arc::new({
+            let handed = Arc::clone(&handed);
+            move |_pod| {
+                let handed = Arc::clone(&handed);
+                Box::pin(async move { handed.notified().await })
+            }
+        }));
+        let drained = Arc::new(Mutex::new(Vec::<(String, bool)>::new()));
+        r.drain = Some(Arc::new({
+            let (drained, views) = (Arc::clone(&drained), Arc::clone(&r.views));
+            move |pod| {
+                // Out of service by the time the drain is asked for.
+                let terminating = views
+                    .read()
+                    .unwrap()
+                    .get(&pod)
+                    .is_some_and(|v| v.terminating);
+                drained.lock().unwrap().push((pod, terminating));
+                Box::pin(async {})
+            }
+        }));
+        apply(&r, POD);
+        sync(&r).await;
+        assert!(view_of(&r, "default/p").ready);
+        env.systemd.clear_calls();
+        elsewhere.store(true, Ordering::SeqCst);
+        let pass = sync(&r).await;
+        assert_eq!(pass.stopped.len(), 1, "{pass:?}");
+        sync(&r).await;
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let view = view_of(&r, "default/p");
+        assert!(view.moving && view.ready && !view.terminating, "{view:?}");
+        assert!(
+            drained.lock().unwrap().is_empty(),
+            "no drain before the hand-over"
+        );
+        assert!(
+            !env.systemd
+                .calls()
+                .iter()
+                .any(|c| matches!(c, Call::Stop(_)))
+        );
+        handed.notify_one();
+        stops_done(&r).await;
+        assert_eq!(*drained.lock().unwrap(), [("default/p".to_owned(), true)]);
+        assert!(
+            env.systemd
+                .calls()
+                .iter()
+                .any(|c| matches!(c, Call::Stop(_)))
+        );
     }
 
     /// Was a defect: the network error kept only its text, not its cause.

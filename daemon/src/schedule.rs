@@ -16,6 +16,12 @@
 //! the fewest pods overall, then the highest rendezvous hash of (pod, node) — so ties break the
 //! same way everywhere. A pod nothing fits stays Pending with the reason.
 //!
+//! Maintenance follows kubectl: a cordoned node (`cordons/<node>` in the replicated state) takes
+//! no new pod and keeps the ones it runs; a node being drained keeps none either, so each of its
+//! pods is placed anew elsewhere (the reconcilers then hand it over: the old copy serves until the
+//! new one is ready, see `execute.rs`). A pod nothing else takes says its matching nodes are
+//! cordoned.
+//!
 //! The answer depends on the inputs as sets, never on their order (nodes, pods and `current` are
 //! all taken in name order), so nodes whose mirrors list things differently still agree. The one
 //! exception is two pods with one key (a bare Pod named like a Deployment's replica): the last
@@ -43,6 +49,10 @@ pub struct NodeInfo {
     pub name: String,
     pub labels: BTreeMap<String, String>,
     pub ready: bool,
+    /// Cordoned (`podswarmctl cordon`, `drain`): takes no new pod; the pods it runs stay.
+    pub cordoned: bool,
+    /// Being drained: keeps no pod either, so each moves (gracefully) to another node.
+    pub draining: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -97,8 +107,9 @@ impl Pod<'_> {
                 .all(|(k, v)| node.labels.get(k) == Some(v))
     }
 
-    /// Why no node takes it: `nodes` ready nodes, `matching` of which fit its constraints.
-    fn pending(&self, nodes: usize, matching: usize) -> String {
+    /// Why no node takes it: `nodes` ready nodes, `matching` of which fit its constraints, `open`
+    /// of those not cordoned.
+    fn pending(&self, nodes: usize, matching: usize, open: usize) -> String {
         if nodes == 0 {
             return "no node is ready".to_owned();
         }
@@ -112,6 +123,9 @@ impl Pod<'_> {
                 parts.push(format!("nodeName={n}"));
             }
             return format!("no ready node matches {} ({nodes} ready)", parts.join(","));
+        }
+        if open == 0 {
+            return format!("every matching node ({matching}) is cordoned");
         }
         let list: Vec<String> = self
             .ports
@@ -323,27 +337,37 @@ pub fn place(
         else {
             continue;
         };
-        if pod.fits(nodes[n]) && loads.ports_free(pod, n) {
+        if !nodes[n].draining && pod.fits(nodes[n]) && loads.ports_free(pod, n) {
             loads.assign(pod, n);
             *slot = Some(Placement::Node(nodes[n].name.clone()));
         }
     }
 
     // The ready nodes each (selector, nodeName) matches: pods of one Deployment share them.
-    let mut matching: BTreeMap<Constraints<'_>, Vec<usize>> = BTreeMap::new();
+    // With how many match at all, cordoned ones included (for the reason a pod stays Pending).
+    let mut matching: BTreeMap<Constraints<'_>, (Vec<usize>, usize)> = BTreeMap::new();
     for (pod, slot) in pods.iter().zip(out.iter_mut()) {
         if slot.is_some() {
             continue;
         }
         let candidates = matching
             .entry((pod.selector, pod.node_name))
-            .or_insert_with(|| (0..nodes.len()).filter(|&n| pod.fits(nodes[n])).collect());
-        *slot = Some(match loads.choose(pod, candidates, &nodes) {
+            .or_insert_with(|| {
+                let fitting: Vec<usize> =
+                    (0..nodes.len()).filter(|&n| pod.fits(nodes[n])).collect();
+                let open: Vec<usize> = fitting
+                    .iter()
+                    .copied()
+                    .filter(|&n| !nodes[n].cordoned)
+                    .collect();
+                (open, fitting.len())
+            });
+        *slot = Some(match loads.choose(pod, &candidates.0, &nodes) {
             Some(n) => {
                 loads.assign(pod, n);
                 Placement::Node(nodes[n].name.clone())
             }
-            None => Placement::Pending(pod.pending(nodes.len(), candidates.len())),
+            None => Placement::Pending(pod.pending(nodes.len(), candidates.1, candidates.0.len())),
         });
     }
 
@@ -393,6 +417,8 @@ mod tests {
 
     fn node(name: &str, labels: &[(&str, &str)]) -> NodeInfo {
         NodeInfo {
+            cordoned: false,
+            draining: false,
             name: name.to_owned(),
             labels: labels
                 .iter()
@@ -637,6 +663,56 @@ mod tests {
         assert_eq!(after, before);
         // Placed from scratch, the same pods would move: that is what keeping them prevents.
         assert_ne!(place(&refs, &joined, NOTHING), before);
+    }
+
+    #[test]
+    fn a_cordoned_node_keeps_its_pods_and_takes_no_new_one() {
+        let ps = pods(&deployment("web", 6, ""));
+        let refs: Vec<&PodInstance> = ps.iter().collect();
+        let mut all = nodes(&["a", "b", "c"]);
+        let before = place(&refs, &all, NOTHING);
+        all[1].cordoned = true;
+        assert_eq!(place(&refs, &all, &running(&before)), before);
+        // Scaled up, the new pods avoid it.
+        let more = pods(&deployment("web", 9, ""));
+        let refs: Vec<&PodInstance> = more.iter().collect();
+        let after = place(&refs, &all, &running(&before));
+        assert_eq!(on(&after).get("b"), Some(&2));
+        assert_eq!(on(&after).values().sum::<usize>(), 9);
+        // With every matching node cordoned, a new pod waits and says why.
+        for n in &mut all {
+            n.cordoned = true;
+        }
+        let fresh = pods(&deployment("new", 1, ""));
+        let refs: Vec<&PodInstance> = fresh.iter().collect();
+        assert_eq!(
+            place(&refs, &all, NOTHING).values().next(),
+            Some(&Placement::Pending(
+                "every matching node (3) is cordoned".into()
+            ))
+        );
+    }
+
+    #[test]
+    fn a_draining_node_keeps_no_pod_and_only_its_pods_move() {
+        let ps = pods(&deployment("web", 6, ""));
+        let refs: Vec<&PodInstance> = ps.iter().collect();
+        let mut all = nodes(&["a", "b", "c"]);
+        let before = place(&refs, &all, NOTHING);
+        all[1].cordoned = true;
+        all[1].draining = true;
+        let after = place(&refs, &all, &running(&before));
+        for (key, was) in &before {
+            if *was == Placement::Node("b".into()) {
+                assert!(
+                    matches!(&after[key], Placement::Node(n) if n != "b"),
+                    "{key}"
+                );
+            } else {
+                assert_eq!(&after[key], was, "{key}");
+            }
+        }
+        assert_eq!(on(&after).values().copied().collect::<Vec<_>>(), [3, 3]);
     }
 
     #[test]

@@ -375,10 +375,18 @@ pub async fn publish(
     loop {
         let snapshot = Arc::clone(&snapshots.borrow_and_update());
         let (mut view, tls) = build(&snapshot, node_ip, &cluster_domain, pod_cidr, &tls_dir);
+        // What this view no longer sends anything to: terminating pods, and the old copies of
+        // pods taken over by another node's copy (`ns/name@<old node>`).
         let terminating: BTreeSet<String> = snapshot
             .pods()
-            .filter(|p| p.view.terminating)
-            .map(|p| format!("{}/{}", p.view.namespace, p.view.name))
+            .filter_map(|p| {
+                let key = format!("{}/{}", p.view.namespace, p.view.name);
+                if p.view.terminating {
+                    return Some(key);
+                }
+                let from = p.view.replaces.as_deref().filter(|n| *n != p.view.node)?;
+                Some(format!("{key}@{from}"))
+            })
             .collect();
         drop(snapshot);
         if tls.problems != tls_problems {
@@ -614,6 +622,9 @@ spec:
             labels: BTreeMap::new(),
             subnet: None,
             ready: true,
+            cordoned: false,
+            draining: false,
+            stopping: Vec::new(),
         };
         let snapshot = Snapshot::build(crate::model::Inputs {
             node_name: "me".into(),

@@ -161,14 +161,7 @@ async fn a_write_the_node_cannot_store_is_answered_507_with_the_reason() {
     let views = PodViews::default();
     let (stop, stopped) = tokio::sync::watch::channel(false);
     tokio::spawn(Arc::clone(&link).run(views.clone(), stopped));
-    let mut changes = link.changes();
-    tokio::time::timeout(Duration::from_secs(10), async {
-        while !link.mirror().synced {
-            let _ = changes.changed().await;
-        }
-    })
-    .await
-    .unwrap();
+    assert!(link.synced(Duration::from_secs(10)).await);
     let api = Arc::new(Api::without_reconciler(
         state,
         link,

@@ -28,10 +28,16 @@
 //! - **`progressDeadlineSeconds` must exceed `minReadySeconds` even when it is not set**, because
 //!   Kubernetes validates after defaulting: with `minReadySeconds: 600` and no deadline, no pod
 //!   could become available before the deadline passes.
+//! - **`podswarm.io/auto-rollback` is read here too** ([`auto_rollback`]), although it is an
+//!   annotation and not a spec field: it is a rollout setting the daemon acts on, so intake and the
+//!   daemon must read it with one function. Only `"true"` and `"false"` mean anything; any other
+//!   value is refused rather than read as "off", because a user who wrote `"yes"` or `"True"`
+//!   believes the safety net is there.
 
 use std::fmt;
 
 use k8s_openapi::api::apps::v1::{DeploymentSpec, DeploymentStrategy};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
 const MIN_READY: &str = "spec.minReadySeconds";
@@ -41,6 +47,12 @@ const TYPE: &str = "spec.strategy.type";
 const ROLLING: &str = "spec.strategy.rollingUpdate";
 const MAX_SURGE: &str = "spec.strategy.rollingUpdate.maxSurge";
 const MAX_UNAVAILABLE: &str = "spec.strategy.rollingUpdate.maxUnavailable";
+
+/// podswarm's own Deployment annotation: `"true"` asks podswarmd to undo a rollout that passes its
+/// progress deadline, as `podswarmctl rollout undo` would (see [`auto_rollback`]).
+pub const AUTO_ROLLBACK: &str = "podswarm.io/auto-rollback";
+/// [`AUTO_ROLLBACK`]'s path in problems (a `&'static str` like the other fields' paths).
+const AUTO_ROLLBACK_FIELD: &str = "metadata.annotations[podswarm.io/auto-rollback]";
 
 const DEFAULT_PROGRESS_DEADLINE: u32 = 600;
 const DEFAULT_REVISION_HISTORY: u32 = 10;
@@ -191,6 +203,25 @@ impl Rollout {
     }
 }
 
+/// Whether a Deployment opted in to automatic rollback ([`AUTO_ROLLBACK`]): `"true"`; `"false"`
+/// or no annotation is off. Any other value is an error, which intake reports; the daemon meets
+/// one only in an object an older intake let through, and treats it as off (and says so).
+pub fn auto_rollback(meta: &ObjectMeta) -> Result<bool, RolloutError> {
+    let value = meta
+        .annotations
+        .as_ref()
+        .and_then(|a| a.get(AUTO_ROLLBACK))
+        .map(String::as_str);
+    match value {
+        None | Some("false") => Ok(false),
+        Some("true") => Ok(true),
+        Some(other) => Err(RolloutError {
+            field: AUTO_ROLLBACK_FIELD,
+            kind: RolloutErrorKind::NotBoolean(other.to_owned()),
+        }),
+    }
+}
+
 /// One problem with a Deployment's rollout settings.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{field}: {kind}")]
@@ -218,6 +249,8 @@ pub enum RolloutErrorKind {
     RollingUpdateWithRecreate,
     #[error("must be RollingUpdate or Recreate, got {0:?}")]
     UnknownType(String),
+    #[error("must be \"true\" or \"false\", got {0:?}")]
+    NotBoolean(String),
     #[error("must be greater than minReadySeconds ({min_ready}), got {deadline}{}", default_note(*defaulted))]
     DeadlineNotAfterMinReady {
         deadline: u32,
@@ -754,6 +787,52 @@ mod tests {
             "spec.minReadySeconds: must be 0 or more, got -4"
         );
         assert_eq!(err.kind, RolloutErrorKind::Negative(-4));
+    }
+
+    /// The annotation as intake and the daemon read it: only `"true"` and `"false"` mean
+    /// anything, and anything else is refused, not read as off.
+    #[test]
+    fn auto_rollback_is_true_or_false_and_nothing_else() {
+        let annotated = |value: &str| {
+            BASE.replacen(
+                "  name: web\n",
+                &format!("  name: web\n  annotations: {{{AUTO_ROLLBACK}: {value}}}\n"),
+                1,
+            )
+        };
+        let read =
+            |input: &str| match parse(input, "t.yaml", &Limits::default(), &Policy::default()) {
+                Ok(m) => match &m.objects[0].object {
+                    Object::Deployment(d) => {
+                        assert!(m.warnings.is_empty(), "{:?}", m.warnings);
+                        Ok(auto_rollback(&d.metadata).unwrap())
+                    }
+                    other => panic!("not a Deployment: {other:?}"),
+                },
+                Err(Error::Invalid { problems }) => Err(problems
+                    .iter()
+                    .map(|p| format!("{}: {}", p.path, p.message))
+                    .collect::<Vec<_>>()),
+                Err(e) => panic!("{e}"),
+            };
+        assert_eq!(read(BASE), Ok(false));
+        assert_eq!(read(&annotated("'true'")), Ok(true));
+        assert_eq!(read(&annotated("'false'")), Ok(false));
+        for (value, shown) in [
+            ("'yes'", "\"yes\""),
+            ("'True'", "\"True\""),
+            ("'1'", "\"1\""),
+            ("''", "\"\""),
+        ] {
+            assert_eq!(
+                read(&annotated(value)),
+                Err(vec![format!(
+                    "metadata.annotations[podswarm.io/auto-rollback]: must be \"true\" or \"false\", got {shown}"
+                )]),
+                "{value}"
+            );
+        }
+        assert!(AUTO_ROLLBACK_FIELD.contains(AUTO_ROLLBACK));
     }
 
     fn int_or_string() -> impl Gen<Value = serde_json::Value> {

@@ -204,21 +204,12 @@ fn config_keys<'a>(r: &mut Report, keys: impl Iterator<Item = (&'static str, &'a
     }
 }
 
-/// A Deployment annotation asking podswarm to undo a rollout that passes its deadline.
-const AUTO_ROLLBACK: &str = "podswarm.io/auto-rollback";
-
 fn deployment(r: &mut Report, d: &k8s_openapi::api::apps::v1::Deployment, policy: &Policy) {
     let spec = &d.spec;
-    // podswarm's own annotation, announced in the design but not acted on yet: said, not dropped.
-    if d.metadata
-        .annotations
-        .as_ref()
-        .is_some_and(|a| a.contains_key(AUTO_ROLLBACK))
-    {
-        r.warn(
-            format!("metadata.annotations[{AUTO_ROLLBACK}]"),
-            "automatic rollback is not implemented yet and is ignored; use `podswarmctl rollout undo`",
-        );
+    // podswarm's own annotation: read by the same function the daemon acts on, so a value intake
+    // accepts is one the daemon understands.
+    if let Err(e) = crate::rollout::auto_rollback(&d.metadata) {
+        r.err(e.field, e.kind.to_string());
     }
     if let Some(replicas) = spec.replicas {
         if replicas < 0 {
@@ -1385,15 +1376,23 @@ mod tests {
         }
     }
 
-    /// The annotation the design names for automatic rollback is said to be ignored, not dropped
-    /// without a word.
+    /// The automatic rollback annotation is acted on, so it draws no warning; a value that is
+    /// neither "true" nor "false" is refused with the field named, never read as off.
     #[test]
-    fn the_auto_rollback_annotation_is_warned_about() {
-        let yaml = "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: web\n  annotations: {podswarm.io/auto-rollback: 'true'}\nspec:\n  selector: {matchLabels: {app: web}}\n  template:\n    metadata: {labels: {app: web}}\n    spec: {containers: [{name: c, image: x}]}\n";
-        let w = intake(yaml).unwrap();
+    fn the_auto_rollback_annotation_must_be_true_or_false() {
+        let yaml = |value: &str| {
+            format!(
+                "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: web\n  annotations: {{podswarm.io/auto-rollback: {value}}}\nspec:\n  selector: {{matchLabels: {{app: web}}}}\n  template:\n    metadata: {{labels: {{app: web}}}}\n    spec: {{containers: [{{name: c, image: x}}]}}\n"
+            )
+        };
+        assert_eq!(intake(&yaml("'true'")), Ok(Vec::new()));
+        assert_eq!(intake(&yaml("'false'")), Ok(Vec::new()));
+        let e = intake(&yaml("'yes'")).unwrap_err();
         assert!(
-            w.len() == 1 && w[0].contains("automatic rollback is not implemented yet"),
-            "{w:?}"
+            e.contains(
+                "metadata.annotations[podswarm.io/auto-rollback]: must be \"true\" or \"false\", got \"yes\""
+            ),
+            "{e}"
         );
     }
 

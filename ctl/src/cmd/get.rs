@@ -339,7 +339,7 @@ impl Listed for Node {
     fn row(&self, _now: u64) -> Vec<String> {
         vec![
             self.name.clone(),
-            if self.ready { "Ready" } else { "NotReady" }.to_owned(),
+            self.status(),
             self.address.clone(),
             self.pods.to_string(),
             cell(self.pod_subnet.as_ref()),

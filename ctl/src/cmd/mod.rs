@@ -16,6 +16,7 @@ pub mod describe;
 pub mod dns;
 pub mod get;
 pub mod logs;
+pub mod node;
 pub mod render;
 pub mod rollout;
 pub mod scale;

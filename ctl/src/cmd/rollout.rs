@@ -14,7 +14,7 @@
 //! `pkg/cmd/rollout`), so scripts written for kubectl read the same lines.
 
 mod history;
-mod status;
+pub(crate) mod status;
 mod template;
 
 use anyhow::{Context, Result, anyhow, bail};

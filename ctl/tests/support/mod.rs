@@ -225,3 +225,20 @@ impl TestNode {
         self.dir.path()
     }
 }
+
+/// Runs the real `podswarmctl` against a node's socket: (exit status, stdout, stderr). The
+/// namespace comes from the flags only, not from the environment the tests run in.
+pub fn ctl(socket: &Path, args: &[&str]) -> (i32, String, String) {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_podswarmctl"))
+        .arg("--socket")
+        .arg(socket)
+        .args(args)
+        .env_remove("PODSWARM_NAMESPACE")
+        .output()
+        .unwrap_or_else(|e| panic!("{e}"));
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}

@@ -1,0 +1,136 @@
+//! `podswarmctl cordon|uncordon|drain NODE`, as kubectl means them: a cordoned node takes no new
+//! pod; `drain` cordons it and moves its pods away, and waits until none is left on it.
+//!
+//! A drain's moves are graceful on the daemons' side: each pod keeps serving on the drained node
+//! until its copy on another node is ready and has taken over (a surge first, so capacity does
+//! not drop where other nodes have room), then leaves every node's DNS and ingress, then stops.
+//! This command only starts the drain and follows the pod list (the API has no watch), printing
+//! a line whenever the set of pods left changes, and fails once `--timeout` passes.
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use anyhow::{Result, bail};
+use hyper::Method;
+use podswarm_api::{List, Node, PodView};
+use tokio::time::Instant;
+
+use super::rollout::status::parse_duration;
+use crate::client::Client;
+
+#[derive(Debug, clap::Args)]
+pub struct CordonArgs {
+    /// The node's name (as `podswarmctl get nodes` lists it)
+    pub node: String,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct DrainArgs {
+    /// The node's name (as `podswarmctl get nodes` lists it)
+    pub node: String,
+    /// How long to wait for the node's pods to leave, e.g. 90s, 5m; 0 means forever
+    #[arg(long, default_value = "5m", value_parser = parse_duration)]
+    pub timeout: Duration,
+}
+
+/// How often the pod list is read again while draining.
+const POLL: Duration = Duration::from_secs(1);
+
+async fn set(client: &Client, node: &str, action: &str) -> Result<Node> {
+    client
+        .call(
+            Method::POST,
+            &format!("/api/v1/nodes/{node}/{action}"),
+            None,
+            &[],
+        )
+        .await
+}
+
+pub async fn cordon(client: &Client, args: &CordonArgs) -> Result<()> {
+    let node = set(client, &args.node, "cordon").await?;
+    println!("node/{} cordoned", node.name);
+    Ok(())
+}
+
+pub async fn uncordon(client: &Client, args: &CordonArgs) -> Result<()> {
+    let node = set(client, &args.node, "uncordon").await?;
+    println!("node/{} uncordoned", node.name);
+    Ok(())
+}
+
+/// The pods on `node` (`ns/name`): those the pod list places there (terminating ones included)
+/// and the copies it still stops after another node's copy took them over; and the Pending ones
+/// (no node takes them) among `of`.
+async fn pods_on(
+    client: &Client,
+    node: &str,
+    of: &BTreeSet<String>,
+) -> Result<(BTreeSet<String>, Vec<String>)> {
+    let pods: List<PodView> = client.get("/api/v1/pods").await?;
+    let nodes: List<Node> = client.get("/api/v1/nodes").await?;
+    let key = |p: &PodView| format!("{}/{}", p.namespace, p.name);
+    let on = pods
+        .items
+        .iter()
+        .filter(|p| p.node == node)
+        .map(key)
+        .chain(
+            nodes
+                .items
+                .into_iter()
+                .filter(|n| n.name == node)
+                .flat_map(|n| n.stopping),
+        )
+        .collect();
+    let pending = pods
+        .items
+        .iter()
+        .filter(|p| p.node.is_empty() && of.contains(&key(p)))
+        .map(key)
+        .collect();
+    Ok((on, pending))
+}
+
+pub async fn drain(client: &Client, args: &DrainArgs) -> Result<()> {
+    let node = set(client, &args.node, "drain").await?;
+    println!("node/{} cordoned", node.name);
+    let (first, _) = pods_on(client, &node.name, &BTreeSet::new()).await?;
+    for pod in &first {
+        println!("evicting pod {pod}");
+    }
+    let deadline = (!args.timeout.is_zero()).then(|| Instant::now() + args.timeout);
+    let mut last = first.clone();
+    loop {
+        let (left, pending) = pods_on(client, &node.name, &first).await?;
+        if left.is_empty() {
+            for pod in pending {
+                eprintln!(
+                    "warning: pod {pod} left node/{} but no other node can take it (Pending)",
+                    node.name
+                );
+            }
+            println!("node/{} drained", node.name);
+            return Ok(());
+        }
+        if left != last {
+            let names: Vec<&str> = left.iter().map(String::as_str).collect();
+            println!(
+                "waiting for {} pod(s) to leave node/{}: {}",
+                left.len(),
+                node.name,
+                names.join(", ")
+            );
+            last = left;
+        }
+        if deadline.is_some_and(|d| Instant::now() >= d) {
+            bail!(
+                "timed out after {:?} draining node/{}: {} pod(s) still on it (it stays cordoned; drain again to keep waiting)",
+                args.timeout,
+                node.name,
+                last.len()
+            );
+        }
+        tokio::time::sleep(POLL).await;
+    }
+}
