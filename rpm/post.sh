@@ -3,7 +3,9 @@ systemd-sysusers podswarm.conf >/dev/null 2>&1 || :
 systemd-tmpfiles --create podswarm.conf >/dev/null 2>&1 || :
 if [ -d /run/systemd/system ]; then
     systemctl daemon-reload >/dev/null 2>&1 || :
-    if [ "$1" -ge 2 ] && systemctl is-active --quiet podswarm.service; then
+    # An upgrade restarts those of podswarm's own units that run (try-restart), as the .deb
+    # does; workloads are units of their own and keep running.
+    if [ "$1" -ge 2 ]; then
         systemctl try-restart podswarm-gossip.service podswarm-dns.service podswarm-ingress.service podswarm.service >/dev/null 2>&1 || :
     fi
 fi

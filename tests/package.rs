@@ -1,13 +1,26 @@
-//! The .deb on a booted Debian trixie node: install, enable, run, remove, purge — as a user would.
-//! Needs `packaging/build.sh` to have run (tests/run.sh does it first).
+//! The .deb on a booted Debian trixie node: install, enable, run, remove, purge, and upgrade to a
+//! newer .deb under running workloads — as a user would. Needs `packaging/build.sh` to have run
+//! (tests/run.sh does it first).
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
+use podswarm_tests::ctl::{assert_pods_answer, deployment, running};
 use podswarm_tests::node::{BootOptions, Node, nodes_or_skip};
 
+/// The package `packaging/build.sh` builds.
 fn deb() -> Option<PathBuf> {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/packages");
+    deb_in("target/packages")
+}
+
+/// The same package at a higher version, which `packaging/build.sh` builds for the upgrade test.
+fn newer_deb() -> Option<PathBuf> {
+    deb_in("target/packages/upgrade")
+}
+
+fn deb_in(dir: &str) -> Option<PathBuf> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join(dir);
     let found = std::fs::read_dir(&dir)
         .into_iter()
         .flatten()
@@ -270,4 +283,130 @@ spec:
     assert_eq!(curl("unknown.example", "/"), "404");
     let body = node.sh("curl -s -H 'Host: unknown.example' http://127.0.0.1/");
     assert!(body.contains("no Ingress rule matches"), "{body}");
+}
+
+/// podswarm's own units: an upgrade restarts these, with the new binaries.
+const OWN_UNITS: [&str; 4] = [
+    "podswarm.service",
+    "podswarm-gossip.service",
+    "podswarm-dns.service",
+    "podswarm-ingress.service",
+];
+
+/// Every active `podswarm-*` unit that is not podswarm's own (pods, their containers, the pod
+/// network), with its InvocationID: a new one means systemd started the unit again.
+fn workload_invocations(node: &Node) -> BTreeMap<String, String> {
+    node.sh("systemctl list-units --no-legend --plain --state=active 'podswarm-*'")
+        .lines()
+        .filter_map(|l| l.split_whitespace().next())
+        .filter(|unit| !OWN_UNITS.contains(unit))
+        .map(|unit| (unit.to_owned(), node.unit_property(unit, "InvocationID")))
+        .collect()
+}
+
+fn installed_version(node: &Node) -> String {
+    node.sh("dpkg-query -W -f '${Version}' podswarm")
+}
+
+#[test]
+fn upgrading_the_deb_restarts_podswarm_and_no_workload() {
+    if nodes_or_skip("upgrading_the_deb_restarts_podswarm_and_no_workload").is_none() {
+        return;
+    }
+    let (Some(deb), Some(newer)) = (deb(), newer_deb()) else {
+        return;
+    };
+    let node = Node::boot("upg", &BootOptions::default());
+    node.import_busybox();
+    node.install(&deb, "/root/podswarm.deb", 0o644);
+    node.install(&newer, "/root/podswarm-newer.deb", 0o644);
+    node.sh("dpkg -i /root/podswarm.deb && systemctl enable --now podswarm");
+    node.wait_for("podswarmd to answer", Duration::from_secs(60), || {
+        node.exec(&["podswarmctl", "get", "nodes"]).status.success()
+    });
+    node.write("/root/app.yaml", deployment("app", 2).as_bytes());
+    node.sh("podswarmctl apply -f /root/app.yaml");
+    node.wait_for("two pods running", Duration::from_secs(120), || {
+        running(&node).len() == 2
+    });
+    let pods: Vec<String> = running(&node).into_iter().map(|(name, ..)| name).collect();
+    let workloads = workload_invocations(&node);
+    assert!(
+        pods.iter().all(|pod| workloads
+            .keys()
+            .any(|unit| unit.starts_with(&format!("podswarm-default_{pod}")))),
+        "a running pod without an active unit: {pods:?} {workloads:?}"
+    );
+    println!("workload units: {:?}", workloads.keys().collect::<Vec<_>>());
+    let own: Vec<String> = OWN_UNITS
+        .iter()
+        .map(|unit| node.unit_property(unit, "InvocationID"))
+        .collect();
+    let before = installed_version(&node);
+
+    let started = Instant::now();
+    let out = node.sh("dpkg -i /root/podswarm-newer.deb 2>&1");
+    println!(
+        "dpkg -i of the newer package took {:?}:\n{out}",
+        started.elapsed()
+    );
+    // systemctl's complaints (a unit that failed to restart, a unit file changed on disk) would
+    // show up here: an upgrade says nothing alarming.
+    assert!(!out.contains("Failed") && !out.contains("Warning"), "{out}");
+    let after = installed_version(&node);
+    assert_ne!(after, before);
+    node.sh(&format!("dpkg --compare-versions '{after}' gt '{before}'"));
+
+    // podswarm's own units run again, as new processes of the new files: nothing is left
+    // running a binary dpkg replaced (the kernel marks those "(deleted)").
+    for (unit, old) in OWN_UNITS.iter().zip(&own) {
+        assert_eq!(node.unit_property(unit, "ActiveState"), "active", "{unit}");
+        assert_ne!(
+            &node.unit_property(unit, "InvocationID"),
+            old,
+            "{unit} was not restarted by the upgrade"
+        );
+        let exe = node.sh(&format!(
+            "readlink /proc/$(systemctl show -P MainPID {unit})/exe"
+        ));
+        assert!(!exe.contains("(deleted)"), "{unit} runs {exe}");
+    }
+    // The workloads were not touched: the same units, never restarted. podswarmd is Type=notify
+    // and says ready only after its first pass has adopted what runs, and try-restart (so dpkg)
+    // waits for that: this already covers the new podswarmd's look at them.
+    assert_eq!(
+        workload_invocations(&node),
+        workloads,
+        "the upgrade restarted, stopped or started workload units"
+    );
+    // And the user sees the same pods running and serving.
+    node.wait_for(
+        "the same pods running in podswarmctl get pods",
+        Duration::from_secs(30),
+        || running(&node).iter().map(|(name, ..)| name).eq(pods.iter()),
+    );
+    assert_pods_answer(&node, [&node]);
+    assert_eq!(workload_invocations(&node), workloads);
+
+    // A node without the ingress (port 80 is another program's): a stopped unit would come
+    // back with podswarm.service's restart, which starts what it Wants= like `systemctl restart
+    // podswarm` does; a masked one stays off, and the upgrade still restarts the others (here
+    // a reinstall of the same version, which takes the same path).
+    node.sh("systemctl mask --now podswarm-ingress.service");
+    let own: Vec<String> = OWN_UNITS
+        .iter()
+        .map(|unit| node.unit_property(unit, "InvocationID"))
+        .collect();
+    let out = node.sh("dpkg -i /root/podswarm-newer.deb 2>&1");
+    println!("dpkg -i again, the ingress masked:\n{out}");
+    assert!(!out.contains("Failed") && !out.contains("Warning"), "{out}");
+    for (unit, old) in OWN_UNITS.iter().zip(&own) {
+        if *unit == "podswarm-ingress.service" {
+            assert_eq!(node.unit_property(unit, "ActiveState"), "inactive");
+        } else {
+            assert_eq!(node.unit_property(unit, "ActiveState"), "active", "{unit}");
+            assert_ne!(&node.unit_property(unit, "InvocationID"), old, "{unit}");
+        }
+    }
+    assert_eq!(workload_invocations(&node), workloads);
 }

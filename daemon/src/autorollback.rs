@@ -521,9 +521,33 @@ mod tests {
         BTreeMap::from([(("shop".to_owned(), "web".to_owned()), records)])
     }
 
-    /// The read model of node `me` holding `d` (no pods anywhere) at time `now`: with the default
+    /// The read model of node `me` holding `d` at time `now`, with a pod of each older revision
+    /// still serving (a rollout under way; no pod of `d`'s template exists): with the default
     /// deadline of 600 s, a rollout recorded at 0 has passed it at 1000 and not at 100.
     fn snapshot(d: &Deployment, revisions: &Revisions, now: u64) -> Snapshot {
+        let current = hash(d);
+        let serving = revisions
+            .values()
+            .flat_map(|r| r.keys())
+            .filter(|h| **h != current)
+            .map(|h| {
+                let seen = crate::rollout::Seen {
+                    ready_since: Some(0),
+                    terminating: false,
+                };
+                (format!("web-{h}-0"), seen)
+            })
+            .collect();
+        let pods = BTreeMap::from([(("shop".to_owned(), "web".to_owned()), serving)]);
+        snapshot_with(d, revisions, pods, now)
+    }
+
+    fn snapshot_with(
+        d: &Deployment,
+        revisions: &Revisions,
+        pods: BTreeMap<(String, String), BTreeMap<String, crate::rollout::Seen>>,
+        now: u64,
+    ) -> Snapshot {
         Snapshot::build(Inputs {
             node_name: "me".into(),
             entries: vec![Entry {
@@ -534,8 +558,8 @@ mod tests {
             }],
             facts: Facts {
                 revisions: revisions.clone(),
+                pods,
                 now,
-                ..Facts::default()
             },
             ..Inputs::default()
         })
@@ -607,6 +631,17 @@ mod tests {
             verdicts(&snap, &revs, &[])[..],
             [Verdict::Undo(_)]
         ));
+    }
+
+    /// A finished rollout (no pod of an older revision left) whose pods are all unavailable (a
+    /// restart, a lost node) long after its apply is no stalled rollout: nothing is undone.
+    #[test]
+    fn a_finished_rollout_that_loses_its_pods_is_not_undone() {
+        let d = deployment(3, OPTED_IN);
+        let revs = revisions(&[(2, 2), (3, 3)]);
+        let snap = snapshot_with(&d, &revs, BTreeMap::new(), 1000);
+        assert!(stalled(&snap).is_empty());
+        assert_eq!(verdicts(&snap, &revs, &[]), []);
     }
 
     #[test]
@@ -752,7 +787,33 @@ mod tests {
             out.sort();
             out
         };
+        // Pod records as another live node (n2) publishes them: only a rollout whose old pods
+        // still exist can be a stalled one.
+        let id = link.mirror().self_id.unwrap();
+        link.write(
+            "nodes/n2",
+            Some(serde_json::json!({"name": "n2", "nodeId": id})),
+        )
+        .await
+        .unwrap();
+        let pod = |link: &Arc<Link>, d: &Deployment, ready: bool| {
+            let name = format!("web-{}-0", hash(d));
+            let record = serde_json::json!({
+                "namespace": "shop", "name": name, "node": "n2", "ip": null,
+                "phase": "Running", "ready": ready, "restarts": 0, "reason": null,
+                "owner": "Deployment/web", "labels": {}, "unit": "", "units": [],
+                "containers": [], "created": 0, "warnings": [],
+                "readySince": if ready { Some(0) } else { None },
+            });
+            let link = Arc::clone(link);
+            async move {
+                link.write(&format!("pods/shop/{name}"), Some(record))
+                    .await
+                    .unwrap()
+            }
+        };
         link.apply(&[Object::Deployment(v1.clone())]).await.unwrap();
+        pod(&link, &v1, true).await;
         link.apply(&[Object::Deployment(v2.clone())]).await.unwrap();
         assert_eq!(hash(&held(&link)), hash(&v2));
 
@@ -770,7 +831,10 @@ mod tests {
         // As for any template change: v1 moved up to revision 3.
         assert_eq!(history(&link), [(2, hash(&v2)), (3, hash(&v1))]);
 
-        // v1 (which runs no pods here either) passes its deadline too: it is not undone again.
+        // v1 stalls too (its pod is no longer ready, a pod of v2 still exists): it is not undone
+        // again.
+        pod(&link, &v1, false).await;
+        pod(&link, &v2, true).await;
         let mut snapshots = model.subscribe();
         tokio::time::timeout(
             Duration::from_secs(15),

@@ -194,11 +194,16 @@ pub fn decide(
         .progress_deadline()
         .map_or(u64::MAX, |d| last_progress.saturating_add(u64::from(d)));
     // Kubernetes stops the clock once a rollout completed, which needs memory; the facts stand in
-    // for it: a rollout is under way while old pods or new ones are missing, or while no new pod
-    // is available at all. So one crash-looping pod of a finished rollout is no timed-out rollout.
+    // for it. A rollout is under way while pods of an older template exist. Without any, only a
+    // Deployment's first template can still be rolling out (an older revision's pods went, so a
+    // later rollout got far enough once), while pods are missing or none is available. So a pod
+    // of a finished rollout that restarts, crash-loops or loses its node (its new copy counts
+    // from an apply of long ago) never makes a timed-out rollout, nor an automatic rollback.
+    let first_template = revisions.keys().all(|h| *h == hash);
     let under_way = !old.is_empty()
-        || new_in_range < usize::try_from(replicas).unwrap_or(usize::MAX)
-        || !new_pods.range(..replicas).any(|(_, s)| available(s));
+        || (first_template
+            && (new_in_range < usize::try_from(replicas).unwrap_or(usize::MAX)
+                || !new_pods.range(..replicas).any(|(_, s)| available(s))));
     let past_deadline = !complete && under_way && now > deadline;
     let frozen = settings.paused || past_deadline;
 
