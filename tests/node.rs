@@ -381,6 +381,28 @@ pub fn nodes_or_skip(test: &str) -> Option<()> {
 }
 
 /// A workspace binary (podswarmd, podswarmctl) next to the test executable's directory.
+/// The `.deb` that `packaging/build.sh` left in `dir` (relative to the workspace root); `None`
+/// (after saying why `test` skips) when there is none, which fails the test instead when
+/// `PODSWARM_REQUIRE_NODES=1`.
+pub fn built_deb(dir: &str, test: &str) -> Option<PathBuf> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join(dir);
+    let found = std::fs::read_dir(&dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|e| e.path())
+        .find(|p| p.extension().is_some_and(|x| x == "deb"));
+    if found.is_none() {
+        let why = format!("no .deb in {} (run packaging/build.sh)", dir.display());
+        assert!(
+            std::env::var("PODSWARM_REQUIRE_NODES").as_deref() != Ok("1"),
+            "PODSWARM_REQUIRE_NODES=1 but {why}"
+        );
+        println!("SKIPPED {test}: {why}");
+    }
+    found
+}
+
 pub fn workspace_binary(name: &str) -> PathBuf {
     let exe = std::env::current_exe().unwrap_or_else(|e| panic!("{e}"));
     let dir = exe

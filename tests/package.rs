@@ -3,7 +3,7 @@
 //! (tests/run.sh does it first).
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use podswarm_tests::ctl::{assert_pods_answer, deployment, running};
@@ -20,22 +20,7 @@ fn newer_deb() -> Option<PathBuf> {
 }
 
 fn deb_in(dir: &str) -> Option<PathBuf> {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join(dir);
-    let found = std::fs::read_dir(&dir)
-        .into_iter()
-        .flatten()
-        .flatten()
-        .map(|e| e.path())
-        .find(|p| p.extension().is_some_and(|x| x == "deb"));
-    if found.is_none() {
-        let why = format!("no .deb in {} (run packaging/build.sh)", dir.display());
-        assert!(
-            std::env::var("PODSWARM_REQUIRE_NODES").as_deref() != Ok("1"),
-            "PODSWARM_REQUIRE_NODES=1 but {why}"
-        );
-        println!("SKIPPED the package test: {why}");
-    }
-    found
+    podswarm_tests::node::built_deb(dir, "the package test")
 }
 
 #[test]

@@ -40,7 +40,7 @@ pub use workload::{
 };
 pub use write::{
     Action, Applied, ApplyResult, CreatedToken, Deleted, Health, HostBody, NewToken, ObjectRef,
-    Revoked, Scale, Scaled, Token, WhitelistBody,
+    PodMove, Rebalance, Revoked, Scale, Scaled, Token, WhitelistBody,
 };
 
 use serde::{Deserialize, Serialize};

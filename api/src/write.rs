@@ -82,6 +82,28 @@ pub struct Scaled {
     pub replicas: i32,
 }
 
+/// `POST /api/v1/rebalance[?dryRun=true]`: the pods that move to even out the spread (in a dry
+/// run, that would), in name order; none when the pods are evenly spread.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Rebalance {
+    pub moves: Vec<PodMove>,
+    /// Nothing was written: the moves are only what would be done.
+    #[serde(default)]
+    pub dry_run: bool,
+}
+
+/// One pod a rebalance moves, gracefully: its copy on `from` serves until the one on `to` is
+/// ready and takes over.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PodMove {
+    /// `namespace/name`.
+    pub pod: String,
+    pub from: String,
+    pub to: String,
+}
+
 /// `PUT /api/v1/dns/whitelist`: the whole list; `enabled` defaults to true, since setting a
 /// list is asking for it to be enforced.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -170,6 +192,20 @@ mod tests {
         assert_eq!(
             serde_json::from_value::<Action>(json!("pruned")).unwrap(),
             Action::Unknown
+        );
+    }
+
+    #[test]
+    fn a_rebalance_lists_its_moves() {
+        let wire = json!({"moves": [{"pod": "default/web-1", "from": "n1", "to": "n2"}],
+            "dryRun": true});
+        let answer: Rebalance = serde_json::from_value(wire.clone()).unwrap();
+        assert_eq!(answer.moves[0].pod, "default/web-1");
+        assert_eq!(serde_json::to_value(&answer).unwrap(), wire);
+        assert!(
+            !serde_json::from_value::<Rebalance>(json!({"moves": []}))
+                .unwrap()
+                .dry_run
         );
     }
 

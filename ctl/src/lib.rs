@@ -65,6 +65,8 @@ pub mod cli {
         Uncordon(cmd::node::CordonArgs),
         /// Cordon a node and move its pods away gracefully, waiting until none is left
         Drain(cmd::node::DrainArgs),
+        /// Move pods gracefully so each deployment is spread evenly over the nodes it may use
+        Rebalance(cmd::rebalance::Args),
         /// Create, join or leave a cluster (on this node)
         Cluster(cmd::cluster::Args),
         /// Cluster DNS settings

@@ -31,6 +31,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<()> {
         Command::Cordon(args) => cmd::node::cordon(&client()?, args).await,
         Command::Uncordon(args) => cmd::node::uncordon(&client()?, args).await,
         Command::Drain(args) => cmd::node::drain(&client()?, args).await,
+        Command::Rebalance(args) => cmd::rebalance::run(&client()?, args).await,
         Command::Token(args) => cmd::token::run(&client()?, args).await,
         Command::Dns(args) => cmd::dns::run(&client()?, args).await,
     }

@@ -11,6 +11,7 @@
 // (clippy's allow-unwrap-in-tests only sees test functions and `#[cfg(test)]` modules).
 #![allow(clippy::unwrap_used)]
 
+#[allow(dead_code)]
 mod support;
 
 use std::net::Ipv4Addr;

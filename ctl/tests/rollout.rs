@@ -53,11 +53,7 @@ fn ctl(node: &TestNode, args: &[&str]) -> (i32, String, String) {
 /// Runs each command line and appends what a user sees (exit status, stdout, stderr) to `out`.
 fn transcript(node: &TestNode, out: &mut String, commands: &[&[&str]]) {
     for args in commands {
-        let (code, stdout, stderr) = ctl(node, args);
-        out.push_str(&format!(
-            "$ podswarmctl {}\n[exit {code}]\n--- stdout\n{stdout}--- stderr\n{stderr}\n",
-            args.join(" ")
-        ));
+        support::transcribe(&node.socket, out, args);
     }
 }
 

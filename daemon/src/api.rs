@@ -30,8 +30,8 @@ use axum::routing::{delete, get, post, put};
 use axum::serve::IncomingStream;
 use podswarm_api::{
     Addresses, Applied, ApplyResult, CreatedToken, Deleted, DeploymentDetail, DeploymentRevision,
-    Endpoints, ErrorBody, Health, HostBody, List, NewToken, ObjectRef, Revoked, Scale, Scaled,
-    ServiceDetail, ServiceItem, ServiceSummary, Token, WhitelistBody,
+    Endpoints, ErrorBody, Health, HostBody, List, NewToken, ObjectRef, PodMove, Rebalance, Revoked,
+    Scale, Scaled, ServiceDetail, ServiceItem, ServiceSummary, Token, WhitelistBody,
 };
 use podswarm_manifest::{Limits, Object, Policy};
 use serde::{Deserialize, Serialize};
@@ -197,6 +197,7 @@ pub fn routes(api: Shared, max_body: usize) -> Router {
         .route("/api/v1/ingresses", get(list_ingresses))
         .route("/api/v1/nodes", get(list_nodes))
         .route("/api/v1/nodes/{name}/{action}", post(cordon_node))
+        .route("/api/v1/rebalance", post(rebalance))
         .route(
             "/api/v1/dns/whitelist",
             get(get_whitelist).put(put_whitelist),
@@ -853,10 +854,12 @@ async fn cordon_node(
         "cordon" => Some(crate::link::Cordon {
             drain: false,
             since: crate::link::unix_now(),
+            node_id: String::new(),
         }),
         "drain" => Some(crate::link::Cordon {
             drain: true,
             since: crate::link::unix_now(),
+            node_id: String::new(),
         }),
         "uncordon" => None,
         _ => return Err(ApiError::new(StatusCode::NOT_FOUND, "no such endpoint")),
@@ -873,6 +876,53 @@ async fn cordon_node(
         .into_iter()
         .find(|n| n.name == name)
         .map_or_else(|| Err(ApiError::not_found(format!("node {name}"))), ok)
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct RebalanceQuery {
+    dry_run: Option<String>,
+}
+
+/// `POST /api/v1/rebalance[?dryRun=true]`: the moves that even out each Deployment's spread
+/// over the nodes its pods may use (`schedule::rebalance`), from the pods this node expands and
+/// places as its reconciler does; started (move records written) unless it is a dry run. The
+/// moves themselves happen on the nodes, each a hand-over like a drain's.
+async fn rebalance(AxState(api): AxState<Shared>, Query(q): Query<RebalanceQuery>) -> ApiResult {
+    let dry_run = match q.dry_run.as_deref() {
+        None | Some("false") => false,
+        Some("" | "true") => true,
+        Some(other) => {
+            return Err(ApiError::new(
+                StatusCode::BAD_REQUEST,
+                format!("dryRun must be true or false, not {other:?}"),
+            ));
+        }
+    };
+    let entries = api.state.entries();
+    let facts = api.link.rollout_facts(crate::link::unix_now());
+    let pods = crate::rollout::expand(&entries, &facts).pods;
+    let refs: Vec<&podswarm_manifest::PodInstance> = pods.iter().map(|(p, _)| p).collect();
+    let moves = api.link.plan_rebalance(&refs);
+    if !dry_run {
+        let existing: std::collections::BTreeSet<String> =
+            refs.iter().map(|p| crate::schedule::pod_key(p)).collect();
+        api.link
+            .start_moves(&moves, &existing)
+            .await
+            .map_err(|e| unavailable(&e))?;
+    }
+    ok(Rebalance {
+        moves: moves
+            .into_iter()
+            .map(|m| PodMove {
+                pod: m.pod,
+                from: m.from,
+                to: m.to,
+            })
+            .collect(),
+        dry_run,
+    })
 }
 
 /// A whitelist host as users type it: any case, optional trailing dot; stored lower case.
@@ -1315,6 +1365,17 @@ mod tests {
         assert_eq!(body["error"], json!("node nope not found"));
         let (code, _) = call(&node.api, "POST", "/api/v1/nodes/me/evict", b"").await;
         assert_eq!(code, StatusCode::NOT_FOUND);
+        // Nothing runs: nothing to move, and nothing to write either (gossip is not there).
+        let (_, body) = call(&node.api, "POST", "/api/v1/rebalance?dryRun=true", b"").await;
+        assert_eq!(body, json!({"moves": [], "dryRun": true}));
+        let (_, body) = call(&node.api, "POST", "/api/v1/rebalance", b"").await;
+        assert_eq!(body, json!({"moves": [], "dryRun": false}));
+        let (code, body) = call(&node.api, "POST", "/api/v1/rebalance?dryRun=maybe", b"").await;
+        assert_eq!(code, StatusCode::BAD_REQUEST);
+        assert_eq!(
+            body,
+            json!({"error": "dryRun must be true or false, not \"maybe\"", "details": []})
+        );
         let (_, body) = call(&node.api, "GET", "/api/v1/tokens", b"").await;
         assert_eq!(body, json!({"items": []}));
         let (_, body) = call(&node.api, "GET", "/api/v1/ingresses", b"").await;

@@ -295,12 +295,22 @@ async fn write(
         .entries
         .get(&format!("objects/Deployment/{namespace}/{name}"))
         .and_then(|(_, v)| serde_json::from_value::<Deployment>(v.clone()).ok());
-    if held.is_none_or(|d| template_hash(&d.spec.template) != undo.from_hash) {
+    let Some(mut object) = held.filter(|d| template_hash(&d.spec.template) == undo.from_hash)
+    else {
         return Ok(Written::Overtaken);
+    };
+    // Built on the object as the mirror holds it now, not as the snapshot had it: a scale or a
+    // pause that landed meanwhile stays. Only the template and the two annotations change.
+    object.spec.template = undo.object.spec.template.clone();
+    let wanted = undo.object.metadata.annotations.as_ref();
+    let annotations = object.metadata.annotations.get_or_insert_default();
+    for key in [CHANGE_CAUSE, ROLLED_BACK_TO] {
+        match wanted.and_then(|a| a.get(key)) {
+            Some(v) => annotations.insert(key.to_owned(), v.clone()),
+            None => annotations.remove(key),
+        };
     }
-    let actions = link
-        .apply(&[Object::Deployment(undo.object.clone())])
-        .await?;
+    let actions = link.apply(&[Object::Deployment(object)]).await?;
     Ok(Written::Done(
         actions.into_iter().next().unwrap_or(Action::Unchanged),
     ))

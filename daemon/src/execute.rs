@@ -246,10 +246,11 @@ impl<S: Systemd, P: Podman> Reconciler<S, P> {
             .fetch_add(stop.services.len() as u64, Ordering::Relaxed);
         // Placed on another node now: a hand-over, when there is a way to wait for one.
         let handoff = self.handoff.clone().filter(|_| {
-            self.moved
+            self.placed
                 .lock()
-                .is_ok_and(|moved| moved.contains(&stop.pod))
+                .is_ok_and(|placed| placed.get(&stop.pod) == Some(&false))
         });
+        let placed = Arc::clone(&self.placed);
         if let Ok(mut m) = self.memory.lock() {
             m.stopping.insert(stop.pod.clone());
             if handoff.is_some() {
@@ -260,6 +261,7 @@ impl<S: Systemd, P: Podman> Reconciler<S, P> {
         // publication takes the pod out of every node's view, and the drain below waits for that
         // (not for the rest of this pass).
         let views = Arc::clone(&self.views);
+        let views_now = Arc::clone(&self.views);
         let out_of_service = move |pod: &str| {
             if let Ok(mut views) = views.write()
                 && let Some(view) = views.get_mut(pod)
@@ -307,8 +309,35 @@ impl<S: Systemd, P: Podman> Reconciler<S, P> {
             let pod = stop.pod.clone();
             if let Some(handoff) = handoff {
                 let started = std::time::Instant::now();
-                handoff(pod.clone()).await;
+                let placed_now = || placed.lock().ok().and_then(|p| p.get(&pod).copied());
+                // Placement may change its mind meanwhile (an uncordon, a rollout step, a delete):
+                // the wait ends as soon as the pod is no longer placed on another node.
+                let still_moving = async {
+                    while placed_now() == Some(false) {
+                        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+                    }
+                };
+                tokio::select! {
+                    () = handoff(pod.clone()) => {}
+                    () = still_moving => {}
+                }
+                if placed_now() == Some(true) {
+                    // Placed here again: this copy goes on serving, and nothing stops.
+                    tracing::debug!(pod = %pod, "hand-over called off: the pod is placed here again");
+                    if let Ok(mut m) = memory.lock() {
+                        m.handing_off.remove(&pod);
+                        m.stopping.remove(&pod);
+                    }
+                    if let Ok(mut views) = views_now.write()
+                        && let Some(view) = views.get_mut(&pod)
+                    {
+                        view.moving = false;
+                    }
+                    wake.notify_one();
+                    return;
+                }
                 tracing::debug!(pod = %pod, waited_ms = started.elapsed().as_millis() as u64, "pod handed over");
+                // Memory first: a refresh that writes the views meanwhile marks them from it.
                 if let Ok(mut m) = memory.lock() {
                     m.handing_off.remove(&pod);
                 }

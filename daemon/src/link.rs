@@ -4,7 +4,9 @@
 //! of the live membership (polled); everything podswarmd decides comes from that mirror:
 //! - the applied objects are copied into the local [`State`], which the reconciler and the API
 //!   read as before, so a node keeps running its pods while gossip is down;
-//! - placement ([`crate::schedule`]) runs over the node records of live members;
+//! - placement ([`crate::schedule`]) runs over the node records of live members, starting from
+//!   the move records `podswarmctl rebalance` writes (`moves/<ns>/<pod>`), each of which the node
+//!   the pod moves to removes once its copy holds the pod's status record;
 //! - this node claims a pod subnet (`subnets/<node>`), and keeps one kernel route per peer subnet;
 //! - it publishes the status of its own pods (`pods/<ns>/<pod>`), which every other node's API
 //!   shows and uses for Service endpoints.
@@ -29,7 +31,7 @@ use tokio::sync::watch;
 
 use crate::reconcile::{PodView, PodViews, error_chain};
 use crate::rollout::{Facts, Revision, Seen, expired_revisions};
-use crate::schedule::{NodeInfo, Placement, place};
+use crate::schedule::{Move, NodeInfo, Placement, place, rebalance, steer};
 use crate::state::{Action, State, TokenRecord, token_matches};
 
 #[derive(Debug, thiserror::Error)]
@@ -71,7 +73,7 @@ pub struct NodeView {
 }
 
 /// A node's maintenance record (`cordons/<node>`): present while it is cordoned.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
 pub struct Cordon {
     /// Drained too: its pods move away, not just new ones.
     #[serde(default)]
@@ -79,6 +81,43 @@ pub struct Cordon {
     /// When (seconds since the epoch).
     #[serde(default)]
     pub since: u64,
+    /// The id of the node cordoned: a host that left and joins again under the same name is a
+    /// new node, and not cordoned.
+    #[serde(default)]
+    pub node_id: String,
+}
+
+/// A pod `podswarmctl rebalance` moves (`moves/<ns>/<pod>`): present until the pod's copy on
+/// the new node holds its status record.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
+pub struct MoveRecord {
+    /// The node it goes to.
+    pub to: String,
+    /// When the move was asked for (seconds since the epoch).
+    #[serde(default)]
+    pub since: u64,
+}
+
+/// How long a move record stands at most (seconds): far longer than a hand-over takes with the
+/// default `move_timeout_ms` (2 minutes), after which the old copy stops whatever happened.
+pub const MOVE_TTL: u64 = 600;
+
+impl MoveRecord {
+    fn expired(&self, now: u64) -> bool {
+        now.saturating_sub(self.since) >= MOVE_TTL
+    }
+}
+
+/// The move records (`ns/pod` → record) of a mirror.
+fn moves_of(m: &Mirror) -> BTreeMap<String, MoveRecord> {
+    m.entries
+        .range("moves/".to_owned()..)
+        .take_while(|(k, _)| k.starts_with("moves/"))
+        .filter_map(|(k, (_, v))| {
+            let record = serde_json::from_value(v.clone()).ok()?;
+            Some((k["moves/".len()..].to_owned(), record))
+        })
+        .collect()
 }
 
 /// The cordon record of `node`, if it has one.
@@ -169,16 +208,19 @@ impl Link {
             .filter_map(|(_, (_, v))| {
                 let name = v.get("name")?.as_str()?.to_owned();
                 let node_id = v.get("nodeId")?.as_str()?.to_owned();
-                let cordon = cordon_of(m, &name);
+                let cordon = cordon_of(m, &name).filter(|c| c.node_id == node_id);
+                let ready = name == self.node_name || m.alive.contains(&node_id);
                 Some(NodeView {
+                    // A node that is down stops nothing: its record is stale.
                     stopping: m
                         .entries
                         .get(&format!("stopping/{name}"))
+                        .filter(|_| ready)
                         .and_then(|(_, v)| serde_json::from_value(v.clone()).ok())
                         .unwrap_or_default(),
                     cordoned: cordon.is_some(),
                     draining: cordon.is_some_and(|c| c.drain),
-                    ready: name == self.node_name || m.alive.contains(&node_id),
+                    ready,
                     subnet: subnets.get(&name).map(|s| s.to_string()),
                     address: v
                         .get("address")
@@ -216,9 +258,34 @@ impl Link {
     /// this node runs nothing while another node holds the subnet it renders with (it joined a
     /// cluster where an earlier claim has it): two live pods must never share an address,
     /// whatever the timing of joins and applies. A pod keeps the node its status record names
-    /// while that node may still have it (`running`), so running pods do not move.
+    /// while that node may still have it (`running`), so running pods do not move; one that
+    /// `podswarmctl rebalance` moves is placed on its move record's node ([`steer`]).
     pub fn place(&self, pods: &[&PodInstance]) -> BTreeMap<String, Placement> {
-        let synced = self.mirror.read().map(|m| m.synced).unwrap_or(false);
+        let (nodes, current) = self.placement_inputs(pods);
+        place(pods, &nodes, &current)
+    }
+
+    /// The moves that would even out the spread of `pods` ([`rebalance`]), from where placement
+    /// has them now: moves under way count as made, so asking again plans nothing new.
+    pub fn plan_rebalance(&self, pods: &[&PodInstance]) -> Vec<Move> {
+        let (nodes, current) = self.placement_inputs(pods);
+        rebalance(pods, &nodes, &current)
+    }
+
+    /// What placement starts from: the nodes that may have pods, and where pods run (steered by
+    /// the move records).
+    fn placement_inputs(&self, pods: &[&PodInstance]) -> (Vec<NodeInfo>, BTreeMap<String, String>) {
+        let (synced, moves) = self
+            .mirror
+            .read()
+            .map(|m| {
+                let moves: BTreeMap<String, String> = moves_of(&m)
+                    .into_iter()
+                    .map(|(pod, record)| (pod, record.to))
+                    .collect();
+                (m.synced, moves)
+            })
+            .unwrap_or_default();
         let rendering = self
             .rendering
             .read()
@@ -229,7 +296,46 @@ impl Link {
             &self.node_name,
             rendering.filter(|_| synced).as_deref(),
         );
-        place(pods, &nodes, &self.running())
+        let current = steer(self.running(), &moves, pods, &nodes);
+        (nodes, current)
+    }
+
+    /// Starts the moves of a rebalance: one move record each. Records that steer nothing any
+    /// more go at the same time: their pod is gone (not in `pods`, the `ns/name`s that exist),
+    /// their node is down or cordoned, or they are older than [`MOVE_TTL`].
+    pub async fn start_moves(
+        &self,
+        moves: &[Move],
+        pods: &BTreeSet<String>,
+    ) -> Result<(), LinkError> {
+        let now = unix_now();
+        let m = self.mirror();
+        let open: BTreeSet<String> = self
+            .nodes_in(&m)
+            .into_iter()
+            .filter(|n| n.ready && !n.cordoned)
+            .map(|n| n.name)
+            .collect();
+        let planned: BTreeSet<&str> = moves.iter().map(|mv| mv.pod.as_str()).collect();
+        for (pod, record) in moves_of(&m) {
+            let stale = !pods.contains(&pod) || !open.contains(&record.to) || record.expired(now);
+            if stale && !planned.contains(pod.as_str()) {
+                self.write(&format!("moves/{pod}"), None).await?;
+            }
+        }
+        for mv in moves {
+            let record = MoveRecord {
+                to: mv.to.clone(),
+                since: now,
+            };
+            tracing::info!(pod = %mv.pod, from = %mv.from, to = %mv.to, "moving the pod to even out the spread");
+            self.write(
+                &format!("moves/{}", mv.pod),
+                serde_json::to_value(&record).ok(),
+            )
+            .await?;
+        }
+        Ok(())
     }
 
     /// Where pods are placed now (`ns/pod` → node), from the pod status records
@@ -435,19 +541,27 @@ impl Link {
 
     /// Cordons (`Some`: with `drain`, its pods move away too) or uncordons (`None`) a node by
     /// name, once the write is in the mirror; `false` when the cluster has no node of that name.
-    pub async fn set_cordon(&self, node: &str, cordon: Option<Cordon>) -> Result<bool, LinkError> {
-        if !self.nodes().iter().any(|n| n.name == node) {
+    pub async fn set_cordon(
+        &self,
+        node: &str,
+        mut cordon: Option<Cordon>,
+    ) -> Result<bool, LinkError> {
+        let Some(known) = self.nodes().into_iter().find(|n| n.name == node) else {
             return Ok(false);
+        };
+        if let Some(c) = cordon.as_mut() {
+            c.node_id = known.node_id;
         }
         let key = format!("cordons/{node}");
-        let value = cordon.and_then(|c| serde_json::to_value(c).ok());
+        let value = cordon.as_ref().and_then(|c| serde_json::to_value(c).ok());
         // Already so: no write, and a drain in progress keeps its start time.
         let held = self.mirror.read().ok().and_then(|m| {
             m.entries
                 .get(&key)
                 .and_then(|(_, v)| serde_json::from_value::<Cordon>(v.clone()).ok())
         });
-        if held.map(|c| c.drain) == cordon.map(|c| c.drain) {
+        let state = |c: Option<&Cordon>| c.map(|c| (c.drain, c.node_id.clone()));
+        if state(held.as_ref()) == state(cordon.as_ref()) {
             return Ok(true);
         }
         self.write(&key, value).await?;
@@ -701,7 +815,9 @@ impl Link {
                 // views switch from one serving copy to the other.
                 let flag = |v: &Value, f: &str| v.get(f).and_then(Value::as_bool) == Some(true);
                 let leaving = flag(value, "terminating");
-                if flag(value, "moving") {
+                // Every copy on its way out is listed (a drain waits for them), also one whose
+                // record another copy holds or that has none (placed nowhere now).
+                if flag(value, "moving") || leaving {
                     unrecorded.insert(&key["pods/".len()..]);
                 }
                 let record = m.entries.get(key).map(|(_, v)| v);
@@ -709,11 +825,12 @@ impl Link {
                     .and_then(|v| v.get("node")?.as_str())
                     .filter(|n| *n != self.node_name);
                 if let Some(holder) = holder {
+                    // A copy that is itself being handed away takes nothing over.
                     let handed_over = record.is_some_and(|v| flag(v, "moving"))
                         && flag(value, "ready")
-                        && !leaving;
+                        && !leaving
+                        && !flag(value, "moving");
                     if leaving || (live.contains(holder) && !handed_over) {
-                        unrecorded.insert(&key["pods/".len()..]);
                         continue;
                     }
                     if live.contains(holder) {
@@ -744,6 +861,26 @@ impl Link {
                 .collect();
             for key in stale {
                 let _ = self.store(key, None).await;
+            }
+            // A move to this node is done once its copy holds the pod's record (placement keeps
+            // the pod here by the record from then on); one that old is over either way.
+            let now = unix_now();
+            for (pod, record) in moves_of(&m) {
+                if record.to != self.node_name {
+                    continue;
+                }
+                let held = m
+                    .entries
+                    .get(&format!("pods/{pod}"))
+                    .and_then(|(_, v)| v.get("node")?.as_str())
+                    == Some(self.node_name.as_str());
+                if !held && !record.expired(now) {
+                    continue;
+                }
+                tracing::debug!(pod = %pod, done = held, "removing the pod's move record");
+                if let Err(e) = self.store(&format!("moves/{pod}"), None).await {
+                    tracing::debug!(error = %error_chain(&e), "cannot remove a move record");
+                }
             }
             let stopping_key = format!("stopping/{}", self.node_name);
             let held = m.entries.get(&stopping_key).map(|(_, v)| v);
@@ -964,16 +1101,19 @@ impl Link {
             let Ok(m) = self.mirror.read() else {
                 return true;
             };
-            let Some(holder) = m
-                .entries
-                .get(&record)
-                .and_then(|(_, v)| Some(v.get("node")?.as_str()?.to_owned()))
-            else {
+            let Some(value) = m.entries.get(&record).map(|(_, v)| v) else {
                 // This node's record is gone (it never had one): no copy serves from the
                 // record, and nothing can take it over.
                 return true;
             };
+            let holder = value.get("node").and_then(Value::as_str).unwrap_or("");
+            let flag = |f: &str| value.get(f).and_then(Value::as_bool) == Some(true);
+            // Another live node's copy serves the pod: this one took it over, or (a copy that
+            // never held the record) it served all along. A copy that is not ready yet (one that
+            // overwrote the record while this node seemed down) is waited for.
             holder != self.node_name
+                && flag("ready")
+                && !flag("terminating")
                 && self
                     .nodes_in(&m)
                     .iter()
@@ -1433,18 +1573,34 @@ mod tests {
             .insert("default/p".into(), pod_view("n1", true));
         tokio::time::sleep(Duration::from_millis(2500)).await;
         assert_eq!(record(), Some(held.clone()));
-        // This node says it still runs a copy nothing else shows.
+        // A second copy is no copy on its way out; a terminating one is, also under another
+        // node's record, until it is gone.
         let stopping = || {
             link.nodes()
                 .into_iter()
                 .find(|n| n.name == "n1")
                 .map(|n| n.stopping)
         };
-        assert_eq!(stopping(), Some(vec!["default/p".to_owned()]));
+        assert_eq!(stopping(), Some(Vec::new()));
+        let mut leaving = pod_view("n1", false);
+        leaving.terminating = true;
+        views.write().unwrap().insert("default/p".into(), leaving);
+        let mut changes = link.changes();
+        tokio::time::timeout(Duration::from_secs(5), async {
+            while stopping() != Some(vec!["default/p".to_owned()]) {
+                let _ = changes.changed().await;
+            }
+        })
+        .await
+        .expect("the copy on its way out is listed");
+        assert_eq!(record(), Some(held.clone()), "and it takes no record over");
+        views
+            .write()
+            .unwrap()
+            .insert("default/p".into(), pod_view("n1", true));
         let mut moving = held;
         moving["moving"] = json!(true);
         link.write("pods/default/p", Some(moving)).await.unwrap();
-        let mut changes = link.changes();
         tokio::time::timeout(Duration::from_secs(5), async {
             while record().and_then(|v| v.get("node").cloned()) != Some(json!("n1")) {
                 let _ = changes.changed().await;
@@ -1460,6 +1616,110 @@ mod tests {
         })
         .await
         .expect("its copy holds the record now");
+        publisher.abort();
+        follow.abort();
+    }
+
+    /// `podswarmctl rebalance` end to end on the link: the plan, the move records, placement
+    /// steered by them, a second plan that finds nothing, and records that steer nothing any
+    /// more cleared when moves start.
+    #[tokio::test]
+    async fn move_records_steer_placement_and_stale_ones_go() {
+        let dir = tempfile::tempdir().unwrap();
+        let (link, follow) = linked(dir.path()).await;
+        second_live_node(&link, "n2").await;
+        link.write("subnets/n2", Some(json!({"subnet": "10.244.1.0/24"})))
+            .await
+            .unwrap();
+        // Both replicas run on n1 (placed while it was alone).
+        let pods: Vec<PodInstance> = crate::testing::objects(crate::testing::DEPLOYMENT)
+            .iter()
+            .flat_map(podswarm_manifest::pods_of)
+            .collect();
+        let refs: Vec<&PodInstance> = pods.iter().collect();
+        let keys: BTreeSet<String> = refs.iter().map(|p| crate::schedule::pod_key(p)).collect();
+        for key in &keys {
+            link.write(&format!("pods/{key}"), Some(json!({"node": "n1"})))
+                .await
+                .unwrap();
+        }
+        let on = |link: &Link| -> Vec<Placement> { link.place(&refs).into_values().collect() };
+        assert_eq!(
+            on(&link),
+            [Placement::Node("n1".into()), Placement::Node("n1".into())]
+        );
+        let moves = link.plan_rebalance(&refs);
+        let last = keys.iter().next_back().unwrap().clone();
+        assert_eq!(
+            moves,
+            [Move {
+                pod: last.clone(),
+                from: "n1".into(),
+                to: "n2".into()
+            }]
+        );
+        // Records no pod or node can use: a pod that is gone, a node that is not there.
+        let fresh = json!({"to": "n2", "since": unix_now()});
+        link.write("moves/shop/gone", Some(fresh.clone()))
+            .await
+            .unwrap();
+        link.write(
+            &format!("moves/{}", keys.first().unwrap()),
+            Some(json!({"to": "n9", "since": unix_now()})),
+        )
+        .await
+        .unwrap();
+        link.start_moves(&moves, &keys).await.unwrap();
+        let records: Vec<String> = moves_of(&link.mirror()).into_keys().collect();
+        assert_eq!(records, std::slice::from_ref(&last));
+        assert_eq!(
+            on(&link),
+            [Placement::Node("n1".into()), Placement::Node("n2".into())]
+        );
+        // Under way, the move counts as made: nothing more to do.
+        assert_eq!(link.plan_rebalance(&refs), []);
+        follow.abort();
+    }
+
+    /// The node a pod moves to removes the move record once its copy holds the pod's record, and
+    /// any of its move records that is too old; other nodes' moves are theirs.
+    #[tokio::test]
+    async fn the_new_node_clears_its_move_records() {
+        let dir = tempfile::tempdir().unwrap();
+        let (link, follow) = linked(dir.path()).await;
+        second_live_node(&link, "n2").await;
+        let now = unix_now();
+        for (key, to, since) in [
+            ("moves/default/p", "n1", now),
+            ("moves/default/old", "n1", now - MOVE_TTL),
+            ("moves/default/elsewhere", "n2", now),
+            ("moves/default/starting", "n1", now),
+        ] {
+            link.write(key, Some(json!({"to": to, "since": since})))
+                .await
+                .unwrap();
+        }
+        // `p` runs here and its record will say so; `starting` is still another node's.
+        link.write(
+            "pods/default/starting",
+            Some(json!({"node": "n2", "moving": true})),
+        )
+        .await
+        .unwrap();
+        let views: PodViews = Arc::new(std::sync::RwLock::new(BTreeMap::from([(
+            "default/p".to_owned(),
+            pod_view("n1", true),
+        )])));
+        let publisher = tokio::spawn(Arc::clone(&link).publish(views));
+        let mut changes = link.changes();
+        let left = || moves_of(&link.mirror()).into_keys().collect::<Vec<_>>();
+        tokio::time::timeout(Duration::from_secs(10), async {
+            while left() != ["default/elsewhere", "default/starting"] {
+                let _ = changes.changed().await;
+            }
+        })
+        .await
+        .unwrap_or_else(|_| panic!("move records left: {:?}", left()));
         publisher.abort();
         follow.abort();
     }

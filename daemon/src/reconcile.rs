@@ -137,9 +137,10 @@ pub struct Reconciler<S: Systemd, P: Podman> {
     /// until that node's copy is ready and has taken over the pod's status record (bounded by
     /// the move timeout); this copy serves meanwhile. None: such a pod just goes.
     pub handoff: Option<Drain>,
-    /// The pods the last pass placed on other nodes, by `ns/name`: a stop of one of them is a
-    /// hand-over.
-    pub(crate) moved: Mutex<BTreeSet<String>>,
+    /// Where the last pass placed pods, by `ns/name`: `true` here, `false` on another node (a
+    /// stop of such a pod is a hand-over, which ends early when that changes); pods placed
+    /// nowhere are absent.
+    pub(crate) placed: Arc<Mutex<BTreeMap<String, bool>>>,
     /// The pods last wanted here, by `ns/name`: a pod being stopped is no longer wanted, and its
     /// `preStop` hooks come from here.
     pub(crate) last_wanted: Mutex<BTreeMap<String, PodInstance>>,
@@ -213,7 +214,7 @@ impl<S: Systemd, P: Podman> Reconciler<S, P> {
             ready_since: Mutex::default(),
             drain: None,
             handoff: None,
-            moved: Mutex::default(),
+            placed: Arc::default(),
             last_wanted: Mutex::default(),
         }
     }
@@ -269,12 +270,12 @@ impl<S: Systemd, P: Podman> Reconciler<S, P> {
         });
         let me = &self.settings.node.node_name;
         let mut pods = BTreeMap::new();
-        let mut moved = BTreeSet::new();
+        let mut placed = BTreeMap::new();
         for (pod, created) in all {
             let key = format!("{}/{}", pod.namespace, pod.name);
             let target = match placements.as_ref().and_then(|p| p.get(&key)) {
                 Some(crate::schedule::Placement::Node(node)) if node != me => {
-                    moved.insert(key);
+                    placed.insert(key, false);
                     continue;
                 }
                 Some(crate::schedule::Placement::Pending(reason)) => {
@@ -291,8 +292,13 @@ impl<S: Systemd, P: Podman> Reconciler<S, P> {
                 },
             );
         }
-        if let Ok(mut m) = self.moved.lock() {
-            *m = moved;
+        placed.extend(
+            pods.iter()
+                .filter(|(_, d)| !matches!(d.target, Target::Unplaced(_)))
+                .map(|(k, _)| (k.clone(), true)),
+        );
+        if let Ok(mut m) = self.placed.lock() {
+            *m = placed;
         }
         let desired = Desired {
             node_files: vec![network],
@@ -307,11 +313,29 @@ impl<S: Systemd, P: Podman> Reconciler<S, P> {
                     .map(|(key, d, _)| (key.clone(), d.pod.clone())),
             );
         }
+        // A copy still here (its stop not decided yet, or under way: handed over, draining)
+        // keeps its address until it has stopped: a new pod here must not get it while it still
+        // serves. The last views hold every pod that ran here.
+        let me = &self.settings.node.node_name;
+        let mut stopping = self
+            .memory
+            .lock()
+            .map(|m| m.stopping.clone())
+            .unwrap_or_default();
+        if let Ok(views) = self.views.read() {
+            stopping.extend(
+                views
+                    .iter()
+                    .filter(|(_, v)| v.node == *me)
+                    .map(|(k, _)| k.clone()),
+            );
+        }
         let keep: BTreeSet<String> = desired
             .pods
             .keys()
             .filter(|k| desired.keeps(k))
             .cloned()
+            .chain(stopping)
             .collect();
         self.state.retain_pod_ips(&keep)?;
         Ok(desired)
@@ -386,46 +410,51 @@ impl<S: Systemd, P: Podman> Reconciler<S, P> {
             }
             views.insert(key.clone(), view);
         }
-        self.prober.retain(&views.keys().cloned().collect());
-        // A pod whose stop is under way keeps its last view, marked terminating: its status record
-        // says so, every node's DNS and ingress drop it, and its stop waits for that.
+        // A pod whose stop is under way keeps its last view (marked by `mark_leaving`), also when
+        // it is wanted again meanwhile (an undo, a scale back up): this copy is still on its way
+        // out; the pass after its stop starts it afresh.
         let stopping = self
             .memory
             .lock()
             .map(|m| m.stopping.clone())
             .unwrap_or_default();
-        let handing_off = self
-            .memory
-            .lock()
-            .map(|m| m.handing_off.clone())
-            .unwrap_or_default();
-        // Also when the pod is wanted again meanwhile (an undo, a scale back up): this copy is
-        // still on its way out; the pass after its stop starts it afresh.
         if let Ok(previous) = self.views.read() {
             for key in stopping {
-                if handing_off.contains(&key) {
-                    // Still serving, as last seen, until the new node's copy takes over.
-                    if let Some(view) = previous.get(&key) {
-                        let mut view = view.clone();
-                        view.moving = true;
-                        views.insert(key, view);
-                    }
-                    continue;
+                // The copy that runs here, also when the pod is placed nowhere now (its new view
+                // names no node, and would hide the copy that still stops here).
+                let fresh = views.get(&key).is_some_and(|v| !v.node.is_empty());
+                if let (false, Some(view)) = (fresh, previous.get(&key)) {
+                    views.insert(key, view.clone());
                 }
-                let view = match views.get_mut(&key) {
-                    Some(view) => view,
-                    None => match previous.get(&key) {
-                        Some(view) => views.entry(key).or_insert_with(|| view.clone()),
-                        None => continue,
-                    },
-                };
-                view.terminating = true;
-                view.ready = false;
             }
         }
+        // Probes go on for a pod that still serves while another node's copy gets ready.
+        self.prober.retain(&views.keys().cloned().collect());
         self.stamp_ready(&mut views);
         if let Ok(mut v) = self.views.write() {
+            self.mark_leaving(&mut views);
             *v = views;
+        }
+    }
+
+    /// Marks the views of pods whose stop is under way, from the memory (read while the caller
+    /// holds the views' lock, so that a stop task's change of phase is never written over): a pod
+    /// being handed over still serves, `moving`; any other is terminating, so its status record
+    /// takes it out of every node's DNS and ingress, and its stop waits for that.
+    fn mark_leaving(&self, views: &mut BTreeMap<String, PodView>) {
+        let Ok(m) = self.memory.lock() else { return };
+        for key in &m.stopping {
+            let Some(view) = views.get_mut(key) else {
+                continue;
+            };
+            if m.handing_off.contains(key) {
+                view.moving = true;
+            } else {
+                view.terminating = true;
+                view.moving = false;
+                view.ready = false;
+                view.ready_since = None;
+            }
         }
     }
 
@@ -526,6 +555,7 @@ impl<S: Systemd, P: Podman> Reconciler<S, P> {
         }
         self.stamp_ready(&mut updated);
         if let Ok(mut v) = self.views.write() {
+            self.mark_leaving(&mut updated);
             *v = updated;
         }
         Ok(())
@@ -1358,6 +1388,26 @@ mod tests {
         assert!(r.views.read().unwrap().get("default/p").is_none());
     }
 
+    /// Places every pod on this node (n1), or on n2 while `elsewhere` is set.
+    fn switched_placer(elsewhere: &Arc<std::sync::atomic::AtomicBool>) -> Placer {
+        let elsewhere = Arc::clone(elsewhere);
+        Arc::new(move |pods: &[&PodInstance]| {
+            let node = if elsewhere.load(Ordering::SeqCst) {
+                "n2"
+            } else {
+                "n1"
+            };
+            pods.iter()
+                .map(|p| {
+                    (
+                        format!("{}/{}", p.namespace, p.name),
+                        crate::schedule::Placement::Node(node.to_owned()),
+                    )
+                })
+                .collect()
+        })
+    }
+
     /// A pod placed on another node is handed over: it keeps serving here (ready, `moving`) until
     /// the hand-over says the new copy took over, and only then goes out of service, drains and
     /// stops.
@@ -1366,24 +1416,7 @@ mod tests {
         let env = env();
         let mut r = env.reconciler();
         let elsewhere = Arc::new(std::sync::atomic::AtomicBool::new(false));
-        r.placer = Some(Arc::new({
-            let elsewhere = Arc::clone(&elsewhere);
-            move |pods: &[&PodInstance]| {
-                let node = if elsewhere.load(Ordering::SeqCst) {
-                    "n2"
-                } else {
-                    "n1"
-                };
-                pods.iter()
-                    .map(|p| {
-                        (
-                            format!("{}/{}", p.namespace, p.name),
-                            crate::schedule::Placement::Node(node.to_owned()),
-                        )
-                    })
-                    .collect()
-            }
-        }));
+        r.placer = Some(switched_placer(&elsewhere));
         let handed = Arc::new(tokio::sync::Notify::new());
         r.handoff = Some(Arc::new({
             let handed = Arc::clone(&handed);
@@ -1436,6 +1469,40 @@ mod tests {
                 .iter()
                 .any(|c| matches!(c, Call::Stop(_)))
         );
+    }
+
+    /// A hand-over is called off when placement puts the pod back here (an uncordon mid-drain):
+    /// the copy goes on serving and nothing stops.
+    #[tokio::test]
+    async fn a_hand_over_is_called_off_when_the_pod_is_placed_here_again() {
+        let env = env();
+        let mut r = env.reconciler();
+        let elsewhere = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        r.placer = Some(switched_placer(&elsewhere));
+        // No other node ever takes it over.
+        r.handoff = Some(Arc::new(|_pod| Box::pin(std::future::pending())));
+        r.drain = Some(Arc::new(|_pod| Box::pin(async {})));
+        apply(&r, POD);
+        sync(&r).await;
+        env.systemd.clear_calls();
+        elsewhere.store(true, Ordering::SeqCst);
+        sync(&r).await;
+        assert!(view_of(&r, "default/p").moving);
+        elsewhere.store(false, Ordering::SeqCst);
+        sync(&r).await;
+        tokio::time::sleep(Duration::from_millis(1200)).await;
+        sync(&r).await;
+        let view = view_of(&r, "default/p");
+        assert!(!view.moving && !view.terminating && view.ready, "{view:?}");
+        assert!(
+            !env.systemd
+                .calls()
+                .iter()
+                .any(|c| matches!(c, Call::Stop(_))),
+            "{:?}",
+            env.systemd.calls()
+        );
+        assert!(r.memory.lock().unwrap().stopping.is_empty());
     }
 
     /// Was a defect: the network error kept only its text, not its cause.

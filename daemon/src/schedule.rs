@@ -22,6 +22,17 @@
 //! new one is ready, see `execute.rs`). A pod nothing else takes says its matching nodes are
 //! cordoned.
 //!
+//! Since running pods never move by themselves, a spread that went uneven (replicas placed while
+//! one node was alone, a node back from maintenance) stays so until asked: `podswarmctl
+//! rebalance` plans moves with [`rebalance`], over the pods placement keeps where they run. Per
+//! owner, over the open nodes its pods may use, it moves one pod at a time from the node with the
+//! most of that owner to the one with the fewest that fits the pod (selector, nodeName, host
+//! ports), while the two differ by more than one; ties go to the fuller node overall as source and
+//! the emptier as target, then name order, and the pod is the highest-named that may go. The
+//! plan becomes replicated move records (`moves/<ns>/<pod>`), and [`steer`] makes placement
+//! start from each moved pod on its new node (while that node may take it), so every node places
+//! it there and the old node hands it over as in a drain. Cordoned nodes give and take nothing.
+//!
 //! The answer depends on the inputs as sets, never on their order (nodes, pods and `current` are
 //! all taken in name order), so nodes whose mirrors list things differently still agree. The one
 //! exception is two pods with one key (a bare Pod named like a Deployment's replica): the last
@@ -37,7 +48,8 @@
 //! term that grows with both. Nothing is recomputed per pod that does not depend on it: the ready
 //! nodes are listed once, the nodes a selector matches once per distinct selector, and owners are
 //! counted by number, not by name. `docs/SCALE.md` has the measured figures (`cargo bench -p
-//! podswarm-tests --bench place`).
+//! podswarm-tests --bench place`). [`steer`] costs nothing while no move record exists and one
+//! pass over the pods while some do; [`rebalance`] runs only when asked.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -254,6 +266,29 @@ impl<'a> Loads<'a> {
         self.ports[node].extend(pod.ports.iter().copied());
     }
 
+    /// Undoes [`Loads::assign`] (a planned move takes the pod off its node). The node held the
+    /// pod's host ports alone: kept pods never share one on a node.
+    fn unassign(&mut self, pod: &Pod<'a>, node: usize) {
+        self.load[node] = self.load[node].saturating_sub(1);
+        if let Some(count) = self.owned[pod.owner].get_mut(&node) {
+            *count = count.saturating_sub(1);
+            if *count == 0 {
+                self.owned[pod.owner].remove(&node);
+            }
+        }
+        if self.spread_of == Some(pod.owner) {
+            self.spread[node] = self.spread[node].saturating_sub(1);
+        }
+        for p in &pod.ports {
+            self.ports[node].remove(p);
+        }
+    }
+
+    /// How many pods of `owner` are on `node`.
+    fn owned_on(&self, owner: usize, node: usize) -> u32 {
+        self.owned[owner].get(&node).copied().unwrap_or(0)
+    }
+
     fn spread_for(&mut self, owner: usize) {
         if self.spread_of == Some(owner) {
             return;
@@ -304,6 +339,37 @@ impl<'a> Loads<'a> {
     }
 }
 
+/// The pods (in name order) that stay on the node they run on: the index of that node for each
+/// one kept, counted in `loads`. Pods that run stay first, in name order, so they count for
+/// everything placed after them.
+fn keep<'a>(
+    pods: &[Pod<'a>],
+    nodes: &[&NodeInfo],
+    index: &BTreeMap<&str, usize>,
+    current: &BTreeMap<String, String>,
+    loads: &mut Loads<'a>,
+) -> Vec<Option<usize>> {
+    // Both in key order: one walk along `current` instead of a lookup per pod.
+    let mut records = current.iter().peekable();
+    pods.iter()
+        .map(|pod| {
+            while records
+                .next_if(|(k, _)| k.as_str() < pod.key.as_str())
+                .is_some()
+            {}
+            let &n = records
+                .peek()
+                .filter(|(k, _)| **k == pod.key)
+                .and_then(|(_, node)| index.get(node.as_str()))?;
+            let stays = !nodes[n].draining && pod.fits(nodes[n]) && loads.ports_free(pod, n);
+            stays.then(|| {
+                loads.assign(pod, n);
+                n
+            })
+        })
+        .collect()
+}
+
 /// Places `pods` on `nodes`, keeping each pod on its node in `current` (`ns/pod` → node) while
 /// that node is ready and still fits it (see the module doc). Every pod given gets an answer.
 pub fn place(
@@ -320,28 +386,10 @@ pub fn place(
     let no_labels = BTreeMap::new();
     let (pods, owners) = prepare(pods, &no_labels);
     let mut loads = Loads::new(nodes.len(), owners);
-    let mut out: Vec<Option<Placement>> = vec![None; pods.len()];
-
-    // Pods that run stay first, in name order, so they count for everything placed after them.
-    // Both in key order: one walk along `current` instead of a lookup per pod.
-    let mut records = current.iter().peekable();
-    for (pod, slot) in pods.iter().zip(out.iter_mut()) {
-        while records
-            .next_if(|(k, _)| k.as_str() < pod.key.as_str())
-            .is_some()
-        {}
-        let Some(&n) = records
-            .peek()
-            .filter(|(k, _)| **k == pod.key)
-            .and_then(|(_, node)| index.get(node.as_str()))
-        else {
-            continue;
-        };
-        if !nodes[n].draining && pod.fits(nodes[n]) && loads.ports_free(pod, n) {
-            loads.assign(pod, n);
-            *slot = Some(Placement::Node(nodes[n].name.clone()));
-        }
-    }
+    let mut out: Vec<Option<Placement>> = keep(&pods, &nodes, &index, current, &mut loads)
+        .into_iter()
+        .map(|kept| kept.map(|n| Placement::Node(nodes[n].name.clone())))
+        .collect();
 
     // The ready nodes each (selector, nodeName) matches: pods of one Deployment share them.
     // With how many match at all, cordoned ones included (for the reason a pod stays Pending).
@@ -376,6 +424,186 @@ pub fn place(
         .zip(out)
         .filter_map(|(pod, placement)| Some((pod.key, placement?)))
         .collect()
+}
+
+/// A pod that [`rebalance`] moves (`ns/pod`), from the node it runs on to another.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Move {
+    pub pod: String,
+    pub from: String,
+    pub to: String,
+}
+
+/// The moves that even out each owner's spread (`podswarmctl rebalance`; see the module doc):
+/// `current` says where pods run, and only pods that placement keeps there (see [`place`]) are
+/// counted and moved; a pod about to be placed anew, or not running yet, is placement's. In name
+/// order of the pods; empty when every owner is spread within one over the nodes it may use.
+pub fn rebalance(
+    pods: &[&PodInstance],
+    nodes: &[NodeInfo],
+    current: &BTreeMap<String, String>,
+) -> Vec<Move> {
+    let nodes = ready_nodes(nodes);
+    let index: BTreeMap<&str, usize> = nodes
+        .iter()
+        .enumerate()
+        .map(|(i, n)| (n.name.as_str(), i))
+        .collect();
+    let no_labels = BTreeMap::new();
+    let (pods, owners) = prepare(pods, &no_labels);
+    let mut loads = Loads::new(nodes.len(), owners);
+    let kept = keep(&pods, &nodes, &index, current, &mut loads);
+    let mut at = kept.clone();
+
+    // Each owner's kept pods (in name order), owners in the order of their first pod's name:
+    // the same on every node whatever order the pods came in.
+    let mut members: Vec<Vec<usize>> = vec![Vec::new(); owners];
+    let mut order = Vec::new();
+    for (i, pod) in pods.iter().enumerate() {
+        if kept[i].is_none() {
+            continue;
+        }
+        if members[pod.owner].is_empty() {
+            order.push(pod.owner);
+        }
+        members[pod.owner].push(i);
+    }
+    // The nodes each owner may be spread over: open ones (a cordoned node keeps its pods and
+    // takes none; its pods neither count nor move) that fit any of its kept pods.
+    let usable: Vec<Vec<usize>> = order
+        .iter()
+        .map(|&o| {
+            (0..nodes.len())
+                .filter(|&n| !nodes[n].cordoned && !nodes[n].draining)
+                .filter(|&n| members[o].iter().any(|&p| pods[p].fits(nodes[n])))
+                .collect()
+        })
+        .collect();
+    // Owners interact only through host ports and the overall loads that break ties, so a move
+    // of one may let another move: rounds until one moves nothing. Every move lowers the sum of
+    // the squares of every owner's per-node counts, so this ends.
+    loop {
+        let mut moved = false;
+        for (&o, usable) in order.iter().zip(&usable) {
+            while let Some((p, from, to)) =
+                next_move(o, &members[o], usable, &pods, &nodes, &at, &loads)
+            {
+                loads.unassign(&pods[p], from);
+                loads.assign(&pods[p], to);
+                at[p] = Some(to);
+                moved = true;
+            }
+        }
+        if !moved {
+            break;
+        }
+    }
+    pods.iter()
+        .zip(kept.iter().zip(&at))
+        .filter_map(|(pod, (&from, &to))| match (from, to) {
+            (Some(from), Some(to)) if from != to => Some(Move {
+                pod: pod.key.clone(),
+                from: nodes[from].name.clone(),
+                to: nodes[to].name.clone(),
+            }),
+            _ => None,
+        })
+        .collect()
+}
+
+/// One move that evens out owner `o`'s spread over `usable`, if any: (pod, from, to). From the
+/// node with the most of its pods (then the most pods overall, then name order) to the node with
+/// the fewest (then the fewest overall, then name order) that takes one of them (its selector,
+/// nodeName and host ports), while the two differ by more than one; of the pods that may go,
+/// the one with the highest name.
+fn next_move(
+    o: usize,
+    members: &[usize],
+    usable: &[usize],
+    pods: &[Pod<'_>],
+    nodes: &[&NodeInfo],
+    at: &[Option<usize>],
+    loads: &Loads<'_>,
+) -> Option<(usize, usize, usize)> {
+    use std::cmp::Reverse;
+    let count = |n: usize| loads.owned_on(o, n);
+    let mut sources: Vec<usize> = usable.iter().copied().filter(|&n| count(n) > 1).collect();
+    sources.sort_by_key(|&n| (Reverse(count(n)), Reverse(loads.load[n]), n));
+    let mut targets = usable.to_vec();
+    targets.sort_by_key(|&n| (count(n), loads.load[n], n));
+    for &from in &sources {
+        let here: Vec<usize> = members
+            .iter()
+            .copied()
+            .filter(|&p| at[p] == Some(from))
+            .collect();
+        for &to in &targets {
+            if count(from) < count(to) + 2 {
+                break;
+            }
+            let pod = here
+                .iter()
+                .rev()
+                .find(|&&p| pods[p].fits(nodes[to]) && loads.ports_free(&pods[p], to));
+            if let Some(&p) = pod {
+                return Some((p, from, to));
+            }
+        }
+    }
+    None
+}
+
+/// Where placement starts from while pods are being moved on request (`moves`: `ns/pod` → the
+/// node it goes to, from `podswarmctl rebalance`): `current`, with each pod that runs and has a
+/// move put on the move's node while that node may take it (ready, neither cordoned nor
+/// draining, matching the pod's `nodeSelector` and `nodeName`). [`place`] then keeps the pod
+/// there as it keeps any running pod (a host port taken there first makes it place the pod
+/// anew), and the node it runs on hands it over. A move whose node may not take it changes
+/// nothing: the pod stays where it runs.
+pub fn steer(
+    mut current: BTreeMap<String, String>,
+    moves: &BTreeMap<String, String>,
+    pods: &[&PodInstance],
+    nodes: &[NodeInfo],
+) -> BTreeMap<String, String> {
+    if moves.is_empty() {
+        return current;
+    }
+    let nodes = ready_nodes(nodes);
+    // Of two pods with one key the last given counts, as in placement.
+    let mut wanted: BTreeMap<String, &PodInstance> = BTreeMap::new();
+    for pod in pods {
+        let key = pod_key(pod);
+        if moves.contains_key(&key) {
+            wanted.insert(key, pod);
+        }
+    }
+    for (key, to) in moves {
+        let (Some(pod), Some(runs_on)) = (wanted.get(key), current.get_mut(key)) else {
+            continue;
+        };
+        let open = nodes
+            .binary_search_by(|n| n.name.as_str().cmp(to))
+            .ok()
+            .map(|i| nodes[i])
+            .filter(|n| !n.cordoned && !n.draining);
+        let fits = |n: &NodeInfo| {
+            pod.spec
+                .node_name
+                .as_ref()
+                .is_none_or(|want| *want == n.name)
+                && pod
+                    .spec
+                    .node_selector
+                    .iter()
+                    .flatten()
+                    .all(|(k, v)| n.labels.get(k) == Some(v))
+        };
+        if open.is_some_and(fits) {
+            runs_on.clone_from(to);
+        }
+    }
+    current
 }
 
 #[cfg(test)]
@@ -1078,6 +1306,290 @@ mod tests {
                 let min = if count.len() < all.len() { 0 } else { count.values().min().copied().unwrap_or(0) };
                 prop_assert!(max - min <= 1, "{:?}", count);
             }
+        }
+    }
+
+    /// `current` with `moves` made, each from where `current` says the pod runs.
+    fn moved(current: &BTreeMap<String, String>, moves: &[Move]) -> BTreeMap<String, String> {
+        let mut after = current.clone();
+        for m in moves {
+            assert_ne!(m.from, m.to, "{m:?}");
+            assert_eq!(
+                after.insert(m.pod.clone(), m.to.clone()),
+                Some(m.from.clone())
+            );
+        }
+        after
+    }
+
+    fn fits_node(p: &PodInstance, n: &NodeInfo) -> bool {
+        p.spec.node_name.as_ref().is_none_or(|w| *w == n.name)
+            && p.spec
+                .node_selector
+                .iter()
+                .flatten()
+                .all(|(k, v)| n.labels.get(k) == Some(v))
+    }
+
+    /// Per owner that runs pods: how many run on each node it may use (ready, open, fitting one
+    /// of its running pods), in name order.
+    fn spreads(
+        pods: &[PodInstance],
+        nodes: &[NodeInfo],
+        current: &BTreeMap<String, String>,
+    ) -> BTreeMap<String, Vec<usize>> {
+        let mut owners: BTreeMap<String, Vec<&PodInstance>> = BTreeMap::new();
+        for p in pods.iter().filter(|p| current.contains_key(&pod_key(p))) {
+            let owner = match &p.owner {
+                Some(o) => format!("{}/{}/{}", p.namespace, o.kind, o.name),
+                None => pod_key(p),
+            };
+            owners.entry(owner).or_default().push(p);
+        }
+        let ready = ready_nodes(nodes);
+        owners
+            .into_iter()
+            .map(|(owner, mine)| {
+                let counts = ready
+                    .iter()
+                    .filter(|n| !n.cordoned && !n.draining)
+                    .filter(|n| mine.iter().any(|p| fits_node(p, n)))
+                    .map(|n| {
+                        mine.iter()
+                            .filter(|p| current.get(&pod_key(p)) == Some(&n.name))
+                            .count()
+                    })
+                    .collect();
+                (owner, counts)
+            })
+            .collect()
+    }
+
+    fn within_one(counts: &[usize]) -> bool {
+        let max = counts.iter().max().copied().unwrap_or(0);
+        let min = counts.iter().min().copied().unwrap_or(0);
+        max - min <= 1
+    }
+
+    #[test]
+    fn rebalancing_spreads_what_ran_on_one_node_and_then_rests() {
+        // Six replicas ran on `a` while it was the only node; `b` and `c` joined since.
+        let ps = pods(&deployment("web", 6, ""));
+        let refs: Vec<&PodInstance> = ps.iter().collect();
+        let mut keys: Vec<String> = ps.iter().map(pod_key).collect();
+        keys.sort();
+        let current: BTreeMap<String, String> =
+            keys.iter().map(|k| (k.clone(), "a".to_owned())).collect();
+        let all = nodes(&["a", "b", "c"]);
+        let moves = rebalance(&refs, &all, &current);
+        // One at a time from the fullest node to the emptiest (name order on ties), the highest
+        // name first: the two lowest-named stay.
+        let expected: Vec<Move> = [(2, "c"), (3, "b"), (4, "c"), (5, "b")]
+            .iter()
+            .map(|(i, to)| Move {
+                pod: keys[*i].clone(),
+                from: "a".into(),
+                to: (*to).into(),
+            })
+            .collect();
+        assert_eq!(moves, expected);
+        let after = moved(&current, &moves);
+        // Placement keeps each moved pod where it went.
+        let placed = place(&refs, &all, &after);
+        assert_eq!(running(&placed), after);
+        assert_eq!(on(&placed).values().copied().collect::<Vec<_>>(), [2, 2, 2]);
+        assert_eq!(rebalance(&refs, &all, &after), []);
+    }
+
+    #[test]
+    fn a_spread_within_one_and_lone_pods_stay() {
+        let yaml = [deployment("web", 4, ""), bare("solo", "")].join("---\n");
+        let ps = pods(&yaml);
+        let refs: Vec<&PodInstance> = ps.iter().collect();
+        let all = nodes(&["a", "b", "c"]);
+        let current = running(&place(&refs, &all, NOTHING));
+        assert_eq!(rebalance(&refs, &all, &current), []);
+        // All on one node: only the Deployment's pods move; a bare pod is an owner of one.
+        let piled: BTreeMap<String, String> = current
+            .keys()
+            .map(|k| (k.clone(), "a".to_owned()))
+            .collect();
+        let moves = rebalance(&refs, &all, &piled);
+        assert!(moves.iter().all(|m| m.pod != "default/solo"), "{moves:?}");
+        assert_eq!(moves.len(), 2, "{moves:?}");
+        // Nothing runs: nothing to move (placement places new pods evenly by itself).
+        assert_eq!(rebalance(&refs, &all, NOTHING), []);
+    }
+
+    #[test]
+    fn cordoned_and_draining_nodes_neither_give_nor_take() {
+        let ps = pods(&deployment("web", 6, ""));
+        let refs: Vec<&PodInstance> = ps.iter().collect();
+        let mut keys: Vec<String> = ps.iter().map(pod_key).collect();
+        keys.sort();
+        let mut all = nodes(&["a", "b", "c", "d"]);
+        all[0].cordoned = true;
+        all[3].cordoned = true;
+        all[3].draining = true;
+        // Four on cordoned `a` (they stay: cordoning moves nothing), two on `b`.
+        let current: BTreeMap<String, String> = keys
+            .iter()
+            .enumerate()
+            .map(|(i, k)| (k.clone(), if i < 4 { "a" } else { "b" }.to_owned()))
+            .collect();
+        let moves = rebalance(&refs, &all, &current);
+        assert_eq!(
+            moves,
+            [Move {
+                pod: keys[5].clone(),
+                from: "b".into(),
+                to: "c".into()
+            }]
+        );
+    }
+
+    #[test]
+    fn pods_move_only_where_they_fit() {
+        // A Deployment that wants ssd disks, all on `a`; `c` has no ssd.
+        let ps = pods(&deployment("db", 4, "      nodeSelector: {disk: ssd}\n"));
+        let refs: Vec<&PodInstance> = ps.iter().collect();
+        let current: BTreeMap<String, String> =
+            ps.iter().map(|p| (pod_key(p), "a".to_owned())).collect();
+        let all = [
+            node("a", &[("disk", "ssd")]),
+            node("b", &[("disk", "ssd")]),
+            node("c", &[("disk", "hdd")]),
+        ];
+        let moves = rebalance(&refs, &all, &current);
+        assert_eq!(moves.len(), 2, "{moves:?}");
+        assert!(moves.iter().all(|m| m.to == "b"), "{moves:?}");
+
+        // Mid-rollout: three old pods and a new one that asks for host port 8080 run on `a`;
+        // `b` runs another pod on that port, so the new one cannot go there, old ones can.
+        let old = pods(&deployment("web", 3, ""));
+        let new = pods(&shaped("web", 1, None, Some(8080)));
+        let lb = pods(
+            "apiVersion: v1\nkind: Pod\nmetadata: {name: lb}\nspec:\n  containers:\n  - name: c\n    image: busybox\n    ports: [{containerPort: 80, hostPort: 8080}]\n",
+        );
+        let refs: Vec<&PodInstance> = old.iter().chain(&new).chain(&lb).collect();
+        let mut current: BTreeMap<String, String> = old
+            .iter()
+            .chain(&new)
+            .map(|p| (pod_key(p), "a".to_owned()))
+            .collect();
+        current.insert("default/lb".into(), "b".into());
+        let all = nodes(&["a", "b"]);
+        let moves = rebalance(&refs, &all, &current);
+        assert_eq!(moves.len(), 2, "{moves:?}");
+        assert!(moves.iter().all(|m| m.pod != pod_key(&new[0])), "{moves:?}");
+        let after = moved(&current, &moves);
+        assert_eq!(running(&place(&refs, &all, &after)), after);
+    }
+
+    #[test]
+    fn a_move_steers_placement_only_to_a_node_that_may_take_the_pod() {
+        let ps = pods(&deployment("db", 1, "      nodeSelector: {disk: ssd}\n"));
+        let refs: Vec<&PodInstance> = ps.iter().collect();
+        let key = pod_key(&ps[0]);
+        let mut all = vec![
+            node("a", &[("disk", "ssd")]),
+            node("b", &[("disk", "ssd")]),
+            node("c", &[("disk", "hdd")]),
+            node("d", &[("disk", "ssd")]),
+            node("e", &[("disk", "ssd")]),
+        ];
+        all[3].cordoned = true;
+        all[4].ready = false;
+        let current: BTreeMap<String, String> = [(key.clone(), "a".to_owned())].into();
+        let to = |node: &str| BTreeMap::from([(key.clone(), node.to_owned())]);
+        let steered = steer(current.clone(), &to("b"), &refs, &all);
+        assert_eq!(steered, to("b"));
+        assert_eq!(
+            place(&refs, &all, &steered)[&key],
+            Placement::Node("b".into())
+        );
+        // No ssd, cordoned, not ready, unknown: the pod stays where it runs.
+        for node in ["c", "d", "e", "gone"] {
+            assert_eq!(
+                steer(current.clone(), &to(node), &refs, &all),
+                current,
+                "{node}"
+            );
+        }
+        // A move of a pod that does not run (or no longer exists) places nothing.
+        assert_eq!(steer(NOTHING.clone(), &to("b"), &refs, &all), *NOTHING);
+        let other = BTreeMap::from([("default/gone".to_owned(), "b".to_owned())]);
+        assert_eq!(steer(current.clone(), &other, &refs, &all), current);
+    }
+
+    /// Node states for a [`World`]'s nodes, by index: open, cordoned, or draining.
+    fn maintenance() -> impl Strategy<Value = Vec<u8>> {
+        prop::collection::vec(prop::sample::select(vec![0u8, 0, 0, 0, 1, 2]), 8)
+    }
+
+    fn with_maintenance(nodes: &[NodeInfo], states: &[u8]) -> Vec<NodeInfo> {
+        nodes
+            .iter()
+            .zip(states)
+            .map(|(n, s)| NodeInfo {
+                cordoned: *s > 0,
+                draining: *s == 2,
+                ..n.clone()
+            })
+            .collect()
+    }
+
+    proptest! {
+        #[test]
+        fn rebalancing_spreads_each_owner_within_one_and_placement_keeps_it(
+            w in world(),
+            states in maintenance(),
+            seed in any::<u64>(),
+            pile in prop::option::of(any::<prop::sample::Index>()),
+        ) {
+            let refs: Vec<&PodInstance> = w.pods.iter().collect();
+            let all = with_maintenance(&w.nodes, &states);
+            // Records as they are, or (as after nodes joined a cluster that was one node) all
+            // naming one node.
+            let mut current = w.current.clone();
+            if let Some(pick) = pile {
+                let name = &w.nodes[pick.index(w.nodes.len())].name;
+                for node in current.values_mut() {
+                    node.clone_from(name);
+                }
+            }
+            // Where pods run once placement has acted on the records.
+            let before = running(&place(&refs, &all, &current));
+            let moves = rebalance(&refs, &all, &before);
+            let mut shuffled_pods = refs.clone();
+            let mut shuffled_nodes = all.clone();
+            shuffle(&mut shuffled_pods, seed);
+            shuffle(&mut shuffled_nodes, seed.rotate_left(17));
+            prop_assert_eq!(&rebalance(&shuffled_pods, &shuffled_nodes, &before), &moves);
+            let after = moved(&before, &moves);
+            // Every move is one a move record steers placement to, and placement keeps it.
+            let targets: BTreeMap<String, String> =
+                moves.iter().map(|m| (m.pod.clone(), m.to.clone())).collect();
+            prop_assert_eq!(&steer(before.clone(), &targets, &refs, &all), &after);
+            let placed = place(&refs, &all, &after);
+            for (key, node) in &after {
+                prop_assert_eq!(&placed[key], &Placement::Node(node.clone()), "{}", key);
+            }
+            for (owner, counts) in spreads(&w.pods, &all, &after) {
+                prop_assert!(within_one(&counts), "{}: {:?} {:?}", owner, counts, moves);
+            }
+            prop_assert_eq!(rebalance(&refs, &all, &after), Vec::<Move>::new());
+        }
+
+        #[test]
+        fn a_cluster_placed_from_scratch_needs_no_rebalancing(
+            w in world(),
+            states in maintenance(),
+        ) {
+            let refs: Vec<&PodInstance> = w.pods.iter().collect();
+            let all = with_maintenance(&w.nodes, &states);
+            let placed = running(&place(&refs, &all, NOTHING));
+            prop_assert_eq!(rebalance(&refs, &all, &placed), Vec::<Move>::new());
         }
     }
 }

@@ -17,6 +17,7 @@ pub mod dns;
 pub mod get;
 pub mod logs;
 pub mod node;
+pub mod rebalance;
 pub mod render;
 pub mod rollout;
 pub mod scale;

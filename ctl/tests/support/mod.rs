@@ -242,3 +242,14 @@ pub fn ctl(socket: &Path, args: &[&str]) -> (i32, String, String) {
         String::from_utf8_lossy(&out.stderr).into_owned(),
     )
 }
+
+/// Runs `podswarmctl ARGS` ([`ctl`]) and appends what a user sees (the command line, exit status,
+/// stdout, stderr) to a golden transcript; returns the exit status.
+pub fn transcribe(socket: &Path, out: &mut String, args: &[&str]) -> i32 {
+    let (code, stdout, stderr) = ctl(socket, args);
+    out.push_str(&format!(
+        "$ podswarmctl {}\n[exit {code}]\n--- stdout\n{stdout}--- stderr\n{stderr}\n",
+        args.join(" ")
+    ));
+    code
+}
