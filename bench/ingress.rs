@@ -19,30 +19,14 @@
 //! Run: `cargo build --release --bins && cargo bench -p podswarm-tests --bench ingress`
 //! (needs `wrk` and `nginx`: `apt-get install wrk nginx-light`).
 
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::{SocketAddr, TcpStream};
 use std::path::Path;
-use std::process::{Child, Stdio};
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use podswarm_tests::node::workspace_binary;
-use podswarm_tests::pinned;
+use podswarm_tests::{Proc, free_port, pinned, unit_environment};
 use serde_json::json;
-
-struct Proc(Child);
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .unwrap_or_else(|e| panic!("{e}"))
-}
 
 fn wait_listening(addr: SocketAddr, what: &str) {
     let deadline = Instant::now() + Duration::from_secs(20);
@@ -145,20 +129,6 @@ fn wrk(addr: SocketAddr, path: &str) -> Figures {
     }
 }
 
-/// The environment podswarm-ingress.service gives the binary (its malloc settings), so the
-/// benchmark runs it as the package does.
-fn unit_environment() -> Vec<(String, String)> {
-    let unit =
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("../packaging/systemd/podswarm-ingress.service");
-    let text = std::fs::read_to_string(&unit).unwrap_or_else(|e| panic!("{}: {e}", unit.display()));
-    text.lines()
-        .filter_map(|l| l.strip_prefix("Environment="))
-        .flat_map(str::split_whitespace)
-        .filter_map(|kv| kv.split_once('='))
-        .map(|(k, v)| (k.to_owned(), v.to_owned()))
-        .collect()
-}
-
 fn main() {
     let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
     let www = dir.path().join("www");
@@ -206,7 +176,7 @@ fn main() {
                     .arg(ours.to_string())
                     .arg("--view")
                     .arg(&view_path)
-                    .envs(unit_environment())
+                    .envs(unit_environment("podswarm-ingress.service"))
                     .env("PODSWARM_LOG", "warn")
                     .stdout(Stdio::null())
                     .spawn()

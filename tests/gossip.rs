@@ -338,6 +338,69 @@ async fn forged_tampered_and_replayed_packets_are_dropped_and_counted() {
     assert_eq!(nodes[0].members().await, [nodes[1].addr().to_string()]);
 }
 
+/// Issue 11, fault 7: a bounded flood of random bytes at the gossip port, UDP and TCP (3000
+/// datagrams at about 2000/s, 100 connections of 4 KiB each): nothing is accepted, the drop
+/// counters rise, membership is unaffected, and a write still reaches the other node.
+#[tokio::test]
+async fn a_flood_of_random_udp_and_tcp_is_dropped_and_membership_holds() {
+    let root = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let nodes = cluster(root.path(), 37, 2).await;
+    let target = nodes[0].addr();
+    let dropped =
+        |c: &Counters| c.dropped_unauthenticated + c.dropped_malformed + c.dropped_replayed;
+    let before = dropped(&nodes[0].status().await.metrics);
+    // xorshift: reproducible noise without a dependency.
+    let mut state = 0x9e37_79b9_7f4a_7c15_u64;
+    let mut noise = move |len: usize| -> Vec<u8> {
+        (0..len)
+            .map(|_| {
+                state ^= state << 13;
+                state ^= state >> 7;
+                state ^= state << 17;
+                state as u8
+            })
+            .collect()
+    };
+    let udp = std::net::UdpSocket::bind("127.37.0.9:0").unwrap_or_else(|e| panic!("{e}"));
+    for i in 0..3000_usize {
+        let len = 1 + (i * 7919) % 1400;
+        let _ = udp.send_to(&noise(len), target);
+        if i % 20 == 19 {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+    let garbage: Vec<Vec<u8>> = (0..100).map(|_| noise(4096)).collect();
+    futures(garbage.into_iter().map(|bytes| async move {
+        use tokio::io::AsyncWriteExt;
+        if let Ok(Ok(mut s)) = tokio::time::timeout(
+            Duration::from_secs(2),
+            tokio::net::TcpStream::connect(target),
+        )
+        .await
+        {
+            let _ = s.write_all(&bytes).await;
+            let _ = s.shutdown().await;
+        }
+    }))
+    .await;
+    // The kernel may drop datagrams it cannot queue; most arrive and are counted.
+    wait_for("the random datagrams counted as dropped", || async {
+        dropped(&nodes[0].status().await.metrics) >= before + 1500
+    })
+    .await;
+    let after = dropped(&nodes[0].status().await.metrics) - before;
+    println!(
+        "3000 random datagrams and 100 random TCP streams: {after} packets dropped and counted"
+    );
+    assert_eq!(nodes[0].members().await, [nodes[1].addr().to_string()]);
+    assert_eq!(nodes[1].members().await, [nodes[0].addr().to_string()]);
+    nodes[0].put("flood/after", json!("still here")).await;
+    wait_for("the write after the flood on the other node", || async {
+        nodes[1].value("flood/after").await == Some(json!("still here"))
+    })
+    .await;
+}
+
 #[tokio::test]
 async fn a_killed_node_is_detected_and_catches_up_after_restart_without_resurrecting_deletes() {
     let root = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));

@@ -222,6 +222,40 @@ pub mod ctl;
 #[path = "node.rs"]
 pub mod node;
 
+/// A child process that is killed (and reaped) when dropped: a server a test or benchmark runs.
+#[derive(Debug)]
+pub struct Proc(pub std::process::Child);
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// A TCP port on 127.0.0.1 that was free a moment ago.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// The environment a packaged unit (`packaging/systemd/<unit>`) gives its binary (its malloc
+/// settings), so that a test or benchmark runs it as the package does.
+pub fn unit_environment(unit: &str) -> Vec<(String, String)> {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../packaging/systemd")
+        .join(unit);
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    text.lines()
+        .filter_map(|l| l.strip_prefix("Environment="))
+        .flat_map(str::split_whitespace)
+        .filter_map(|kv| kv.split_once('='))
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect()
+}
+
 /// For the benchmarks: `program` pinned to one CPU with `taskset` (where it exists), so the server
 /// under test and the load generator do not trade places on a small machine.
 pub fn pinned(cpu: u32, program: impl AsRef<std::ffi::OsStr>) -> std::process::Command {

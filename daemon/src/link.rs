@@ -138,6 +138,10 @@ pub struct Link {
     refused: RwLock<BTreeSet<String>>,
     /// The subnet this process renders its pods with (set once it is known).
     rendering: RwLock<Option<Ipv4Net>>,
+    /// Set while this process's pod views are not yet those of its first reconcile pass (just
+    /// after a start): the views are empty then, and publishing them would delete every status
+    /// record of the pods this node runs, so other nodes would place those pods anew.
+    views_pending: std::sync::atomic::AtomicBool,
 }
 
 fn object_key(o: &Object) -> String {
@@ -155,7 +159,22 @@ impl Link {
             seen: watch::channel(0).0,
             refused: RwLock::default(),
             rendering: RwLock::default(),
+            views_pending: std::sync::atomic::AtomicBool::new(false),
         })
+    }
+
+    /// Holds the publication of pod status records until [`Link::views_ready`]: podswarmd calls
+    /// this at its start, before its first reconcile pass has observed the pods it runs.
+    pub fn hold_views(&self) {
+        self.views_pending
+            .store(true, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// The pod views now say what runs here: status records are published (and those of pods
+    /// that no longer run here deleted) from now on.
+    pub fn views_ready(&self) {
+        self.views_pending
+            .store(false, std::sync::atomic::Ordering::Relaxed);
     }
 
     /// Records the subnet this process gives its pods addresses from; until its claim on it
@@ -778,6 +797,12 @@ impl Link {
         let mut took_over: BTreeMap<String, (String, Instant)> = BTreeMap::new();
         loop {
             tick.tick().await;
+            if self
+                .views_pending
+                .load(std::sync::atomic::Ordering::Relaxed)
+            {
+                continue;
+            }
             let mine: BTreeMap<String, Value> = views
                 .read()
                 .map(|v| {

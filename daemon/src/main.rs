@@ -77,6 +77,9 @@ async fn run(args: Args) -> Result<()> {
     );
     let (shutdown_tx, shutdown) = watch::channel(false);
     let views = podswarm_daemon::reconcile::PodViews::default();
+    // Until the first reconcile pass has observed what runs here, the (empty) views must not
+    // replace this node's status records: other nodes would move its pods.
+    link.hold_views();
     let link_task = tokio::spawn(Arc::clone(&link).run(views.clone(), shutdown.clone()));
     let cidr = config.pod_cidr()?;
     let configured = match config.network.node_subnet {
@@ -233,6 +236,14 @@ async fn run(args: Args) -> Result<()> {
         serde_json::to_value(&record)?,
     ));
 
+    // Placement needs the cluster's state: before it is here, this node would see itself alone
+    // and place every pod of the cluster on itself (as it would start them). So the first pass
+    // waits for it, as a first start waits for podswarm-gossip to claim a subnet.
+    while !link.synced(Duration::from_secs(10)).await {
+        tracing::warn!(
+            "waiting for podswarm-gossip's copy of the cluster state before reconciling"
+        );
+    }
     let (ready_tx, ready_rx) = tokio::sync::oneshot::channel();
     let reconcile_task = tokio::spawn(Arc::clone(&reconciler).run(shutdown.clone(), ready_tx));
     let probe_task = tokio::spawn(Arc::clone(&reconciler).run_probes(shutdown.clone()));
@@ -286,6 +297,7 @@ async fn run(args: Args) -> Result<()> {
 
     // Ready once the first pass has adopted or started what should run.
     let _ = ready_rx.await;
+    link.views_ready();
     notify(&[
         sd_notify::NotifyState::Ready,
         sd_notify::NotifyState::Status("reconciled"),
