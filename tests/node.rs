@@ -20,6 +20,7 @@ pub struct Node {
     dir: PathBuf,
     nspawn: Child,
     leader: u32,
+    options: BootOptions,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -101,83 +102,47 @@ impl Node {
         );
         std::fs::write(merged.join("etc/hostname"), format!("{name}\n"))
             .unwrap_or_else(|e| panic!("{e}"));
-
-        let mut cmd = Command::new("systemd-nspawn");
-        cmd.env("SYSTEMD_NSPAWN_UNIFIED_HIERARCHY", "1")
-            .arg("-D")
-            .arg(&merged)
-            .args([
-                "-b",
-                "--register=no",
-                "--keep-unit",
-                "-M",
-                name,
-                "--capability=all",
-                "--system-call-filter=@keyring bpf",
-            ])
-            // Podman's storage cannot sit on overlayfs; the bus socket is shared with the host.
-            .arg(format!(
-                "--bind={}:/var/lib/containers",
-                dir.join("containers").display()
-            ))
-            .arg(format!("--bind={}:/run/dbus", dir.join("dbus").display()));
-        match &options.bridge {
-            Some(bridge) => {
-                let veth: String = format!("vb-{name}").chars().take(15).collect();
-                let _ = run(Command::new("ip").args(["link", "del", &veth]));
-                cmd.arg(format!("--network-bridge={bridge}"))
-            }
-            None => cmd.arg("--private-network"),
-        };
-        let console =
-            std::fs::File::create(dir.join("console.log")).unwrap_or_else(|e| panic!("{e}"));
-        let console_err = console.try_clone().unwrap_or_else(|e| panic!("{e}"));
-        let nspawn = cmd
-            .stdin(Stdio::null())
-            .stdout(console)
-            .stderr(console_err)
-            .spawn()
-            .unwrap_or_else(|e| panic!("systemd-nspawn: {e}"));
-        let start = Instant::now();
-        // nspawn forks an outer child that exits once the container's PID 1 runs; only a child
-        // that has become `systemd` is the node.
-        let leader = loop {
-            let pid = children(nspawn.id()).into_iter().find(|pid| {
-                std::fs::read_to_string(format!("/proc/{pid}/comm"))
-                    .is_ok_and(|c| c.trim() == "systemd")
-            });
-            if let Some(pid) = pid {
-                break pid;
-            }
-            assert!(
-                start.elapsed() < Duration::from_secs(30),
-                "the node never started; see {}",
-                dir.join("console.log").display()
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        };
+        let (nspawn, leader) = start_nspawn(name, &dir, options);
         let node = Node {
             name: name.to_owned(),
             dir,
             nspawn,
             leader,
+            options: options.clone(),
         };
+        node.wait_running();
+        node
+    }
+
+    /// Boots a node again on its own disk after [`Node::kill_hard`] (a power cut): what it had
+    /// written survives, what it held in memory does not. Its address is set again with
+    /// [`Node::set_address`] by the caller.
+    pub fn boot_again(&mut self) {
+        let _ = run(Command::new("ip").args(["link", "del", &self.host_veth()]));
+        let (nspawn, leader) = start_nspawn(&self.name, &self.dir, &self.options);
+        self.nspawn = nspawn;
+        self.leader = leader;
+        self.wait_running();
+    }
+
+    /// Waits until the node's systemd has booted.
+    fn wait_running(&self) {
         // Until PID 1 listens, `--wait` itself fails ("offline"): ask again until it answers.
         let start = Instant::now();
         loop {
-            let out = node.exec(&["timeout", "90", "systemctl", "is-system-running", "--wait"]);
+            let out = self.exec(&["timeout", "90", "systemctl", "is-system-running", "--wait"]);
             let state = String::from_utf8_lossy(&out.stdout).trim().to_owned();
             if state == "running" || state == "degraded" {
                 break;
             }
             assert!(
                 start.elapsed() < Duration::from_secs(90),
-                "node {name} did not boot: {state}; {:?}",
-                node.exec(&["systemctl", "--failed", "--no-legend"])
+                "node {} did not boot: {state}; {:?}",
+                self.name,
+                self.exec(&["systemctl", "--failed", "--no-legend"])
             );
             std::thread::sleep(Duration::from_millis(200));
         }
-        node
     }
 
     /// The node's root as seen from the host (its `/tmp` and `/run` are private tmpfs mounts).
@@ -354,6 +319,65 @@ impl Drop for Node {
         let _ = run(Command::new("umount").arg(self.dir.join("merged")));
         let _ = std::fs::remove_dir_all(&self.dir);
     }
+}
+
+/// Starts systemd-nspawn on a node's directory (its overlay mounted on `merged`); returns the
+/// nspawn process and the node's PID 1.
+fn start_nspawn(name: &str, dir: &Path, options: &BootOptions) -> (Child, u32) {
+    let mut cmd = Command::new("systemd-nspawn");
+    cmd.env("SYSTEMD_NSPAWN_UNIFIED_HIERARCHY", "1")
+        .arg("-D")
+        .arg(dir.join("merged"))
+        .args([
+            "-b",
+            "--register=no",
+            "--keep-unit",
+            "-M",
+            name,
+            "--capability=all",
+            "--system-call-filter=@keyring bpf",
+        ])
+        // Podman's storage cannot sit on overlayfs; the bus socket is shared with the host.
+        .arg(format!(
+            "--bind={}:/var/lib/containers",
+            dir.join("containers").display()
+        ))
+        .arg(format!("--bind={}:/run/dbus", dir.join("dbus").display()));
+    match &options.bridge {
+        Some(bridge) => {
+            let veth: String = format!("vb-{name}").chars().take(15).collect();
+            let _ = run(Command::new("ip").args(["link", "del", &veth]));
+            cmd.arg(format!("--network-bridge={bridge}"))
+        }
+        None => cmd.arg("--private-network"),
+    };
+    let console = std::fs::File::create(dir.join("console.log")).unwrap_or_else(|e| panic!("{e}"));
+    let console_err = console.try_clone().unwrap_or_else(|e| panic!("{e}"));
+    let nspawn = cmd
+        .stdin(Stdio::null())
+        .stdout(console)
+        .stderr(console_err)
+        .spawn()
+        .unwrap_or_else(|e| panic!("systemd-nspawn: {e}"));
+    let start = Instant::now();
+    // nspawn forks an outer child that exits once the container's PID 1 runs; only a child
+    // that has become `systemd` is the node.
+    let leader = loop {
+        let pid = children(nspawn.id()).into_iter().find(|pid| {
+            std::fs::read_to_string(format!("/proc/{pid}/comm"))
+                .is_ok_and(|c| c.trim() == "systemd")
+        });
+        if let Some(pid) = pid {
+            break pid;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "the node never started; see {}",
+            dir.join("console.log").display()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    (nspawn, leader)
 }
 
 /// Whether booted nodes can run here; `None` (after saying why) means skip.

@@ -50,6 +50,9 @@ pub struct Mirror {
     pub self_id: Option<String>,
     /// Node ids of live members, this node included.
     pub alive: BTreeSet<String>,
+    /// When the last snapshot arrived (podswarmd or podswarm-gossip started, or reconnected):
+    /// for [`SETTLE`] after it, membership is still being learnt.
+    pub synced_at: Option<Instant>,
     pub entries: BTreeMap<String, (Hlc, Value)>,
 }
 
@@ -204,6 +207,29 @@ impl Link {
             && self.mirror.read().is_ok_and(|m| m.synced)
     }
 
+    /// Waits (at most `limit`) until the local gossip node has exchanged its state with another
+    /// member since it started, so that what it holds is the cluster's state and not the one it
+    /// had before it went down (after a power cut, its status records still say its old pods run
+    /// here, though other nodes took them over meanwhile). Returns at once when no other node is
+    /// on record; `false` when the limit passed first.
+    pub async fn peer_synced(&self, limit: Duration) -> bool {
+        let wait = async {
+            loop {
+                let alone = !self.nodes().iter().any(|n| n.name != self.node_name);
+                let synced = self
+                    .gossip
+                    .status()
+                    .await
+                    .is_ok_and(|s| s.metrics.syncs > 0);
+                if alone || synced {
+                    return;
+                }
+                tokio::time::sleep(Duration::from_millis(250)).await;
+            }
+        };
+        tokio::time::timeout(limit, wait).await.is_ok()
+    }
+
     pub fn mirror(&self) -> Mirror {
         self.mirror.read().map(|m| m.clone()).unwrap_or_default()
     }
@@ -294,7 +320,7 @@ impl Link {
     /// What placement starts from: the nodes that may have pods, and where pods run (steered by
     /// the move records).
     fn placement_inputs(&self, pods: &[&PodInstance]) -> (Vec<NodeInfo>, BTreeMap<String, String>) {
-        let (synced, moves) = self
+        let (synced, settling, moves) = self
             .mirror
             .read()
             .map(|m| {
@@ -302,16 +328,32 @@ impl Link {
                     .into_iter()
                     .map(|(pod, record)| (pod, record.to))
                     .collect();
-                (m.synced, moves)
+                // A node whose gossip has heard from no other member yet (after a power cut,
+                // SWIM takes a while to readmit it) keeps settling longer, up to SETTLE_ALONE.
+                let alone = m.alive.len() <= 1;
+                let settling = m
+                    .synced_at
+                    .is_some_and(|t| t.elapsed() < SETTLE || (alone && t.elapsed() < SETTLE_ALONE));
+                (m.synced, settling, moves)
             })
             .unwrap_or_default();
+        let mut nodes = self.nodes();
+        // Just after a (re)start of either process, the local gossip node has not heard from the
+        // others yet and counts only itself alive: for placement, a node on record counts as up
+        // until membership has had time to settle, so a restart or a power cut of this node
+        // never makes it take every pod of the cluster.
+        if settling {
+            for n in &mut nodes {
+                n.ready = true;
+            }
+        }
         let rendering = self
             .rendering
             .read()
             .ok()
             .and_then(|r| r.map(|s| s.to_string()));
         let nodes = placeable(
-            self.nodes(),
+            nodes,
             &self.node_name,
             rendering.filter(|_| synced).as_deref(),
         );
@@ -664,6 +706,7 @@ impl Link {
                             .map(|i| (i.key, (i.version, i.value)))
                             .collect();
                         m.synced = true;
+                        m.synced_at = Some(Instant::now());
                         if std::mem::take(failing) {
                             tracing::info!("following the cluster state again");
                         }
@@ -1158,6 +1201,17 @@ impl Link {
         true
     }
 }
+
+/// How long after a snapshot of the cluster's state (a start or a reconnect) a node on record
+/// counts as up whatever the local membership says: podswarm-gossip re-contacts every node on
+/// record every `reconnect_interval_ms` (5 s by default), so a live node is a member again well
+/// within it. A node that really is down loses its pods this much later then.
+pub const SETTLE: Duration = Duration::from_secs(15);
+
+/// How long after a snapshot a node whose gossip sees no other member alive at all still counts
+/// the nodes on record as up for placement: after a power cut the others readmit it only after
+/// a few rounds of announcements; a node really cut off from all of them takes their pods then.
+pub const SETTLE_ALONE: Duration = Duration::from_secs(60);
 
 /// How long a copy's status record names the node it took the pod over from: far longer than a
 /// hand-over's drain, which is bounded by the drain timeout (the old copy stops by then).

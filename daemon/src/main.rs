@@ -8,6 +8,9 @@ use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+/// How long podswarmd's first pass waits for its gossip node to exchange state with a member.
+const PEER_SYNC_WAIT: Duration = Duration::from_secs(30);
+
 use anyhow::{Context, Result, bail};
 use clap::Parser;
 use podswarm_daemon::api::{self, Api, Peer};
@@ -242,6 +245,15 @@ async fn run(args: Args) -> Result<()> {
     while !link.synced(Duration::from_secs(10)).await {
         tracing::warn!(
             "waiting for podswarm-gossip's copy of the cluster state before reconciling"
+        );
+    }
+    // And for that copy to be the cluster's: after a power cut, podswarm-gossip's own replica
+    // still says this node runs the pods other nodes took over meanwhile, until it has
+    // exchanged state with a member. A node cut off from every member goes on after a while.
+    if !link.peer_synced(PEER_SYNC_WAIT).await {
+        tracing::warn!(
+            waited_s = PEER_SYNC_WAIT.as_secs(),
+            "no other member has exchanged state with podswarm-gossip yet; reconciling with what it holds"
         );
     }
     let (ready_tx, ready_rx) = tokio::sync::oneshot::channel();
