@@ -195,16 +195,24 @@ impl Link {
     /// Waits (at most `limit`) until the mirror holds the cluster's state since the last
     /// (re)connect; `false` when it still does not.
     pub async fn synced(&self, limit: Duration) -> bool {
+        self.wait_mirror(limit, |m| m.synced).await
+    }
+
+    /// Waits until `done` holds for the mirror, looked at again after every change to it, for
+    /// at most `limit`; `false` when the limit passed first.
+    async fn wait_mirror(&self, limit: Duration, done: impl Fn(&Mirror) -> bool) -> bool {
         let mut changes = self.seen.subscribe();
         let wait = async {
-            while !self.mirror.read().is_ok_and(|m| m.synced) {
+            loop {
+                if done(&self.mirror.read().unwrap_or_else(|p| p.into_inner())) {
+                    return true;
+                }
                 if changes.changed().await.is_err() {
-                    return;
+                    return false;
                 }
             }
         };
-        tokio::time::timeout(limit, wait).await.is_ok()
-            && self.mirror.read().is_ok_and(|m| m.synced)
+        tokio::time::timeout(limit, wait).await.unwrap_or(false)
     }
 
     /// Waits (at most `limit`) until the local gossip node has exchanged its state with another
@@ -454,25 +462,18 @@ impl Link {
 
     async fn wait_seen(&self, key: &str, version: Hlc) -> Result<(), LinkError> {
         let limit = Duration::from_secs(5);
-        let mut seen = self.seen.subscribe();
-        let check = |m: &Mirror| match m.entries.get(key) {
-            Some((v, _)) => *v >= version,
-            // A delete leaves no entry in the mirror.
-            None => m.synced,
-        };
-        let wait = async {
-            loop {
-                if self.mirror.read().map(|m| check(&m)).unwrap_or(false) {
-                    return;
-                }
-                if seen.changed().await.is_err() {
-                    return;
-                }
-            }
-        };
-        tokio::time::timeout(limit, wait)
-            .await
-            .map_err(|_| LinkError::NotSeen(limit))
+        let seen = self
+            .wait_mirror(limit, |m| match m.entries.get(key) {
+                Some((v, _)) => *v >= version,
+                // A delete leaves no entry in the mirror.
+                None => m.synced,
+            })
+            .await;
+        if seen {
+            Ok(())
+        } else {
+            Err(LinkError::NotSeen(limit))
+        }
     }
 
     /// Writes objects; returns, per object, whether it was new, changed or the same. A
@@ -1109,12 +1110,9 @@ impl Link {
     /// `key` (`ns/name`), or `limit` has passed: nodes that cannot answer (an older version, a
     /// view that cannot be written) delay a stop by at most that much.
     pub async fn wait_drained(&self, key: &str, limit: Duration) {
-        let mut changes = self.seen.subscribe();
         // Handed over to another node's copy: the views must route to that one instead.
         let moved = format!("{key}@{}", self.node_name);
-        let done = || {
-            let m = self.mirror.read();
-            let Ok(m) = m else { return true };
+        let done = |m: &Mirror| {
             let record = m.entries.get(&format!("pods/{key}")).map(|(_, v)| v);
             let holder = record.and_then(|v| v.get("node")?.as_str());
             let took_over = record
@@ -1128,19 +1126,12 @@ impl Link {
                 // copy holds the record): no view has it.
                 _ => return true,
             };
-            self.nodes_in(&m)
+            self.nodes_in(m)
                 .iter()
                 .filter(|n| n.ready)
-                .all(|n| drained_by(&m, &n.name, gone))
+                .all(|n| drained_by(m, &n.name, gone))
         };
-        let wait = async {
-            while !done() {
-                if changes.changed().await.is_err() {
-                    return;
-                }
-            }
-        };
-        if tokio::time::timeout(limit, wait).await.is_err() {
+        if !self.wait_mirror(limit, done).await {
             let waiting: Vec<String> = self
                 .nodes()
                 .into_iter()
@@ -1163,12 +1154,8 @@ impl Link {
     /// when it did. This node's copy serves meanwhile, so a pod that moves never has fewer
     /// copies serving than before.
     pub async fn wait_handoff(&self, key: &str, limit: Duration) -> bool {
-        let mut changes = self.seen.subscribe();
         let record = format!("pods/{key}");
-        let done = || {
-            let Ok(m) = self.mirror.read() else {
-                return true;
-            };
+        let done = |m: &Mirror| {
             let Some(value) = m.entries.get(&record).map(|(_, v)| v) else {
                 // This node's record is gone (it never had one): no copy serves from the
                 // record, and nothing can take it over.
@@ -1182,19 +1169,9 @@ impl Link {
             holder != self.node_name
                 && flag("ready")
                 && !flag("terminating")
-                && self
-                    .nodes_in(&m)
-                    .iter()
-                    .any(|n| n.ready && n.name == holder)
+                && self.nodes_in(m).iter().any(|n| n.ready && n.name == holder)
         };
-        let wait = async {
-            while !done() {
-                if changes.changed().await.is_err() {
-                    return;
-                }
-            }
-        };
-        if tokio::time::timeout(limit, wait).await.is_err() {
+        if !self.wait_mirror(limit, done).await {
             tracing::warn!(pod = %key, limit_ms = limit.as_millis() as u64, "no other node's copy took the pod over in time; stopping this copy anyway");
             return false;
         }
