@@ -108,3 +108,25 @@ spec:
 "
     )
 }
+
+/// How many pods of each of `apps` systemd runs on `nodes` together; an app with a pod name active
+/// on two nodes at once counts `usize::MAX`, never two replicas.
+pub fn census(nodes: &[&Node], apps: &[&str]) -> BTreeMap<String, usize> {
+    let mut counts = BTreeMap::new();
+    for app in apps {
+        let mut units: Vec<String> = nodes.iter().flat_map(|n| active_pods(n, app)).collect();
+        let total = units.len();
+        units.sort();
+        units.dedup();
+        // A pod name active on two nodes at once counts as a mismatch, never as two replicas.
+        counts.insert(
+            (*app).to_owned(),
+            if units.len() == total {
+                total
+            } else {
+                usize::MAX
+            },
+        );
+    }
+    counts
+}

@@ -224,12 +224,26 @@ impl Node {
         let _ = self.nspawn.wait();
     }
 
-    /// Gives the node's bridge link (`host0`) an address. nspawn may still be moving the link
-    /// into the node just after boot, so its absence is waited out for a few seconds.
+    /// Gives the node's bridge link (`host0`) an address, now and at every later boot before the
+    /// network is online, as a configured machine has it: a node booted again after a power cut
+    /// must not start podswarm without its address (its first pass waits for a state exchange,
+    /// its boot for that pass). nspawn may still be moving the link into the node just after
+    /// boot, so its absence is waited out for a few seconds.
     pub fn set_address(&self, cidr: &str) {
-        self.sh(&format!(
+        let up = format!(
             "for i in $(seq 50); do ip link show host0 >/dev/null 2>&1 && break; sleep 0.2; done; \
-             ip addr add {cidr} dev host0 && ip link set host0 up"
+             ip addr replace {cidr} dev host0 && ip link set host0 up"
+        );
+        let unit = format!(
+            "[Unit]\nDescription=test node address\nDefaultDependencies=no\n\
+             Before=network-online.target\n\n[Service]\nType=oneshot\nRemainAfterExit=yes\n\
+             ExecStart=/bin/sh -c '{}'\n\n[Install]\nWantedBy=network-online.target\n",
+            // systemd expands `$` in command lines itself.
+            up.replace('$', "$$")
+        );
+        self.write("/etc/systemd/system/test-address.service", unit.as_bytes());
+        self.sh(&format!(
+            "systemctl daemon-reload && systemctl enable --quiet test-address.service && {up}"
         ));
     }
 
@@ -405,6 +419,19 @@ pub fn nodes_or_skip(test: &str) -> Option<()> {
 }
 
 /// A workspace binary (podswarmd, podswarmctl) next to the test executable's directory.
+/// Forms one cluster of `nodes` as a user would: `cluster init` on the first, advertising `addr`,
+/// then `cluster join` of each other node through it with the join token.
+pub fn form_cluster(nodes: &[Node], addr: &str) {
+    let Some((first, others)) = nodes.split_first() else {
+        return;
+    };
+    first.sh(&format!("podswarmctl cluster init --advertise-addr {addr}"));
+    let token = first.sh("podswarmctl cluster join-token").trim().to_owned();
+    for node in others {
+        node.sh(&format!("podswarmctl cluster join {addr} --token {token}"));
+    }
+}
+
 /// The `.deb` that `packaging/build.sh` left in `dir` (relative to the workspace root); `None`
 /// (after saying why `test` skips) when there is none, which fails the test instead when
 /// `PODSWARM_REQUIRE_NODES=1`.

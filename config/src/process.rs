@@ -58,6 +58,28 @@ pub fn exit_code<E: std::fmt::Display>(
     }
 }
 
+/// Raises this process's soft limit on open files to its hard limit, and says what it got.
+///
+/// Every connection a daemon holds is a descriptor, and systemd starts services with a soft limit
+/// of 1,024 (kept low for `select()` users; podswarm uses epoll) under a much higher hard limit
+/// (524,288 by default). At 1,024 a thousand idle or slow clients lock every other client out of
+/// the ingress, the API or DNS over TCP. Raising it in the unit (`LimitNOFILE=`) would fail to
+/// start the unit wherever the host's hard limit is lower (some containers), so each daemon takes
+/// what its hard limit allows instead.
+pub fn raise_open_file_limit() {
+    use nix::sys::resource::{Resource, getrlimit, setrlimit};
+    match getrlimit(Resource::RLIMIT_NOFILE) {
+        Ok((soft, hard)) if soft < hard => match setrlimit(Resource::RLIMIT_NOFILE, hard, hard) {
+            Ok(()) => tracing::debug!(from = soft, to = hard, "raised the open-file limit"),
+            Err(e) => {
+                tracing::warn!(limit = soft, error = %e, "could not raise the open-file limit")
+            }
+        },
+        Ok(_) => {}
+        Err(e) => tracing::warn!(error = %e, "could not read the open-file limit"),
+    }
+}
+
 /// Tells systemd about readiness, stopping and watchdog pings.
 pub fn notify(state: &[sd_notify::NotifyState<'_>]) {
     // Outside systemd there is no socket; that is fine.

@@ -227,6 +227,14 @@ fn api_errors_are_one_line_and_fail() {
         err.starts_with("error: Deployment default/nope not found\n"),
         "{err}"
     );
+    // kubectl's spelling asks the same.
+    let (code, _, err2) = ctl(socket, &["delete", "deploy/nope"]);
+    assert_eq!((code, err2), (1, err));
+    let (code, _, err) = ctl(socket, &["delete", "deploy/"]);
+    assert_eq!(
+        (code, err.as_str()),
+        (1, "error: give the object's name: KIND NAME or KIND/NAME\n")
+    );
     let (code, _, err) = ctl(socket, &["get", "pods", "nope"]);
     assert_eq!(code, 1);
     assert_eq!(err, "error: pods \"nope\" not found in namespace default\n");

@@ -29,7 +29,7 @@ pub struct Args {
     /// objects are deleted (repeatable)
     #[arg(short = 'f', long = "filename", value_name = "FILE|DIR|-")]
     pub files: Vec<String>,
-    #[arg(help = format!("Resource type, without -f: {}", kinds::list(&deletable())))]
+    #[arg(help = format!("Resource type (or TYPE/NAME), without -f: {}", kinds::list(&deletable())))]
     pub kind: Option<String>,
     /// The object's name, without -f
     pub name: Option<String>,
@@ -61,9 +61,15 @@ impl Target {
 
 pub async fn run(client: &Client, args: &Args) -> Result<()> {
     let mut targets = if args.files.is_empty() {
-        let (Some(word), Some(name)) = (&args.kind, &args.name) else {
-            bail!("give -f FILE, or KIND and NAME")
+        let (word, name) = match (args.kind.as_deref(), args.name.as_deref()) {
+            // kubectl's `delete deploy/web`.
+            (Some(both), None) if both.contains('/') => both.split_once('/').unwrap_or_default(),
+            (Some(word), Some(name)) => (word, name),
+            _ => bail!("give -f FILE, KIND and NAME, or KIND/NAME"),
         };
+        if name.is_empty() {
+            bail!("give the object's name: KIND NAME or KIND/NAME");
+        }
         vec![Target::new(kind_of(word)?, &args.scope.namespace, name)]
     } else {
         from_files(&args.files)?
