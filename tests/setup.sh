@@ -128,6 +128,14 @@ podswarm_setup() (
     # 4. The node tree (cached; about a minute plus downloads the first time).
     if [ "$mode" != packages ] && [ "$root" = 1 ]; then
         ./tests/nodes/build-image.sh
+        # Every booted node's systemd, journald, podswarm-dns and -ingress take inotify
+        # instances from root's one budget on the host, 128 by default: the concurrent booted
+        # tests come close to it (a 20-node benchmark ran out: "Failed to allocate manager
+        # object: Too many open files"). Raised as kind and k3d advise, never lowered.
+        if [ "$(cat /proc/sys/fs/inotify/max_user_instances)" -lt 1024 ]; then
+            echo 1024 > /proc/sys/fs/inotify/max_user_instances \
+                || echo "setup: cannot raise fs.inotify.max_user_instances (booted tests may run out)" >&2
+        fi
     fi
 )
 
