@@ -238,22 +238,6 @@ impl Link {
         tokio::time::timeout(limit, wait).await.is_ok()
     }
 
-    /// Records this podswarmd's start (`podswarmd/<node>`: its version and when) and waits until
-    /// the mirror holds the record. Changes reach the mirror in the order podswarm-gossip applied
-    /// them, so everything podswarm-gossip held when it took the write is in the mirror then:
-    /// a barrier behind a state exchange that has reached podswarm-gossip but not yet this process.
-    pub async fn announce_start(&self, version: &str) -> Result<(), LinkError> {
-        let at = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_millis() as u64)
-            .unwrap_or(0);
-        self.write(
-            &format!("podswarmd/{}", self.node_name),
-            Some(serde_json::json!({ "version": version, "startedAtMs": at })),
-        )
-        .await
-    }
-
     pub fn mirror(&self) -> Mirror {
         self.mirror.read().map(|m| m.clone()).unwrap_or_default()
     }

@@ -15,9 +15,7 @@ use anyhow::{Context, Result, bail};
 use clap::Parser;
 use podswarm_daemon::api::{self, Api, Peer};
 use podswarm_daemon::cli::Args;
-use podswarm_daemon::config::process::{
-    exit_code, hostname, init_logging, notify, raise_open_file_limit,
-};
+use podswarm_daemon::config::process::{exit_code, hostname, init_logging, notify};
 use podswarm_daemon::config::{MultiContainerMode, Toggle};
 use podswarm_daemon::groups;
 use podswarm_daemon::link::Link;
@@ -45,7 +43,6 @@ fn cgroup_controllers_present() -> bool {
 async fn main() -> std::process::ExitCode {
     let args = Args::parse();
     init_logging();
-    raise_open_file_limit();
     exit_code("podswarmd", run(args).await)
 }
 
@@ -258,14 +255,6 @@ async fn run(args: Args) -> Result<()> {
             waited_s = PEER_SYNC_WAIT.as_secs(),
             "no other member has exchanged state with podswarm-gossip yet; reconciling with what it holds"
         );
-    }
-    // The exchange reached podswarm-gossip, not yet this process: its changes are still on their
-    // way down the subscription, and a first pass taken now would place by the records from
-    // before the cut. A write of our own travels the same ordered stream behind them, so once the
-    // mirror holds it, it holds them (a power-cut node started its old pods for a few seconds
-    // without this).
-    if let Err(e) = link.announce_start(env!("CARGO_PKG_VERSION")).await {
-        tracing::warn!(error = %error_chain(&e), "could not record this start in the cluster state; reconciling with what the mirror holds");
     }
     let (ready_tx, ready_rx) = tokio::sync::oneshot::channel();
     let reconcile_task = tokio::spawn(Arc::clone(&reconciler).run(shutdown.clone(), ready_tx));

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use anyhow::Result;
 use clap::Parser;
-use podswarm_config::process::{exit_code, init_logging, notify, raise_open_file_limit};
+use podswarm_config::process::{exit_code, init_logging, notify};
 use podswarm_dns::Settings;
 use podswarm_dns::cli::Args;
 use sd_notify::NotifyState;
@@ -19,7 +19,6 @@ use sd_notify::NotifyState;
 async fn main() -> std::process::ExitCode {
     let args = Args::parse();
     init_logging();
-    raise_open_file_limit();
     exit_code("podswarm-dns", run(args).await)
 }
 

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use anyhow::{Context, Result};
 use clap::Parser;
-use podswarm_config::process::{exit_code, hostname, init_logging, notify, raise_open_file_limit};
+use podswarm_config::process::{exit_code, hostname, init_logging, notify};
 use podswarm_gossip::cli::Args;
 use podswarm_gossip::node::{Node, Settings};
 use sd_notify::NotifyState;
@@ -15,7 +15,6 @@ use sd_notify::NotifyState;
 async fn main() -> std::process::ExitCode {
     let args = Args::parse();
     init_logging();
-    raise_open_file_limit();
     exit_code("podswarm-gossip", run(args).await)
 }
 

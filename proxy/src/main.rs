@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use anyhow::Result;
 use clap::Parser;
-use podswarm_config::process::{exit_code, init_logging, notify, raise_open_file_limit};
+use podswarm_config::process::{exit_code, init_logging, notify};
 use podswarm_ingress::Settings;
 use podswarm_ingress::cli::Args;
 use sd_notify::NotifyState;
@@ -16,7 +16,6 @@ use sd_notify::NotifyState;
 async fn main() -> std::process::ExitCode {
     let args = Args::parse();
     init_logging();
-    raise_open_file_limit();
     podswarm_ingress::forward_library_logs(log::LevelFilter::Warn);
     exit_code("podswarm-ingress", run(args).await)
 }
