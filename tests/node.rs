@@ -316,6 +316,20 @@ impl Drop for Bridge {
 
 impl Drop for Node {
     fn drop(&mut self) {
+        // A failed test shows what podswarm and systemd said on the node, so a failure in CI
+        // (where the node is gone afterwards) can be understood from its log alone.
+        if std::thread::panicking() {
+            let out = self.exec(&[
+                "sh",
+                "-c",
+                "journalctl --no-pager -o short-monotonic -n 150 -u 'podswarm*' 2>&1",
+            ]);
+            eprintln!(
+                "---- {}: the last of podswarm's and systemd's journal ----\n{}",
+                self.name,
+                String::from_utf8_lossy(&out.stdout)
+            );
+        }
         // SIGTERM makes the node's systemd shut down cleanly; give it a while, then insist.
         let _ = run(Command::new("kill").arg(self.nspawn.id().to_string()));
         let start = Instant::now();

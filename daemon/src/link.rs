@@ -145,6 +145,9 @@ pub struct Link {
     /// after a start): the views are empty then, and publishing them would delete every status
     /// record of the pods this node runs, so other nodes would place those pods anew.
     views_pending: std::sync::atomic::AtomicBool,
+    /// Since when this node's claim on each pod it does not run yet has stood: its status
+    /// record in the mirror names this node (see [`Link::place_claimed`]).
+    claims: std::sync::Mutex<BTreeMap<String, Instant>>,
 }
 
 fn object_key(o: &Object) -> String {
@@ -163,6 +166,7 @@ impl Link {
             refused: RwLock::default(),
             rendering: RwLock::default(),
             views_pending: std::sync::atomic::AtomicBool::new(false),
+            claims: std::sync::Mutex::default(),
         })
     }
 
@@ -316,6 +320,72 @@ impl Link {
     pub fn place(&self, pods: &[&PodInstance]) -> BTreeMap<String, Placement> {
         let (nodes, current) = self.placement_inputs(pods);
         place(pods, &nodes, &current)
+    }
+
+    /// [`Link::place`], and which of the pods placed here may not start yet: a pod no live node's
+    /// copy holds (a new one, or one whose node is down) is first claimed, its status record
+    /// naming this node (Pending), and starts only once that claim has stood for [`CLAIM_HOLD`].
+    ///
+    /// Why: every node places by its own copy of the state, and in the seconds after nodes join
+    /// or an apply lands those copies differ (a node another has not heard of yet, an object one
+    /// has and another not yet), so two nodes may each place a pod on themselves. Without the
+    /// claim both would start it, and one copy would run until the records settled. With it, the
+    /// two claims meet in the record (the last write wins everywhere), the node whose claim lost
+    /// sees the record name another live node, keeps the pod there like any running pod, and
+    /// never starts it. A node alone in the cluster has no one to meet and claims nothing. A pod
+    /// another live node's copy holds (a hand-over, a `rebalance` move, a drain) needs no claim:
+    /// that copy's record already decides, and the new copy takes it over once ready.
+    pub fn place_claimed(&self, pods: &[&PodInstance]) -> crate::reconcile::Placed {
+        let (nodes, current) = self.placement_inputs(pods);
+        let at = place(pods, &nodes, &current);
+        let claiming = self.claiming(&at, &nodes);
+        crate::reconcile::Placed { at, claiming }
+    }
+
+    /// The pods of `at` placed here whose claim has not stood for [`CLAIM_HOLD`] yet, with how
+    /// long it still must.
+    fn claiming(
+        &self,
+        at: &BTreeMap<String, Placement>,
+        nodes: &[NodeInfo],
+    ) -> BTreeMap<String, Duration> {
+        let me = self.node_name.as_str();
+        let holders = self.running();
+        let here: BTreeSet<&String> = at
+            .iter()
+            .filter(|(_, p)| matches!(p, Placement::Node(n) if n == me))
+            .map(|(k, _)| k)
+            .collect();
+        let ready: BTreeSet<&str> = nodes
+            .iter()
+            .filter(|n| n.ready)
+            .map(|n| n.name.as_str())
+            .collect();
+        let mut out = BTreeMap::new();
+        let Ok(mut since) = self.claims.lock() else {
+            return out;
+        };
+        since.retain(|k, _| here.contains(k) && holders.get(k).map(String::as_str) == Some(me));
+        if ready.iter().all(|n| *n == me) {
+            return out;
+        }
+        let now = Instant::now();
+        for key in here {
+            match holders.get(key).map(String::as_str) {
+                Some(n) if n == me => {
+                    let stood = now.duration_since(*since.entry(key.clone()).or_insert(now));
+                    let left = CLAIM_HOLD.saturating_sub(stood);
+                    if !left.is_zero() {
+                        out.insert(key.clone(), left);
+                    }
+                }
+                Some(n) if ready.contains(n) => {}
+                _ => {
+                    out.insert(key.clone(), CLAIM_HOLD);
+                }
+            }
+        }
+        out
     }
 
     /// The moves that would even out the spread of `pods` ([`rebalance`]), from where placement
@@ -1190,6 +1260,13 @@ pub const SETTLE: Duration = Duration::from_secs(15);
 /// a few rounds of announcements; a node really cut off from all of them takes their pods then.
 pub const SETTLE_ALONE: Duration = Duration::from_secs(60);
 
+/// How long a node's claim on a pod (its status record, naming the node) must stand before the
+/// node starts the pod ([`Link::place_claimed`]): longer than a status record takes to reach
+/// every node (well under a second on a quiet network; `docs/SCALE.md` has the spread of DNS
+/// answers, which ride on the same records), so that a claim written at the same time by another
+/// node has met this one in the record by then.
+pub const CLAIM_HOLD: Duration = Duration::from_secs(2);
+
 /// How long a copy's status record names the node it took the pod over from: far longer than a
 /// hand-over's drain, which is bounded by the drain timeout (the old copy stops by then).
 const REPLACES_FOR: Duration = Duration::from_secs(120);
@@ -1673,6 +1750,55 @@ mod tests {
         .await
         .expect("its copy holds the record now");
         publisher.abort();
+        follow.abort();
+    }
+
+    /// A pod placed here that no live node's copy holds starts only once this node's claim (its
+    /// record) has stood for the hold; a node alone claims nothing, and a claim another node's
+    /// record won puts the pod there, so this node never starts it.
+    #[tokio::test]
+    async fn a_new_pod_waits_for_its_claim_and_yields_to_another_nodes() {
+        let dir = tempfile::tempdir().unwrap();
+        let (link, follow) = linked(dir.path()).await;
+        let pods: Vec<PodInstance> = crate::testing::objects(crate::testing::DEPLOYMENT)
+            .iter()
+            .flat_map(podswarm_manifest::pods_of)
+            .collect();
+        let refs: Vec<&PodInstance> = pods.iter().collect();
+        let keys: Vec<String> = refs.iter().map(|p| crate::schedule::pod_key(p)).collect();
+        // Alone: nothing to meet, nothing held.
+        assert!(link.place_claimed(&refs).claiming.is_empty());
+
+        second_live_node(&link, "n2").await;
+        link.write("subnets/n2", Some(json!({"subnet": "10.244.1.0/24"})))
+            .await
+            .unwrap();
+        let placed = link.place_claimed(&refs);
+        let here: Vec<&String> = keys
+            .iter()
+            .filter(|k| placed.at[*k] == Placement::Node("n1".into()))
+            .collect();
+        let there = keys.iter().find(|k| !here.contains(k)).unwrap();
+        let mine = here[0];
+        assert_eq!(placed.claiming.keys().collect::<Vec<_>>(), here);
+        assert_eq!(placed.claiming[mine], CLAIM_HOLD);
+
+        // The claim stands: it waits out the hold from when the record came back.
+        link.write(&format!("pods/{mine}"), Some(json!({"node": "n1"})))
+            .await
+            .unwrap();
+        let left = link.place_claimed(&refs).claiming[mine];
+        assert!(left <= CLAIM_HOLD && left > Duration::ZERO, "{left:?}");
+        tokio::time::sleep(left).await;
+        assert!(!link.place_claimed(&refs).claiming.contains_key(mine));
+
+        // n2's claim on the other pod won its record: the pod is n2's, nothing here claims it.
+        link.write(&format!("pods/{there}"), Some(json!({"node": "n2"})))
+            .await
+            .unwrap();
+        let placed = link.place_claimed(&refs);
+        assert_eq!(placed.at[there], Placement::Node("n2".into()));
+        assert!(!placed.claiming.contains_key(there));
         follow.abort();
     }
 

@@ -162,7 +162,7 @@ async fn run(args: Args) -> Result<()> {
         Reconciler::new(Arc::clone(&systemd), podman, Arc::clone(&state), settings);
     reconciler.views = views;
     let placer = Arc::clone(&link);
-    reconciler.placer = Some(Arc::new(move |pods| placer.place(pods)));
+    reconciler.placer = Some(Arc::new(move |pods| placer.place_claimed(pods)));
     let facts = Arc::clone(&link);
     reconciler.facts = Some(Arc::new(move |now| facts.rollout_facts(now)));
     let drains = Arc::clone(&link);

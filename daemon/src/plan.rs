@@ -88,6 +88,9 @@ pub enum Hold {
     Missing(Vec<String>),
     /// It cannot be rendered (the generator's error).
     Invalid(String),
+    /// This node's claim on it has not stood long enough yet (how long it still must): another
+    /// node may have placed it on itself at the same time (see `Link::place_claimed`).
+    Claiming(std::time::Duration),
 }
 
 impl Desired {

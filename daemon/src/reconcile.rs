@@ -156,8 +156,27 @@ pub type Drain = Arc<
 pub type FactSource = Arc<dyn Fn(u64) -> crate::rollout::Facts + Send + Sync>;
 
 /// Placement of pods (by `ns/name`) onto nodes.
-pub type Placer =
-    Arc<dyn Fn(&[&PodInstance]) -> BTreeMap<String, crate::schedule::Placement> + Send + Sync>;
+pub type Placer = Arc<dyn Fn(&[&PodInstance]) -> Placed + Send + Sync>;
+
+/// What a [`Placer`] decided.
+#[derive(Debug, Default)]
+pub struct Placed {
+    /// The node of each pod (`ns/name`), or why none takes it.
+    pub at: BTreeMap<String, crate::schedule::Placement>,
+    /// Pods placed here that do not start yet, with how long they still wait: this node's claim
+    /// on them has not stood long enough (see [`crate::link::Link::place_claimed`]). A pod that
+    /// has files here already is not held back by it.
+    pub claiming: BTreeMap<String, Duration>,
+}
+
+impl From<BTreeMap<String, crate::schedule::Placement>> for Placed {
+    fn from(at: BTreeMap<String, crate::schedule::Placement>) -> Self {
+        Placed {
+            at,
+            claiming: BTreeMap::new(),
+        }
+    }
+}
 
 fn read_owned(dir: &Path) -> Result<OnDisk, ReconcileError> {
     let mut out = BTreeMap::new();
@@ -223,8 +242,8 @@ impl<S: Systemd, P: Podman> Reconciler<S, P> {
     /// the pass itself failed.
     pub async fn sync(&self) -> Result<Pass, ReconcileError> {
         self.metrics.passes.fetch_add(1, Ordering::Relaxed);
-        let desired = self.desired()?;
         let on_disk = read_owned(&self.settings.unit_dir)?;
+        let desired = self.desired(&on_disk)?;
         let units = self.unit_states(desired.services()).await?;
         let memory = self.memory.lock().map(|m| m.clone()).unwrap_or_default();
         let plan = plan::plan(&desired, &on_disk, &units, &memory);
@@ -243,7 +262,7 @@ impl<S: Systemd, P: Podman> Reconciler<S, P> {
 
     /// What this node wants: every pod of the state placed here, rendered (or held, with why), and
     /// the pods no node can take. Frees the addresses of pods that are no longer here.
-    pub fn desired(&self) -> Result<Desired, ReconcileError> {
+    pub fn desired(&self, on_disk: &OnDisk) -> Result<Desired, ReconcileError> {
         let entries = self.state.entries();
         let mut index = Objects::default();
         for e in &entries {
@@ -262,18 +281,28 @@ impl<S: Systemd, P: Podman> Reconciler<S, P> {
             });
         let expansion = crate::rollout::expand(&entries, &facts);
         let all = expansion.pods;
-        self.recheck
-            .store(expansion.recheck.unwrap_or(0), Ordering::Relaxed);
-        let placements = self.placer.as_ref().map(|placer| {
-            let refs: Vec<&PodInstance> = all.iter().map(|(p, _)| p).collect();
-            placer(&refs)
-        });
+        let placements = self
+            .placer
+            .as_ref()
+            .map(|placer| {
+                let refs: Vec<&PodInstance> = all.iter().map(|(p, _)| p).collect();
+                placer(&refs)
+            })
+            .unwrap_or_default();
+        // A claim only holds back a pod that is not here yet: one with files here runs (or
+        // stops) as the plan says.
+        let here: BTreeSet<String> = on_disk
+            .values()
+            .filter_map(|contents| podswarm_generator::pod_of(contents))
+            .map(|k| k.to_string())
+            .collect();
         let me = &self.settings.node.node_name;
         let mut pods = BTreeMap::new();
         let mut placed = BTreeMap::new();
+        let mut claim_left: Option<Duration> = None;
         for (pod, created) in all {
             let key = format!("{}/{}", pod.namespace, pod.name);
-            let target = match placements.as_ref().and_then(|p| p.get(&key)) {
+            let target = match placements.at.get(&key) {
                 Some(crate::schedule::Placement::Node(node)) if node != me => {
                     placed.insert(key, false);
                     continue;
@@ -281,7 +310,13 @@ impl<S: Systemd, P: Podman> Reconciler<S, P> {
                 Some(crate::schedule::Placement::Pending(reason)) => {
                     Target::Unplaced(reason.clone())
                 }
-                _ => self.render(&key, &pod, &index)?,
+                _ => match placements.claiming.get(&key) {
+                    Some(left) if !here.contains(&key) => {
+                        claim_left = Some(claim_left.map_or(*left, |l| l.min(*left)));
+                        Target::Hold(Hold::Claiming(*left))
+                    }
+                    _ => self.render(&key, &pod, &index)?,
+                },
             };
             pods.insert(
                 key,
@@ -300,6 +335,11 @@ impl<S: Systemd, P: Podman> Reconciler<S, P> {
         if let Ok(mut m) = self.placed.lock() {
             *m = placed;
         }
+        // Pass again when a rollout may move on with time alone, or when the first claim here
+        // has stood long enough (nothing else may change meanwhile).
+        let claim_at = claim_left.map(|left| now + left.as_secs() + 1);
+        let recheck = [expansion.recheck, claim_at].into_iter().flatten().min();
+        self.recheck.store(recheck.unwrap_or(0), Ordering::Relaxed);
         let desired = Desired {
             node_files: vec![network],
             pods,
@@ -1404,7 +1444,8 @@ mod tests {
                         crate::schedule::Placement::Node(node.to_owned()),
                     )
                 })
-                .collect()
+                .collect::<BTreeMap<_, _>>()
+                .into()
         })
     }
 
@@ -1469,6 +1510,57 @@ mod tests {
                 .iter()
                 .any(|c| matches!(c, Call::Stop(_)))
         );
+    }
+
+    /// A pod this node's claim holds back is Pending with the reason and gets nothing (no file, no
+    /// job) until the claim has stood; one whose files are here already runs on whatever the
+    /// claim says (a restart of podswarmd never takes a running pod out of service).
+    #[tokio::test]
+    async fn a_claimed_pod_starts_only_once_its_claim_stood() {
+        let env = env();
+        let mut r = env.reconciler();
+        let claiming = Arc::new(std::sync::atomic::AtomicBool::new(true));
+        r.placer = Some(Arc::new({
+            let claiming = Arc::clone(&claiming);
+            move |pods: &[&PodInstance]| {
+                let at: BTreeMap<String, crate::schedule::Placement> = pods
+                    .iter()
+                    .map(|p| {
+                        let key = format!("{}/{}", p.namespace, p.name);
+                        (key, crate::schedule::Placement::Node("n1".to_owned()))
+                    })
+                    .collect();
+                let held = if claiming.load(Ordering::SeqCst) {
+                    at.keys()
+                        .map(|k| (k.clone(), Duration::from_secs(2)))
+                        .collect()
+                } else {
+                    BTreeMap::new()
+                };
+                Placed { at, claiming: held }
+            }
+        }));
+        apply(&r, POD);
+        let pass = sync(&r).await;
+        assert!(pass.started.is_empty(), "{pass:?}");
+        assert_eq!(pass.written, ["podswarm.network"], "no file of the pod");
+        let view = view_of(&r, "default/p");
+        assert_eq!(view.phase, Phase::Pending);
+        assert_eq!(view.node, "n1", "the claim is published as this node's");
+        assert!(view.message.unwrap().contains("claim"));
+
+        claiming.store(false, Ordering::SeqCst);
+        let pass = sync(&r).await;
+        assert_eq!(pass.started.len(), 1, "{pass:?}");
+        assert!(view_of(&r, "default/p").ready);
+
+        // Claimed again (a restart forgot how long it stood): the running pod is left alone.
+        claiming.store(true, Ordering::SeqCst);
+        env.systemd.clear_calls();
+        let pass = sync(&r).await;
+        assert!(pass.is_noop(), "{pass:?}");
+        assert!(view_of(&r, "default/p").ready);
+        assert!(env.systemd.calls().is_empty(), "{:?}", env.systemd.calls());
     }
 
     /// A hand-over is called off when placement puts the pod back here (an uncordon mid-drain):

@@ -79,6 +79,15 @@ impl Status {
                 PodReason::ContainerCreating,
                 format!("waiting for {}", what.join(", ")),
             ),
+            // The time left is not shown: the record would change with every pass.
+            Hold::Claiming(_) => Status::new(
+                Phase::Pending,
+                PodReason::ContainerCreating,
+                format!(
+                    "placed on this node; starts once its claim has stood {}s with no other node's",
+                    crate::link::CLAIM_HOLD.as_secs()
+                ),
+            ),
             Hold::Invalid(error) => Status::new(
                 Phase::Failed,
                 PodReason::CreateContainerConfigError,
