@@ -288,7 +288,7 @@ async fn a_wrong_token_is_refused_and_the_node_learns_nothing() {
         .err()
         .unwrap_or_else(|| panic!("a malformed token joined"));
     assert_eq!(malformed.kind(), Some(FailureKind::Refused), "{malformed}");
-    assert!(malformed.to_string().contains("PSWTKN-1-"), "{malformed}");
+    assert!(malformed.to_string().contains("PSWTKN-2-"), "{malformed}");
     let after = b.status().await;
     assert_eq!(after.cluster, before, "still its own cluster");
     assert_eq!(b.value("objects/default/Secret/s").await, None);
@@ -296,6 +296,69 @@ async fn a_wrong_token_is_refused_and_the_node_learns_nothing() {
     assert!(b.members().await.is_empty());
     assert!(a.members().await.is_empty());
     assert_eq!(a.status().await.metrics.joins_refused, 1);
+}
+
+/// A token pins the cluster CA: one whose fingerprint is not the CA the member presents (another
+/// cluster's token, or a member impersonated) is refused by the joiner itself before it sends
+/// anything sealed with the token's secret, and says which CA it saw; a token of the first
+/// format, garbage and a truncated token are refused before anything is sent at all.
+#[tokio::test]
+async fn a_token_pinning_another_ca_sends_nothing() {
+    let root = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let a = Gossip::start(root.path(), 32, 1);
+    let b = Gossip::start(root.path(), 32, 2);
+    let c = Gossip::start(root.path(), 32, 3);
+    a.ready().await;
+    b.ready().await;
+    c.ready().await;
+    // c's own cluster has another CA: its token, with a's cluster id and secret, pins that CA.
+    let token = a.token(false).await;
+    let other = c.token(false).await;
+    let parts: Vec<&str> = token.split('-').collect();
+    let other_ca = other.split('-').nth(3).unwrap_or_else(|| panic!("{other}"));
+    let pinned_elsewhere = format!("PSWTKN-2-{}-{other_ca}-{}", parts[2], parts[4]);
+    let before = b.status().await;
+    let err = b
+        .join(&a, &pinned_elsewhere)
+        .await
+        .err()
+        .unwrap_or_else(|| panic!("a token pinning another CA joined"));
+    let text = err.to_string();
+    assert!(
+        text.contains("presents the cluster CA sha256:")
+            && text.contains(&format!("pins sha256:{other_ca}"))
+            && text.contains("nothing was sent"),
+        "{text}"
+    );
+    let after = b.status().await;
+    assert_eq!(after.cluster, before.cluster, "still its own cluster");
+    assert_eq!(
+        after.metrics.join_requests_sent, 0,
+        "nothing sealed was sent"
+    );
+    assert_eq!(after.metrics.join_ca_mismatches, 1);
+    let member = a.status().await.metrics;
+    assert_eq!((member.joins_refused, member.joins_admitted), (0, 0));
+
+    for bad in [
+        format!("PSWTKN-1-{}-{}", parts[2], parts[4]),
+        "garbage".to_owned(),
+        token[..token.len() - 3].to_owned(),
+    ] {
+        let err = b
+            .join(&a, &bad)
+            .await
+            .err()
+            .unwrap_or_else(|| panic!("{bad} joined"));
+        assert_eq!(err.kind(), Some(FailureKind::Refused), "{bad}: {err}");
+    }
+    assert_eq!(b.status().await.metrics.join_requests_sent, 0);
+
+    // The right token still joins, having checked the CA.
+    b.join(&a, &token)
+        .await
+        .unwrap_or_else(|e| panic!("the right token: {e}"));
+    assert_eq!(b.status().await.metrics.join_requests_sent, 1);
 }
 
 #[tokio::test]

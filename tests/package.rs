@@ -78,7 +78,7 @@ fn the_deb_installs_enables_runs_and_purges_cleanly() {
     );
     assert!(
         node.sh("podswarmctl cluster join-token")
-            .starts_with("PSWTKN-1-")
+            .starts_with("PSWTKN-2-")
     );
     // The unprivileged siblings: their own user, only the capabilities they need, and hardening
     // that `systemd-analyze security` scores 4.0 or better.

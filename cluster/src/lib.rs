@@ -7,13 +7,16 @@
 //!   order deltas arrive in, with a garbage-collection horizon that keeps a stale node from
 //!   resurrecting a deleted key;
 //! - [`seal`]: AES-256-GCM packets with an authenticated header and a replay window;
-//! - [`token`]: join tokens and the key a joining node proves it holds.
+//! - [`token`]: join tokens and the key a joining node proves it holds;
+//! - [`ca`]: the cluster's certificate authority, which join tokens pin.
 
+pub mod ca;
 pub mod hlc;
 pub mod seal;
 pub mod store;
 pub mod token;
 
+pub use ca::{CaError, ClusterCa};
 pub use hlc::{Clock, Hlc};
 pub use seal::{ClusterKey, Kind, OpenError, ReplayWindow, Sealer};
 pub use store::{Applied, Entry, Store};

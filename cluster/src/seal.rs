@@ -31,6 +31,8 @@ pub enum Kind {
     JoinRequest = 3,
     /// The answer to a join request, sealed with the join token's key.
     JoinReply = 4,
+    /// A secret kept in the replicated state (the cluster CA's key), sealed with the cluster key.
+    AtRest = 5,
 }
 
 impl Kind {
@@ -40,6 +42,7 @@ impl Kind {
             2 => Kind::Sync,
             3 => Kind::JoinRequest,
             4 => Kind::JoinReply,
+            5 => Kind::AtRest,
             _ => return None,
         })
     }

@@ -54,7 +54,7 @@ fn failure(kind: FailureKind, message: impl Into<String>) -> Response {
 fn failure_of(e: &Error) -> Response {
     let kind = match e {
         Error::Refused(_) | Error::Token(_) => FailureKind::Refused,
-        Error::JoinRefused { .. } => FailureKind::JoinRefused,
+        Error::JoinRefused { .. } | Error::CaMismatch { .. } => FailureKind::JoinRefused,
         Error::NotDurable(_) => FailureKind::NotDurable,
         Error::Recovering { .. } => FailureKind::Recovering,
         _ => FailureKind::Failed,
@@ -268,6 +268,11 @@ fn check_key(key: &str) -> Result<(), Error> {
             "the join token is changed with join-token --rotate".to_owned(),
         ));
     }
+    if key == crate::node::CA_KEY {
+        return Err(Error::Refused(
+            "the cluster CA is podswarm-gossip's own".to_owned(),
+        ));
+    }
     Ok(())
 }
 
@@ -415,7 +420,13 @@ mod tests {
     async fn bad_keys_are_refused_with_their_kind() {
         let dir = tempfile::tempdir().unwrap();
         let (_node, client) = serving(dir.path()).await;
-        for key in ["", "a\nb", &"k".repeat(1025), crate::node::TOKEN_KEY] {
+        for key in [
+            "",
+            "a\nb",
+            &"k".repeat(1025),
+            crate::node::TOKEN_KEY,
+            crate::node::CA_KEY,
+        ] {
             let e = client.put(key, json!(1)).await.unwrap_err();
             assert_eq!(e.kind(), Some(FailureKind::Refused), "{key:?}: {e}");
         }
@@ -423,7 +434,7 @@ mod tests {
         assert!(e.to_string().contains("join-token --rotate"), "{e}");
         let e = client.join("127.0.0.1:1", "hello", None).await.unwrap_err();
         assert!(
-            matches!(&e, ClientError::Failed { kind: FailureKind::Refused, message } if message.contains("PSWTKN-1-")),
+            matches!(&e, ClientError::Failed { kind: FailureKind::Refused, message } if message.contains("PSWTKN-2-")),
             "{e}"
         );
     }

@@ -33,6 +33,10 @@ pub struct Metrics {
     pub entries_received: AtomicU64,
     pub joins_admitted: AtomicU64,
     pub joins_refused: AtomicU64,
+    /// Join requests this node sent (each sealed with a key derived from a token's secret).
+    pub join_requests_sent: AtomicU64,
+    /// Joins this node called off because the member's CA was not the one its token pins.
+    pub join_ca_mismatches: AtomicU64,
 }
 
 impl Metrics {
@@ -55,6 +59,8 @@ impl Metrics {
             entries_received: get(&self.entries_received),
             joins_admitted: get(&self.joins_admitted),
             joins_refused: get(&self.joins_refused),
+            join_requests_sent: get(&self.join_requests_sent),
+            join_ca_mismatches: get(&self.join_ca_mismatches),
         }
     }
 }
@@ -75,6 +81,8 @@ pub struct Counters {
     pub entries_received: u64,
     pub joins_admitted: u64,
     pub joins_refused: u64,
+    pub join_requests_sent: u64,
+    pub join_ca_mismatches: u64,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -136,6 +144,16 @@ pub enum Error {
     Protocol { peer: String, message: String },
     #[error("join refused by {peer}: {reason}")]
     JoinRefused { peer: String, reason: String },
+    #[error(
+        "the member at {peer} presents the cluster CA {presented}, but the join token pins {pinned}: the token is from another cluster, or something between this node and the member answers in its place; nothing was sent"
+    )]
+    CaMismatch {
+        peer: String,
+        pinned: String,
+        presented: String,
+    },
+    #[error("the cluster CA is not usable")]
+    Ca(#[from] podswarm_cluster::CaError),
     #[error("{0}")]
     Refused(String),
     #[error(transparent)]

@@ -9,20 +9,24 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use podswarm_cluster::{ClusterKey, Entry, JoinToken, Kind, OpenError, ReplayWindow, Sealer, seal};
+use podswarm_cluster::{
+    ClusterCa, ClusterKey, Entry, JoinToken, Kind, OpenError, ReplayWindow, Sealer, seal,
+};
 use serde_json::json;
 use tokio::net::{TcpListener, TcpStream, UdpSocket};
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinSet;
 
 use crate::identity::{Identity, random_id};
-use crate::proto::{self, Delta, JoinReply, JoinRequest, Refusal, Sync};
+use crate::proto::{self, CaReply, Delta, JoinReply, JoinRequest, Refusal, Sync};
 use crate::replica::{Lineage, Replica};
 use crate::swim::{self, Event, Handler, Id, Input};
 use crate::{Error, Metrics};
 
 /// The key holding the current join token.
 pub const TOKEN_KEY: &str = "cluster/join-token";
+/// The cluster CA (`podswarm_cluster::ca`): `{"cert": PEM, "key": sealed with the cluster key}`.
+pub const CA_KEY: &str = "cluster/ca";
 /// Deltas whose JSON is larger than this travel as a hint (receivers pull them).
 const INLINE_DELTA: usize = 900;
 const IO_TIMEOUT: Duration = Duration::from_secs(10);
@@ -77,6 +81,13 @@ struct Shared {
 impl Shared {
     fn lock(&self) -> std::sync::MutexGuard<'_, Replica> {
         self.replica.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The cluster CA on record, if there is one (a cluster from before CAs has none until its
+    /// first upgraded node makes it).
+    fn cluster_ca(&self) -> Option<Result<ClusterCa, Error>> {
+        let record = self.lock().store().value(CA_KEY).cloned()?;
+        Some(ca_from_record(&record, &self.identity))
     }
 
     /// Nodes on record (name, gossip address) that are not active members now.
@@ -402,19 +413,51 @@ impl Shared {
             })
     }
 
+    /// Answers a joiner's [`proto::CA_REQUEST`] with the cluster CA's certificate (or why there
+    /// is none), in the clear.
+    async fn answer_ca(&self, stream: &mut TcpStream, peer: &str) -> Result<(), Error> {
+        let bytes = match self.cluster_ca() {
+            Some(Ok(ca)) => serde_json::to_vec(&CaReply {
+                ca_cert: ca.cert_pem().to_owned(),
+            }),
+            Some(Err(e)) => serde_json::to_vec(&Refusal {
+                refused: format!("this member's cluster CA is not usable: {e}"),
+            }),
+            None => serde_json::to_vec(&Refusal {
+                refused: "this cluster has no CA yet (it was made by an older podswarm and no upgraded node has made one yet); try again in a minute".to_owned(),
+            }),
+        }
+        .unwrap_or_default();
+        proto::write_frame(stream, &bytes)
+            .await
+            .map_err(|source| Error::Stream {
+                peer: peer.to_owned(),
+                source,
+            })
+    }
+
     async fn serve_connection(&self, mut stream: TcpStream, peer: SocketAddr) {
         let peer = peer.to_string();
         let result = async {
-            let frame = tokio::time::timeout(IO_TIMEOUT, proto::read_frame(&mut stream))
-                .await
-                .map_err(|_| Error::Stream {
-                    peer: peer.clone(),
-                    source: std::io::Error::new(std::io::ErrorKind::TimedOut, "no request"),
-                })?
-                .map_err(|source| Error::Stream {
-                    peer: peer.clone(),
-                    source,
-                })?;
+            let read = async |stream: &mut TcpStream| {
+                tokio::time::timeout(IO_TIMEOUT, proto::read_frame(stream))
+                    .await
+                    .map_err(|_| Error::Stream {
+                        peer: peer.clone(),
+                        source: std::io::Error::new(std::io::ErrorKind::TimedOut, "no request"),
+                    })?
+                    .map_err(|source| Error::Stream {
+                        peer: peer.clone(),
+                        source,
+                    })
+            };
+            let mut frame = read(&mut stream).await?;
+            // A joiner first asks for the CA, then (if it is the one its token pins) sends its
+            // sealed request on the same connection.
+            if frame == proto::CA_REQUEST {
+                self.answer_ca(&mut stream, &peer).await?;
+                frame = read(&mut stream).await?;
+            }
             match seal::peek(&frame) {
                 Ok(h) if h.kind == Kind::JoinRequest => {
                     self.answer_join(stream, &peer, &frame).await
@@ -449,6 +492,15 @@ impl Shared {
             tracing::debug!(error = %crate::control::chain(&e), "connection dropped");
         }
     }
+}
+
+/// The CA from its replicated record, the key opened with `identity`'s cluster key.
+fn ca_from_record(record: &serde_json::Value, identity: &Identity) -> Result<ClusterCa, Error> {
+    let field = |f: &str| record.get(f).and_then(|v| v.as_str()).unwrap_or_default();
+    let key = identity
+        .key()
+        .ok_or_else(|| Error::Refused("this node holds no cluster key".to_owned()))?;
+    Ok(ClusterCa::from_record(field("cert"), field("key"), &key)?)
 }
 
 fn unexpected(peer: &str, msg: &Sync) -> Error {
@@ -898,6 +950,25 @@ pub fn default_advertise_ip() -> std::net::IpAddr {
     }
 }
 
+/// Stores `ca` as the cluster's CA record, its key sealed with the session's cluster key.
+fn write_ca(session: &Session, ca: &ClusterCa) {
+    let sealed = session
+        .identity()
+        .key()
+        .map(|k| ca.sealed_key(&k))
+        .unwrap_or_default();
+    session.write(
+        CA_KEY,
+        Some(json!({ "cert": ca.cert_pem(), "key": sealed })),
+    );
+}
+
+/// A CA fingerprint as users compare it (`sha256:<hex>`, as in join tokens).
+fn fingerprint_text(fingerprint: &[u8; 32]) -> String {
+    let hex: String = fingerprint.iter().map(|b| format!("{b:02x}")).collect();
+    format!("sha256:{hex}")
+}
+
 /// `ADDR` as users type it: an IP, a host name, either with or without a port.
 fn with_default_port(addr: &str, port: u16) -> String {
     if addr.parse::<SocketAddr>().is_ok() {
@@ -942,13 +1013,65 @@ impl Node {
         };
         let session =
             Session::start(identity, lineage, &node.settings, node.metrics.clone()).await?;
-        // Only the node that creates a cluster makes its first token: a member that restarts
-        // before it has synced must not replace the cluster's token with one of its own.
+        // Only the node that creates a cluster makes its CA and first token: a member that
+        // restarts before it has synced must not replace the cluster's with its own.
+        let upgrade = lineage == Lineage::Member && session.shared.cluster_ca().is_none();
         if lineage == Lineage::New {
-            node.write_token(&session);
+            node.new_cluster_secrets(&session)?;
         }
         *node.session.lock().await = Some(session);
+        if upgrade {
+            tokio::spawn(Arc::clone(&node).make_missing_ca());
+        }
         Ok(node)
+    }
+
+    /// A cluster made by a podswarm from before cluster CAs gets one from the first upgraded node
+    /// that has its peers' state (or is alone on record): never before, so that an upgraded node
+    /// that restarts does not put a CA of its own over one the cluster made meanwhile. Two nodes
+    /// upgraded at the same moment may both make one; the record's last write wins on every
+    /// node, and the join token follows whichever CA stands (see [`Node::join_token`]).
+    async fn make_missing_ca(self: Arc<Self>) {
+        let mut generation = self.generation.subscribe();
+        loop {
+            let done = self
+                .with(|s| {
+                    if s.shared.cluster_ca().is_some() {
+                        return Ok(true);
+                    }
+                    // A replica being refilled lists no peers, but it has them.
+                    if s.check_serving().is_err() {
+                        return Ok(false);
+                    }
+                    let alone = s
+                        .shared
+                        .lock()
+                        .peers_on_record()
+                        .iter()
+                        .all(|(name, _)| *name == s.identity().node_name);
+                    let synced = self.metrics.snapshot().syncs > 0;
+                    if !(alone || synced) {
+                        return Ok(false);
+                    }
+                    let ca = ClusterCa::generate(s.identity().cluster)?;
+                    write_ca(s, &ca);
+                    tracing::info!(fingerprint = %fingerprint_text(&ca.fingerprint()), "made the cluster CA this cluster did not have yet");
+                    Ok::<_, Error>(true)
+                })
+                .await;
+            match done {
+                Ok(Ok(true)) => return,
+                Ok(Err(e)) => {
+                    tracing::error!(error = %crate::control::chain(&e), "cannot make the cluster CA");
+                }
+                _ => {}
+            }
+            // A new session (init, join, leave) brings its own CA.
+            tokio::select! {
+                _ = generation.changed() => return,
+                _ = tokio::time::sleep(Duration::from_secs(2)) => {}
+            }
+        }
     }
 
     fn advertise(&self, ip: Option<std::net::IpAddr>) -> SocketAddr {
@@ -965,8 +1088,15 @@ impl Node {
         Ok(identity)
     }
 
-    fn write_token(&self, session: &Session) -> JoinToken {
-        let token = JoinToken::generate(session.identity().cluster);
+    /// A new cluster's CA and first join token.
+    fn new_cluster_secrets(&self, session: &Session) -> Result<JoinToken, Error> {
+        let ca = ClusterCa::generate(session.identity().cluster)?;
+        write_ca(session, &ca);
+        Ok(self.write_token(session, &ca))
+    }
+
+    fn write_token(&self, session: &Session, ca: &ClusterCa) -> JoinToken {
+        let token = JoinToken::generate(session.identity().cluster, ca.fingerprint());
         session.write(TOKEN_KEY, Some(json!({ "token": token.to_string() })));
         token
     }
@@ -992,21 +1122,30 @@ impl Node {
         }
     }
 
+    /// The cluster's join token; a new one when asked to rotate it, or when the one on record
+    /// does not pin the CA that stands (a token from before CAs, or a CA two upgraded nodes made
+    /// at once that lost its record).
     pub async fn join_token(&self, rotate: bool) -> Result<String, Error> {
         self.with(|s| {
+            let ca = s.shared.cluster_ca().ok_or_else(|| {
+                Error::Refused(
+                    "this cluster has no CA yet (it was made by an older podswarm; an upgraded node makes one once it has its peers' state); try again in a minute".to_owned(),
+                )
+            })??;
             let current = s
                 .replica()
                 .lock()
                 .unwrap_or_else(|p| p.into_inner())
                 .store()
                 .value(TOKEN_KEY)
-                .and_then(|v| v.get("token").and_then(|t| t.as_str()).map(str::to_owned));
-            match current {
-                Some(t) if !rotate => t,
-                _ => self.write_token(s).to_string(),
-            }
+                .and_then(|v| v.get("token").and_then(|t| t.as_str()).map(str::to_owned))
+                .and_then(|t| JoinToken::parse(&t).ok());
+            Ok(match current {
+                Some(t) if !rotate && t.ca == ca.fingerprint() => t.to_string(),
+                _ => self.write_token(s, &ca).to_string(),
+            })
         })
-        .await
+        .await?
     }
 
     async fn replace(
@@ -1088,7 +1227,7 @@ impl Node {
             let session =
                 Session::start(identity, Lineage::New, &self.settings, self.metrics.clone())
                     .await?;
-            let token = self.write_token(&session);
+            let token = self.new_cluster_secrets(&session)?;
             out = Some((session.identity().cluster, token.to_string()));
             Ok(session)
         })
@@ -1154,6 +1293,44 @@ impl Node {
                 addr: addr.to_owned(),
                 source,
             })?;
+        // The member's CA first, checked against the token's fingerprint: nothing derived from the
+        // token's secret goes to a member of another cluster, or to whatever answers in its place.
+        proto::write_frame(&mut stream, proto::CA_REQUEST)
+            .await
+            .map_err(io)?;
+        let frame = tokio::time::timeout(IO_TIMEOUT, proto::read_frame(&mut stream))
+            .await
+            .map_err(|_| io(std::io::Error::new(std::io::ErrorKind::TimedOut, "no answer")))?
+            .map_err(|e| {
+                if e.kind() == std::io::ErrorKind::UnexpectedEof {
+                    Error::Protocol {
+                        peer: addr.to_owned(),
+                        message: "the member closed the connection instead of presenting its cluster CA (it may run a podswarm from before cluster CAs: upgrade it first)".to_owned(),
+                    }
+                } else {
+                    io(e)
+                }
+            })?;
+        let presented = match serde_json::from_slice::<CaReply>(&frame) {
+            Ok(reply) => podswarm_cluster::ca::fingerprint_of(&reply.ca_cert)?,
+            Err(_) => {
+                let reason = serde_json::from_slice::<Refusal>(&frame)
+                    .map(|r| r.refused)
+                    .unwrap_or_else(|_| "no cluster CA presented".to_owned());
+                return Err(Error::JoinRefused {
+                    peer: addr.to_owned(),
+                    reason,
+                });
+            }
+        };
+        if presented != token.ca {
+            Metrics::add(&self.metrics.join_ca_mismatches, 1);
+            return Err(Error::CaMismatch {
+                peer: addr.to_owned(),
+                pinned: token.ca_text(),
+                presented: fingerprint_text(&presented),
+            });
+        }
         // Unless told otherwise, advertise the address this node reached the member from.
         let local_ip = stream.local_addr().map_err(io)?.ip();
         let advertise = SocketAddr::new(
@@ -1172,6 +1349,7 @@ impl Node {
             &serde_json::to_vec(&request).unwrap_or_default(),
         );
         let counter = seal::peek(&packet).map(|h| h.counter).unwrap_or_default();
+        Metrics::add(&self.metrics.join_requests_sent, 1);
         proto::write_frame(&mut stream, &packet).await.map_err(io)?;
         let frame = tokio::time::timeout(IO_TIMEOUT, proto::read_frame(&mut stream))
             .await
@@ -1231,7 +1409,7 @@ impl Node {
             let session =
                 Session::start(identity, Lineage::New, &self.settings, self.metrics.clone())
                     .await?;
-            self.write_token(&session);
+            self.new_cluster_secrets(&session)?;
             Ok(session)
         })
         .await?;
@@ -1315,6 +1493,56 @@ mod tests {
 
     async fn value(node: &Node, key: &str) -> Option<serde_json::Value> {
         entry(node, key).await.and_then(|e| e.value)
+    }
+
+    /// A cluster from before cluster CAs (no CA record, a `PSWTKN-1-` token on record) gets a
+    /// CA from its upgraded node once that node may make one (alone on record here), and the join
+    /// token follows: a new one that pins it. A new cluster has both from the start.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn an_upgraded_cluster_gets_a_ca_and_a_token_that_pins_it() {
+        let root = tempfile::tempdir().unwrap();
+        let settings = member(root.path(), 1);
+        let node = Node::start(settings.clone()).await.unwrap();
+        let first = node.join_token(false).await.unwrap();
+        let ca = node
+            .with(|s| s.shared.cluster_ca())
+            .await
+            .unwrap()
+            .unwrap()
+            .unwrap();
+        assert_eq!(JoinToken::parse(&first).unwrap().ca, ca.fingerprint());
+        // As an older podswarm left it.
+        let old = format!("PSWTKN-1-{:016x}-{}", 1, "ab".repeat(32));
+        let durable = node
+            .with(|s| {
+                s.write(CA_KEY, None);
+                s.write(TOKEN_KEY, Some(json!({ "token": old })));
+                s.until_durable()
+            })
+            .await
+            .unwrap();
+        durable.await.unwrap();
+        node.shutdown().await;
+        drop(node);
+
+        let node = Node::start(settings).await.unwrap();
+        let mut made = None;
+        for _ in 0..100 {
+            made = node.with(|s| s.shared.cluster_ca()).await.unwrap();
+            if made.is_some() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        let made = made.expect("the upgraded node made a CA").unwrap();
+        assert_ne!(made.fingerprint(), ca.fingerprint());
+        let token = JoinToken::parse(&node.join_token(false).await.unwrap()).unwrap();
+        assert_eq!(token.ca, made.fingerprint());
+        assert_eq!(
+            node.join_token(false).await.unwrap(),
+            token.to_string(),
+            "stable once it pins the CA"
+        );
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -81,6 +81,18 @@ pub struct JoinReply {
     pub answers: u64,
 }
 
+/// The first frame of a join, in the clear: asks the member for the cluster CA's certificate,
+/// which the joiner checks against its token's fingerprint before it sends anything sealed.
+/// Members from before cluster CAs drop it (it does not open) and close the connection.
+pub const CA_REQUEST: &[u8] = b"podswarm cluster CA?";
+
+/// The answer to [`CA_REQUEST`], in the clear (the certificate is public).
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CaReply {
+    pub ca_cert: String,
+}
+
 /// Sent in the clear: a refused joiner learns nothing but the reason.
 #[derive(Debug, Serialize, Deserialize)]
 pub struct Refusal {
