@@ -5,6 +5,7 @@
 //! directory, so tests can talk to the node's systemd over its real system bus; and every node dir
 //! carries the test process's PID, so nodes left by a killed test run are cleaned up by the next.
 
+use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
@@ -52,6 +53,7 @@ fn children(pid: u32) -> Vec<u32> {
 
 /// Removes nodes whose test process is gone (a killed or crashed run).
 fn clean_stale() {
+    clean_stale_cgroups();
     for entry in std::fs::read_dir(NODES_DIR).into_iter().flatten().flatten() {
         let name = entry.file_name().to_string_lossy().into_owned();
         let Some(pid) = name.rsplit('-').next().and_then(|p| p.parse::<u32>().ok()) else {
@@ -71,6 +73,7 @@ fn clean_stale() {
         }
         std::thread::sleep(Duration::from_millis(200));
         let _ = run(Command::new("umount").arg("-l").arg(dir.join("merged")));
+        remove_cgroups(&dir);
         let _ = std::fs::remove_dir_all(&dir);
     }
 }
@@ -322,7 +325,8 @@ impl Drop for Node {
             let out = self.exec(&[
                 "sh",
                 "-c",
-                "journalctl --no-pager -o short-monotonic -n 150 -u 'podswarm*' 2>&1",
+                "journalctl --no-pager -o short-monotonic -n 300 -u podswarm.service \
+                 -u podswarm-gossip.service -u podswarm-dns.service -u podswarm-ingress.service 2>&1",
             ]);
             eprintln!(
                 "---- {}: the last of podswarm's and systemd's journal ----\n{}",
@@ -345,6 +349,7 @@ impl Drop for Node {
         // while anything still holds it); the next boot of that name would fail on it.
         let _ = run(Command::new("ip").args(["link", "del", &self.host_veth()]));
         let _ = run(Command::new("umount").arg(self.dir.join("merged")));
+        remove_cgroups(&self.dir);
         let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
@@ -352,7 +357,20 @@ impl Drop for Node {
 /// Starts systemd-nspawn on a node's directory (its overlay mounted on `merged`); returns the
 /// nspawn process and the node's PID 1.
 fn start_nspawn(name: &str, dir: &Path, options: &BootOptions) -> (Child, u32) {
-    let mut cmd = Command::new("systemd-nspawn");
+    // nspawn starts in a cgroup of the node's own (see `node_cgroups`): a shell moves itself
+    // there, then becomes nspawn.
+    let cgroups = node_cgroups(dir);
+    for cg in &cgroups {
+        std::fs::create_dir_all(cg).unwrap_or_else(|e| panic!("{}: {e}", cg.display()));
+    }
+    let enter: String = cgroups
+        .iter()
+        .map(|cg| format!("echo $$ > '{}/cgroup.procs' && ", cg.display()))
+        .collect();
+    let mut cmd = Command::new("sh");
+    cmd.arg("-c")
+        .arg(format!("{enter}exec systemd-nspawn \"$@\""))
+        .arg("sh");
     cmd.env("SYSTEMD_NSPAWN_UNIFIED_HIERARCHY", "1")
         .arg("-D")
         .arg(dir.join("merged"))
@@ -406,6 +424,86 @@ fn start_nspawn(name: &str, dir: &Path, options: &BootOptions) -> (Child, u32) {
         std::thread::sleep(Duration::from_millis(50));
     };
     (nspawn, leader)
+}
+
+/// The cgroups (one per hierarchy that tracks processes: the unified one, and systemd's named
+/// one on a hybrid host) a node's nspawn runs in: children of this process's own, one per node.
+/// With `--keep-unit` nspawn puts the node's systemd in `payload/` under its own cgroup, so nodes
+/// started from one cgroup would share `payload/system.slice/<unit>`, and `systemctl kill
+/// podswarm.service` on one node would kill that unit's processes on every node (seen: the chaos
+/// test's kills took down podswarmd and podswarm-gossip of single-node tests running beside it).
+fn node_cgroups(dir: &Path) -> Vec<PathBuf> {
+    let leaf = format!(
+        "podswarm-node-{}",
+        dir.file_name()
+            .map_or_else(String::new, |n| n.to_string_lossy().into_owned())
+    );
+    let own = std::fs::read_to_string("/proc/self/cgroup").unwrap_or_default();
+    own.lines()
+        .filter_map(|line| {
+            let mut parts = line.splitn(3, ':');
+            let (_, controllers, path) = (parts.next()?, parts.next()?, parts.next()?);
+            let mount = match controllers {
+                "" if Path::new("/sys/fs/cgroup/unified/cgroup.procs").exists() => {
+                    "/sys/fs/cgroup/unified"
+                }
+                "" => "/sys/fs/cgroup",
+                "name=systemd" => "/sys/fs/cgroup/systemd",
+                _ => return None,
+            };
+            Some(
+                Path::new(mount)
+                    .join(path.trim_start_matches('/'))
+                    .join(&leaf),
+            )
+        })
+        .collect()
+}
+
+/// Removes a node's cgroups once it is gone: empty directories, innermost first. The last of its
+/// processes may still be exiting, so it tries for a few seconds; what is left then goes with
+/// the next [`clean_stale`].
+fn remove_cgroups(dir: &Path) {
+    fn remove(cg: &Path) -> bool {
+        for sub in std::fs::read_dir(cg).into_iter().flatten().flatten() {
+            if sub.file_type().is_ok_and(|t| t.is_dir()) {
+                remove(&sub.path());
+            }
+        }
+        std::fs::remove_dir(cg).is_ok() || !cg.exists()
+    }
+    for cg in node_cgroups(dir) {
+        for _ in 0..20 {
+            if remove(&cg) {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(250));
+        }
+    }
+}
+
+/// Cgroups of nodes whose test process is gone (`podswarm-node-<name>-<pid>`).
+fn clean_stale_cgroups() {
+    let parents: BTreeSet<PathBuf> = node_cgroups(Path::new("x"))
+        .into_iter()
+        .filter_map(|cg| cg.parent().map(Path::to_path_buf))
+        .collect();
+    for parent in parents {
+        for entry in std::fs::read_dir(&parent).into_iter().flatten().flatten() {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            let Some(node) = name.strip_prefix("podswarm-node-") else {
+                continue;
+            };
+            let gone = node
+                .rsplit('-')
+                .next()
+                .and_then(|p| p.parse::<u32>().ok())
+                .is_some_and(|pid| !Path::new(&format!("/proc/{pid}")).exists());
+            if gone {
+                remove_cgroups(Path::new(node));
+            }
+        }
+    }
 }
 
 /// Whether booted nodes can run here; `None` (after saying why) means skip.
