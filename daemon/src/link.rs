@@ -366,7 +366,9 @@ impl Link {
             return out;
         };
         since.retain(|k, _| here.contains(k) && holders.get(k).map(String::as_str) == Some(me));
-        if ready.iter().all(|n| *n == me) {
+        // Alone on record: nobody to meet. A node that merely sees no other as ready yet (just
+        // joined, membership still settling) does claim: that is when views differ most.
+        if self.nodes().iter().all(|n| n.name == me) {
             return out;
         }
         let now = Instant::now();
