@@ -76,9 +76,13 @@ fn the_deb_installs_enables_runs_and_purges_cleanly() {
         status.starts_with("cluster ") && status.contains("MEMBER"),
         "{status}"
     );
+    // The token pins the CA `cluster status` shows.
+    let token = node.sh("podswarmctl cluster join-token");
+    assert!(token.starts_with("PSWTKN-2-"), "{token}");
+    let pinned = token.split('-').nth(3).unwrap_or_default().to_owned();
     assert!(
-        node.sh("podswarmctl cluster join-token")
-            .starts_with("PSWTKN-2-")
+        status.contains(&format!("ca      sha256:{pinned}\n")),
+        "{status}"
     );
     // The unprivileged siblings: their own user, only the capabilities they need, and hardening
     // that `systemd-analyze security` scores 4.0 or better.

@@ -114,12 +114,17 @@ fn hex(id: u64) -> String {
 
 fn status_table(s: &Status) -> String {
     let mut out = format!(
-        "cluster {}\nnode    {} ({}) at {}\n\n",
+        "cluster {}\nnode    {} ({}) at {}\n",
         hex(s.cluster),
         s.node_name,
         hex(s.node_id),
         s.advertise
     );
+    // What join tokens pin: compare it with the middle of a PSWTKN-2 token.
+    if let Some(ca) = &s.ca {
+        out.push_str(&format!("ca      {ca}\n"));
+    }
+    out.push('\n');
     out.push_str(&format!(
         "{:<24} {:<18} {}\n",
         "MEMBER", "NODE ID", "ADDRESS"
@@ -161,12 +166,14 @@ mod tests {
             ],
             entries: 3,
             fingerprint: String::new(),
+            ca: Some("sha256:ab12".to_owned()),
             metrics: Default::default(),
         };
         assert_eq!(
             status_table(&status),
             "cluster 00000000000000c1\n\
-             node    n1 (000000000000000a) at 10.0.0.1:7946\n\n\
+             node    n1 (000000000000000a) at 10.0.0.1:7946\n\
+             ca      sha256:ab12\n\n\
              MEMBER                   NODE ID            ADDRESS\n\
              n2                       000000000000000b   10.0.0.2:7946\n\
              <unknown>                000000000000000c   10.0.0.3:7946\n"

@@ -180,6 +180,10 @@ pub struct Status {
     pub entries: usize,
     /// The store's fingerprint in hex: equal on two nodes when they hold the same state.
     pub fingerprint: String,
+    /// The cluster CA's fingerprint (`sha256:<hex>`, as join tokens pin it); none while a
+    /// cluster from before CAs has not made one yet.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ca: Option<String>,
     pub metrics: Counters,
 }
 
@@ -495,6 +499,7 @@ mod tests {
             ],
             entries: 12,
             fingerprint: "ab".repeat(32),
+            ca: Some(format!("sha256:{}", "cd".repeat(32))),
             metrics: Counters {
                 joins_refused: 2,
                 ..Counters::default()
