@@ -5,7 +5,6 @@
 //! directory, so tests can talk to the node's systemd over its real system bus; and every node dir
 //! carries the test process's PID, so nodes left by a killed test run are cleaned up by the next.
 
-use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
@@ -438,6 +437,14 @@ fn node_cgroups(dir: &Path) -> Vec<PathBuf> {
         dir.file_name()
             .map_or_else(String::new, |n| n.to_string_lossy().into_owned())
     );
+    cgroup_parents()
+        .into_iter()
+        .map(|parent| parent.join(&leaf))
+        .collect()
+}
+
+/// This process's own cgroups, under which the nodes' go (see [`node_cgroups`]).
+fn cgroup_parents() -> Vec<PathBuf> {
     let own = std::fs::read_to_string("/proc/self/cgroup").unwrap_or_default();
     own.lines()
         .filter_map(|line| {
@@ -451,11 +458,7 @@ fn node_cgroups(dir: &Path) -> Vec<PathBuf> {
                 "name=systemd" => "/sys/fs/cgroup/systemd",
                 _ => return None,
             };
-            Some(
-                Path::new(mount)
-                    .join(path.trim_start_matches('/'))
-                    .join(&leaf),
-            )
+            Some(Path::new(mount).join(path.trim_start_matches('/')))
         })
         .collect()
 }
@@ -484,11 +487,7 @@ fn remove_cgroups(dir: &Path) {
 
 /// Cgroups of nodes whose test process is gone (`podswarm-node-<name>-<pid>`).
 fn clean_stale_cgroups() {
-    let parents: BTreeSet<PathBuf> = node_cgroups(Path::new("x"))
-        .into_iter()
-        .filter_map(|cg| cg.parent().map(Path::to_path_buf))
-        .collect();
-    for parent in parents {
+    for parent in cgroup_parents() {
         for entry in std::fs::read_dir(&parent).into_iter().flatten().flatten() {
             let name = entry.file_name().to_string_lossy().into_owned();
             let Some(node) = name.strip_prefix("podswarm-node-") else {

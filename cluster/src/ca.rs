@@ -47,7 +47,7 @@ pub struct ClusterCa {
 
 impl std::fmt::Debug for ClusterCa {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "ClusterCa(sha256:{}, ..)", hex(&self.fingerprint))
+        write!(f, "ClusterCa({}, ..)", fingerprint_text(&self.fingerprint))
     }
 }
 
@@ -136,6 +136,11 @@ impl ClusterCa {
 pub fn fingerprint_of(cert_pem: &str) -> Result<[u8; 32], CaError> {
     let der = CertificateDer::from_pem_slice(cert_pem.as_bytes()).map_err(CaError::Certificate)?;
     Ok(digest(&der))
+}
+
+/// A CA fingerprint as users compare it: `sha256:<hex>` (join tokens carry the hex part).
+pub fn fingerprint_text(fingerprint: &[u8; 32]) -> String {
+    format!("sha256:{}", hex(fingerprint))
 }
 
 fn digest(der: &[u8]) -> [u8; 32] {

@@ -72,7 +72,7 @@ impl JoinToken {
 
     /// The CA fingerprint as users compare it: `sha256:<hex>`.
     pub fn ca_text(&self) -> String {
-        format!("sha256:{}", hex(&self.ca))
+        crate::ca::fingerprint_text(&self.ca)
     }
 
     /// The key join requests and replies are sealed with: it binds the CA fingerprint too, so a

@@ -252,7 +252,9 @@ impl Link {
 
     /// Every node with a record, and whether it is a live member.
     pub fn nodes(&self) -> Vec<NodeView> {
-        self.nodes_in(&self.mirror())
+        // Under the read lock: a copy of the whole mirror per call would cost every placement
+        // pass a copy of the cluster's state.
+        self.nodes_in(&self.mirror.read().unwrap_or_else(|p| p.into_inner()))
     }
 
     /// [`Link::nodes`] of a mirror held already.

@@ -198,10 +198,7 @@ async fn answer(node: &Node, request: Request) -> Result<Response, Error> {
                         .value(crate::node::CA_KEY)
                         .and_then(|v| v.get("cert")?.as_str())
                         .and_then(|pem| podswarm_cluster::ca::fingerprint_of(pem).ok())
-                        .map(|f| {
-                            let hex: String = f.iter().map(|b| format!("{b:02x}")).collect();
-                            format!("sha256:{hex}")
-                        }),
+                        .map(|f| podswarm_cluster::ca::fingerprint_text(&f)),
                     metrics,
                 })
             })

@@ -963,12 +963,6 @@ fn write_ca(session: &Session, ca: &ClusterCa) {
     );
 }
 
-/// A CA fingerprint as users compare it (`sha256:<hex>`, as in join tokens).
-fn fingerprint_text(fingerprint: &[u8; 32]) -> String {
-    let hex: String = fingerprint.iter().map(|b| format!("{b:02x}")).collect();
-    format!("sha256:{hex}")
-}
-
 /// `ADDR` as users type it: an IP, a host name, either with or without a port.
 fn with_default_port(addr: &str, port: u16) -> String {
     if addr.parse::<SocketAddr>().is_ok() {
@@ -1055,7 +1049,7 @@ impl Node {
                     }
                     let ca = ClusterCa::generate(s.identity().cluster)?;
                     write_ca(s, &ca);
-                    tracing::info!(fingerprint = %fingerprint_text(&ca.fingerprint()), "made the cluster CA this cluster did not have yet");
+                    tracing::info!(fingerprint = %podswarm_cluster::ca::fingerprint_text(&ca.fingerprint()), "made the cluster CA this cluster did not have yet");
                     Ok::<_, Error>(true)
                 })
                 .await;
@@ -1328,7 +1322,7 @@ impl Node {
             return Err(Error::CaMismatch {
                 peer: addr.to_owned(),
                 pinned: token.ca_text(),
-                presented: fingerprint_text(&presented),
+                presented: podswarm_cluster::ca::fingerprint_text(&presented),
             });
         }
         // Unless told otherwise, advertise the address this node reached the member from.
