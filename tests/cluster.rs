@@ -190,13 +190,11 @@ fn three_nodes_form_a_cluster_spread_a_deployment_survive_partition_and_node_los
         logs.contains("web is up"),
         "logs of {remote} through c1: {logs:?}"
     );
-    // An API token made on one node works on every node.
-    let token = c1
-        .sh("podswarmctl token create --description e2e 2>/dev/null")
-        .trim()
-        .to_owned();
+    // An API token made on one node works on every node: its kubeconfig names c1, and the CA
+    // in it is every node's.
+    c1.sh("podswarmctl token create --description e2e --kubeconfig /root/kc 2>/dev/null");
     let nodes_via_c3 = c1.sh(&format!(
-        "podswarmctl --server http://{SUBNET}.3:8080 --token {token} get nodes"
+        "podswarmctl --kubeconfig /root/kc --server https://{SUBNET}.3:8080 get nodes"
     ));
     assert!(
         nodes_via_c3.contains("c1") && nodes_via_c3.contains("c3"),

@@ -14,6 +14,7 @@ use podswarm_gossip::control::chain;
 use podswarm_gossip::control::client::{Client, ClientError, FailureKind, Response, Status};
 use podswarm_gossip::control::protocol::MAX_REQUEST;
 use podswarm_tests::node::workspace_binary;
+use rustls_pki_types::pem::PemObject;
 use serde_json::{Value, json};
 
 struct Gossip {
@@ -247,6 +248,83 @@ async fn three_nodes_join_by_token_and_every_write_reaches_every_node() {
             g.name
         );
     }
+}
+
+/// Each node's podswarmd asks its podswarm-gossip to sign its certificate: both chain to the one
+/// cluster CA whichever node signs, carry the node's own names whatever the request says, and
+/// every node's `status` shows every node's expiry.
+#[tokio::test]
+async fn node_certificates_are_signed_by_the_cluster_ca_and_their_expiry_is_on_record() {
+    use podswarm_cluster::ca::NodeRequest;
+    let root = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let nodes = cluster(root.path(), 36, 3).await;
+    let lifetime = Duration::from_secs(3600);
+    let mut signed = Vec::new();
+    for g in &nodes[..2] {
+        // The request names another node: the CA holder sets the names, not the requester.
+        let request = NodeRequest::generate("someone-else").unwrap_or_else(|e| panic!("{e}"));
+        let cert = g.ok(
+            "sign-node",
+            g.client()
+                .sign_node(
+                    &request.csr_pem,
+                    lifetime,
+                    vec!["192.0.2.7".parse().unwrap()],
+                )
+                .await,
+        );
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs();
+        assert!(cert.not_after.abs_diff(now + 3600) < 10, "{cert:?}");
+        signed.push((g.name.clone(), cert));
+    }
+    assert_eq!(
+        signed[0].1.ca, signed[1].1.ca,
+        "one CA signs for every node"
+    );
+    let ca = podswarm_cluster::ca::fingerprint_of(&signed[0].1.ca).unwrap();
+    assert_eq!(
+        nodes[2].status().await.ca,
+        Some(podswarm_cluster::ca::fingerprint_text(&ca))
+    );
+    for (name, cert) in &signed {
+        let der = rustls_pki_types::CertificateDer::from_pem_slice(cert.cert.as_bytes()).unwrap();
+        let text = String::from_utf8_lossy(&der).into_owned();
+        assert!(
+            text.contains(name.as_str()),
+            "{name}'s certificate names it"
+        );
+        assert!(
+            !text.contains("someone-else"),
+            "{name}'s certificate names the requester's choice"
+        );
+    }
+    wait_for("every node's certificate expiry on every node", || async {
+        let shown: Vec<String> = nodes[2]
+            .status()
+            .await
+            .certificates
+            .iter()
+            .map(|c| c.node.clone())
+            .collect();
+        shown == ["n1", "n2"]
+    })
+    .await;
+    // Not a request: refused with the reason, and nothing recorded.
+    let refused = nodes[2]
+        .client()
+        .sign_node("not a request", lifetime, Vec::new())
+        .await
+        .map(|_| ())
+        .map_err(|e| chain(&e));
+    assert!(
+        refused
+            .as_ref()
+            .is_err_and(|e| e.contains("request is not valid")),
+        "{refused:?}"
+    );
 }
 
 async fn futures<T, F: std::future::Future<Output = T>>(fs: impl Iterator<Item = F>) -> Vec<T> {

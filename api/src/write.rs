@@ -136,12 +136,21 @@ pub struct NewToken {
 
 /// The answer to [`NewToken`]: the only time the token itself is shown.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
 pub struct CreatedToken {
     pub id: String,
     pub token: String,
     pub description: String,
     /// Seconds since the epoch; `null` for a token that does not expire.
     pub expires: Option<u64>,
+    /// The answering node's TCP API as a client reaches it (`https://ADDRESS:PORT`; `http://` only
+    /// where the node serves plain HTTP by its insecure setting); `null` without a TCP API.
+    #[serde(default)]
+    pub server: Option<String>,
+    /// The cluster CA's certificate (PEM) that the server's certificate chains to; `null` where
+    /// the node serves no HTTPS.
+    #[serde(default)]
+    pub certificate_authority: Option<String>,
 }
 
 /// A token in `GET /api/v1/tokens`: never the token, only what identifies it.

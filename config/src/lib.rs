@@ -34,6 +34,14 @@ impl ConfigArgs {
     pub fn valid_message(&self) -> String {
         format!("{}: configuration is valid", self.config.display())
     }
+
+    /// For `--validate`: prints `config`'s warnings (to stderr) and the verdict.
+    pub fn report(&self, config: &Config) {
+        for warning in config.warnings() {
+            eprintln!("warning: {warning}");
+        }
+        println!("{}", self.valid_message());
+    }
 }
 
 use std::collections::BTreeMap;
@@ -196,6 +204,11 @@ pub struct ApiConfig {
     pub socket_group: String,
     /// Largest request body accepted (bytes); larger ones get 413.
     pub max_body_bytes: usize,
+    /// Serve the TCP API as plain HTTP instead of HTTPS: bearer tokens and node-to-node
+    /// requests then cross the network in clear. Off unless set; `--validate` warns about it.
+    pub insecure_plain_http: bool,
+    /// Lifetime of this node's certificate (seconds), renewed at two thirds of it.
+    pub certificate_lifetime_s: u64,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -271,6 +284,8 @@ impl Default for ApiConfig {
             socket: PathBuf::from("/run/podswarm/api.sock"),
             socket_group: "podswarm".to_owned(),
             max_body_bytes: 4 << 20,
+            insecure_plain_http: false,
+            certificate_lifetime_s: 90 * 86_400,
         }
     }
 }
@@ -382,8 +397,29 @@ impl Config {
     }
 
     /// Everything that can be checked without touching the system.
+    /// Settings that are valid but weaken the node: `--validate` prints them, the daemons log them.
+    pub fn warnings(&self) -> Vec<String> {
+        let mut warnings = Vec::new();
+        if self.api.insecure_plain_http && !self.api.listen.is_empty() {
+            warnings.push(format!(
+                "api.insecure_plain_http = true: the TCP API on {} is plain HTTP, so bearer tokens and node-to-node requests cross the network unencrypted and unauthenticated; remove the setting to serve HTTPS",
+                self.api.listen
+            ));
+        }
+        warnings
+    }
+
     pub fn validate(&self) -> Result<(), ConfigError> {
         self.node_subnet()?;
+        if !(60..=398 * 86_400).contains(&self.api.certificate_lifetime_s) {
+            return Err(ConfigError::Invalid {
+                field: "api.certificate_lifetime_s",
+                message: format!(
+                    "{} is not between 60 (a minute) and 34387200 (398 days)",
+                    self.api.certificate_lifetime_s
+                ),
+            });
+        }
         if !self.api.listen.is_empty() {
             self.api
                 .listen
@@ -535,6 +571,28 @@ mod tests {
         );
         assert_eq!(c.api.socket, PathBuf::from("/run/podswarm/api.sock"));
         assert!(c.validate().is_ok());
+    }
+
+    #[test]
+    fn plain_http_is_warned_about_and_certificate_lifetimes_are_bounded() {
+        let c = Config::parse("", Path::new("t.toml")).unwrap();
+        assert!(!c.api.insecure_plain_http);
+        assert_eq!(c.api.certificate_lifetime_s, 90 * 86_400);
+        assert!(c.warnings().is_empty());
+        let c = Config::parse("[api]\ninsecure_plain_http = true\n", Path::new("t.toml")).unwrap();
+        assert!(c.validate().is_ok());
+        let warnings = c.warnings();
+        assert!(
+            warnings.len() == 1 && warnings[0].contains("unencrypted"),
+            "{warnings:?}"
+        );
+        let c = Config::parse("[api]\ncertificate_lifetime_s = 5\n", Path::new("t.toml")).unwrap();
+        let e = c.validate().map_err(|e| e.to_string());
+        assert!(
+            e.as_ref()
+                .is_err_and(|e| e.contains("certificate_lifetime_s")),
+            "{e:?}"
+        );
     }
 
     #[test]

@@ -1,21 +1,66 @@
-//! HTTP client for the podswarm API: the node's Unix socket by default (no token needed there),
-//! or `--server http://host:port` with a bearer token. Answers are read as the types of
+//! HTTP client for the podswarm API: the node's Unix socket (no token needed there), or a
+//! node's TCP API over HTTPS (or plain HTTP where a node is set up insecure) with a bearer token.
+//! Which of them comes from [`crate::kubeconfig::select`]. Answers are read as the types of
 //! `podswarm_api`, the contract podswarmd answers with.
+//!
+//! TLS is rustls with the ring provider (the workspace's one TLS stack; no OpenSSL). The
+//! server's certificate must chain to the cluster CA given by `--certificate-authority` or the
+//! kubeconfig, and name the host of the server URL (an IP address is checked as an IP SAN):
+//! node certificates name the node, its advertised address, 127.0.0.1, ::1 and localhost. An
+//! HTTPS server with no CA at all is refused before connecting rather than checked against the
+//! system's web roots, which can never have signed a cluster CA's certificate: the error then
+//! says how to get one. `--insecure-skip-tls-verify` skips the chain and name checks but still
+//! verifies the handshake signatures, so the connection is at least with the key holder of the
+//! certificate presented. A failed handshake keeps rustls's own text and adds what it most likely
+//! means for podswarm (another cluster's CA, a host the certificate does not name, a clock).
+//!
+//! The token goes only over TCP: the socket authenticates by peer credentials, and a token there
+//! would be one more place for it to leak to.
 
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use anyhow::{Context, Result, anyhow, bail};
 use http_body_util::{BodyExt, Full};
 use hyper::body::{Bytes, Incoming};
 use hyper::{Method, Request, Response};
 use hyper_util::rt::TokioIo;
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::crypto::CryptoProvider;
+use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
+use rustls::{
+    CertificateError, ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme,
+};
+use rustls_pki_types::pem::PemObject;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
+
+use crate::kubeconfig::{Endpoint, Remote, Trust};
+
+/// The TCP API's port when the server URL has none (podswarmd's default listen port).
+pub const DEFAULT_PORT: u16 = 8080;
 
 #[derive(Debug, Clone)]
 enum Target {
     Unix(PathBuf),
-    Tcp { address: String, host: String },
+    Tcp {
+        /// The server URL as given, for messages.
+        url: String,
+        host: String,
+        port: u16,
+        /// The `Host` header: the URL's authority.
+        authority: String,
+        /// `None` for `http://`.
+        tls: Option<Tls>,
+    },
+}
+
+#[derive(Debug, Clone)]
+struct Tls {
+    config: Arc<ClientConfig>,
+    name: ServerName<'static>,
+    /// Where the CA came from (`None`: --insecure-skip-tls-verify), for messages.
+    ca_source: Option<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -24,40 +69,139 @@ pub struct Client {
     token: Option<String>,
 }
 
-impl Client {
-    pub fn new(server: Option<&str>, token: Option<String>, socket: PathBuf) -> Result<Client> {
-        let target = match server {
-            None => Target::Unix(socket),
-            Some(url) => {
-                let rest = match url.strip_prefix("http://") {
-                    Some(r) => r,
-                    None if url.starts_with("https://") => bail!(
-                        "https:// servers are not supported yet; use http:// on a trusted network or the node's socket"
-                    ),
-                    None => url,
-                };
-                let authority = rest.split('/').next().unwrap_or(rest);
-                if authority.is_empty() {
-                    bail!("--server {url:?} has no host");
-                }
-                let address = if authority.contains(':') && !authority.ends_with(']') {
-                    authority.to_owned()
-                } else {
-                    format!("{authority}:8080")
-                };
-                Target::Tcp {
-                    address,
-                    host: authority.to_owned(),
-                }
+/// The parts of a server URL: (https?, host without brackets, port, authority).
+fn parse_server(url: &str) -> Result<(bool, String, u16, String)> {
+    let (https, rest) = if let Some(rest) = url.strip_prefix("https://") {
+        (true, rest)
+    } else if let Some(rest) = url.strip_prefix("http://") {
+        (false, rest)
+    } else if let Some((scheme, _)) = url.split_once("://") {
+        bail!(
+            "server {url:?}: unsupported scheme {scheme:?}; use https:// (or http:// for a node set up without TLS)"
+        );
+    } else {
+        // A bare host[:port] is HTTPS, the only TCP API a node serves by default.
+        (true, url)
+    };
+    let authority = rest.split('/').next().unwrap_or(rest);
+    let (host, port) = if let Some(bracketed) = authority.strip_prefix('[') {
+        let (host, after) = bracketed
+            .split_once(']')
+            .with_context(|| format!("server {url:?}: unclosed [ in the address"))?;
+        (host, after.strip_prefix(':'))
+    } else if authority.matches(':').count() == 1 {
+        let (host, port) = authority.split_at(authority.find(':').unwrap_or(authority.len()));
+        (host, Some(&port[1..]))
+    } else {
+        // No port, or a bare IPv6 address.
+        (authority, None)
+    };
+    if host.is_empty() {
+        bail!("server {url:?} has no host");
+    }
+    let port = match port {
+        None | Some("") => DEFAULT_PORT,
+        Some(p) => p
+            .parse()
+            .with_context(|| format!("server {url:?}: {p:?} is not a port"))?,
+    };
+    Ok((https, host.to_owned(), port, authority.to_owned()))
+}
+
+/// The ring provider, named rather than taken as the process default: which provider is the
+/// default depends on the features other crates turn on.
+fn provider() -> Arc<CryptoProvider> {
+    Arc::new(rustls::crypto::ring::default_provider())
+}
+
+fn tls_config(trust: &Trust, url: &str) -> Result<(Arc<ClientConfig>, Option<String>)> {
+    let builder = ClientConfig::builder_with_provider(provider())
+        .with_safe_default_protocol_versions()
+        .context("cannot set up TLS")?;
+    let (mut config, source) = match trust {
+        Trust::Unset => bail!(
+            "the server {url} uses HTTPS, and no certificate authority is given to check its \
+             certificate: give --certificate-authority FILE (the cluster CA), use a kubeconfig \
+             from `podswarmctl token create --kubeconfig FILE`, or --insecure-skip-tls-verify"
+        ),
+        Trust::Insecure => (
+            builder
+                .dangerous()
+                .with_custom_certificate_verifier(Arc::new(AnyCertificate(provider())))
+                .with_no_client_auth(),
+            None,
+        ),
+        Trust::Authority { pem, source } => {
+            let mut roots = RootCertStore::empty();
+            for cert in CertificateDer::pem_slice_iter(pem) {
+                let cert = cert.with_context(|| format!("{source}: unreadable certificate"))?;
+                roots.add(cert).with_context(|| {
+                    format!("{source}: the certificate authority cannot be used")
+                })?;
             }
+            (
+                builder.with_root_certificates(roots).with_no_client_auth(),
+                Some(source.clone()),
+            )
+        }
+    };
+    // The client speaks HTTP/1.1 only.
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Ok((Arc::new(config), source))
+}
+
+impl Client {
+    /// A client of the chosen API.
+    pub fn new(endpoint: &Endpoint) -> Result<Client> {
+        match endpoint {
+            Endpoint::Socket(path) => Ok(Client::unix(path.clone())),
+            Endpoint::Remote(remote) => Client::remote(remote),
+        }
+    }
+
+    /// A client of a node's Unix socket.
+    pub fn unix(socket: PathBuf) -> Client {
+        Client {
+            target: Target::Unix(socket),
+            token: None,
+        }
+    }
+
+    /// A client of a node's TCP API.
+    pub fn remote(remote: &Remote) -> Result<Client> {
+        let url = &remote.server;
+        let (https, host, port, authority) = parse_server(url)?;
+        let tls = if https {
+            let (config, ca_source) = tls_config(&remote.trust, url)?;
+            let name = match host.parse::<std::net::IpAddr>() {
+                Ok(ip) => ServerName::IpAddress(ip.into()),
+                Err(_) => ServerName::try_from(host.clone())
+                    .with_context(|| format!("server {url:?}: {host:?} is not a host name"))?,
+            };
+            Some(Tls {
+                config,
+                name,
+                ca_source,
+            })
+        } else {
+            None
         };
-        Ok(Client { target, token })
+        Ok(Client {
+            target: Target::Tcp {
+                url: url.clone(),
+                host,
+                port,
+                authority,
+                tls,
+            },
+            token: remote.token.clone(),
+        })
     }
 
     fn describe(&self) -> String {
         match &self.target {
             Target::Unix(p) => p.display().to_string(),
-            Target::Tcp { address, .. } => address.clone(),
+            Target::Tcp { url, .. } => url.clone(),
         }
     }
 
@@ -70,7 +214,7 @@ impl Client {
     ) -> Result<Response<Incoming>> {
         let host = match &self.target {
             Target::Unix(_) => "localhost".to_owned(),
-            Target::Tcp { host, .. } => host.clone(),
+            Target::Tcp { authority, .. } => authority.clone(),
         };
         let mut req = Request::builder()
             .method(method)
@@ -102,15 +246,35 @@ impl Client {
                 tokio::spawn(conn);
                 sender
             }
-            Target::Tcp { address, .. } => {
-                let stream = tokio::net::TcpStream::connect(address)
+            Target::Tcp {
+                host, port, tls, ..
+            } => {
+                let stream = tokio::net::TcpStream::connect((host.as_str(), *port))
                     .await
                     .with_context(unreachable)?;
-                let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
-                    .await
-                    .with_context(unreachable)?;
-                tokio::spawn(conn);
-                sender
+                match tls {
+                    None => {
+                        let (sender, conn) =
+                            hyper::client::conn::http1::handshake(TokioIo::new(stream))
+                                .await
+                                .with_context(unreachable)?;
+                        tokio::spawn(conn);
+                        sender
+                    }
+                    Some(tls) => {
+                        let stream = tokio_rustls::TlsConnector::from(Arc::clone(&tls.config))
+                            .connect(tls.name.clone(), stream)
+                            .await
+                            .map_err(|e| handshake_error(e, tls, host))
+                            .with_context(unreachable)?;
+                        let (sender, conn) =
+                            hyper::client::conn::http1::handshake(TokioIo::new(stream))
+                                .await
+                                .with_context(unreachable)?;
+                        tokio::spawn(conn);
+                        sender
+                    }
+                }
             }
         };
         sender.send_request(req).await.with_context(unreachable)
@@ -164,6 +328,97 @@ impl Client {
     }
 }
 
+/// A failed TLS handshake: rustls's error (the source, so `{:#}` prints its text) under a
+/// sentence saying what it most likely means here.
+fn handshake_error(error: std::io::Error, tls: &Tls, host: &str) -> anyhow::Error {
+    let rustls_error = error
+        .get_ref()
+        .and_then(|inner| inner.downcast_ref::<rustls::Error>());
+    let meaning = match rustls_error {
+        Some(rustls::Error::InvalidCertificate(
+            CertificateError::UnknownIssuer | CertificateError::BadSignature,
+        )) => format!(
+            "the server's certificate is not signed by the given certificate authority ({}; is \
+             the kubeconfig from another cluster?)",
+            tls.ca_source.as_deref().unwrap_or("none")
+        ),
+        Some(rustls::Error::InvalidCertificate(
+            CertificateError::NotValidForName | CertificateError::NotValidForNameContext { .. },
+        )) => format!(
+            "the server's certificate is not valid for {host:?} (a node's certificate names the \
+             node, its advertised address, 127.0.0.1, ::1 and localhost; use one of those in the \
+             server URL)"
+        ),
+        Some(rustls::Error::InvalidCertificate(
+            CertificateError::Expired | CertificateError::ExpiredContext { .. },
+        )) => "the server's certificate has expired (nodes renew theirs automatically; check \
+               the clocks of the node and of this machine)"
+            .to_owned(),
+        Some(rustls::Error::InvalidCertificate(
+            CertificateError::NotValidYet | CertificateError::NotValidYetContext { .. },
+        )) => "the server's certificate is not valid yet (check the clocks of the node and of \
+               this machine)"
+            .to_owned(),
+        Some(rustls::Error::InvalidMessage(_)) => {
+            "the server does not speak TLS (if the node serves plain HTTP, use an http:// server)"
+                .to_owned()
+        }
+        _ => "the TLS handshake failed".to_owned(),
+    };
+    anyhow::Error::new(error).context(meaning)
+}
+
+/// `--insecure-skip-tls-verify`: any certificate chain and name are accepted, but the
+/// handshake's signatures are still verified with the provider's algorithms, so the peer holds
+/// the key of the certificate it presented.
+#[derive(Debug)]
+struct AnyCertificate(Arc<CryptoProvider>);
+
+impl ServerCertVerifier for AnyCertificate {
+    fn verify_server_cert(
+        &self,
+        _end_entity: &CertificateDer<'_>,
+        _intermediates: &[CertificateDer<'_>],
+        _server_name: &ServerName<'_>,
+        _ocsp_response: &[u8],
+        _now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        Ok(ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.0.signature_verification_algorithms.supported_schemes()
+    }
+}
+
 /// The API's refusal: its one sentence, and the details that go with it (a manifest's problems).
 #[derive(Debug)]
 pub struct ApiError {
@@ -178,3 +433,59 @@ impl std::fmt::Display for ApiError {
 }
 
 impl std::error::Error for ApiError {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn server_urls() {
+        let parse = |u: &str| parse_server(u).map_err(|e| e.to_string());
+        assert_eq!(
+            parse("https://10.0.0.5:8080"),
+            Ok((true, "10.0.0.5".into(), 8080, "10.0.0.5:8080".into()))
+        );
+        assert_eq!(
+            parse("http://node-a/"),
+            Ok((false, "node-a".into(), 8080, "node-a".into()))
+        );
+        assert_eq!(
+            parse("node-a:9443"),
+            Ok((true, "node-a".into(), 9443, "node-a:9443".into()))
+        );
+        assert_eq!(
+            parse("https://[::1]:8443/x"),
+            Ok((true, "::1".into(), 8443, "[::1]:8443".into()))
+        );
+        assert_eq!(parse("https://[::1]").map(|p| p.2), Ok(8080));
+        assert_eq!(
+            parse("ftp://x"),
+            Err("server \"ftp://x\": unsupported scheme \"ftp\"; use https:// (or http:// for a node set up without TLS)".into())
+        );
+        assert_eq!(
+            parse("https://"),
+            Err("server \"https://\" has no host".into())
+        );
+        assert!(parse("https://x:port").is_err());
+    }
+
+    #[test]
+    fn https_without_a_certificate_authority_is_refused_before_connecting() {
+        let remote = Remote {
+            server: "https://10.0.0.5:8080".into(),
+            token: None,
+            trust: Trust::Unset,
+            namespace: None,
+        };
+        assert_eq!(
+            Client::remote(&remote).map(|_| ()).map_err(|e| e.to_string()),
+            Err("the server https://10.0.0.5:8080 uses HTTPS, and no certificate authority is given to check its certificate: give --certificate-authority FILE (the cluster CA), use a kubeconfig from `podswarmctl token create --kubeconfig FILE`, or --insecure-skip-tls-verify".into())
+        );
+        // Plain HTTP needs none.
+        let plain = Remote {
+            server: "http://10.0.0.5:8080".into(),
+            ..remote
+        };
+        assert!(Client::remote(&plain).is_ok());
+    }
+}

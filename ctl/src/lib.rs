@@ -2,13 +2,15 @@
 //! the commands. The binary in `main.rs` only dispatches.
 //!
 //! `cmd/` holds one module per subcommand, each with its flags and its `run`; what several
-//! commands share sits beside it: [`client`] (the API), [`input`] (reading `-f` manifests) and
-//! [`output`] (kubectl-shaped tables, ages, `-o json|yaml`). Resource words (`po`, `deploy` …)
+//! commands share sits beside it: [`client`] (the API over the socket, HTTPS or HTTP),
+//! [`kubeconfig`] (which API: flags, kubeconfig files, the socket), [`input`] (reading `-f`
+//! manifests) and [`output`] (kubectl-shaped tables, ages, `-o json|yaml`). Resource words (`po`, `deploy` …)
 //! are resolved through `podswarm_manifest::kinds`, the one table the API uses too.
 
 pub mod client;
 pub mod cmd;
 pub mod input;
+pub mod kubeconfig;
 pub mod output;
 
 pub mod cli {
@@ -25,13 +27,33 @@ pub mod cli {
         propagate_version = true
     )]
     pub struct Cli {
-        /// API server, e.g. http://10.0.0.5:8080 (default: this node's socket)
+        /// API server, e.g. https://10.0.0.5:8080 (port 8080 if none; a bare HOST[:PORT] is
+        /// HTTPS; http:// only for a node set up without TLS). Overrides the kubeconfig
+        /// context's server; without --kubeconfig, KUBECONFIG or --context, no kubeconfig is read
         #[arg(long, global = true, env = "PODSWARM_SERVER")]
         pub server: Option<String>,
-        /// Bearer token for --server
+        /// Bearer token for the TCP API (overrides the kubeconfig user's); never sent over the
+        /// socket
         #[arg(long, global = true, env = "PODSWARM_TOKEN", hide_env_values = true)]
         pub token: Option<String>,
-        /// The node's API socket
+        /// Kubeconfig file to read the API server, its CA and the token from. Without it: the
+        /// KUBECONFIG list (merged as kubectl merges it), else this node's socket if it exists,
+        /// else ~/.kube/config. For `token create` it is the file to write instead
+        #[arg(long, global = true, value_name = "FILE")]
+        pub kubeconfig: Option<std::path::PathBuf>,
+        /// Kubeconfig context to use (default: its current-context, or its only context)
+        #[arg(long, global = true, value_name = "NAME")]
+        pub context: Option<String>,
+        /// PEM file of the cluster CA that the server's certificate must chain to (overrides
+        /// the kubeconfig's)
+        #[arg(long, global = true, value_name = "FILE")]
+        pub certificate_authority: Option<std::path::PathBuf>,
+        /// Accept any server certificate (the connection is encrypted, but to whoever answers)
+        #[arg(long, global = true)]
+        pub insecure_skip_tls_verify: bool,
+        /// The node's API socket. Used when no --server, --kubeconfig or --context is given:
+        /// always if given explicitly, else when KUBECONFIG is unset and it exists (then
+        /// ~/.kube/config is the fallback)
         #[arg(
             long,
             global = true,

@@ -5,18 +5,46 @@
 //! its own module under `cmd/`.
 
 use podswarmctl::cli::{Cli, Command};
+use podswarmctl::cmd::token::TokenCommand;
+use podswarmctl::kubeconfig::{self, Environment, Flags};
 use podswarmctl::{client, cmd};
 
 use std::io::Write;
 use std::process::ExitCode;
 
-use clap::Parser;
+use clap::parser::ValueSource;
+use clap::{CommandFactory, FromArgMatches};
 
-async fn dispatch(cli: Cli) -> anyhow::Result<()> {
+async fn dispatch(cli: Cli, socket_given: bool) -> anyhow::Result<()> {
+    // `token create --kubeconfig FILE` (the spelling users know from the docs) writes FILE: for
+    // that one command the global flag names the output, and the API is chosen as if it had
+    // not been given.
+    let writes_kubeconfig = matches!(
+        &cli.command,
+        Command::Token(cmd::token::Args {
+            command: TokenCommand::Create { .. }
+        })
+    );
+    let (read, write) = if writes_kubeconfig {
+        (None, cli.kubeconfig.clone())
+    } else {
+        (cli.kubeconfig.clone(), None)
+    };
+    let flags = Flags {
+        server: cli.server.clone(),
+        token: cli.token.clone(),
+        kubeconfig: read,
+        context: cli.context.clone(),
+        certificate_authority: cli.certificate_authority.clone(),
+        insecure_skip_tls_verify: cli.insecure_skip_tls_verify,
+        socket: cli.socket.clone(),
+        socket_given,
+    };
     // Only commands that talk to the API build a client, so `render` and `completion` work
-    // whatever --server says.
-    let client =
-        || client::Client::new(cli.server.as_deref(), cli.token.clone(), cli.socket.clone());
+    // whatever --server or the kubeconfig say.
+    let client = || -> anyhow::Result<client::Client> {
+        client::Client::new(&kubeconfig::select(&flags, &Environment::current())?)
+    };
     match &cli.command {
         Command::Render(args) => cmd::render::run(args),
         Command::Completion(args) => cmd::completion::run(args),
@@ -32,15 +60,25 @@ async fn dispatch(cli: Cli) -> anyhow::Result<()> {
         Command::Uncordon(args) => cmd::node::uncordon(&client()?, args).await,
         Command::Drain(args) => cmd::node::drain(&client()?, args).await,
         Command::Rebalance(args) => cmd::rebalance::run(&client()?, args).await,
-        Command::Token(args) => cmd::token::run(&client()?, args).await,
+        Command::Token(args) => cmd::token::run(&client()?, args, write.as_deref()).await,
         Command::Dns(args) => cmd::dns::run(&client()?, args).await,
     }
 }
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> ExitCode {
-    let cli = Cli::parse();
-    let result = dispatch(cli).await;
+    let matches = Cli::command().get_matches();
+    // An explicit --socket (or PODSWARM_SOCKET) is used even when it does not exist; only the
+    // default gives way to ~/.kube/config (see `kubeconfig`).
+    let socket_given = matches!(
+        matches.value_source("socket"),
+        Some(ValueSource::CommandLine | ValueSource::EnvVariable)
+    );
+    let cli = match Cli::from_arg_matches(&matches) {
+        Ok(cli) => cli,
+        Err(e) => e.exit(),
+    };
+    let result = dispatch(cli, socket_given).await;
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {

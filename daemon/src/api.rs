@@ -59,6 +59,9 @@ pub struct Api {
     pub socket_group: String,
     /// The TCP API's port, which every node is assumed to share (for node-to-node requests).
     pub api_port: Option<u16>,
+    /// The node certificate the TCP API serves HTTPS with and node-to-node requests present;
+    /// `None` where the TCP API is plain HTTP (`api.insecure_plain_http`) or off.
+    pub tls: Option<Arc<crate::tls::NodeTls>>,
 }
 
 /// A write the cluster state did not take. One podswarm-gossip could not put on this node's disk
@@ -114,7 +117,28 @@ impl Api {
             journalctl,
             socket_group: "podswarm".to_owned(),
             api_port: None,
+            tls: None,
         }
+    }
+
+    /// This node's TCP API as a client elsewhere reaches it: `https://ADDRESS:PORT` (its
+    /// advertised address), `http://` where it serves plain HTTP.
+    pub fn server_url(&self) -> Option<String> {
+        let port = self.api_port?;
+        let address: std::net::IpAddr = self
+            .model
+            .current()
+            .nodes()
+            .iter()
+            .find(|n| n.name == self.node_name)?
+            .address
+            .parse()
+            .ok()?;
+        let scheme = if self.tls.is_some() { "https" } else { "http" };
+        Some(format!(
+            "{scheme}://{}",
+            std::net::SocketAddr::new(address, port)
+        ))
     }
 }
 
@@ -222,6 +246,15 @@ pub fn tcp_router(api: Shared, max_body: usize) -> Router {
 }
 
 async fn require_token(AxState(api): AxState<Shared>, request: Request, next: Next) -> Response {
+    // Another node (its certificate chains to the cluster CA, which the handshake checked) may
+    // read without a token: the log proxy. Writes always need a token.
+    let node = request
+        .extensions()
+        .get::<ConnectInfo<crate::tls::TlsPeer>>()
+        .is_some_and(|c| c.0.node);
+    if node && request.method() == axum::http::Method::GET {
+        return next.run(request).await;
+    }
     let token = request
         .headers()
         .get(header::AUTHORIZATION)
@@ -442,8 +475,9 @@ struct LogQuery {
     container: Option<String>,
 }
 
-/// A pod's logs from the node that runs it: the same request, made to that node's API with this
-/// node's own token (the cluster holds its hash), answered as a stream.
+/// A pod's logs from the node that runs it: the same request, made to that node's API over mTLS
+/// with this node's certificate (or, where the API is plain HTTP, with this node's own token,
+/// whose hash the cluster holds), answered as a stream.
 async fn proxy_logs(api: &Api, node: &str, uri: &axum::http::Uri) -> ApiResult {
     let unavailable = |why: String| {
         ApiError::new(
@@ -467,26 +501,39 @@ async fn proxy_logs(api: &Api, node: &str, uri: &axum::http::Uri) -> ApiResult {
         .parse()
         .map_err(|_| unavailable(format!("{address:?} is not an address")))?;
     let target = std::net::SocketAddr::new(ip, port);
-    let (_, token) = api
-        .state
-        .node_token(&api.node_name)
-        .map_err(|e| ApiError::internal(&e))?;
     let path = uri.path_and_query().map_or("/", |p| p.as_str());
-    let stream = tokio::time::timeout(
-        std::time::Duration::from_secs(5),
-        tokio::net::TcpStream::connect(target),
-    )
-    .await
-    .map_err(|_| unavailable(format!("{target} did not answer")))?
-    .map_err(|e| unavailable(format!("{target}: {e}")))?;
-    let (mut sender, conn) =
-        hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
-            .await
-            .map_err(|e| unavailable(e.to_string()))?;
-    tokio::spawn(conn);
-    let request = hyper::Request::get(path)
-        .header(header::HOST, target.to_string())
-        .header(header::AUTHORIZATION, format!("Bearer {token}"))
+    let request = hyper::Request::get(path).header(header::HOST, target.to_string());
+    let connect = std::time::Duration::from_secs(5);
+    let (mut sender, request) = match &api.tls {
+        // mTLS: the node certificate is the credential, and the other node's must be from the
+        // cluster CA, for that node's name.
+        Some(tls) => {
+            let stream = tokio::time::timeout(connect, tls.connect(node, target))
+                .await
+                .map_err(|_| unavailable(format!("{target} did not answer")))?
+                .map_err(|e| unavailable(format!("{target}: {e}")))?;
+            (
+                handshake(hyper_util::rt::TokioIo::new(stream), &unavailable).await?,
+                request,
+            )
+        }
+        // Plain HTTP (`api.insecure_plain_http`): this node's own token.
+        None => {
+            let (_, token) = api
+                .state
+                .node_token(&api.node_name)
+                .map_err(|e| ApiError::internal(&e))?;
+            let stream = tokio::time::timeout(connect, tokio::net::TcpStream::connect(target))
+                .await
+                .map_err(|_| unavailable(format!("{target} did not answer")))?
+                .map_err(|e| unavailable(format!("{target}: {e}")))?;
+            (
+                handshake(hyper_util::rt::TokioIo::new(stream), &unavailable).await?,
+                request.header(header::AUTHORIZATION, format!("Bearer {token}")),
+            )
+        }
+    };
+    let request = request
         .body(http_body_util::Empty::<Bytes>::new())
         .map_err(|e| ApiError::internal(&e))?;
     let response = sender
@@ -495,6 +542,21 @@ async fn proxy_logs(api: &Api, node: &str, uri: &axum::http::Uri) -> ApiResult {
         .map_err(|e| unavailable(e.to_string()))?;
     let (parts, body) = response.into_parts();
     Ok(Response::from_parts(parts, Body::new(body)))
+}
+
+/// An HTTP/1 client connection over `io`, its driver spawned.
+async fn handshake<I>(
+    io: I,
+    unavailable: &impl Fn(String) -> ApiError,
+) -> Result<hyper::client::conn::http1::SendRequest<http_body_util::Empty<Bytes>>, ApiError>
+where
+    I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
+{
+    let (sender, conn) = hyper::client::conn::http1::handshake(io)
+        .await
+        .map_err(|e| unavailable(e.to_string()))?;
+    tokio::spawn(conn);
+    Ok(sender)
 }
 
 /// The pod's journal (its containers' lines), streamed; `follow` keeps it open.
@@ -1039,6 +1101,8 @@ async fn create_token(
         token,
         description: record.description,
         expires: record.expires,
+        server: api.server_url(),
+        certificate_authority: api.tls.as_ref().and_then(|t| t.ca_pem()),
     })
 }
 

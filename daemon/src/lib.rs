@@ -23,4 +23,5 @@ pub mod state;
 pub mod status;
 #[cfg(test)]
 mod testing;
+pub mod tls;
 pub mod view;

@@ -1151,6 +1151,23 @@ impl Link {
         }
     }
 
+    /// The value of `key` in the mirror, if live.
+    pub fn value(&self, key: &str) -> Option<Value> {
+        let mirror = self.mirror.read().ok()?;
+        mirror.entries.get(key).map(|(_, v)| v.clone())
+    }
+
+    /// This node's certificate, signed by the cluster CA (held by podswarm-gossip) for the key
+    /// of `csr` (PEM).
+    pub async fn sign_node(
+        &self,
+        csr: &str,
+        lifetime: Duration,
+        addresses: Vec<std::net::IpAddr>,
+    ) -> Result<podswarm_gossip::control::client::NodeCertificate, ClientError> {
+        self.gossip.sign_node(csr, lifetime, addresses).await
+    }
+
     pub fn changes(&self) -> watch::Receiver<u64> {
         self.seen.subscribe()
     }

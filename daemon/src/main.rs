@@ -49,7 +49,7 @@ async fn main() -> std::process::ExitCode {
 async fn run(args: Args) -> Result<()> {
     let config = args.common.load(|c| args.apply(c))?;
     if args.common.validate {
-        println!("{}", args.common.valid_message());
+        args.common.report(&config);
         return Ok(());
     }
     let node_name = config.node_name.clone().unwrap_or_else(hostname);
@@ -200,6 +200,21 @@ async fn run(args: Args) -> Result<()> {
         reloads: Arc::new(move || reload_source.reload_count()),
         snapshots: model.subscribe(),
     });
+    // The node certificate, for HTTPS on the TCP API and mTLS to other nodes; podswarm-gossip
+    // signs it once it serves the cluster, and again at two thirds of its lifetime.
+    let tls = (!config.api.listen.is_empty() && !config.api.insecure_plain_http).then(|| {
+        podswarm_daemon::tls::NodeTls::new(
+            &node_name,
+            config.network.node_ip.into_iter().collect(),
+            Duration::from_secs(config.api.certificate_lifetime_s),
+        )
+    });
+    if let Some(tls) = &tls {
+        tokio::spawn(Arc::clone(tls).run(Arc::clone(&link), shutdown.clone()));
+    }
+    for warning in config.warnings() {
+        tracing::warn!("{warning}");
+    }
     let api = Arc::new(Api {
         state: Arc::clone(&state),
         link: Arc::clone(&link),
@@ -219,6 +234,7 @@ async fn run(args: Args) -> Result<()> {
             .parse::<std::net::SocketAddr>()
             .ok()
             .map(|a| a.port()),
+        tls: tls.clone(),
     });
     let (drained_tx, drained_rx) = tokio::sync::watch::channel(std::collections::BTreeSet::new());
     let drained_task = tokio::spawn(Arc::clone(&link).publish_drained(drained_rx));
@@ -297,13 +313,28 @@ async fn run(args: Args) -> Result<()> {
             .with_context(|| format!("cannot listen on {}", config.api.listen))?;
         let tcp_app = api::tcp_router(Arc::clone(&api), config.api.max_body_bytes);
         let mut stop = shutdown.clone();
-        servers.push(tokio::spawn(async move {
-            axum::serve(tcp, tcp_app)
-                .with_graceful_shutdown(async move {
-                    let _ = stop.changed().await;
-                })
-                .await
-        }));
+        match &tls {
+            Some(tls) => {
+                let tcp =
+                    podswarm_daemon::tls::TlsListener::new(tcp, Arc::clone(tls), shutdown.clone())?;
+                let tcp_app =
+                    tcp_app.into_make_service_with_connect_info::<podswarm_daemon::tls::TlsPeer>();
+                servers.push(tokio::spawn(async move {
+                    axum::serve(tcp, tcp_app)
+                        .with_graceful_shutdown(async move {
+                            let _ = stop.changed().await;
+                        })
+                        .await
+                }));
+            }
+            None => servers.push(tokio::spawn(async move {
+                axum::serve(tcp, tcp_app)
+                    .with_graceful_shutdown(async move {
+                        let _ = stop.changed().await;
+                    })
+                    .await
+            })),
+        }
     }
     tracing::info!(node = %node_name, subnet = %subnet, socket = %socket.display(), listen = %config.api.listen, "podswarmd started");
 

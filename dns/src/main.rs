@@ -26,7 +26,7 @@ async fn run(args: Args) -> Result<()> {
     let config = args.common.load(|c| args.apply(c))?;
     let settings = Settings::from_config(&config, Path::new("/etc/resolv.conf"))?;
     if args.common.validate {
-        println!("{}", args.common.valid_message());
+        args.common.report(&config);
         return Ok(());
     }
     // Before the sockets exist: once anything can connect, a SIGTERM must mean a clean stop, not

@@ -28,7 +28,8 @@ use crate::Error;
 use crate::node::{Node, Session, Settings};
 pub use protocol::Request;
 use protocol::{
-    Change, Failure, FailureKind, Initialized, Item, JsonLines, Member, Response, Status,
+    CertificateExpiry, Change, Failure, FailureKind, Initialized, Item, JsonLines, Member,
+    Response, Status,
 };
 
 pub use podswarm_config::process::error_chain as chain;
@@ -180,7 +181,7 @@ async fn answer(node: &Node, request: Request) -> Result<Response, Error> {
                         address: m.addr,
                     })
                     .collect();
-                Response::Status(Status {
+                Response::Status(Box::new(Status {
                     cluster: id.cluster,
                     node_id: id.node_id,
                     node_name: id.node_name.clone(),
@@ -199,8 +200,18 @@ async fn answer(node: &Node, request: Request) -> Result<Response, Error> {
                         .and_then(|v| v.get("cert")?.as_str())
                         .and_then(|pem| podswarm_cluster::ca::fingerprint_of(pem).ok())
                         .map(|f| podswarm_cluster::ca::fingerprint_text(&f)),
+                    certificates: replica
+                        .store()
+                        .live(crate::node::CERTS_PREFIX)
+                        .filter_map(|(_, v)| {
+                            Some(CertificateExpiry {
+                                node: v.get("node")?.as_str()?.to_owned(),
+                                not_after: v.get("notAfter")?.as_u64()?,
+                            })
+                        })
+                        .collect(),
                     metrics,
-                })
+                }))
             })
             .await
         }
@@ -243,6 +254,18 @@ async fn answer(node: &Node, request: Request) -> Result<Response, Error> {
             let cluster = node.leave().await?;
             Ok(Response::Left { cluster })
         }
+        Request::SignNode {
+            csr,
+            lifetime_seconds,
+            addresses,
+        } => Ok(Response::NodeCertificate(
+            node.sign_node(
+                &csr,
+                std::time::Duration::from_secs(lifetime_seconds),
+                &addresses,
+            )
+            .await?,
+        )),
         Request::Subscribe { .. } => Err(Error::Refused("subscribe is a stream".to_owned())),
     }
 }

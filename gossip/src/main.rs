@@ -21,7 +21,7 @@ async fn main() -> std::process::ExitCode {
 async fn run(args: Args) -> Result<()> {
     let config = args.common.load(|c| args.apply(c))?;
     if args.common.validate {
-        println!("{}", args.common.valid_message());
+        args.common.report(&config);
         return Ok(());
     }
     let settings = Settings {

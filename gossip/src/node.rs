@@ -27,6 +27,8 @@ use crate::{Error, Metrics};
 pub const TOKEN_KEY: &str = "cluster/join-token";
 /// The cluster CA (`podswarm_cluster::ca`): `{"cert": PEM, "key": sealed with the cluster key}`.
 pub const CA_KEY: &str = "cluster/ca";
+/// Node certificates' expiry (`certs/<node>`: `{"node", "notAfter"}`), written where they are signed.
+pub const CERTS_PREFIX: &str = "certs/";
 /// Deltas whose JSON is larger than this travel as a hint (receivers pull them).
 const INLINE_DELTA: usize = 900;
 const IO_TIMEOUT: Duration = Duration::from_secs(10);
@@ -1137,6 +1139,51 @@ impl Node {
             Ok(match current {
                 Some(t) if !rotate && t.ca == ca.fingerprint() => t.to_string(),
                 _ => self.write_token(s, &ca).to_string(),
+            })
+        })
+        .await?
+    }
+
+    /// This node's certificate, signed by the cluster CA for the key of `csr_pem`, for its name,
+    /// advertised address and `addresses`; recorded as `certs/<node>` (its expiry) so that
+    /// `cluster status` shows every node's.
+    pub async fn sign_node(
+        &self,
+        csr_pem: &str,
+        lifetime: Duration,
+        addresses: &[std::net::IpAddr],
+    ) -> Result<crate::control::protocol::NodeCertificate, Error> {
+        self.with(|s| {
+            s.check_serving()?;
+            let ca = s.shared.cluster_ca().ok_or_else(|| {
+                Error::Refused(
+                    "this cluster has no CA yet (it was made by an older podswarm; an upgraded node makes one once it has its peers' state); try again in a minute".to_owned(),
+                )
+            })??;
+            let id = s.identity();
+            let mut names = addresses.to_vec();
+            if !id.advertise.ip().is_unspecified() {
+                names.push(id.advertise.ip());
+            }
+            let signed = ca.sign_node(
+                csr_pem,
+                &id.node_name,
+                &names,
+                lifetime,
+                std::time::SystemTime::now(),
+            )?;
+            s.write(
+                &format!("{CERTS_PREFIX}{}", id.node_name),
+                Some(serde_json::json!({
+                    "node": id.node_name,
+                    "notAfter": signed.not_after,
+                })),
+            );
+            Ok(crate::control::protocol::NodeCertificate {
+                cert: signed.cert_pem,
+                ca: ca.cert_pem().to_owned(),
+                not_before: signed.not_before,
+                not_after: signed.not_after,
             })
         })
         .await?

@@ -5,6 +5,7 @@
 use std::net::IpAddr;
 use std::path::PathBuf;
 
+use crate::output::{age, now};
 use anyhow::{Context, Result};
 use clap::Subcommand;
 use podswarm_gossip::control::client::{Client, Status};
@@ -137,7 +138,30 @@ fn status_table(s: &Status) -> String {
             m.address
         ));
     }
+    if !s.certificates.is_empty() {
+        out.push_str(&format!("\n{:<24} {}\n", "NODE CERTIFICATE", "EXPIRES"));
+        for c in &s.certificates {
+            out.push_str(&format!("{:<24} {}\n", c.node, expiry(c.not_after, now())));
+        }
+    }
     out
+}
+
+/// `2027-02-28T18:00:00Z (in 89d)`, or `… (expired)`.
+fn expiry(not_after: u64, now: u64) -> String {
+    let date = i64::try_from(not_after)
+        .ok()
+        .and_then(|t| time::OffsetDateTime::from_unix_timestamp(t).ok())
+        .and_then(|t| {
+            t.format(&time::format_description::well_known::Rfc3339)
+                .ok()
+        })
+        .unwrap_or_else(|| not_after.to_string());
+    if not_after > now {
+        format!("{date} (in {})", age(now, not_after))
+    } else {
+        format!("{date} (expired)")
+    }
 }
 
 #[cfg(test)]
@@ -167,8 +191,17 @@ mod tests {
             entries: 3,
             fingerprint: String::new(),
             ca: Some("sha256:ab12".to_owned()),
+            certificates: Vec::new(),
             metrics: Default::default(),
         };
+        assert_eq!(
+            expiry(1_800_000_000, 1_800_000_000 - 89 * 86_400 - 5),
+            "2027-01-15T08:00:00Z (in 89d)"
+        );
+        assert_eq!(
+            expiry(1_800_000_000, 1_800_000_001),
+            "2027-01-15T08:00:00Z (expired)"
+        );
         assert_eq!(
             status_table(&status),
             "cluster 00000000000000c1\n\

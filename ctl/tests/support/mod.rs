@@ -21,7 +21,7 @@ use std::time::Duration;
 
 use hyper::Method;
 use podswarm_api::{ApplyResult, PodView};
-use podswarm_daemon::api::{Api, routes};
+use podswarm_daemon::api::{Api, routes, tcp_router};
 use podswarm_daemon::link::Link;
 use podswarm_daemon::reconcile::PodViews;
 use podswarm_daemon::state::State;
@@ -160,7 +160,7 @@ impl TestNode {
 
     /// A client of this node's API (the library podswarmctl is built on).
     pub fn client(&self) -> Client {
-        Client::new(None, None, self.socket.clone()).unwrap()
+        Client::unix(self.socket.clone())
     }
 
     /// Applies manifests through the API, and waits until the node's own state holds them (so
@@ -224,6 +224,54 @@ impl TestNode {
     pub fn path(&self) -> &Path {
         self.dir.path()
     }
+
+    /// Runs a future on the node's runtime.
+    pub fn block_on<F: std::future::Future>(&self, future: F) -> F::Output {
+        self.runtime.block_on(future)
+    }
+
+    /// Serves the TCP API's router (bearer tokens required) on a port of 127.0.0.1, over TLS
+    /// with `tls` (the node certificate a test made), and returns its address.
+    pub fn serve_https(&self, tls: Arc<rustls::ServerConfig>) -> std::net::SocketAddr {
+        let api = Arc::clone(&self.api);
+        self.runtime.block_on(async move {
+            let tcp = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+            let address = tcp.local_addr().unwrap();
+            let listener = TlsListener {
+                tcp,
+                acceptor: tokio_rustls::TlsAcceptor::from(tls),
+            };
+            tokio::spawn(async move { axum::serve(listener, tcp_router(api, MAX_BODY)).await });
+            address
+        })
+    }
+}
+
+/// TCP with a TLS handshake per connection; a failed handshake (a client that refused the
+/// certificate) just drops that connection.
+struct TlsListener {
+    tcp: tokio::net::TcpListener,
+    acceptor: tokio_rustls::TlsAcceptor,
+}
+
+impl axum::serve::Listener for TlsListener {
+    type Io = tokio_rustls::server::TlsStream<tokio::net::TcpStream>;
+    type Addr = std::net::SocketAddr;
+
+    async fn accept(&mut self) -> (Self::Io, Self::Addr) {
+        loop {
+            let Ok((stream, address)) = self.tcp.accept().await else {
+                continue;
+            };
+            if let Ok(tls) = self.acceptor.accept(stream).await {
+                return (tls, address);
+            }
+        }
+    }
+
+    fn local_addr(&self) -> std::io::Result<Self::Addr> {
+        self.tcp.local_addr()
+    }
 }
 
 /// Runs the real `podswarmctl` against a node's socket: (exit status, stdout, stderr). The
@@ -234,6 +282,9 @@ pub fn ctl(socket: &Path, args: &[&str]) -> (i32, String, String) {
         .arg(socket)
         .args(args)
         .env_remove("PODSWARM_NAMESPACE")
+        .env_remove("PODSWARM_SERVER")
+        .env_remove("PODSWARM_TOKEN")
+        .env_remove("KUBECONFIG")
         .output()
         .unwrap_or_else(|e| panic!("{e}"));
     (

@@ -16,7 +16,8 @@ use tokio_util::codec::Framed;
 
 use super::protocol::JsonLines;
 pub use super::protocol::{
-    Change, Failure, FailureKind, Initialized, Item, LineError, Member, Request, Response, Status,
+    CertificateExpiry, Change, Failure, FailureKind, Initialized, Item, LineError, Member,
+    NodeCertificate, Request, Response, Status,
 };
 
 #[derive(Debug, thiserror::Error)]
@@ -116,7 +117,7 @@ impl Client {
 
     pub async fn status(&self) -> Result<Status, ClientError> {
         match self.call(Request::Status {}).await? {
-            Response::Status(status) => Ok(status),
+            Response::Status(status) => Ok(*status),
             other => Err(unexpected("status", &other)),
         }
     }
@@ -185,6 +186,24 @@ impl Client {
         match self.call(request).await? {
             Response::Joined { cluster } => Ok(cluster),
             other => Err(unexpected("join", &other)),
+        }
+    }
+
+    /// This node's certificate, signed by the cluster CA for the key of `csr` (PEM).
+    pub async fn sign_node(
+        &self,
+        csr: &str,
+        lifetime: std::time::Duration,
+        addresses: Vec<IpAddr>,
+    ) -> Result<NodeCertificate, ClientError> {
+        let request = Request::SignNode {
+            csr: csr.to_owned(),
+            lifetime_seconds: lifetime.as_secs(),
+            addresses,
+        };
+        match self.call(request).await? {
+            Response::NodeCertificate(signed) => Ok(signed),
+            other => Err(unexpected("sign-node", &other)),
         }
     }
 

@@ -89,6 +89,16 @@ pub enum Request {
     },
     /// Answered with [`Response::Left`].
     Leave {},
+    /// Signs this node's certificate with the cluster CA for the key of `csr` (PEM); answered
+    /// with [`Response::NodeCertificate`]. The names are the node's (its name, `addresses` and
+    /// the advertised one), not the request's.
+    SignNode {
+        csr: String,
+        #[serde(rename = "lifetimeSeconds")]
+        lifetime_seconds: u64,
+        #[serde(default)]
+        addresses: Vec<IpAddr>,
+    },
 }
 
 impl Request {
@@ -104,6 +114,7 @@ impl Request {
             Request::Init { .. } => "init",
             Request::Join { .. } => "join",
             Request::Leave {} => "leave",
+            Request::SignNode { .. } => "sign-node",
         }
     }
 }
@@ -112,7 +123,7 @@ impl Request {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub enum Response {
-    Status(Status),
+    Status(Box<Status>),
     Entries(Vec<Item>),
     /// A put or delete is on this node's disk, at this version.
     Stored {
@@ -132,6 +143,7 @@ pub enum Response {
         #[serde(with = "hex_u64")]
         cluster: u64,
     },
+    NodeCertificate(NodeCertificate),
     /// A subscription's first message: every live entry under its prefix.
     Snapshot(Vec<Item>),
     Change(Change),
@@ -147,8 +159,9 @@ impl Response {
             Response::Stored { .. } => "stored",
             Response::JoinToken { .. } => "joinToken",
             Response::Initialized { .. } => "initialized",
-            Response::Joined { .. } => "joined",
             Response::Left { .. } => "left",
+            Response::NodeCertificate(_) => "nodeCertificate",
+            Response::Joined { .. } => "joined",
             Response::Snapshot(_) => "snapshot",
             Response::Change(_) => "change",
             Response::Error(_) => "error",
@@ -184,7 +197,30 @@ pub struct Status {
     /// cluster from before CAs has not made one yet.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ca: Option<String>,
+    /// Node certificates on record, by node name.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub certificates: Vec<CertificateExpiry>,
     pub metrics: Counters,
+}
+
+/// A node certificate the cluster CA signed, and the CA it chains to (both PEM).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct NodeCertificate {
+    pub cert: String,
+    pub ca: String,
+    /// Seconds since the epoch.
+    pub not_before: u64,
+    pub not_after: u64,
+}
+
+/// When a node's certificate expires, as its node recorded it (`certs/<node>`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CertificateExpiry {
+    pub node: String,
+    /// Seconds since the epoch.
+    pub not_after: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -454,6 +490,14 @@ mod tests {
                 json!({"op": "join", "address": "node1", "token": "PSWTKN-1-x"}),
             ),
             (Request::Leave {}, json!({"op": "leave"})),
+            (
+                Request::SignNode {
+                    csr: "PEM".to_owned(),
+                    lifetime_seconds: 60,
+                    addresses: vec![ip],
+                },
+                json!({"op": "sign-node", "csr": "PEM", "lifetimeSeconds": 60, "addresses": ["10.0.0.2"]}),
+            ),
         ];
         for (request, wire) in cases {
             let text = round_trip(request.clone());
@@ -500,6 +544,10 @@ mod tests {
             entries: 12,
             fingerprint: "ab".repeat(32),
             ca: Some(format!("sha256:{}", "cd".repeat(32))),
+            certificates: vec![CertificateExpiry {
+                node: "n1".to_owned(),
+                not_after: 1_800_000_000,
+            }],
             metrics: Counters {
                 joins_refused: 2,
                 ..Counters::default()
@@ -511,7 +559,7 @@ mod tests {
             value: json!({"name": "n1"}),
         };
         let cases = [
-            Response::Status(status),
+            Response::Status(Box::new(status)),
             Response::Entries(vec![item.clone()]),
             Response::Entries(Vec::new()),
             Response::Stored { version: hlc(9) },
@@ -524,6 +572,12 @@ mod tests {
             }),
             Response::Joined { cluster: u64::MAX },
             Response::Left { cluster: 2 },
+            Response::NodeCertificate(NodeCertificate {
+                cert: "CERT".to_owned(),
+                ca: "CA".to_owned(),
+                not_before: 1,
+                not_after: 2,
+            }),
             Response::Snapshot(vec![item]),
             Response::Change(Change {
                 key: "a".to_owned(),
