@@ -628,7 +628,13 @@ impl Node {
         ] {
             self.install(&packaging.join(from), to, 0o644);
         }
-        self.sh("systemd-sysusers podswarm.conf && systemd-tmpfiles --create podswarm.conf");
+        // What the package does on install (users, directories, the pods' subordinate ID ranges).
+        self.install(
+            &Path::new(env!("CARGO_MANIFEST_DIR")).join("../debian/postinst"),
+            "/root/podswarm.postinst",
+            0o755,
+        );
+        self.sh("/root/podswarm.postinst configure");
         self.sh("systemctl daemon-reload && systemctl enable --now podswarm.service");
         self.wait_for("podswarmd to answer", Duration::from_secs(60), || {
             self.exec(&["podswarmctl", "get", "nodes"]).status.success()

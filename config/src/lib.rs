@@ -263,6 +263,9 @@ pub enum Toggle {
 #[serde(deny_unknown_fields, default)]
 pub struct WorkloadsConfig {
     pub host_path_allow: Vec<String>,
+    /// Whether pods may ask for the host's user namespace (`hostUsers: true`); by default each
+    /// pod runs in one of its own.
+    pub allow_host_users: bool,
     pub multi_container: MultiContainerMode,
     /// Memory and CPU limits; `auto` enforces them where the cgroup controllers exist.
     pub enforce_resources: Toggle,
@@ -324,6 +327,7 @@ impl Default for WorkloadsConfig {
     fn default() -> Self {
         WorkloadsConfig {
             host_path_allow: Vec::new(),
+            allow_host_users: false,
             multi_container: MultiContainerMode::Auto,
             enforce_resources: Toggle::Auto,
             parallel_jobs: 16,

@@ -62,6 +62,7 @@ async fn run(args: Args) -> Result<()> {
     }
     let policy = Policy {
         host_path_allow: config.workloads.host_path_allow.clone(),
+        allow_host_users: config.workloads.allow_host_users,
     };
     let state = Arc::new(State::open(
         &config.paths.state_dir,

@@ -140,6 +140,29 @@ fn network_keys(ctx: &Ctx<'_>, w: &mut UnitWriter, section: &'static str) -> Res
     Ok(())
 }
 
+/// Every pod gets a user namespace of its own (Kubernetes' `hostUsers: false`, made the default):
+/// `UserNS=auto` takes a free range from the `containers` entries of `/etc/subuid` and
+/// `/etc/subgid` (the package adds them), so container root is an unprivileged host UID and no
+/// two pods share a range. 65,536 IDs per pod, so that any `runAsUser` a manifest may give (and
+/// `nobody`, 65534) maps. `hostUsers: true`, which validation allows only where the node's
+/// policy does, keeps the host's user namespace.
+pub(crate) const USERNS: &str = "auto:size=65536";
+
+pub(crate) fn userns_keys(
+    ctx: &Ctx<'_>,
+    w: &mut UnitWriter,
+    section: &'static str,
+) -> Result<(), Error> {
+    if ctx.pod.spec.host_users != Some(true) {
+        w.set(
+            section,
+            "UserNS",
+            ctx.escape("hostUsers", generated(USERNS))?,
+        );
+    }
+    Ok(())
+}
+
 pub(crate) fn hostname(ctx: &Ctx<'_>) -> String {
     let pod = ctx.pod;
     pod.spec.hostname.clone().unwrap_or_else(|| {
@@ -174,6 +197,7 @@ pub(crate) fn render_pod_unit(ctx: &mut Ctx<'_>) -> Result<UnitFile, Error> {
         ctx.escape("name", generated(base.clone()))?,
     );
     network_keys(ctx, &mut w, "Pod")?;
+    userns_keys(ctx, &mut w, "Pod")?;
     // `.pod` has no HostName= key; the value is podswarm-made from a validated name.
     w.set(
         "Pod",
@@ -327,6 +351,7 @@ pub(crate) fn render_container(
         );
     } else {
         network_keys(ctx, &mut w, "Container")?;
+        userns_keys(ctx, &mut w, "Container")?;
         w.set(
             "Container",
             "HostName",
@@ -412,6 +437,10 @@ pub(crate) fn render_container(
         }
     }
 
+    // In the pod's own user namespace, volumes the pod writes are idmapped mounts: their files
+    // keep host IDs on disk (root is 0) and the pod sees them as its own, whatever range it gets
+    // (`UserNS=auto` may give a restarted pod, or the next pod of a claim, another one).
+    let idmap = pod.spec.host_users != Some(true);
     for (j, m) in c.volume_mounts.iter().flatten().enumerate() {
         let mf = format!("{field}.volumeMounts[{j}]");
         let Some(source) = volumes.by_name.get(&m.name) else {
@@ -425,18 +454,23 @@ pub(crate) fn render_container(
         match source {
             Source::Named { unit_file } => match sub {
                 None => {
-                    let spec = format!(
-                        "{unit_file}:{}{}",
-                        m.mount_path,
-                        if ro { ":ro" } else { "" }
-                    );
+                    let opts: Vec<&str> = [(ro, "ro"), (idmap, "idmap")]
+                        .into_iter()
+                        .filter_map(|(on, o)| on.then_some(o))
+                        .collect();
+                    let spec = if opts.is_empty() {
+                        format!("{unit_file}:{}", m.mount_path)
+                    } else {
+                        format!("{unit_file}:{}:{}", m.mount_path, opts.join(","))
+                    };
                     w.set("Container", "Volume", ctx.escape(&mf, raw(&spec))?);
                 }
                 Some(sub) => {
                     let spec = format!(
-                        "type=volume,source={unit_file},destination={},subpath={sub}{}",
+                        "type=volume,source={unit_file},destination={},subpath={sub}{}{}",
                         m.mount_path,
-                        if ro { ",ro" } else { "" }
+                        if ro { ",ro" } else { "" },
+                        if idmap { ",idmap" } else { "" }
                     );
                     w.set("Container", "Mount", ctx.escape(&mf, raw(&spec))?);
                 }
@@ -456,6 +490,11 @@ pub(crate) fn render_container(
                 }
                 if *relabel {
                     opts.push("z");
+                }
+                // Host directories a pod may write (hostPath); ConfigMaps are read-only files
+                // every ID may read.
+                if idmap && !*read_only {
+                    opts.push("idmap");
                 }
                 let spec = if opts.is_empty() {
                     format!("{src}:{}", m.mount_path)

@@ -269,6 +269,7 @@ pub(crate) fn render(ctx: &mut Ctx<'_>, volumes: &Volumes) -> Result<RenderedKub
         "Network",
         ctx.escape("network", generated(NETWORK_UNIT))?,
     );
+    crate::container::userns_keys(ctx, &mut w, "Kube")?;
     if let Some(ip) = ctx.pod_ip {
         w.set(
             "Kube",

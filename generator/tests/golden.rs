@@ -39,6 +39,7 @@ fn node() -> (NodeContext, Options, Policy) {
     };
     let policy = Policy {
         host_path_allow: vec!["/srv".to_owned()],
+        allow_host_users: true,
     };
     (node, options, policy)
 }

@@ -327,6 +327,7 @@ mod tests {
     fn the_table_matches_what_parse_accepts() {
         let policy = Policy {
             host_path_allow: Vec::new(),
+            allow_host_users: false,
         };
         for kind in Kind::ALL {
             let spec = match kind {

@@ -85,6 +85,7 @@ const POD_SPEC: &[&str] = &[
     "subdomain",
     "dnsPolicy",
     "hostNetwork",
+    "hostUsers",
     "securityContext.runAsUser",
     "securityContext.runAsGroup",
     "securityContext.runAsNonRoot",

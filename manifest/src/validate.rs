@@ -13,6 +13,9 @@ use crate::quantity::{cpu_millis, memory_bytes};
 pub struct Policy {
     /// Absolute host paths under which `hostPath` volumes are allowed. Empty: none are.
     pub host_path_allow: Vec<String>,
+    /// Whether a pod may ask for the host's user namespace (`hostUsers: true`); by default every
+    /// pod gets one of its own.
+    pub allow_host_users: bool,
 }
 
 /// Whether `path` lies under one of `allow` (component-wise: `/srv` allows `/srv/x`, not `/srvx`).
@@ -378,6 +381,12 @@ pub(crate) fn pod_spec(r: &mut Report, path: &str, spec: &PodSpec, policy: &Poli
         r.warn(
             format!("{path}.dnsPolicy"),
             format!("podswarm always uses cluster DNS (ClusterFirst); {dns} is not supported"),
+        );
+    }
+    if spec.host_users == Some(true) && !policy.allow_host_users {
+        r.err(
+            format!("{path}.hostUsers"),
+            "true is refused: it runs the pod in the host's user namespace, where container root is root on the node; every pod gets its own unless the node allows it (allow_host_users = true in [workloads] of podswarm.toml)",
         );
     }
     if spec.host_network == Some(true) {
@@ -1232,6 +1241,29 @@ mod tests {
         assert!(!host_path_allowed("/", &allow));
         assert!(!host_path_allowed("/srv/x", &[]));
         assert!(host_path_allowed("/anything", &["/".to_owned()]));
+    }
+
+    /// `hostUsers: true` is refused, naming the setting, unless the policy allows it; `false`
+    /// (what every pod gets anyway) is accepted without a word, in a Deployment's template too.
+    #[test]
+    fn host_users_is_refused_unless_the_policy_allows_it() {
+        let asks = |v: bool| {
+            format!(
+                "apiVersion: apps/v1\nkind: Deployment\nmetadata: {{name: web}}\nspec:\n  selector: {{matchLabels: {{app: web}}}}\n  template:\n    metadata: {{labels: {{app: web}}}}\n    spec:\n      hostUsers: {v}\n      containers: [{{name: app, image: x}}]\n"
+            )
+        };
+        let refused = intake(&asks(true)).unwrap_err();
+        assert!(
+            refused.contains("spec.template.spec.hostUsers")
+                && refused.contains("allow_host_users"),
+            "{refused}"
+        );
+        assert_eq!(intake(&asks(false)), Ok(vec![]));
+        let allowed = Policy {
+            allow_host_users: true,
+            ..Policy::default()
+        };
+        assert!(crate::parse(&asks(true), "t", &crate::Limits::default(), &allowed).is_ok());
     }
 
     /// Intake of `yaml` as a user meets it: accepted objects' warnings, or the refusal.

@@ -153,6 +153,7 @@ fn from_files(files: &[String]) -> Result<Vec<Target>> {
             // Deleting needs no host path: any is fine here, the node's policy applies at apply.
             &Policy {
                 host_path_allow: vec!["/".into()],
+                allow_host_users: true,
             },
         )?;
         for o in manifest.objects {

@@ -37,6 +37,9 @@ pub struct Args {
     /// Host path prefix that hostPath volumes may use (repeatable; default: none)
     #[arg(long = "host-path-allow", value_name = "PATH")]
     host_path_allow: Vec<String>,
+    /// Allow `hostUsers: true` (the host's user namespace), as `allow_host_users` in podswarm.toml
+    #[arg(long)]
+    allow_host_users: bool,
     /// Directory on the node for ConfigMap volume files
     #[arg(long, default_value = "/var/lib/podswarm/volumes", value_name = "DIR")]
     data_dir: String,
@@ -58,6 +61,7 @@ enum MultiMode {
 pub fn run(args: &Args) -> Result<()> {
     let policy = Policy {
         host_path_allow: args.host_path_allow.clone(),
+        allow_host_users: args.allow_host_users,
     };
     let limits = Limits {
         max_bytes: args.max_bytes,
