@@ -5,13 +5,16 @@
 //! units. Both run on one booted node (Debian trixie, systemd 257, Podman 5.4) in the same session,
 //! alternating, and the median of the rounds is reported as a ratio.
 //!
+//! The same apply with `hostUsers: true` (allowed on the bench node) measures what the pods' own
+//! user namespaces cost (podswarm's default, which the floor's hand-written units do not have).
+//!
 //! Run: `cargo bench -p podswarm-tests --bench apply` (root; builds the node tree if needed).
 
 use std::time::{Duration, Instant};
 
 use podswarm_tests::node::{BootOptions, Node, nodes_or_skip};
 
-const ROUNDS: usize = 3;
+const ROUNDS: usize = 4;
 
 fn active(node: &Node, pattern: &str) -> usize {
     let out = node.exec(&[
@@ -61,9 +64,11 @@ fn wait_gone(node: &Node, pattern: &str) {
     }
 }
 
-fn podswarm_round(node: &Node, n: usize) -> Duration {
+/// One apply of N pods; `host_users`: in the host's user namespace (`hostUsers: true`) instead of
+/// one of their own each (the default).
+fn podswarm_round(node: &Node, n: usize, host_users: bool) -> Duration {
     let manifest = format!(
-        "apiVersion: apps/v1\nkind: Deployment\nmetadata: {{name: bench}}\nspec:\n  replicas: {n}\n  selector: {{matchLabels: {{app: bench}}}}\n  template:\n    metadata: {{labels: {{app: bench}}}}\n    spec:\n      terminationGracePeriodSeconds: 1\n      containers:\n      - {{name: c, image: localhost/busybox:latest, imagePullPolicy: Never, command: [/bin/sleep, '3600']}}\n"
+        "apiVersion: apps/v1\nkind: Deployment\nmetadata: {{name: bench}}\nspec:\n  replicas: {n}\n  selector: {{matchLabels: {{app: bench}}}}\n  template:\n    metadata: {{labels: {{app: bench}}}}\n    spec:\n      hostUsers: {host_users}\n      terminationGracePeriodSeconds: 1\n      containers:\n      - {{name: c, image: localhost/busybox:latest, imagePullPolicy: Never, command: [/bin/sleep, '3600']}}\n"
     );
     node.write("/root/bench.yaml", manifest.as_bytes());
     let start = Instant::now();
@@ -106,25 +111,42 @@ fn main() {
     }
     let node = Node::boot("bench", &BootOptions::default());
     node.import_busybox();
+    // The host's user namespace is allowed, for the rounds that measure what one's own costs.
+    node.write(
+        "/etc/podswarm/podswarm.toml",
+        b"[workloads]\nallow_host_users = true\n",
+    );
     node.install_podswarm();
-    println!("| pods | podswarm median | floor median | ratio | rounds |");
-    println!("|---:|---:|---:|---:|---:|");
+    println!(
+        "| pods | podswarm median | floor median | ratio | podswarm, hostUsers: true | user namespaces cost | rounds |"
+    );
+    println!("|---:|---:|---:|---:|---:|---:|---:|");
     for n in [1usize, 10, 50] {
-        let mut ours = Vec::new();
-        let mut floor = Vec::new();
+        let (mut ours, mut host, mut floor) = (Vec::new(), Vec::new(), Vec::new());
         // One warm-up of each, not counted: the first container start pays for podman's caches.
-        podswarm_round(&node, n);
+        podswarm_round(&node, n, false);
+        podswarm_round(&node, n, true);
         floor_round(&node, n);
-        for _ in 0..ROUNDS {
-            ours.push(podswarm_round(&node, n));
+        // The two podswarm variants swap places every round: a round pays for some of the
+        // teardown of the one before it.
+        for round in 0..ROUNDS {
+            if round % 2 == 0 {
+                ours.push(podswarm_round(&node, n, false));
+                host.push(podswarm_round(&node, n, true));
+            } else {
+                host.push(podswarm_round(&node, n, true));
+                ours.push(podswarm_round(&node, n, false));
+            }
             floor.push(floor_round(&node, n));
         }
-        let (o, f) = (median(ours), median(floor));
+        let (o, h, f) = (median(ours), median(host), median(floor));
         println!(
-            "| {n} | {:.2} s | {:.2} s | {:.2}× | {ROUNDS} |",
+            "| {n} | {:.2} s | {:.2} s | {:.2}× | {:.2} s | {:.2}× | {ROUNDS} |",
             o.as_secs_f64(),
             f.as_secs_f64(),
-            o.as_secs_f64() / f.as_secs_f64()
+            o.as_secs_f64() / f.as_secs_f64(),
+            h.as_secs_f64(),
+            o.as_secs_f64() / h.as_secs_f64()
         );
     }
 }
