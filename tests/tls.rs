@@ -110,6 +110,8 @@ fn the_api_is_https_with_the_cluster_ca_and_nodes_talk_mtls() {
         "{kubeconfig}"
     );
     t2.write("/root/kc", kubeconfig.as_bytes());
+    // (`sh` fails the test on a failed command.)
+    t2.sh("podswarmctl --kubeconfig /root/kc get pods");
     let nodes_via_t1 = t2.sh("podswarmctl --kubeconfig /root/kc get nodes");
     assert!(
         ["t1", "t2", "t3"].iter().all(|n| nodes_via_t1.contains(n)),
