@@ -24,11 +24,7 @@ fn rss_after_restart(node: &Node, config: &str) -> u64 {
     node.write("/etc/podswarm/podswarm.toml", config.as_bytes());
     node.sh("systemctl restart podswarm.service");
     std::thread::sleep(SETTLE);
-    node.sh("grep VmRSS /proc/$(systemctl show -p MainPID --value podswarm.service)/status")
-        .split_whitespace()
-        .nth(1)
-        .and_then(|kib| kib.parse().ok())
-        .unwrap_or(0)
+    node.unit_rss_kib("podswarm.service")
 }
 
 /// Time per command of `BATCH` runs of `command` on `node`.

@@ -667,4 +667,15 @@ impl Node {
         .trim()
         .to_owned()
     }
+
+    /// The resident memory of `unit`'s main process, in KiB (0 when it has none).
+    pub fn unit_rss_kib(&self, unit: &str) -> u64 {
+        self.sh(&format!(
+            "grep VmRSS /proc/$(systemctl show -p MainPID --value {unit})/status"
+        ))
+        .split_whitespace()
+        .nth(1)
+        .and_then(|kib| kib.parse().ok())
+        .unwrap_or(0)
+    }
 }

@@ -54,15 +54,6 @@ fn try_sh(node: &Node, script: &str) -> (bool, String) {
     )
 }
 
-/// The resident memory of podswarmd on `node`, in KiB.
-fn podswarmd_rss(node: &Node) -> u64 {
-    node.sh("grep VmRSS /proc/$(systemctl show -p MainPID --value podswarm.service)/status")
-        .split_whitespace()
-        .nth(1)
-        .and_then(|kib| kib.parse().ok())
-        .unwrap_or(0)
-}
-
 #[test]
 fn the_api_is_https_with_the_cluster_ca_and_nodes_talk_mtls() {
     if nodes_or_skip("the_api_is_https_with_the_cluster_ca_and_nodes_talk_mtls").is_none() {
@@ -232,12 +223,12 @@ fn the_api_is_https_with_the_cluster_ca_and_nodes_talk_mtls() {
     t1.sh("kill $(cat /root/follow.pid)");
 
     // A flood of 1,000 half-open connections from t2; then t1's API answers again.
-    let idle = podswarmd_rss(t1);
+    let idle = t1.unit_rss_kib("podswarm.service");
     t2.sh(&format!(
         "nohup bash -c 'ulimit -n 4096; for i in $(seq 1000); do exec {{fd}}<>/dev/tcp/{SUBNET}.1/8080 || true; done; sleep 8' >/dev/null 2>&1 & echo $! > /root/flood.pid"
     ));
     std::thread::sleep(Duration::from_secs(5));
-    let flooded = podswarmd_rss(t1);
+    let flooded = t1.unit_rss_kib("podswarm.service");
     let open = t1.sh("ss -Htn state established '( sport = :8080 )' | wc -l");
     println!(
         "handshake flood: podswarmd RSS {idle} KiB idle, {flooded} KiB under 1,000 half-open connections ({} established)",

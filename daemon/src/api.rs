@@ -121,19 +121,27 @@ impl Api {
         }
     }
 
-    /// This node's TCP API as a client elsewhere reaches it: `https://ADDRESS:PORT` (its
-    /// advertised address), `http://` where it serves plain HTTP.
-    pub fn server_url(&self) -> Option<String> {
-        let port = self.api_port?;
-        let address: std::net::IpAddr = self
+    /// The address node `node` advertises (its record's), or why there is none to use.
+    fn node_address(&self, node: &str) -> Result<std::net::IpAddr, String> {
+        let address = self
             .model
             .current()
             .nodes()
             .iter()
-            .find(|n| n.name == self.node_name)?
-            .address
+            .find(|n| n.name == node)
+            .map(|n| n.address.clone())
+            .filter(|a| !a.is_empty())
+            .ok_or_else(|| "its address is unknown".to_owned())?;
+        address
             .parse()
-            .ok()?;
+            .map_err(|_| format!("{address:?} is not an address"))
+    }
+
+    /// This node's TCP API as a client elsewhere reaches it: `https://ADDRESS:PORT` (its
+    /// advertised address), `http://` where it serves plain HTTP.
+    pub fn server_url(&self) -> Option<String> {
+        let port = self.api_port?;
+        let address = self.node_address(&self.node_name).ok()?;
         let scheme = if self.tls.is_some() { "https" } else { "http" };
         Some(format!(
             "{scheme}://{}",
@@ -488,18 +496,7 @@ async fn proxy_logs(api: &Api, node: &str, uri: &axum::http::Uri) -> ApiResult {
     let port = api
         .api_port
         .ok_or_else(|| unavailable("this node has no TCP API (api.listen is empty)".to_owned()))?;
-    let address = api
-        .model
-        .current()
-        .nodes()
-        .iter()
-        .find(|n| n.name == node)
-        .map(|n| n.address.clone())
-        .filter(|a| !a.is_empty())
-        .ok_or_else(|| unavailable("its address is unknown".to_owned()))?;
-    let ip: std::net::IpAddr = address
-        .parse()
-        .map_err(|_| unavailable(format!("{address:?} is not an address")))?;
+    let ip = api.node_address(node).map_err(unavailable)?;
     let target = std::net::SocketAddr::new(ip, port);
     let path = uri.path_and_query().map_or("/", |p| p.as_str());
     let request = hyper::Request::get(path).header(header::HOST, target.to_string());

@@ -18,7 +18,7 @@
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, RwLock};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use axum::extract::connect_info::Connected;
 use axum::serve::IncomingStream;
@@ -30,7 +30,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{Semaphore, mpsc, watch};
 use tokio_rustls::{TlsAcceptor, TlsConnector};
 
-use crate::link::Link;
+use crate::link::{Link, unix_now};
 
 /// Handshakes in progress at most; connections beyond are closed unanswered.
 pub const MAX_HANDSHAKES: usize = 256;
@@ -227,12 +227,6 @@ fn ca_changed(link: &Link, ca_pem: &str) -> bool {
         .unwrap_or(false)
 }
 
-fn unix_now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
-}
-
 /// The server side (node certificate; a client certificate is asked for and, when given, must
 /// chain to the CA) and the client side (node certificate; the server's must chain to the CA).
 fn configs(
@@ -391,7 +385,7 @@ mod tests {
                 name,
                 &[],
                 Duration::from_secs(3600),
-                SystemTime::now(),
+                std::time::SystemTime::now(),
             )
             .unwrap();
         tls.install(

@@ -92,6 +92,16 @@ impl Shared {
         Some(ca_from_record(&record, &self.identity))
     }
 
+    /// The cluster CA on record, for what needs one now (a join token, a node certificate);
+    /// refused, saying when to come back, while a cluster from before CAs has none.
+    fn standing_ca(&self) -> Result<ClusterCa, Error> {
+        self.cluster_ca().unwrap_or_else(|| {
+            Err(Error::Refused(
+                "this cluster has no CA yet (it was made by an older podswarm; an upgraded node makes one once it has its peers' state); try again in a minute".to_owned(),
+            ))
+        })
+    }
+
     /// Nodes on record (name, gossip address) that are not active members now.
     fn absent_peers(&self) -> Vec<(String, SocketAddr)> {
         let active: Vec<SocketAddr> = self.members.borrow().iter().map(|m| m.addr).collect();
@@ -1123,11 +1133,7 @@ impl Node {
     /// at once that lost its record).
     pub async fn join_token(&self, rotate: bool) -> Result<String, Error> {
         self.with(|s| {
-            let ca = s.shared.cluster_ca().ok_or_else(|| {
-                Error::Refused(
-                    "this cluster has no CA yet (it was made by an older podswarm; an upgraded node makes one once it has its peers' state); try again in a minute".to_owned(),
-                )
-            })??;
+            let ca = s.shared.standing_ca()?;
             let current = s
                 .replica()
                 .lock()
@@ -1155,11 +1161,7 @@ impl Node {
     ) -> Result<crate::control::protocol::NodeCertificate, Error> {
         self.with(|s| {
             s.check_serving()?;
-            let ca = s.shared.cluster_ca().ok_or_else(|| {
-                Error::Refused(
-                    "this cluster has no CA yet (it was made by an older podswarm; an upgraded node makes one once it has its peers' state); try again in a minute".to_owned(),
-                )
-            })??;
+            let ca = s.shared.standing_ca()?;
             let id = s.identity();
             let mut names = addresses.to_vec();
             if !id.advertise.ip().is_unspecified() {
