@@ -93,7 +93,9 @@ in_node sh -c 'set -e; d=$(mktemp -d /var/tmp/bb.XXXXXX); mkdir -p $d/bin $d/www
     tar -C $d -cf $d.tar .; podman import --change "CMD=[\"/bin/sh\"]" $d.tar localhost/busybox:latest >/dev/null; rm -rf $d $d.tar'
 
 echo "== systemctl enable --now podswarm"
-in_node sh -c 'systemd-sysusers podswarm.conf && systemd-tmpfiles --create podswarm.conf && systemctl daemon-reload && systemctl enable --now podswarm'
+# What the package's postinst does (users, directories, the pods' subordinate ID ranges).
+install -m 0755 debian/postinst "$dir/merged/root/podswarm.postinst"
+in_node sh -c '/root/podswarm.postinst configure && systemctl daemon-reload && systemctl enable --now podswarm'
 echo "== podswarmctl apply -f /root/hello.yaml"
 in_node podswarmctl apply -f /root/hello.yaml
 for _ in $(seq 1 120); do
