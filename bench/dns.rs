@@ -13,8 +13,17 @@
 //!
 //! Each server is pinned to CPU 0 and dnsperf to CPU 1 (`taskset`), so the two do not trade
 //! places on a 2-core machine and both servers get the same one core; the figures are ratios, not
-//! absolutes. The pair is measured twice, interleaved, and the better run of each kept, so a
-//! burst of other load on the machine does not decide the ratio. Run: `cargo build --release --bins && cargo bench -p podswarm-tests --bench dns`.
+//! absolutes. The servers are measured twice, interleaved, and the better run of each kept, so a
+//! burst of other load on the machine does not decide the ratio.
+//!
+//! A third server sets the scale: the **reflector** (this binary with `REFLECT` set) flips QR and
+//! sends each query back, one datagram per system call; what it reaches is the loopback ceiling
+//! of a simple server on this machine, and every server is also reported as a share of it.
+//!
+//! A second table runs everything unpinned, so podswarm-dns can use both cores (a UDP socket
+//! and thread per core) while dnsmasq has one thread; dnsperf shares the cores with them there.
+//! `DNS_BENCH_ONE_CORE=1` skips it. Run: `cargo build --release --bins && cargo bench -p
+//! podswarm-tests --bench dns`.
 
 use std::io::{BufRead, BufReader};
 use std::net::{Ipv4Addr, SocketAddr, UdpSocket};
@@ -116,8 +125,16 @@ struct Figures {
     lost: u64,
 }
 
-fn dnsperf(addr: SocketAddr, queries: &Path, extra: &[&str]) -> Child {
-    pinned(1, "dnsperf")
+/// Where a program runs: pinned to one CPU, or wherever the scheduler puts it.
+fn on(cpu: Option<u32>, program: impl AsRef<std::ffi::OsStr>) -> Command {
+    match cpu {
+        Some(cpu) => pinned(cpu, program),
+        None => Command::new(program),
+    }
+}
+
+fn dnsperf(cpu: Option<u32>, addr: SocketAddr, queries: &Path, extra: &[&str]) -> Child {
+    on(cpu, "dnsperf")
         .args(["-s", &addr.ip().to_string(), "-p", &addr.port().to_string()])
         .arg("-d")
         .arg(queries)
@@ -136,8 +153,8 @@ fn field(text: &str, label: &str) -> f64 {
         .unwrap_or_else(|| panic!("no {label:?} in dnsperf output:\n{text}"))
 }
 
-fn measure(addr: SocketAddr, queries: &Path) -> Figures {
-    let out = dnsperf(addr, queries, &["-l", "10", "-q", "100"])
+fn measure(cpu: Option<u32>, addr: SocketAddr, queries: &Path) -> Figures {
+    let out = dnsperf(cpu, addr, queries, &["-l", "10", "-q", "100"])
         .wait_with_output()
         .unwrap_or_else(|e| panic!("{e}"));
     let text = String::from_utf8_lossy(&out.stdout);
@@ -146,6 +163,7 @@ fn measure(addr: SocketAddr, queries: &Path) -> Figures {
 
     // Verbose lines: `> NOERROR svc-1.default.svc.cluster.local A 0.000101`.
     let mut child = dnsperf(
+        cpu,
         addr,
         queries,
         &["-l", "5", "-Q", &LATENCY_QPS.to_string(), "-v"],
@@ -169,35 +187,70 @@ fn measure(addr: SocketAddr, queries: &Path) -> Figures {
     }
 }
 
-fn main() {
-    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
-    write_records(dir.path());
-    let queries = dir.path().join("queries");
+/// The loopback ceiling: a server that does nothing but flip QR and send each query back, one
+/// datagram per system call as the simplest server would. Run as this binary with `REFLECT` set
+/// to the address, so it can be pinned like the others.
+fn reflect(addr: &str) -> ! {
+    let socket = UdpSocket::bind(addr).unwrap_or_else(|e| panic!("reflector on {addr}: {e}"));
+    let mut buf = [0u8; 4096];
+    loop {
+        let Ok((len, src)) = socket.recv_from(&mut buf) else {
+            continue;
+        };
+        if len >= 12 {
+            buf[2] |= 0x80;
+            let _ = socket.send_to(&buf[..len], src);
+        }
+    }
+}
 
+/// Waits until `addr` answers anything at all (the reflector answers no name properly).
+fn wait_echo(addr: SocketAddr) {
+    let socket = UdpSocket::bind("127.0.0.1:0").unwrap_or_else(|e| panic!("{e}"));
+    let _ = socket.set_read_timeout(Some(Duration::from_millis(100)));
+    let query = [0u8, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0];
+    for _ in 0..200 {
+        let _ = socket.send_to(&query, addr);
+        if socket.recv_from(&mut [0u8; 64]).is_ok() {
+            return;
+        }
+    }
+    panic!("the reflector did not answer on {addr}");
+}
+
+/// One table: each server measured twice, interleaved, the better round of each kept.
+/// `pinned`: servers on CPU 0 and dnsperf on CPU 1; otherwise all of them anywhere.
+fn table(dir: &Path, pinned: bool) {
+    let queries = dir.join("queries");
+    let (server_cpu, client_cpu) = if pinned {
+        (Some(0), Some(1))
+    } else {
+        (None, None)
+    };
     let mut rounds: Vec<Vec<(&str, Figures)>> = Vec::new();
     for _ in 0..2 {
         // Fresh ports each round: nothing of the last round's sockets can be in the way.
-        let ours: SocketAddr = ([127, 0, 0, 1], free_port()).into();
-        let theirs: SocketAddr = ([127, 0, 0, 1], free_port()).into();
         let mut results = Vec::new();
         {
+            let addr: SocketAddr = ([127, 0, 0, 1], free_port()).into();
             let _dns = Server(
-                pinned(0, workspace_binary("podswarm-dns"))
-                    .args(["--config", "/nonexistent", "--listen", &ours.to_string()])
+                on(server_cpu, workspace_binary("podswarm-dns"))
+                    .args(["--config", "/nonexistent", "--listen", &addr.to_string()])
                     .arg("--view")
-                    .arg(dir.path().join("view.json"))
+                    .arg(dir.join("view.json"))
                     .args(["--upstream", "127.0.0.1:9"])
                     .env("PODSWARM_LOG", "warn")
                     .stdout(Stdio::null())
                     .spawn()
                     .unwrap_or_else(|e| panic!("podswarm-dns: {e}")),
             );
-            wait_ready(ours, "podswarm-dns");
-            results.push(("podswarm-dns", measure(ours, &queries)));
+            wait_ready(addr, "podswarm-dns");
+            results.push(("podswarm-dns", measure(client_cpu, addr, &queries)));
         }
         {
+            let addr: SocketAddr = ([127, 0, 0, 1], free_port()).into();
             let _dnsmasq = Server(
-                pinned(0, "dnsmasq")
+                on(server_cpu, "dnsmasq")
                     .args([
                         "--keep-in-foreground",
                         "--conf-file=/dev/null",
@@ -210,19 +263,29 @@ fn main() {
                         "--local=/cluster.local/",
                         "--local-ttl=5",
                         "--cache-size=10000",
-                        &format!("--port={}", theirs.port()),
+                        &format!("--port={}", addr.port()),
                     ])
-                    .arg(format!(
-                        "--addn-hosts={}",
-                        dir.path().join("hosts").display()
-                    ))
+                    .arg(format!("--addn-hosts={}", dir.join("hosts").display()))
                     .stdout(Stdio::null())
                     .stderr(Stdio::null())
                     .spawn()
                     .unwrap_or_else(|e| panic!("dnsmasq (apt-get install dnsmasq-base): {e}")),
             );
-            wait_ready(theirs, "dnsmasq");
-            results.push(("dnsmasq", measure(theirs, &queries)));
+            wait_ready(addr, "dnsmasq");
+            results.push(("dnsmasq", measure(client_cpu, addr, &queries)));
+        }
+        {
+            let addr: SocketAddr = ([127, 0, 0, 1], free_port()).into();
+            let exe = std::env::current_exe().unwrap_or_else(|e| panic!("{e}"));
+            let _reflector = Server(
+                on(server_cpu, exe)
+                    .env("REFLECT", addr.to_string())
+                    .stdout(Stdio::null())
+                    .spawn()
+                    .unwrap_or_else(|e| panic!("reflector: {e}")),
+            );
+            wait_echo(addr);
+            results.push(("reflector", measure(client_cpu, addr, &queries)));
         }
         rounds.push(results);
     }
@@ -234,25 +297,47 @@ fn main() {
             .max_by(|a, b| a.1.qps.total_cmp(&b.1.qps))
             .unwrap_or_else(|| panic!("no rounds"))
     };
-    let results = [best(0), best(1)];
-
+    let results = [best(0), best(1), best(2)];
     println!(
-        "{SERVICES} services x {ENDPOINTS} endpoints, A queries, loopback; latency at {LATENCY_QPS} q/s"
+        "{}: {SERVICES} services x {ENDPOINTS} endpoints, A queries, loopback; latency at {LATENCY_QPS} q/s",
+        if pinned {
+            "one core (servers on CPU 0, dnsperf on CPU 1)"
+        } else {
+            "both cores (servers and dnsperf unpinned)"
+        }
     );
     println!(
-        "{:<14} {:>10} {:>8} {:>10} {:>10}",
-        "server", "q/s", "lost", "p50 µs", "p99 µs"
+        "{:<14} {:>10} {:>8} {:>10} {:>10} {:>10}",
+        "server", "q/s", "lost", "p50 µs", "p99 µs", "ceiling"
     );
+    let ceiling = results[2].1.qps;
     for (name, f) in results {
         println!(
-            "{:<14} {:>10.0} {:>8} {:>10.0} {:>10.0}",
-            name, f.qps, f.lost, f.p50_us, f.p99_us
+            "{:<14} {:>10.0} {:>8} {:>10.0} {:>10.0} {:>9.0}%",
+            name,
+            f.qps,
+            f.lost,
+            f.p50_us,
+            f.p99_us,
+            100.0 * f.qps / ceiling
         );
     }
     let (ours, reference) = (&results[0].1, &results[1].1);
     println!(
-        "ratio: throughput {:.2}x dnsmasq, p99 {:.2}x dnsmasq",
+        "ratio: throughput {:.2}x dnsmasq, p99 {:.2}x dnsmasq\n",
         ours.qps / reference.qps,
         ours.p99_us / reference.p99_us
     );
+}
+
+fn main() {
+    if let Ok(addr) = std::env::var("REFLECT") {
+        reflect(&addr);
+    }
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    write_records(dir.path());
+    table(dir.path(), true);
+    if std::env::var_os("DNS_BENCH_ONE_CORE").is_none() {
+        table(dir.path(), false);
+    }
 }

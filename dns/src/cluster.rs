@@ -230,6 +230,12 @@ pub fn lookup(view: &View, name: &Name, qtype: RecordType, ttl: u32) -> Option<R
         return Some(reply);
     };
     let any = qtype == RecordType::ANY;
+    // Records are owned by the name in lower case, as the view spells everything else. hickory
+    // copies the question verbatim and never compresses onto it, so an owner in the question's
+    // case would make the answer's bytes differ with every 0x20-randomised query; in one case
+    // they are the same for all, which lets the UDP loop's packet cache (`fast`) serve them.
+    // Resolvers compare owner names without regard to case (RFC 4343).
+    let owner = || name.to_lowercase();
     match found {
         Found::Node => {
             if matches!(parsed, ClusterName::Apex) && (qtype == RecordType::SOA || any) {
@@ -237,14 +243,15 @@ pub fn lookup(view: &View, name: &Name, qtype: RecordType, ttl: u32) -> Option<R
             }
         }
         Found::Addresses(ips) => {
-            reply.answers = address_records(name, &ips, qtype, ttl);
+            reply.answers = address_records(&owner(), &ips, qtype, ttl);
         }
         Found::Srv(targets) => {
             if qtype == RecordType::SRV || any {
+                let owner = owner();
                 let weight = srv_weight(targets.len());
                 for t in &targets {
                     reply.answers.push(Record::from_rdata(
-                        name.clone(),
+                        owner.clone(),
                         ttl,
                         RData::SRV(SRV::new(0, weight, t.port, t.target.clone())),
                     ));
@@ -481,7 +488,7 @@ fn soa_record(view: &View, domain: &str, ttl: u32) -> Option<Record> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use podswarm_view::{Endpoint, EndpointPort, Pod};
 
@@ -493,7 +500,7 @@ mod tests {
         s.parse().unwrap_or_else(|e| panic!("{s}: {e}"))
     }
 
-    fn endpoint(addr: &str, ready: bool, port: u16) -> Endpoint {
+    pub(crate) fn endpoint(addr: &str, ready: bool, port: u16) -> Endpoint {
         Endpoint {
             ip: Some(ip(addr)),
             pod: format!("pod-{addr}"),

@@ -204,19 +204,24 @@ pub fn answer_bytes_with(
     let Plan::Reply(reply) = plan(view, &request, src, policy) else {
         return None;
     };
-    let edns = response_edns(&request);
-    let mut builder = MessageResponseBuilder::from_message_request(&request);
+    reply_bytes(&request, &reply).ok()
+}
+
+/// `reply` to `request` as one UDP datagram (see [`crate::udp::encode`]).
+pub fn reply_bytes(request: &Request, reply: &Reply) -> Result<Vec<u8>, hickory_proto::ProtoError> {
+    let edns = response_edns(request);
+    let mut builder = MessageResponseBuilder::from_message_request(request);
     if let Some(edns) = &edns {
         builder.edns(edns);
     }
     let response = builder.build(
-        response_metadata(&request, &reply),
+        response_metadata(request, reply),
         reply.answers.iter(),
         reply.authorities.iter(),
         std::iter::empty(),
         reply.additionals.iter(),
     );
-    crate::udp::encode(response).ok().map(|(_, bytes)| bytes)
+    crate::udp::encode(response).map(|(_, bytes)| bytes)
 }
 
 #[cfg(test)]

@@ -8,9 +8,10 @@
 //! Design decisions:
 //! - **hickory-server's [`hickory_server::Server`] does TCP** (framing, idle timeouts, FORMERR
 //!   for undecodable bodies) and podswarm-dns implements its `RequestHandler`. UDP, nearly all of
-//!   the traffic, has its own receive loop (`udp`) that answers cluster names inline and hands
-//!   only forwarded queries to the same handler: hickory's loop costs a task and a channel hop
-//!   per query, which the benchmark showed. There is no zone file and no `Catalog`: the cluster "zone"
+//!   the traffic, has its own receive loops (`udp`, one per CPU on `SO_REUSEPORT` sockets, in
+//!   batches of datagrams) that answer cluster names inline, most from pre-encoded answers
+//!   (`fast`), and hand only forwarded queries to the same handler: hickory's loop costs a task
+//!   and a channel hop per query, which the benchmark showed. There is no zone file and no `Catalog`: the cluster "zone"
 //!   is computed per question from the view, which is small and replaced often, so building and
 //!   swapping an in-memory zone on every view change would buy nothing.
 //! - **The view is data, not configuration:** it is re-read when its file is replaced and swapped
@@ -28,6 +29,7 @@
 
 pub mod cli;
 pub mod cluster;
+pub mod fast;
 pub mod forward;
 pub mod handler;
 pub mod udp;
@@ -42,6 +44,7 @@ use ipnet::IpNet;
 use podswarm_config::Config;
 use podswarm_view::View;
 use tokio::net::{TcpListener, UdpSocket};
+use tokio_util::sync::CancellationToken;
 
 pub use cluster::Reply;
 pub use handler::{Policy, answer_bytes, answer_bytes_with};
@@ -122,6 +125,9 @@ pub struct Settings {
     pub tcp_timeout: Duration,
     /// How often the view file is checked besides the file system events.
     pub view_poll: Duration,
+    /// UDP sockets on the listen address (`SO_REUSEPORT`: the kernel spreads clients over them),
+    /// each served by a thread of its own. The binary: one per CPU it may run on.
+    pub udp_workers: usize,
 }
 
 impl Settings {
@@ -139,6 +145,7 @@ impl Settings {
             upstream_timeout: Duration::from_secs(3),
             tcp_timeout: Duration::from_secs(10),
             view_poll: Duration::from_secs(5),
+            udp_workers: 1,
         }
     }
 
@@ -168,6 +175,8 @@ impl Settings {
         settings.cache_size = config.dns.cache_size;
         settings.cluster_domain = config.network.cluster_domain.clone();
         settings.initial_recursion_clients = vec![pod_cidr];
+        // Affinity counts (systemd's CPUAffinity=, taskset): a process pinned to one CPU gets one.
+        settings.udp_workers = std::thread::available_parallelism().map_or(1, usize::from);
         Ok(settings)
     }
 }
@@ -179,7 +188,12 @@ pub struct Dns {
     views: Arc<ViewStore>,
     view_status: tokio::sync::watch::Receiver<podswarm_view::watch::Status>,
     server: hickory_server::Server<Handler>,
+    /// Cancels the UDP loops and hickory's TCP server.
+    shutdown: CancellationToken,
     udp: tokio::task::JoinHandle<std::io::Result<()>>,
+    /// How each further UDP loop (a thread of its own) ended, one message each.
+    workers: tokio::sync::mpsc::UnboundedReceiver<std::io::Result<()>>,
+    running_workers: usize,
     watcher: tokio::task::JoinHandle<()>,
 }
 
@@ -213,6 +227,10 @@ impl Dns {
         tokio::select! {
             tcp = self.server.block_until_done() => tcp.map_err(|source| Error::Server { source }),
             udp = &mut self.udp => udp_outcome(udp),
+            Some(worker) = self.workers.recv() => {
+                self.running_workers -= 1;
+                worker.map_err(|source| Error::Udp { source })
+            }
         }
     }
 
@@ -225,7 +243,13 @@ impl Dns {
             .shutdown_gracefully()
             .await
             .map_err(|source| Error::Server { source });
-        let udp = udp_outcome((&mut self.udp).await);
+        let mut udp = udp_outcome((&mut self.udp).await);
+        while self.running_workers > 0 {
+            self.running_workers -= 1;
+            if let Some(Err(source)) = self.workers.recv().await {
+                udp = udp.and(Err(Error::Udp { source }));
+            }
+        }
         tcp.and(udp)
     }
 }
@@ -241,24 +265,34 @@ fn udp_outcome(joined: Result<std::io::Result<()>, tokio::task::JoinError>) -> R
 
 impl Drop for Dns {
     fn drop(&mut self) {
-        // The server's tasks end with its JoinSet; the watcher and UDP loop are separate tasks.
+        // The server's tasks end with its JoinSet; the watcher and UDP loop are separate tasks,
+        // and the other UDP loops threads that stop when cancelled.
         self.watcher.abort();
         self.udp.abort();
+        self.shutdown.cancel();
     }
 }
 
-/// Binds UDP and TCP on the same address. With port 0 the kernel picks the UDP port and TCP takes
-/// the same one, retrying with another when TCP's is taken.
-pub async fn bind(listen: SocketAddr) -> Result<(UdpSocket, TcpListener), Error> {
+/// Binds `udp_workers` UDP sockets (at least one) and TCP on the same address. With port 0 the
+/// kernel picks the UDP port and the rest take the same one, retrying with another when TCP's is
+/// taken.
+pub async fn bind(
+    listen: SocketAddr,
+    udp_workers: usize,
+) -> Result<(Vec<std::net::UdpSocket>, TcpListener), Error> {
     let bind_error = |addr, source| Error::Bind { addr, source };
     let mut attempts = 0;
     loop {
-        let udp = UdpSocket::bind(listen)
-            .await
-            .map_err(|e| bind_error(listen, e))?;
-        let addr = udp.local_addr().map_err(|e| bind_error(listen, e))?;
+        let first = udp::socket(listen).map_err(|e| bind_error(listen, e))?;
+        let addr = first.local_addr().map_err(|e| bind_error(listen, e))?;
         match TcpListener::bind(addr).await {
-            Ok(tcp) => return Ok((udp, tcp)),
+            Ok(tcp) => {
+                let mut sockets = vec![first];
+                for _ in 1..udp_workers {
+                    sockets.push(udp::socket(addr).map_err(|e| bind_error(addr, e))?);
+                }
+                return Ok((sockets, tcp));
+            }
             Err(e) if listen.port() == 0 && attempts < 20 => {
                 attempts += 1;
                 tracing::debug!(%addr, error = %e, "tcp port taken, trying another");
@@ -272,11 +306,13 @@ pub async fn bind(listen: SocketAddr) -> Result<(UdpSocket, TcpListener), Error>
 /// logged, and is picked up when it appears), starts watching it, and serves. Returns once
 /// queries are being answered.
 pub async fn serve(settings: Settings) -> Result<Dns, Error> {
-    let (udp, tcp) = bind(settings.listen).await?;
-    let local_addr = udp.local_addr().map_err(|source| Error::Bind {
+    let (mut sockets, tcp) = bind(settings.listen, settings.udp_workers).await?;
+    let bound = |source| Error::Bind {
         addr: settings.listen,
         source,
-    })?;
+    };
+    let udp = UdpSocket::from_std(sockets.remove(0)).map_err(bound)?;
+    let local_addr = udp.local_addr().map_err(bound)?;
 
     let views = Arc::new(ViewStore::new(View {
         cluster_domain: settings.cluster_domain.clone(),
@@ -308,11 +344,46 @@ pub async fn serve(settings: Settings) -> Result<Dns, Error> {
         },
     };
     let mut server = hickory_server::Server::new(handler.clone());
-    let udp = tokio::spawn(udp::serve(udp, handler, server.shutdown_token().clone()));
+    let shutdown = server.shutdown_token().clone();
+    // Forwarded queries of every loop run here, where the resolver lives.
+    let forwards = tokio::runtime::Handle::current();
+    let udp = tokio::spawn(udp::serve(
+        udp,
+        handler.clone(),
+        shutdown.clone(),
+        forwards.clone(),
+    ));
+    let (report, workers) = tokio::sync::mpsc::unbounded_channel();
+    let running_workers = sockets.len();
+    for socket in sockets {
+        let (handler, shutdown, forwards, report) = (
+            handler.clone(),
+            shutdown.clone(),
+            forwards.clone(),
+            report.clone(),
+        );
+        let worker = move || {
+            let outcome = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .and_then(|runtime| {
+                    runtime.block_on(async {
+                        let socket = UdpSocket::from_std(socket)?;
+                        udp::serve(socket, handler, shutdown, forwards).await
+                    })
+                });
+            let _ = report.send(outcome);
+        };
+        std::thread::Builder::new()
+            .name("podswarm-dns-udp".into())
+            .spawn(worker)
+            .map_err(bound)?;
+    }
     // 32 responses may queue per TCP connection, as in hickory's own server.
     server.register_listener(tcp, settings.tcp_timeout, 32);
     tracing::info!(
         listen = %local_addr,
+        udp_workers = settings.udp_workers.max(1),
         upstreams = ?settings.upstreams,
         view = %settings.view.display(),
         "serving DNS"
@@ -322,7 +393,10 @@ pub async fn serve(settings: Settings) -> Result<Dns, Error> {
         views,
         view_status,
         server,
+        shutdown,
         udp,
+        workers,
+        running_workers,
         watcher,
     })
 }

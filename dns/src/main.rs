@@ -13,8 +13,10 @@ use podswarm_dns::Settings;
 use podswarm_dns::cli::Args;
 use sd_notify::NotifyState;
 
-// One thread: queries are answered inline by one UDP loop, and on a 2-core node a second worker
-// only adds wake-ups between threads (dnsperf: 53k q/s on one thread, 43k on two).
+// One thread for this runtime (the first UDP loop, TCP, forwarding, the view): queries are
+// answered inline, and a multi-threaded runtime only added wake-ups between threads (dnsperf: 53k
+// q/s on one thread, 43k on two). The other CPUs get UDP loops of their own, each a thread with
+// its own socket (`udp`), which scale where a shared runtime did not.
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> std::process::ExitCode {
     let args = Args::parse();

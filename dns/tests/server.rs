@@ -587,3 +587,71 @@ async fn the_whitelist_refuses_names_and_cname_chains_that_leave_it() {
     assert_eq!(addresses(&m), vec![ip("192.0.2.30")]);
     s.dns.shutdown().await.unwrap();
 }
+
+/// The UDP loops' packet caches under load: clients keep each loop's cache hot with the current
+/// answer while the view is replaced 20 times; once a reload is in, every answer (from new
+/// clients, on either loop, in any case) is the new view's. Not one stale answer.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_cached_answer_outlives_its_view_under_load() {
+    let s = start(Some(&cluster_view()), vec![], true).await;
+    let addr = s.addr();
+    let stop = Arc::new(AtomicBool::new(false));
+    let mut load = Vec::new();
+    for client in 0..4 {
+        let stop = stop.clone();
+        load.push(tokio::spawn(async move {
+            let mut c = udp_client(addr);
+            let n = if client % 2 == 0 {
+                WEB
+            } else {
+                "WEB.Default.SVC.cluster.local."
+            };
+            let started = Instant::now();
+            while !stop.load(Ordering::Relaxed) && started.elapsed() < Duration::from_secs(60) {
+                let _ =
+                    tokio::time::timeout(Duration::from_secs(1), query(&mut c, n, RecordType::A))
+                        .await;
+            }
+        }));
+    }
+    let mut view = cluster_view();
+    let mut stale = Vec::new();
+    let mut checked = 0;
+    for i in 2..=21u8 {
+        view.version = u64::from(i);
+        let fresh = ip(&format!("10.244.9.{i}"));
+        view.services[0].endpoints = vec![endpoint(&fresh.to_string(), true, 8080)];
+        write_view(&s.view_path, &view);
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while s.dns.view().version != u64::from(i) {
+            assert!(Instant::now() < deadline, "version {i} was never loaded");
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+        for n in [
+            WEB,
+            "Web.DEFAULT.svc.Cluster.Local.",
+            WEB,
+            "web.default.SVC.cluster.local.",
+        ] {
+            for _ in 0..5 {
+                let m = udp(addr, n, RecordType::A).await;
+                if addresses(&m) != vec![fresh] {
+                    stale.push(format!("version {i}, {n}: {:?}", addresses(&m)));
+                }
+                checked += 1;
+            }
+        }
+    }
+    stop.store(true, Ordering::Relaxed);
+    for l in load {
+        l.await.unwrap();
+    }
+    assert!(
+        stale.is_empty(),
+        "{} stale answers after a reload, the first: {:?}",
+        stale.len(),
+        &stale[..stale.len().min(3)]
+    );
+    assert_eq!(checked, 20 * 20);
+    s.dns.shutdown().await.unwrap();
+}

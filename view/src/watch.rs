@@ -20,6 +20,7 @@
 use std::ffi::OsString;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
@@ -31,13 +32,25 @@ use crate::{View, ViewError};
 #[derive(Debug)]
 pub struct Current<T> {
     current: RwLock<Arc<T>>,
+    /// Bumped after each swap, so a reader that keeps something derived from the value (the
+    /// DNS packet cache) can tell with one atomic load, without the lock, that it is out of date.
+    generation: AtomicU64,
 }
 
 impl<T> Current<T> {
     pub fn new(value: T) -> Current<T> {
         Current {
             current: RwLock::new(Arc::new(value)),
+            generation: AtomicU64::new(0),
         }
+    }
+
+    /// How many times the value was replaced. A reader that reads this before [`Current::get`]
+    /// and keys what it derives by it never keeps an old value's derivations under a newer
+    /// generation: [`Current::set`] swaps the value first and bumps this after, before anyone
+    /// can [`Current::get`] the new value.
+    pub fn generation(&self) -> u64 {
+        self.generation.load(Ordering::Acquire)
     }
 
     /// The current value. Cheap: an `Arc` clone under a read lock.
@@ -51,10 +64,13 @@ impl<T> Current<T> {
     }
 
     pub fn set(&self, value: Arc<T>) {
-        *self
+        let mut current = self
             .current
             .write()
-            .unwrap_or_else(std::sync::PoisonError::into_inner) = value;
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        *current = value;
+        // Under the lock: whoever has seen the new value through `get` sees the new generation.
+        self.generation.fetch_add(1, Ordering::Release);
     }
 }
 

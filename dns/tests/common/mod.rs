@@ -111,6 +111,8 @@ pub fn settings(view_path: &Path, upstreams: Vec<SocketAddr>, trust_loopback: bo
     s.upstream_timeout = Duration::from_millis(500);
     // The watch must do the work in tests, not the periodic check.
     s.view_poll = Duration::from_secs(30);
+    // Two UDP loops, as on a 2-core node: each with its own packet cache.
+    s.udp_workers = 2;
     s
 }
 
@@ -307,9 +309,10 @@ fn record(asked: &Mutex<Vec<(String, bool)>>, request: &Message, over_tcp: bool)
 
 /// Starts the fake upstream on 127.0.0.1 (random port, the same for UDP and TCP).
 pub async fn upstream() -> Upstream {
-    let (udp, tcp) = podswarm_dns::bind("127.0.0.1:0".parse().unwrap())
+    let (mut udp, tcp) = podswarm_dns::bind("127.0.0.1:0".parse().unwrap(), 1)
         .await
         .unwrap();
+    let udp = tokio::net::UdpSocket::from_std(udp.remove(0)).unwrap();
     let addr = udp.local_addr().unwrap();
     let asked = Arc::new(Mutex::new(Vec::new()));
     let log = asked.clone();
