@@ -9,12 +9,15 @@
 //! Each proxy is pinned to CPU 0 (one nginx worker; podswarm-ingress's runtime on that one CPU),
 //! wrk and the backend to CPU 1, so both proxies get the same single core.
 //!
-//! For each body size and proxy: `wrk -t1 -c50 -d10s --latency` with keep-alive (wrk's default),
-//! requests per second and the p99 latency wrk reports. Two interleaved rounds; the better of each
-//! is kept so a burst of unrelated load does not decide the ratio.
+//! For each case and proxy: `wrk -t1 -c50 -d10s --latency`, requests per second and the p99
+//! latency wrk reports. The cases: 13 B and 64 KiB bodies with keep-alive (wrk's default); 13 B
+//! over HTTPS with keep-alive, both proxies with the same P-256 certificate (rustls and ring
+//! against nginx with OpenSSL); and 13 B with a new connection for every request
+//! (`Connection: close`). Two interleaved rounds; the better of each is kept so a burst of
+//! unrelated load does not decide the ratio.
 //!
 //! podswarm-ingress runs with the environment its unit sets (`Environment=` of
-//! packaging/systemd/podswarm-ingress.service: glibc malloc thresholds).
+//! packaging/systemd/podswarm-ingress.service: mimalloc's settings).
 //!
 //! Run: `cargo build --release --bins && cargo bench -p podswarm-tests --bench ingress`
 //! (needs `wrk` and `nginx`: `apt-get install wrk nginx-light`).
@@ -83,17 +86,89 @@ fn to_ms(v: &str) -> f64 {
     num.parse::<f64>().unwrap_or_else(|e| panic!("{v}: {e}")) * factor
 }
 
-fn wrk(addr: SocketAddr, path: &str) -> Figures {
-    let out = pinned(1, "wrk")
-        .args([
-            "-t1",
-            "-c50",
-            "-d10s",
-            "--latency",
-            "-H",
-            "Host: bench.local",
-        ])
-        .arg(format!("http://{addr}{path}"))
+/// What one wrk run asks for.
+struct Case {
+    label: &'static str,
+    https: bool,
+    path: &'static str,
+    /// A new connection for every request (`Connection: close`), instead of keep-alive.
+    close: bool,
+}
+
+const CASES: [Case; 4] = [
+    Case {
+        label: "13 B",
+        https: false,
+        path: "/small",
+        close: false,
+    },
+    Case {
+        label: "64 KiB",
+        https: false,
+        path: "/large",
+        close: false,
+    },
+    Case {
+        label: "HTTPS 13 B",
+        https: true,
+        path: "/small",
+        close: false,
+    },
+    Case {
+        label: "new conn. 13 B",
+        https: false,
+        path: "/small",
+        close: true,
+    },
+];
+
+impl Case {
+    fn url(&self, http: SocketAddr, https: SocketAddr) -> String {
+        if self.https {
+            format!("https://{https}{}", self.path)
+        } else {
+            format!("http://{http}{}", self.path)
+        }
+    }
+
+    fn host(&self) -> &'static str {
+        if self.https {
+            "Host: secure.local"
+        } else {
+            "Host: bench.local"
+        }
+    }
+
+    /// Fails the benchmark unless the proxy answers this case with the whole file: a redirect
+    /// or an error page would be measured as fast as anything.
+    fn check(&self, http: SocketAddr, https: SocketAddr, who: &str) {
+        let out = std::process::Command::new("curl")
+            .args([
+                "-sk",
+                "-o",
+                "/dev/null",
+                "-w",
+                "%{http_code} %{size_download}",
+                "-H",
+            ])
+            .arg(self.host())
+            .arg(self.url(http, https))
+            .output()
+            .unwrap_or_else(|e| panic!("curl: {e}"));
+        let len = if self.path == "/large" { 64 * 1024 } else { 13 };
+        let got = String::from_utf8_lossy(&out.stdout);
+        assert_eq!(got, format!("200 {len}"), "{who}, {}", self.label);
+    }
+}
+
+fn wrk(http: SocketAddr, https: SocketAddr, case: &Case) -> Figures {
+    let mut command = pinned(1, "wrk");
+    command.args(["-t1", "-c50", "-d10s", "--latency", "-H", case.host()]);
+    if case.close {
+        command.args(["-H", "Connection: close"]);
+    }
+    let out = command
+        .arg(case.url(http, https))
         .output()
         .unwrap_or_else(|e| panic!("wrk (apt-get install wrk): {e}"));
     let text = String::from_utf8_lossy(&out.stdout);
@@ -136,6 +211,19 @@ fn main() {
     std::fs::write(www.join("small"), "hello, bench\n").unwrap_or_else(|e| panic!("{e}"));
     std::fs::write(www.join("large"), vec![b'x'; 64 * 1024]).unwrap_or_else(|e| panic!("{e}"));
 
+    // One certificate for both proxies: P-256, the key type most clusters' issuers hand out.
+    let key = rcgen::KeyPair::generate().unwrap_or_else(|e| panic!("{e}"));
+    let cert = rcgen::CertificateParams::new(vec!["bench.local".to_owned()])
+        .and_then(|p| p.self_signed(&key))
+        .unwrap_or_else(|e| panic!("{e}"));
+    let (cert_pem, key_pem) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
+    std::fs::write(&cert_pem, cert.pem()).unwrap_or_else(|e| panic!("{e}"));
+    std::fs::write(&key_pem, key.serialize_pem()).unwrap_or_else(|e| panic!("{e}"));
+    // podswarmd's form of a Secret: chain, then key, in one file.
+    let secret = dir.path().join("bench.pem");
+    std::fs::write(&secret, format!("{}{}", cert.pem(), key.serialize_pem()))
+        .unwrap_or_else(|e| panic!("{e}"));
+
     let backend_port = free_port();
     let _backend = nginx(
         dir.path(),
@@ -155,25 +243,37 @@ fn main() {
             "endpoints": [{"ip": "127.0.0.1", "pod": "bench-0", "node": "n1", "ready": true,
                 "ports": [{"name": "http", "protocol": "TCP", "port": backend_port}]}]}],
         "pods": [], "recursionClients": [], "whitelist": {"enabled": false, "hosts": []},
-        "ingresses": [{"namespace": "default", "name": "bench", "class": null,
-            "rules": [{"host": "bench.local", "paths": [{"path": "/", "pathType": "Prefix",
-                "backend": {"service": "bench", "port": "http"}}]}],
-            "defaultBackend": null, "tls": []}],
+        // Plain HTTP for bench.local; HTTPS for secure.local (which plain HTTP would redirect).
+        "ingresses": [
+            {"namespace": "default", "name": "bench", "class": null,
+             "rules": [{"host": "bench.local", "paths": [{"path": "/", "pathType": "Prefix",
+                 "backend": {"service": "bench", "port": "http"}}]}],
+             "defaultBackend": null, "tls": []},
+            {"namespace": "default", "name": "secure", "class": null,
+             "rules": [{"host": "secure.local", "paths": [{"path": "/", "pathType": "Prefix",
+                 "backend": {"service": "bench", "port": "http"}}]}],
+             "defaultBackend": null,
+             // No hosts: the default certificate, for wrk, which sends no server name to an
+             // address.
+             "tls": [{"hosts": [], "secret": "bench-tls", "certFile": secret, "secretVersion": 1}]},
+        ],
     });
     let view_path = dir.path().join("view.json");
     std::fs::write(&view_path, view.to_string()).unwrap_or_else(|e| panic!("{e}"));
 
-    let sizes = [("small (13 B)", "/small"), ("64 KiB", "/large")];
     let mut rounds: Vec<Vec<(usize, &str, Figures)>> = Vec::new();
     for _ in 0..2 {
         let mut round = Vec::new();
-        let ours: SocketAddr = ([127, 0, 0, 1], free_port()).into();
+        let http: SocketAddr = ([127, 0, 0, 1], free_port()).into();
+        let https: SocketAddr = ([127, 0, 0, 1], free_port()).into();
         {
             let _ingress = Proc(
                 pinned(0, workspace_binary("podswarm-ingress"))
-                    .args(["--config", "/nonexistent", "--https-listen", ""])
+                    .args(["--config", "/nonexistent"])
                     .arg("--http-listen")
-                    .arg(ours.to_string())
+                    .arg(http.to_string())
+                    .arg("--https-listen")
+                    .arg(https.to_string())
                     .arg("--view")
                     .arg(&view_path)
                     .envs(unit_environment("podswarm-ingress.service"))
@@ -182,41 +282,53 @@ fn main() {
                     .spawn()
                     .unwrap_or_else(|e| panic!("podswarm-ingress: {e}")),
             );
-            wait_listening(ours, "podswarm-ingress");
-            for (i, (_, path)) in sizes.iter().enumerate() {
-                round.push((i, "podswarm-ingress", wrk(ours, path)));
+            wait_listening(http, "podswarm-ingress");
+            wait_listening(https, "podswarm-ingress (HTTPS)");
+            for (i, case) in CASES.iter().enumerate() {
+                case.check(http, https, "podswarm-ingress");
+                round.push((i, "podswarm-ingress", wrk(http, https, case)));
             }
         }
-        let theirs: SocketAddr = ([127, 0, 0, 1], free_port()).into();
+        let http: SocketAddr = ([127, 0, 0, 1], free_port()).into();
+        let https: SocketAddr = ([127, 0, 0, 1], free_port()).into();
         {
+            let location = "    location / {\n      proxy_pass http://backend;\n\
+                 proxy_http_version 1.1;\n      proxy_set_header Connection \"\";\n\
+                 proxy_set_header Host $host;\n\
+                 proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;\n\
+                 proxy_set_header X-Forwarded-Proto $scheme;\n\
+                 proxy_set_header X-Forwarded-Host $host;\n    }";
             let _nginx = nginx(
                 dir.path(),
                 "proxy",
                 0,
                 &format!(
                     "  upstream backend {{ server 127.0.0.1:{backend_port}; keepalive 32; }}\n\
-                     server {{\n    listen {theirs};\n    location / {{\n      proxy_pass http://backend;\n\
-                     proxy_http_version 1.1;\n      proxy_set_header Connection \"\";\n\
-                     proxy_set_header Host $host;\n\
-                     proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;\n\
-                     proxy_set_header X-Forwarded-Proto $scheme;\n\
-                     proxy_set_header X-Forwarded-Host $host;\n    }}\n  }}"
+                     server {{\n    listen {http};\n{location}\n  }}\n\
+                     server {{\n    listen {https} ssl;\n    ssl_certificate {};\n\
+                     ssl_certificate_key {};\n{location}\n  }}",
+                    cert_pem.display(),
+                    key_pem.display()
                 ),
             );
-            wait_listening(theirs, "nginx");
-            for (i, (_, path)) in sizes.iter().enumerate() {
-                round.push((i, "nginx", wrk(theirs, path)));
+            wait_listening(http, "nginx");
+            wait_listening(https, "nginx (HTTPS)");
+            for (i, case) in CASES.iter().enumerate() {
+                case.check(http, https, "nginx");
+                round.push((i, "nginx", wrk(http, https, case)));
             }
         }
         rounds.push(round);
     }
 
-    println!("wrk -t1 -c50 -d10s, keep-alive, loopback; each proxy on one pinned CPU");
     println!(
-        "{:<14} {:<18} {:>10} {:>10} {:>8}",
-        "body", "proxy", "req/s", "p99 ms", "errors"
+        "wrk -t1 -c50 -d10s, loopback; each proxy on one pinned CPU; keep-alive unless 'new conn.'"
     );
-    for (i, (label, _)) in sizes.iter().enumerate() {
+    println!(
+        "{:<16} {:<18} {:>10} {:>10} {:>8}",
+        "case", "proxy", "req/s", "p99 ms", "errors"
+    );
+    for (i, case) in CASES.iter().enumerate() {
         let best = |who: &str| {
             rounds
                 .iter()
@@ -229,13 +341,13 @@ fn main() {
         let (ours, theirs) = (best("podswarm-ingress"), best("nginx"));
         for (who, f) in [("podswarm-ingress", ours), ("nginx", theirs)] {
             println!(
-                "{:<14} {:<18} {:>10.0} {:>10.2} {:>8}",
-                label, who, f.rps, f.p99_ms, f.errors
+                "{:<16} {:<18} {:>10.0} {:>10.2} {:>8}",
+                case.label, who, f.rps, f.p99_ms, f.errors
             );
         }
         println!(
-            "{:<14} ratio: throughput {:.2}x nginx, p99 {:.2}x nginx",
-            label,
+            "{:<16} ratio: throughput {:.2}x nginx, p99 {:.2}x nginx",
+            case.label,
             ours.rps / theirs.rps,
             ours.p99_ms / theirs.p99_ms
         );

@@ -21,6 +21,16 @@
 //!   allowed), accepts, hands TLS to pingora's rustls `Acceptor`, and passes each connection to
 //!   the proxy. It runs on any tokio runtime: the binary's, or a test's. systemd is told READY
 //!   only after [`serve`] returns, that is, once both sockets are bound and the view is read.
+//!   The stream pingora's public API makes of an accepted socket has no buffers, unlike those of
+//!   its own listeners, so each response would leave in several writes; `buffered` puts read
+//!   and write buffers under each connection, below rustls, flushed where pingora flushes.
+//! - **One worker per CPU** (`Settings::workers`), nginx's model: each worker has its own
+//!   `SO_REUSEPORT` listeners (the kernel spreads connections over them), its own
+//!   single-threaded runtime (the first worker uses the caller's) and its own `HttpProxy`, hence
+//!   its own upstream connection pool. A connection lives on one thread from accept to close:
+//!   no task is handed between cores, no pooled socket is woken from another runtime. On one
+//!   core this was worth 4% over tokio's multi-threaded runtime (bench/ingress.rs); on more it
+//!   is what lets the ingress use them.
 //! - **Graceful stop** ([`IngressServer::shutdown`]): stop accepting, tell pingora to close
 //!   keep-alive connections after their current request, give requests in progress
 //!   `shutdown_grace` (5 s) to finish, then drop what is left.
@@ -43,6 +53,7 @@
 //!   `ingress.access_log`; failed requests (5xx from errors) are always logged.
 
 pub mod backend;
+mod buffered;
 pub mod cli;
 pub mod proxy;
 pub mod routes;
@@ -57,6 +68,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
+use buffered::Buffered;
 use pingora_core::apps::ServerApp;
 use pingora_core::listeners::tls::Acceptor;
 use pingora_core::protocols::l4::stream::Stream as L4Stream;
@@ -87,6 +99,11 @@ pub enum Error {
     },
     #[error("cannot set up the HTTPS listener")]
     Tls(#[from] tls::TlsError),
+    #[error("cannot start a worker thread")]
+    Worker {
+        #[source]
+        source: std::io::Error,
+    },
 }
 
 pub use podswarm_config::process::error_chain;
@@ -123,6 +140,10 @@ pub struct Settings {
     pub access_log: bool,
     /// How often the view file is checked besides the file system events.
     pub view_poll: Duration,
+    /// Accepting threads, each with its own runtime, listeners (`SO_REUSEPORT`: the kernel
+    /// spreads connections over them) and upstream connection pool. The binary: one per CPU it
+    /// may run on.
+    pub workers: usize,
 }
 
 impl Settings {
@@ -146,6 +167,7 @@ impl Settings {
             shutdown_grace: Duration::from_secs(5),
             access_log: false,
             view_poll: Duration::from_secs(5),
+            workers: 1,
         }
     }
 
@@ -182,6 +204,8 @@ impl Settings {
             (i.health_interval_secs > 0).then(|| Duration::from_secs(i.health_interval_secs));
         s.shutdown_grace = Duration::from_secs(i.shutdown_grace_secs);
         s.access_log = i.access_log;
+        // Affinity counts (systemd's CPUAffinity=, taskset): a process pinned to one CPU gets one.
+        s.workers = std::thread::available_parallelism().map_or(1, usize::from);
         Ok(s)
     }
 }
@@ -277,14 +301,78 @@ impl Drop for IngressServer {
     }
 }
 
-async fn bind(addr: SocketAddr) -> Result<(TcpListener, SocketAddr), Error> {
-    let listener = TcpListener::bind(addr)
-        .await
-        .map_err(|source| Error::Bind { addr, source })?;
-    let local = listener
+/// `count` listeners (at least one) on `addr` with `SO_REUSEPORT`; with port 0 the first picks
+/// the port and the rest take the same. Each is a std listener, to be registered with the
+/// runtime of the worker that accepts on it.
+fn bind(addr: SocketAddr, count: usize) -> Result<(Vec<std::net::TcpListener>, SocketAddr), Error> {
+    let listener = |addr: SocketAddr| -> std::io::Result<std::net::TcpListener> {
+        let socket = match addr {
+            SocketAddr::V4(_) => tokio::net::TcpSocket::new_v4()?,
+            SocketAddr::V6(_) => tokio::net::TcpSocket::new_v6()?,
+        };
+        socket.set_reuseaddr(true)?;
+        socket.set_reuseport(true)?;
+        socket.bind(addr)?;
+        // As std's own listen backlog; the kernel caps it at net.core.somaxconn.
+        socket.listen(1024)?.into_std()
+    };
+    let first = listener(addr).map_err(|source| Error::Bind { addr, source })?;
+    let local = first
         .local_addr()
         .map_err(|source| Error::Bind { addr, source })?;
-    Ok((listener, local))
+    let mut all = vec![first];
+    for _ in 1..count {
+        all.push(listener(local).map_err(|source| Error::Bind {
+            addr: local,
+            source,
+        })?);
+    }
+    Ok((all, local))
+}
+
+/// One worker's share: its listeners and what it serves them with. It builds its own pingora
+/// apps, so each worker has its own upstream connection pool and never touches another's
+/// sockets.
+struct Worker {
+    http: Option<std::net::TcpListener>,
+    https: Option<std::net::TcpListener>,
+    shared: Arc<proxy::Shared>,
+    conf: Arc<ServerConf>,
+    acceptor: Option<Arc<Acceptor>>,
+    stop: watch::Receiver<bool>,
+    settings: Settings,
+}
+
+impl Worker {
+    /// Accepts on the worker's listeners until told to stop, then lets their connections finish.
+    async fn run(self) {
+        let app = |scheme| {
+            Arc::new(pingora_proxy::http_proxy(
+                &self.conf,
+                IngressProxy {
+                    shared: self.shared.clone(),
+                    scheme,
+                },
+            ))
+        };
+        let listen =
+            |listener: Option<std::net::TcpListener>, scheme, tls: Option<Arc<Acceptor>>| {
+                let app = app(scheme);
+                let (stop, settings) = (self.stop.clone(), self.settings.clone());
+                async move {
+                    let Some(listener) = listener else {
+                        return;
+                    };
+                    match TcpListener::from_std(listener) {
+                        Ok(listener) => accept(listener, tls, app, stop, settings).await,
+                        Err(error) => tracing::error!(%error, "cannot register a listener"),
+                    }
+                }
+            };
+        let http = listen(self.http, Scheme::Http, None);
+        let https = listen(self.https, Scheme::Https, self.acceptor.clone());
+        tokio::join!(http, https);
+    }
 }
 
 /// Starts the ingress: binds, reads the view (an absent or broken file gives an empty table,
@@ -294,13 +382,20 @@ pub async fn serve(settings: Settings) -> Result<IngressServer, Error> {
     if settings.http_listen.is_none() && settings.https_listen.is_none() {
         return Err(Error::NoListener);
     }
-    let http = match settings.http_listen {
-        Some(a) => Some(bind(a).await?),
-        None => None,
+    let workers = settings.workers.max(1);
+    let (mut http, http_addr) = match settings.http_listen {
+        Some(a) => {
+            let (listeners, addr) = bind(a, workers)?;
+            (listeners, Some(addr))
+        }
+        None => (Vec::new(), None),
     };
-    let https = match settings.https_listen {
-        Some(a) => Some(bind(a).await?),
-        None => None,
+    let (mut https, https_addr) = match settings.https_listen {
+        Some(a) => {
+            let (listeners, addr) = bind(a, workers)?;
+            (listeners, Some(addr))
+        }
+        None => (Vec::new(), None),
     };
 
     let current = Arc::new(Current::new(Snapshot::default()));
@@ -331,7 +426,7 @@ pub async fn serve(settings: Settings) -> Result<IngressServer, Error> {
         connect_timeout: settings.connect_timeout,
         read_timeout: settings.read_timeout,
         retries: settings.retries,
-        https_port: https.as_ref().map(|(_, a)| a.port()),
+        https_port: https_addr.map(|a| a.port()),
         access_log: settings.access_log,
     });
     let conf = Arc::new(ServerConf {
@@ -339,45 +434,57 @@ pub async fn serve(settings: Settings) -> Result<IngressServer, Error> {
         max_retries: settings.retries + 1,
         ..ServerConf::default()
     });
+    let acceptor = match https_addr {
+        Some(_) => {
+            let config = tls::server_config(current.clone())?;
+            Some(Arc::new(Acceptor::from_server_config(Arc::new(config))))
+        }
+        None => None,
+    };
     let (stop, _) = watch::channel(false);
-    let mut listeners = Vec::new();
-    let http_addr = http.as_ref().map(|(_, a)| *a);
-    let https_addr = https.as_ref().map(|(_, a)| *a);
-    if let Some((listener, addr)) = http {
-        let app = Arc::new(pingora_proxy::http_proxy(
-            &conf,
-            IngressProxy {
-                shared: shared.clone(),
-                scheme: Scheme::Http,
-            },
-        ));
-        tracing::info!(listen = %addr, "serving HTTP");
-        listeners.push(tokio::spawn(accept(
-            listener,
-            None,
-            app,
-            stop.subscribe(),
-            settings.clone(),
-        )));
+    if let Some(addr) = http_addr {
+        tracing::info!(listen = %addr, workers, "serving HTTP");
     }
-    if let Some((listener, addr)) = https {
-        let config = tls::server_config(current.clone())?;
-        let acceptor = Arc::new(Acceptor::from_server_config(Arc::new(config)));
-        let app = Arc::new(pingora_proxy::http_proxy(
-            &conf,
-            IngressProxy {
-                shared: shared.clone(),
-                scheme: Scheme::Https,
-            },
-        ));
-        tracing::info!(listen = %addr, "serving HTTPS");
-        listeners.push(tokio::spawn(accept(
-            listener,
-            Some(acceptor),
-            app,
-            stop.subscribe(),
-            settings.clone(),
-        )));
+    if let Some(addr) = https_addr {
+        tracing::info!(listen = %addr, workers, "serving HTTPS");
+    }
+    let mut listeners = Vec::new();
+    for index in 0..workers {
+        let worker = Worker {
+            http: (!http.is_empty()).then(|| http.remove(0)),
+            https: (!https.is_empty()).then(|| https.remove(0)),
+            shared: shared.clone(),
+            conf: conf.clone(),
+            acceptor: acceptor.clone(),
+            stop: stop.subscribe(),
+            settings: settings.clone(),
+        };
+        if index == 0 {
+            // The first worker is the caller's runtime.
+            listeners.push(tokio::spawn(worker.run()));
+            continue;
+        }
+        // The others are threads with a runtime each: nginx's worker model, where one
+        // multi-threaded runtime would pass tasks and wake-ups between the cores.
+        let (done, finished) = tokio::sync::oneshot::channel::<()>();
+        let thread = std::thread::Builder::new()
+            .name("podswarm-ingress-worker".into())
+            .spawn(move || {
+                match tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                {
+                    Ok(runtime) => runtime.block_on(worker.run()),
+                    Err(error) => tracing::error!(%error, "cannot start a worker's runtime"),
+                }
+                let _ = done.send(());
+            });
+        if let Err(source) = thread {
+            return Err(Error::Worker { source });
+        }
+        listeners.push(tokio::spawn(async move {
+            let _ = finished.await;
+        }));
     }
     Ok(IngressServer {
         http_addr,
@@ -496,6 +603,8 @@ async fn connection(
     let mut l4 = L4Stream::from(tcp);
     let digest = SocketDigest::from_raw_fd(l4.as_raw_fd());
     l4.set_socket_digest(digest);
+    // The buffers pingora's own listeners would give the stream (`buffered`), under rustls too.
+    let l4 = Buffered::new(l4);
     let stream: Stream = match tls {
         None => Box::new(l4),
         Some(acceptor) => {

@@ -27,9 +27,10 @@ use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use bytes::Bytes;
-use http::header;
+use http::{HeaderValue, header};
+use pingora_core::modules::http::HttpModules;
 use pingora_core::upstreams::peer::HttpPeer;
-use pingora_error::{Error, ErrorSource, ErrorType};
+use pingora_error::{Error, ErrorSource, ErrorType, OrErr};
 use pingora_http::{RequestHeader, ResponseHeader};
 use pingora_proxy::{FailToProxy, ProxyHttp, Session};
 use podswarm_view::watch::Current;
@@ -147,11 +148,25 @@ pub(crate) fn forwarded_headers(
         };
         upstream.insert_header("x-forwarded-for", value)?;
     }
-    upstream.insert_header("x-forwarded-proto", scheme.as_str())?;
-    if let Some(host) = raw_host(session.req_header()).map(str::to_owned) {
-        upstream.insert_header("x-forwarded-host", host.as_str())?;
+    upstream.insert_header(
+        "x-forwarded-proto",
+        HeaderValue::from_static(scheme.as_str()),
+    )?;
+    // What `raw_host` reads, but as the request's own value: shared, not copied.
+    let req = session.req_header();
+    let host = match req.headers.get(header::HOST) {
+        Some(v) if v.to_str().is_ok() => Some(v.clone()),
+        _ => req
+            .uri
+            .authority()
+            .map(|a| HeaderValue::from_str(a.as_str()))
+            .transpose()
+            .or_err(ErrorType::InvalidHTTPHeader, "invalid request authority")?,
+    };
+    if let Some(host) = host {
+        upstream.insert_header("x-forwarded-host", host.clone())?;
         if upstream.headers.get(header::HOST).is_none() {
-            upstream.insert_header(header::HOST, host.as_str())?;
+            upstream.insert_header(header::HOST, host)?;
         }
     }
     Ok(())
@@ -190,6 +205,18 @@ pub(crate) fn body_for(code: u16, backend: &str, e: &Error) -> String {
     }
 }
 
+/// An optional value in a log line, empty when absent, formatted only if the line is written.
+struct OrEmpty<T>(Option<T>);
+
+impl<T: std::fmt::Display> std::fmt::Display for OrEmpty<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.0 {
+            Some(v) => v.fmt(f),
+            None => Ok(()),
+        }
+    }
+}
+
 impl IngressProxy {
     fn peer(&self, addr: SocketAddr) -> HttpPeer {
         let mut peer = HttpPeer::new(addr, false, String::new());
@@ -212,6 +239,10 @@ impl IngressProxy {
 #[async_trait]
 impl ProxyHttp for IngressProxy {
     type CTX = Ctx;
+
+    // pingora's default adds a response compression module at level 0, which does nothing but
+    // costs every request a module context and its filter calls. We never compress.
+    fn init_downstream_modules(&self, _modules: &mut HttpModules) {}
 
     fn new_ctx(&self) -> Ctx {
         Ctx {
@@ -255,8 +286,10 @@ impl ProxyHttp for IngressProxy {
             .await?;
             return Ok(true);
         }
-        let path = session.req_header().uri.path().to_owned();
-        let Some(backend) = snapshot.router.route(&ctx.host, &path) else {
+        let Some(backend) = snapshot
+            .router
+            .route(&ctx.host, session.req_header().uri.path())
+        else {
             respond(
                 session,
                 404,
@@ -383,7 +416,7 @@ impl ProxyHttp for IngressProxy {
     async fn logging(&self, session: &mut Session, e: Option<&Error>, ctx: &mut Ctx) {
         let status = session.response_written().map_or(0, |r| r.status.as_u16());
         let req = session.req_header();
-        let upstream = ctx.current.map(|a| a.to_string()).unwrap_or_default();
+        let upstream = OrEmpty(ctx.current);
         if let Some(e) = e {
             if status >= 500 {
                 tracing::warn!(
@@ -399,10 +432,7 @@ impl ProxyHttp for IngressProxy {
             }
         }
         if self.shared.access_log {
-            let client = session
-                .client_addr()
-                .map(ToString::to_string)
-                .unwrap_or_default();
+            let client = OrEmpty(session.client_addr());
             tracing::info!(
                 target: "access",
                 client = %client,

@@ -346,6 +346,8 @@ pub fn settings(view_path: &Path) -> Settings {
     s.health_interval = None;
     s.connect_timeout = Duration::from_secs(1);
     s.shutdown_grace = Duration::from_secs(2);
+    // Two workers, as on a 2-core node: connections land on either, each with its own pool.
+    s.workers = 2;
     s
 }
 
