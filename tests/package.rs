@@ -158,7 +158,7 @@ fn the_deb_installs_enables_runs_and_purges_cleanly() {
         "resident memory after the checks:\n{}",
         node.sh(
             "for u in podswarm podswarm-gossip podswarm-dns podswarm-ingress; do \
-             printf '%s.service %s\\n' $u \"$(grep ^VmRSS /proc/$(systemctl show -P MainPID $u.service)/status)\"; done"
+             printf '%s.service %s\\n' $u \"$(grep -E '^(VmRSS|RssAnon|RssFile)' /proc/$(systemctl show -P MainPID $u.service)/status | tr -s ' \\t\\n' ' ')\"; done"
         )
     );
 
