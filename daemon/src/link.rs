@@ -54,6 +54,10 @@ pub struct Mirror {
     /// for [`SETTLE`] after it, membership is still being learnt.
     pub synced_at: Option<Instant>,
     pub entries: BTreeMap<String, (Hlc, Value)>,
+    /// A change is in the entries but not yet in the local state and the change count: a writer
+    /// that saw its write here now would return before the API's snapshot can hold it (a read
+    /// right after `rollout resume` found the Deployment still paused, under load).
+    pub settling: bool,
 }
 
 /// A node as the API shows it.
@@ -208,7 +212,12 @@ impl Link {
         let mut changes = self.seen.subscribe();
         let wait = async {
             loop {
-                if done(&self.mirror.read().unwrap_or_else(|p| p.into_inner())) {
+                // A change still settling is seen once it is counted (`follow_once` bumps after).
+                let ready = {
+                    let m = self.mirror.read().unwrap_or_else(|p| p.into_inner());
+                    !m.settling && done(&m)
+                };
+                if ready {
                     return true;
                 }
                 if changes.changed().await.is_err() {
@@ -757,6 +766,7 @@ impl Link {
             }
             if let Ok(mut m) = self.mirror.write() {
                 m.synced = false;
+                m.settling = false;
             }
             tokio::time::sleep(Duration::from_millis(500)).await;
         }
@@ -774,6 +784,7 @@ impl Link {
                 let Ok(mut m) = self.mirror.write() else {
                     return Ok(());
                 };
+                m.settling = true;
                 match event {
                     Event::Snapshot(items) => {
                         m.entries = items
@@ -806,6 +817,9 @@ impl Link {
             } else {
                 // Node records and subnets change placement and routes.
                 self.state.touch();
+            }
+            if let Ok(mut m) = self.mirror.write() {
+                m.settling = false;
             }
             self.bump();
         }
