@@ -19,6 +19,10 @@
 //! podswarm-ingress runs with the environment its unit sets (`Environment=` of
 //! packaging/systemd/podswarm-ingress.service: mimalloc's settings).
 //!
+//! A second table runs both proxies with a worker per CPU (podswarm-ingress's default, nginx's
+//! `worker_processes auto`) and nothing pinned but the backend: how each uses the second core,
+//! with wrk sharing the cores. `INGRESS_BENCH_ONE_CORE=1` skips it.
+//!
 //! Run: `cargo build --release --bins && cargo bench -p podswarm-tests --bench ingress`
 //! (needs `wrk` and `nginx`: `apt-get install wrk nginx-light`).
 
@@ -42,11 +46,20 @@ fn wait_listening(addr: SocketAddr, what: &str) {
     panic!("{what} is not listening on {addr}");
 }
 
-fn nginx(dir: &Path, name: &str, cpu: u32, server_block: &str) -> Proc {
+/// Where a program runs: pinned to one CPU, or wherever the scheduler puts it.
+fn on(cpu: Option<u32>, program: impl AsRef<std::ffi::OsStr>) -> std::process::Command {
+    match cpu {
+        Some(cpu) => pinned(cpu, program),
+        None => std::process::Command::new(program),
+    }
+}
+
+/// An nginx with `workers` worker processes (`auto`: one per CPU).
+fn nginx(dir: &Path, name: &str, cpu: Option<u32>, workers: &str, server_block: &str) -> Proc {
     let prefix = dir.join(name);
     std::fs::create_dir_all(prefix.join("logs")).unwrap_or_else(|e| panic!("{e}"));
     let conf = format!(
-        "worker_processes 1;\ndaemon off;\npid {p}/nginx.pid;\nerror_log {p}/logs/error.log warn;\n\
+        "worker_processes {workers};\ndaemon off;\npid {p}/nginx.pid;\nerror_log {p}/logs/error.log warn;\n\
          events {{ worker_connections 4096; }}\n\
          http {{\n  access_log off;\n  client_body_temp_path {p}/body;\n  proxy_temp_path {p}/proxy;\n\
          fastcgi_temp_path {p}/fcgi;\n  uwsgi_temp_path {p}/uwsgi;\n  scgi_temp_path {p}/scgi;\n\
@@ -55,7 +68,7 @@ fn nginx(dir: &Path, name: &str, cpu: u32, server_block: &str) -> Proc {
     );
     let conf_path = prefix.join("nginx.conf");
     std::fs::write(&conf_path, conf).unwrap_or_else(|e| panic!("{e}"));
-    let child = pinned(cpu, "/usr/sbin/nginx")
+    let child = on(cpu, "/usr/sbin/nginx")
         .arg("-p")
         .arg(&prefix)
         .arg("-c")
@@ -161,8 +174,8 @@ impl Case {
     }
 }
 
-fn wrk(http: SocketAddr, https: SocketAddr, case: &Case) -> Figures {
-    let mut command = pinned(1, "wrk");
+fn wrk(cpu: Option<u32>, http: SocketAddr, https: SocketAddr, case: &Case) -> Figures {
+    let mut command = on(cpu, "wrk");
     command.args(["-t1", "-c50", "-d10s", "--latency", "-H", case.host()]);
     if case.close {
         command.args(["-H", "Connection: close"]);
@@ -228,7 +241,8 @@ fn main() {
     let _backend = nginx(
         dir.path(),
         "backend",
-        1,
+        Some(1),
+        "1",
         &format!(
             "  server {{ listen 127.0.0.1:{backend_port}; root {}; }}",
             www.display()
@@ -261,6 +275,39 @@ fn main() {
     let view_path = dir.path().join("view.json");
     std::fs::write(&view_path, view.to_string()).unwrap_or_else(|e| panic!("{e}"));
 
+    table(
+        dir.path(),
+        &view_path,
+        (&cert_pem, &key_pem),
+        backend_port,
+        true,
+    );
+    if std::env::var_os("INGRESS_BENCH_ONE_CORE").is_none() {
+        table(
+            dir.path(),
+            &view_path,
+            (&cert_pem, &key_pem),
+            backend_port,
+            false,
+        );
+    }
+}
+
+/// One table: both proxies measured in two interleaved rounds, the better of each kept.
+/// `pinned`: each proxy on CPU 0 with one worker, wrk on CPU 1; otherwise the proxies with a
+/// worker per CPU and wrk wherever the scheduler puts them (the backend stays on CPU 1).
+fn table(
+    dir: &Path,
+    view_path: &Path,
+    (cert_pem, key_pem): (&Path, &Path),
+    backend_port: u16,
+    pinned: bool,
+) {
+    let (proxy_cpu, client_cpu) = if pinned {
+        (Some(0), Some(1))
+    } else {
+        (None, None)
+    };
     let mut rounds: Vec<Vec<(usize, &str, Figures)>> = Vec::new();
     for _ in 0..2 {
         let mut round = Vec::new();
@@ -268,14 +315,14 @@ fn main() {
         let https: SocketAddr = ([127, 0, 0, 1], free_port()).into();
         {
             let _ingress = Proc(
-                pinned(0, workspace_binary("podswarm-ingress"))
+                on(proxy_cpu, workspace_binary("podswarm-ingress"))
                     .args(["--config", "/nonexistent"])
                     .arg("--http-listen")
                     .arg(http.to_string())
                     .arg("--https-listen")
                     .arg(https.to_string())
                     .arg("--view")
-                    .arg(&view_path)
+                    .arg(view_path)
                     .envs(unit_environment("podswarm-ingress.service"))
                     .env("PODSWARM_LOG", "warn")
                     .stdout(Stdio::null())
@@ -286,7 +333,7 @@ fn main() {
             wait_listening(https, "podswarm-ingress (HTTPS)");
             for (i, case) in CASES.iter().enumerate() {
                 case.check(http, https, "podswarm-ingress");
-                round.push((i, "podswarm-ingress", wrk(http, https, case)));
+                round.push((i, "podswarm-ingress", wrk(client_cpu, http, https, case)));
             }
         }
         let http: SocketAddr = ([127, 0, 0, 1], free_port()).into();
@@ -299,9 +346,10 @@ fn main() {
                  proxy_set_header X-Forwarded-Proto $scheme;\n\
                  proxy_set_header X-Forwarded-Host $host;\n    }";
             let _nginx = nginx(
-                dir.path(),
+                dir,
                 "proxy",
-                0,
+                proxy_cpu,
+                if pinned { "1" } else { "auto" },
                 &format!(
                     "  upstream backend {{ server 127.0.0.1:{backend_port}; keepalive 32; }}\n\
                      server {{\n    listen {http};\n{location}\n  }}\n\
@@ -315,7 +363,7 @@ fn main() {
             wait_listening(https, "nginx (HTTPS)");
             for (i, case) in CASES.iter().enumerate() {
                 case.check(http, https, "nginx");
-                round.push((i, "nginx", wrk(http, https, case)));
+                round.push((i, "nginx", wrk(client_cpu, http, https, case)));
             }
         }
         rounds.push(round);
