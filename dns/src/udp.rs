@@ -120,8 +120,9 @@ const BATCH: usize = 16;
 /// its own, a few KiB for a batch of datagrams.)
 struct Inbox {
     buffers: Vec<Vec<u8>>,
-    /// Length and source of each datagram of the last batch.
-    received: Vec<(usize, SocketAddr)>,
+    /// Length and source of each datagram of the last batch. A source that is not an IP address
+    /// cannot be answered (and cannot happen on a UDP socket): `None`, its slot unused.
+    received: Vec<(usize, Option<SocketAddr>)>,
 }
 
 impl Inbox {
@@ -149,11 +150,8 @@ impl Inbox {
         )?;
         self.received.clear();
         for message in results {
-            // A source that is not an IP address cannot be answered (and cannot happen on a UDP
-            // socket); its slot stays unused.
             let src = message.address.as_ref().and_then(std_addr);
-            self.received
-                .push((message.bytes, src.unwrap_or(UNSPECIFIED)));
+            self.received.push((message.bytes, src));
         }
         Ok(())
     }
@@ -217,11 +215,6 @@ impl Outbox {
         self.destinations.clear();
     }
 }
-
-const UNSPECIFIED: SocketAddr = SocketAddr::V4(std::net::SocketAddrV4::new(
-    std::net::Ipv4Addr::UNSPECIFIED,
-    0,
-));
 
 fn std_addr(addr: &SockaddrStorage) -> Option<SocketAddr> {
     addr.as_sockaddr_in()
@@ -290,9 +283,9 @@ pub async fn serve(
         // finds the cache emptied (`fast`).
         let generation = handler.views.generation();
         for (i, &(len, src)) in inbox.received.iter().enumerate() {
-            if src == UNSPECIFIED {
+            let Some(src) = src else {
                 continue;
-            }
+            };
             let packet = &inbox.buffers[i][..len];
             let query = fast::Query::parse(packet);
             if let Some(query) = &query {
