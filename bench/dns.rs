@@ -125,16 +125,8 @@ struct Figures {
     lost: u64,
 }
 
-/// Where a program runs: pinned to one CPU, or wherever the scheduler puts it.
-fn on(cpu: Option<u32>, program: impl AsRef<std::ffi::OsStr>) -> Command {
-    match cpu {
-        Some(cpu) => pinned(cpu, program),
-        None => Command::new(program),
-    }
-}
-
 fn dnsperf(cpu: Option<u32>, addr: SocketAddr, queries: &Path, extra: &[&str]) -> Child {
-    on(cpu, "dnsperf")
+    pinned(cpu, "dnsperf")
         .args(["-s", &addr.ip().to_string(), "-p", &addr.port().to_string()])
         .arg("-d")
         .arg(queries)
@@ -219,10 +211,10 @@ fn wait_echo(addr: SocketAddr) {
 }
 
 /// One table: each server measured twice, interleaved, the better round of each kept.
-/// `pinned`: servers on CPU 0 and dnsperf on CPU 1; otherwise all of them anywhere.
-fn table(dir: &Path, pinned: bool) {
+/// `one_core`: servers on CPU 0 and dnsperf on CPU 1; otherwise all of them anywhere.
+fn table(dir: &Path, one_core: bool) {
     let queries = dir.join("queries");
-    let (server_cpu, client_cpu) = if pinned {
+    let (server_cpu, client_cpu) = if one_core {
         (Some(0), Some(1))
     } else {
         (None, None)
@@ -234,7 +226,7 @@ fn table(dir: &Path, pinned: bool) {
         {
             let addr: SocketAddr = ([127, 0, 0, 1], free_port()).into();
             let _dns = Server(
-                on(server_cpu, workspace_binary("podswarm-dns"))
+                pinned(server_cpu, workspace_binary("podswarm-dns"))
                     .args(["--config", "/nonexistent", "--listen", &addr.to_string()])
                     .arg("--view")
                     .arg(dir.join("view.json"))
@@ -250,7 +242,7 @@ fn table(dir: &Path, pinned: bool) {
         {
             let addr: SocketAddr = ([127, 0, 0, 1], free_port()).into();
             let _dnsmasq = Server(
-                on(server_cpu, "dnsmasq")
+                pinned(server_cpu, "dnsmasq")
                     .args([
                         "--keep-in-foreground",
                         "--conf-file=/dev/null",
@@ -278,7 +270,7 @@ fn table(dir: &Path, pinned: bool) {
             let addr: SocketAddr = ([127, 0, 0, 1], free_port()).into();
             let exe = std::env::current_exe().unwrap_or_else(|e| panic!("{e}"));
             let _reflector = Server(
-                on(server_cpu, exe)
+                pinned(server_cpu, exe)
                     .env("REFLECT", addr.to_string())
                     .stdout(Stdio::null())
                     .spawn()
@@ -300,7 +292,7 @@ fn table(dir: &Path, pinned: bool) {
     let results = [best(0), best(1), best(2)];
     println!(
         "{}: {SERVICES} services x {ENDPOINTS} endpoints, A queries, loopback; latency at {LATENCY_QPS} q/s",
-        if pinned {
+        if one_core {
             "one core (servers on CPU 0, dnsperf on CPU 1)"
         } else {
             "both cores (servers and dnsperf unpinned)"

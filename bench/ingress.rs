@@ -46,14 +46,6 @@ fn wait_listening(addr: SocketAddr, what: &str) {
     panic!("{what} is not listening on {addr}");
 }
 
-/// Where a program runs: pinned to one CPU, or wherever the scheduler puts it.
-fn on(cpu: Option<u32>, program: impl AsRef<std::ffi::OsStr>) -> std::process::Command {
-    match cpu {
-        Some(cpu) => pinned(cpu, program),
-        None => std::process::Command::new(program),
-    }
-}
-
 /// An nginx with `workers` worker processes (`auto`: one per CPU).
 fn nginx(dir: &Path, name: &str, cpu: Option<u32>, workers: &str, server_block: &str) -> Proc {
     let prefix = dir.join(name);
@@ -68,7 +60,7 @@ fn nginx(dir: &Path, name: &str, cpu: Option<u32>, workers: &str, server_block: 
     );
     let conf_path = prefix.join("nginx.conf");
     std::fs::write(&conf_path, conf).unwrap_or_else(|e| panic!("{e}"));
-    let child = on(cpu, "/usr/sbin/nginx")
+    let child = pinned(cpu, "/usr/sbin/nginx")
         .arg("-p")
         .arg(&prefix)
         .arg("-c")
@@ -175,7 +167,7 @@ impl Case {
 }
 
 fn wrk(cpu: Option<u32>, http: SocketAddr, https: SocketAddr, case: &Case) -> Figures {
-    let mut command = on(cpu, "wrk");
+    let mut command = pinned(cpu, "wrk");
     command.args(["-t1", "-c50", "-d10s", "--latency", "-H", case.host()]);
     if case.close {
         command.args(["-H", "Connection: close"]);
@@ -294,16 +286,16 @@ fn main() {
 }
 
 /// One table: both proxies measured in two interleaved rounds, the better of each kept.
-/// `pinned`: each proxy on CPU 0 with one worker, wrk on CPU 1; otherwise the proxies with a
+/// `one_core`: each proxy on CPU 0 with one worker, wrk on CPU 1; otherwise the proxies with a
 /// worker per CPU and wrk wherever the scheduler puts them (the backend stays on CPU 1).
 fn table(
     dir: &Path,
     view_path: &Path,
     (cert_pem, key_pem): (&Path, &Path),
     backend_port: u16,
-    pinned: bool,
+    one_core: bool,
 ) {
-    let (proxy_cpu, client_cpu) = if pinned {
+    let (proxy_cpu, client_cpu) = if one_core {
         (Some(0), Some(1))
     } else {
         (None, None)
@@ -315,7 +307,7 @@ fn table(
         let https: SocketAddr = ([127, 0, 0, 1], free_port()).into();
         {
             let _ingress = Proc(
-                on(proxy_cpu, workspace_binary("podswarm-ingress"))
+                pinned(proxy_cpu, workspace_binary("podswarm-ingress"))
                     .args(["--config", "/nonexistent"])
                     .arg("--http-listen")
                     .arg(http.to_string())
@@ -349,7 +341,7 @@ fn table(
                 dir,
                 "proxy",
                 proxy_cpu,
-                if pinned { "1" } else { "auto" },
+                if one_core { "1" } else { "auto" },
                 &format!(
                     "  upstream backend {{ server 127.0.0.1:{backend_port}; keepalive 32; }}\n\
                      server {{\n    listen {http};\n{location}\n  }}\n\
@@ -370,7 +362,12 @@ fn table(
     }
 
     println!(
-        "wrk -t1 -c50 -d10s, loopback; each proxy on one pinned CPU; keep-alive unless 'new conn.'"
+        "wrk -t1 -c50 -d10s, loopback, keep-alive unless 'new conn.'; {}",
+        if one_core {
+            "one core: each proxy on CPU 0 (one worker), wrk on CPU 1"
+        } else {
+            "both cores: a worker per CPU for each proxy, nothing pinned but the backend"
+        }
     );
     println!(
         "{:<16} {:<18} {:>10} {:>10} {:>8}",

@@ -257,8 +257,15 @@ pub fn unit_environment(unit: &str) -> Vec<(String, String)> {
 }
 
 /// For the benchmarks: `program` pinned to one CPU with `taskset` (where it exists), so the server
-/// under test and the load generator do not trade places on a small machine.
-pub fn pinned(cpu: u32, program: impl AsRef<std::ffi::OsStr>) -> std::process::Command {
+/// under test and the load generator do not trade places on a small machine; `None` leaves it
+/// wherever the scheduler puts it (the benchmarks' both-cores tables).
+pub fn pinned(
+    cpu: impl Into<Option<u32>>,
+    program: impl AsRef<std::ffi::OsStr>,
+) -> std::process::Command {
+    let Some(cpu) = cpu.into() else {
+        return std::process::Command::new(program);
+    };
     if std::path::Path::new("/usr/bin/taskset").exists() {
         let mut c = std::process::Command::new("taskset");
         c.arg("-c").arg(cpu.to_string()).arg(program);
