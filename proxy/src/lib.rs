@@ -432,6 +432,11 @@ pub async fn serve(settings: Settings) -> Result<IngressServer, Error> {
     let conf = Arc::new(ServerConf {
         // pingora counts attempts, not retries.
         max_retries: settings.retries + 1,
+        // No task per idle backend connection: a keep-alive request would otherwise pay a task
+        // spawn, a timer and two wake-ups to hand its backend connection back and forth
+        // (third_party/README.md). A backend that closes an idle connection is noticed when the
+        // connection is next picked, and the pool holds at most its size in such connections.
+        upstream_keepalive_lazy_idle_check: true,
         ..ServerConf::default()
     });
     let acceptor = match https_addr {

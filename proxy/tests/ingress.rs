@@ -4,11 +4,14 @@
 
 mod common;
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use common::*;
 use http_body_util::BodyExt;
 use podswarm_view::watch::Status;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 // ---- routing ----
 
@@ -707,6 +710,70 @@ async fn reloads_during_load_drop_nothing() {
     assert!(all.len() > 200, "only {} requests", all.len());
     assert!(to_a > 0 && to_b > 0, "a: {to_a}, b: {to_b}");
     assert_eq!(get(addr, "r.test", "/").await.backend(), "a");
+    ing.server.shutdown().await;
+}
+
+/// A backend that keeps a connection open for 100 ms after each answer, then closes it, as
+/// nginx's `keepalive_timeout` and most servers do with idle keep-alive connections. Counts the
+/// connections it accepted.
+// A helper outside #[test] functions: a panic is the failure report here too.
+#[allow(clippy::unwrap_used)]
+async fn closing_backend(addr: &str) -> (std::net::SocketAddr, Arc<AtomicUsize>) {
+    let listener = tokio::net::TcpListener::bind(addr).await.unwrap();
+    let local = listener.local_addr().unwrap();
+    let accepted = Arc::new(AtomicUsize::new(0));
+    let count = accepted.clone();
+    tokio::spawn(async move {
+        while let Ok((mut tcp, _)) = listener.accept().await {
+            count.fetch_add(1, Ordering::SeqCst);
+            tokio::spawn(async move {
+                let mut seen = Vec::new();
+                let mut buf = [0u8; 4096];
+                while !seen.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match tcp.read(&mut buf).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => seen.extend_from_slice(&buf[..n]),
+                    }
+                }
+                let _ = tcp
+                    .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok")
+                    .await;
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            });
+        }
+    });
+    (local, accepted)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_backend_connection_closed_while_idle_is_not_reused() {
+    let (addr, accepted) = closing_backend("127.0.0.2:0").await;
+    let v = view(
+        1,
+        vec![service("idle", vec![endpoint(addr, "n1", true)])],
+        vec![ingress(
+            "idle",
+            vec![rule(Some("idle.test"), vec![prefix("/", "idle")])],
+        )],
+    );
+    let ing = start(Some(&v)).await;
+    // One client connection, so every request goes through the same worker and its pool.
+    let mut client = http1(tokio::net::TcpStream::connect(ing.http()).await.unwrap()).await;
+    for round in 0..3 {
+        let answer = send_on(&mut client, request("GET", "idle.test", "/", &[], ""))
+            .await
+            .unwrap_or_else(|e| panic!("round {round}: {e}"));
+        assert_eq!(
+            (answer.status, answer.body.as_str()),
+            (200, "ok"),
+            "round {round}"
+        );
+        // The backend closes the pooled connection meanwhile.
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    // Each request had to open a new backend connection (a retry on a dead pooled connection
+    // would also show up as one more).
+    assert_eq!(accepted.load(Ordering::SeqCst), 3);
     ing.server.shutdown().await;
 }
 
