@@ -316,7 +316,7 @@ fn table(
                     .arg("--view")
                     .arg(view_path)
                     .envs(unit_environment("podswarm-ingress.service"))
-                    .env("PODSWARM_LOG", "warn")
+                    .env("PODSWARM_LOG", "warn,rustls=error")
                     .stdout(Stdio::null())
                     .spawn()
                     .unwrap_or_else(|e| panic!("podswarm-ingress: {e}")),
