@@ -220,6 +220,9 @@ impl Client {
             .method(method)
             .uri(path)
             .header("host", host);
+        if !extra.iter().any(|(k, _)| k.eq_ignore_ascii_case("accept")) {
+            req = req.header("accept", podswarm_api::MEDIA_TYPE);
+        }
         if let (Some(token), Target::Tcp { .. }) = (&self.token, &self.target) {
             req = req.header("authorization", format!("Bearer {token}"));
         }

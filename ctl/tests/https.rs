@@ -12,96 +12,12 @@
 #[allow(dead_code)]
 mod support;
 
-use std::net::{Ipv4Addr, SocketAddr};
+use std::net::Ipv4Addr;
 use std::path::Path;
-use std::sync::Arc;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
-use hyper::Method;
-use podswarm_api::{CreatedToken, NewToken};
-use support::TestNode;
-
-/// A cluster CA, and a server configuration whose certificate it signed for `names`.
-struct Pki {
-    ca_pem: String,
-    server: Arc<rustls::ServerConfig>,
-}
-
-fn pki(names: &[&str]) -> Pki {
-    pki_named("podswarm CA", names)
-}
-
-/// [`pki`] with a CA called `ca_name`: every cluster's CA has the same name, so another
-/// cluster's CA fails the signature check (BadSignature) rather than the issuer lookup.
-fn pki_named(ca_name: &str, names: &[&str]) -> Pki {
-    let ca_key = rcgen::KeyPair::generate().unwrap();
-    let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
-    ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
-    ca_params
-        .distinguished_name
-        .push(rcgen::DnType::CommonName, ca_name);
-    let ca_cert = ca_params.self_signed(&ca_key).unwrap();
-    let issuer = rcgen::Issuer::new(ca_params, ca_key);
-
-    let key = rcgen::KeyPair::generate().unwrap();
-    let names: Vec<String> = names.iter().map(|n| (*n).to_owned()).collect();
-    let cert = rcgen::CertificateParams::new(names)
-        .unwrap()
-        .signed_by(&key, &issuer)
-        .unwrap();
-    let server = rustls::ServerConfig::builder_with_provider(Arc::new(
-        rustls::crypto::ring::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()
-    .unwrap()
-    .with_no_client_auth()
-    .with_single_cert(
-        vec![cert.der().clone()],
-        rustls::pki_types::PrivateKeyDer::Pkcs8(key.serialize_der().into()),
-    )
-    .unwrap();
-    Pki {
-        ca_pem: ca_cert.pem(),
-        server: Arc::new(server),
-    }
-}
-
-/// What a node's certificate names.
-const NODE_NAMES: &[&str] = &["node-a", "127.0.0.1", "::1", "localhost"];
-
-/// A token of the node's API, created over its socket.
-fn token(node: &TestNode) -> String {
-    let request = NewToken {
-        description: "https test".into(),
-        ttl_seconds: None,
-    };
-    let created: CreatedToken = node
-        .block_on(
-            node.client()
-                .send_json(Method::POST, "/api/v1/tokens", &request),
-        )
-        .unwrap_or_else(|e| panic!("{e:#}"));
-    node.wait_for("the token in the read model", |n| {
-        n.api
-            .model
-            .current()
-            .tokens()
-            .iter()
-            .any(|t| t.id == created.id)
-    });
-    created.token
-}
-
-/// A kubeconfig as kubectl writes it, with `cluster` the cluster's fields (indented by 4).
-fn kubeconfig(dir: &Path, name: &str, cluster: &str, token: &str) -> String {
-    let text = format!(
-        "apiVersion: v1\nkind: Config\npreferences: {{}}\nclusters:\n- name: podswarm\n  cluster:\n{cluster}contexts:\n- name: podswarm\n  context:\n    cluster: podswarm\n    user: me\ncurrent-context: podswarm\nusers:\n- name: me\n  user:\n    token: {token}\n"
-    );
-    let path = dir.join(name);
-    std::fs::write(&path, text).unwrap();
-    path.display().to_string()
-}
+use support::{NODE_NAMES, TestNode, https_node, kubeconfig, pki, pki_named};
 
 /// Runs the real podswarmctl with `args` only: no socket, no KUBECONFIG, an empty HOME.
 fn ctl(home: &Path, args: &[&str]) -> (i32, String, String) {
@@ -120,14 +36,6 @@ fn ctl(home: &Path, args: &[&str]) -> (i32, String, String) {
         String::from_utf8_lossy(&out.stdout).into_owned(),
         String::from_utf8_lossy(&out.stderr).into_owned(),
     )
-}
-
-fn https_node(names: &[&str]) -> (TestNode, Pki, SocketAddr, String) {
-    let node = TestNode::start("node-a", Ipv4Addr::LOCALHOST.into());
-    let pki = pki(names);
-    let address = node.serve_https(Arc::clone(&pki.server));
-    let token = token(&node);
-    (node, pki, address, token)
 }
 
 #[test]

@@ -15,6 +15,7 @@
 //! so the wire format changes only where the contract does.
 
 mod body;
+mod kube;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -243,6 +244,7 @@ pub fn routes(api: Shared, max_body: usize) -> Router {
         .route("/api/v1/tokens/{id}", delete(revoke_token))
         .route("/api/v1/health", get(health))
         .route("/metrics", get(metrics))
+        .merge(kube::routes())
         .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "no such endpoint") })
         .layer(DefaultBodyLimit::max(max_body))
         .with_state(api)
@@ -454,7 +456,32 @@ struct ListQuery {
     namespace: Option<String>,
 }
 
-async fn list_pods(AxState(api): AxState<Shared>, Query(q): Query<ListQuery>) -> ApiResult {
+/// `GET /api/v1/pods`, `/api/v1/services` and `/api/v1/nodes` are both podswarm's lists and
+/// Kubernetes' all-namespaces (or cluster) lists: Kubernetes' answer, unless the client asks for
+/// podswarm's media type ([`podswarm_api::MEDIA_TYPE`], what podswarmctl sends).
+fn kube_list(
+    api: &Shared,
+    plural: &str,
+    headers: &axum::http::HeaderMap,
+    uri: &axum::http::Uri,
+) -> Option<Response> {
+    let podswarm = headers
+        .get_all(header::ACCEPT)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .any(|v| v.contains(podswarm_api::MEDIA_TYPE));
+    (!podswarm).then(|| kube::list_all(api, plural, headers, uri))
+}
+
+async fn list_pods(
+    AxState(api): AxState<Shared>,
+    headers: axum::http::HeaderMap,
+    uri: axum::http::Uri,
+    Query(q): Query<ListQuery>,
+) -> ApiResult {
+    if let Some(answer) = kube_list(&api, "pods", &headers, &uri) {
+        return Ok(answer);
+    }
     let snapshot = api.model.current();
     let pods: Vec<&crate::reconcile::PodView> = snapshot
         .pods()
@@ -799,7 +826,15 @@ async fn scale_deployment(
     })
 }
 
-async fn list_services(AxState(api): AxState<Shared>, Query(q): Query<ListQuery>) -> ApiResult {
+async fn list_services(
+    AxState(api): AxState<Shared>,
+    headers: axum::http::HeaderMap,
+    uri: axum::http::Uri,
+    Query(q): Query<ListQuery>,
+) -> ApiResult {
+    if let Some(answer) = kube_list(&api, "services", &headers, &uri) {
+        return Ok(answer);
+    }
     let snapshot = api.model.current();
     let items: Vec<ServiceItem> = snapshot
         .objects("Service", q.namespace.as_deref())
@@ -875,7 +910,14 @@ async fn list_ingresses(AxState(api): AxState<Shared>, Query(q): Query<ListQuery
     ok(List::from(items))
 }
 
-async fn list_nodes(AxState(api): AxState<Shared>) -> ApiResult {
+async fn list_nodes(
+    AxState(api): AxState<Shared>,
+    headers: axum::http::HeaderMap,
+    uri: axum::http::Uri,
+) -> ApiResult {
+    if let Some(answer) = kube_list(&api, "nodes", &headers, &uri) {
+        return Ok(answer);
+    }
     ok(List::from(node_items(&api.model.current())))
 }
 
@@ -1206,6 +1248,17 @@ mod tests {
     /// One request through the real router over TCP: the status and the body (JSON, or the
     /// text as a JSON string).
     async fn call(api: &Shared, method: &str, path: &str, body: &[u8]) -> (StatusCode, Value) {
+        call_as(api, method, path, body, podswarm_api::MEDIA_TYPE).await
+    }
+
+    /// [`call`] asking for `accept`.
+    async fn call_as(
+        api: &Shared,
+        method: &str,
+        path: &str,
+        body: &[u8],
+        accept: &str,
+    ) -> (StatusCode, Value) {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let address = listener.local_addr().unwrap();
         let app = routes(Arc::clone(api), MAX_BODY);
@@ -1220,6 +1273,7 @@ mod tests {
             .method(method)
             .uri(path)
             .header(header::HOST, address.to_string())
+            .header(header::ACCEPT, accept)
             .body(http_body_util::Full::new(Bytes::copy_from_slice(body)))
             .unwrap();
         let response = sender.send_request(request).await.unwrap();
@@ -1542,5 +1596,39 @@ spec:
                 .unwrap()
                 .contains("podswarm_pods{phase=\"Running\"} 1\n")
         );
+    }
+
+    #[tokio::test]
+    async fn shared_list_paths_answer_kubernetes_unless_podswarm_is_asked_for() {
+        let node = node();
+        let table = "application/json;as=Table;v=v1;g=meta.k8s.io,application/json";
+        for (path, kind) in [
+            ("/api/v1/pods", "PodList"),
+            ("/api/v1/services", "ServiceList"),
+            ("/api/v1/nodes", "NodeList"),
+        ] {
+            let (status, body) = call_as(&node.api, "GET", path, b"", "application/json").await;
+            assert_eq!(status, StatusCode::OK, "{path}: {body}");
+            assert_eq!(body["kind"], kind, "{path}: {body}");
+            assert_eq!(body["apiVersion"], "v1");
+            let (_, body) = call_as(&node.api, "GET", path, b"", table).await;
+            assert_eq!(body["kind"], "Table", "{path}: {body}");
+            let (_, body) = call(&node.api, "GET", path, b"").await;
+            assert!(
+                body.get("kind").is_none() && body["items"].is_array(),
+                "{path}: {body}"
+            );
+        }
+        let (status, body) = call_as(
+            &node.api,
+            "GET",
+            "/api/v1/pods?labelSelector=a+in+(b)",
+            b"",
+            "*/*",
+        )
+        .await;
+        assert_eq!(status, StatusCode::BAD_REQUEST);
+        assert_eq!(body["kind"], "Status");
+        assert_eq!(body["reason"], "BadRequest");
     }
 }

@@ -12,7 +12,7 @@
 //! knows of the others: they are not live members, so they read as NotReady. Creation times
 //! come from a clock the test sets back before writing ([`TestNode::at`]).
 
-use std::net::IpAddr;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -20,7 +20,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use hyper::Method;
-use podswarm_api::{ApplyResult, PodView};
+use podswarm_api::{ApplyResult, CreatedToken, NewToken, PodView};
 use podswarm_daemon::api::{Api, routes, tcp_router};
 use podswarm_daemon::link::Link;
 use podswarm_daemon::reconcile::PodViews;
@@ -303,4 +303,95 @@ pub fn transcribe(socket: &Path, out: &mut String, args: &[&str]) -> i32 {
         args.join(" ")
     ));
     code
+}
+
+// ---- HTTPS: a cluster CA, a node certificate, a token and a kubeconfig, as a cluster has them ----
+
+/// A cluster CA, and a server configuration whose certificate it signed for `names`.
+pub struct Pki {
+    pub ca_pem: String,
+    pub server: Arc<rustls::ServerConfig>,
+}
+
+pub fn pki(names: &[&str]) -> Pki {
+    pki_named("podswarm CA", names)
+}
+
+/// [`pki`] with a CA called `ca_name`: every cluster's CA has the same name, so another
+/// cluster's CA fails the signature check (BadSignature) rather than the issuer lookup.
+pub fn pki_named(ca_name: &str, names: &[&str]) -> Pki {
+    let ca_key = rcgen::KeyPair::generate().unwrap();
+    let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    ca_params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, ca_name);
+    let ca_cert = ca_params.self_signed(&ca_key).unwrap();
+    let issuer = rcgen::Issuer::new(ca_params, ca_key);
+
+    let key = rcgen::KeyPair::generate().unwrap();
+    let names: Vec<String> = names.iter().map(|n| (*n).to_owned()).collect();
+    let cert = rcgen::CertificateParams::new(names)
+        .unwrap()
+        .signed_by(&key, &issuer)
+        .unwrap();
+    let server = rustls::ServerConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_no_client_auth()
+    .with_single_cert(
+        vec![cert.der().clone()],
+        rustls::pki_types::PrivateKeyDer::Pkcs8(key.serialize_der().into()),
+    )
+    .unwrap();
+    Pki {
+        ca_pem: ca_cert.pem(),
+        server: Arc::new(server),
+    }
+}
+
+/// What a node's certificate names.
+pub const NODE_NAMES: &[&str] = &["node-a", "127.0.0.1", "::1", "localhost"];
+
+/// A token of the node's API, created over its socket.
+pub fn token(node: &TestNode) -> String {
+    let request = NewToken {
+        description: "https test".into(),
+        ttl_seconds: None,
+    };
+    let created: CreatedToken = node
+        .block_on(
+            node.client()
+                .send_json(Method::POST, "/api/v1/tokens", &request),
+        )
+        .unwrap_or_else(|e| panic!("{e:#}"));
+    node.wait_for("the token in the read model", |n| {
+        n.api
+            .model
+            .current()
+            .tokens()
+            .iter()
+            .any(|t| t.id == created.id)
+    });
+    created.token
+}
+
+/// A kubeconfig as kubectl writes it, with `cluster` the cluster's fields (indented by 4).
+pub fn kubeconfig(dir: &Path, name: &str, cluster: &str, token: &str) -> String {
+    let text = format!(
+        "apiVersion: v1\nkind: Config\npreferences: {{}}\nclusters:\n- name: podswarm\n  cluster:\n{cluster}contexts:\n- name: podswarm\n  context:\n    cluster: podswarm\n    user: me\ncurrent-context: podswarm\nusers:\n- name: me\n  user:\n    token: {token}\n"
+    );
+    let path = dir.join(name);
+    std::fs::write(&path, text).unwrap();
+    path.display().to_string()
+}
+
+pub fn https_node(names: &[&str]) -> (TestNode, Pki, SocketAddr, String) {
+    let node = TestNode::start("node-a", Ipv4Addr::LOCALHOST.into());
+    let pki = pki(names);
+    let address = node.serve_https(Arc::clone(&pki.server));
+    let token = token(&node);
+    (node, pki, address, token)
 }

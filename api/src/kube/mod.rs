@@ -1,0 +1,8 @@
+//! The Kubernetes API's own documents, as kubectl reads them: discovery, `Status` errors and
+//! `Table` answers. Objects themselves are `k8s-openapi` types.
+
+pub mod discovery;
+pub mod objects;
+pub mod status;
+pub mod table;
+pub mod tables;

@@ -1,0 +1,615 @@
+//! The Kubernetes API's read side (DESIGN.md, "The Kubernetes API subset"): version, discovery,
+//! and `get`/`list` of the supported kinds, as JSON objects or as the `Table` kubectl asks for.
+//! Errors are `Status` objects.
+//!
+//! Everything answers from the current [`Snapshot`], like the rest of the API: applied objects
+//! as they were applied, with the metadata Kubernetes adds (`resourceVersion` is the state
+//! version of the write, `creationTimestamp` its first write); pods and nodes as their records
+//! say, turned into Kubernetes objects by `podswarm_api::kube::objects`. Which resources exist
+//! is one table (`podswarm_api::kube::discovery`), so discovery offers exactly what is routed.
+
+use axum::Router;
+use axum::extract::{Path, Query, State as AxState};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, Status};
+use podswarm_api::kube::discovery::{self, Resource};
+use podswarm_api::kube::status::{self, Reason};
+use podswarm_api::kube::{objects, tables};
+use podswarm_manifest::Object;
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::Shared;
+use crate::model::Snapshot;
+use crate::state::Entry;
+
+/// The Kubernetes version podswarm's API follows (its objects are k8s-openapi's latest).
+const KUBE_MINOR: &str = "35";
+
+pub(super) fn routes() -> Router<Shared> {
+    Router::new()
+        .route("/version", get(version))
+        .route(
+            "/api",
+            get(|| async { json_response(&discovery::core_versions()) }),
+        )
+        .route(
+            "/apis",
+            get(|| async { json_response(&discovery::groups()) }),
+        )
+        .route("/api/v1", get(|| async { group_resources("", "v1") }))
+        .route("/apis/{group}/{version}", get(group_version))
+        .route("/api/v1/{resource}", get(core_list_all))
+        .route("/api/v1/{resource}/{name}", get(core_get_cluster))
+        .route(
+            "/api/v1/namespaces/{ns}/{resource}",
+            get(core_list_namespaced),
+        )
+        .route(
+            "/api/v1/namespaces/{ns}/{resource}/{name}",
+            get(core_get_namespaced),
+        )
+        .route("/apis/{group}/{version}/{resource}", get(group_list_all))
+        .route(
+            "/apis/{group}/{version}/namespaces/{ns}/{resource}",
+            get(group_list_namespaced),
+        )
+        .route(
+            "/apis/{group}/{version}/namespaces/{ns}/{resource}/{name}",
+            get(group_get_namespaced),
+        )
+}
+
+/// A `Status` answer with its code (boxed: a `Status` is large, and errors are the rare path).
+pub(super) struct KubeError(Box<Status>);
+
+impl IntoResponse for KubeError {
+    fn into_response(self) -> Response {
+        let code = self
+            .0
+            .code
+            .and_then(|c| u16::try_from(c).ok())
+            .and_then(|c| StatusCode::from_u16(c).ok())
+            .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        (code, json_response(&*self.0)).into_response()
+    }
+}
+
+impl KubeError {
+    pub(super) fn new(reason: Reason, message: impl Into<String>) -> KubeError {
+        KubeError(Box::new(status::failure(reason, message)))
+    }
+}
+
+type KubeResult = Result<Response, KubeError>;
+
+fn json_response(value: &impl serde::Serialize) -> Response {
+    match serde_json::to_vec(value) {
+        Ok(body) => ([(header::CONTENT_TYPE, "application/json")], body).into_response(),
+        Err(e) => (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()).into_response(),
+    }
+}
+
+async fn version() -> Response {
+    let version = env!("CARGO_PKG_VERSION");
+    json_response(&json!({
+        "major": "1",
+        "minor": KUBE_MINOR,
+        "gitVersion": format!("v1.{KUBE_MINOR}.0-podswarm.{version}"),
+        "gitCommit": "",
+        "gitTreeState": "",
+        "buildDate": "",
+        "goVersion": "",
+        "compiler": "rustc",
+        "platform": format!("linux/{}", std::env::consts::ARCH),
+    }))
+}
+
+async fn group_version(Path((group, version)): Path<(String, String)>) -> KubeResult {
+    group_resources(&group, &version)
+}
+
+fn group_resources(group: &str, version: &str) -> KubeResult {
+    discovery::resources(group, version)
+        .map(|list| json_response(&list))
+        .ok_or_else(|| {
+            let gv = if group.is_empty() {
+                version.to_owned()
+            } else {
+                format!("{group}/{version}")
+            };
+            KubeError::new(
+                Reason::NotFound,
+                format!("the server could not find the requested resource: podswarm serves no group version {gv}"),
+            )
+        })
+}
+
+/// The list and watch parameters kubectl sends; the ones this stop does not implement are
+/// refused rather than ignored.
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct ListParams {
+    label_selector: Option<String>,
+    field_selector: Option<String>,
+    watch: Option<String>,
+    /// Accepted: podswarm answers whole lists (no `continue` token is ever returned).
+    #[allow(dead_code)]
+    limit: Option<u64>,
+    #[serde(rename = "continue")]
+    continue_: Option<String>,
+}
+
+fn resource(group: &str, version: &str, plural: &str) -> Result<&'static Resource, KubeError> {
+    discovery::find(group, version, plural).ok_or_else(|| {
+        KubeError::new(
+            Reason::NotFound,
+            format!("the server could not find the requested resource ({plural} is not a resource podswarm serves in {})",
+                if group.is_empty() { version.to_owned() } else { format!("{group}/{version}") }),
+        )
+    })
+}
+
+async fn core_list_all(
+    AxState(api): AxState<Shared>,
+    Path(plural): Path<String>,
+    Query(q): Query<ListParams>,
+    headers: HeaderMap,
+) -> KubeResult {
+    list(&api, resource("", "v1", &plural)?, None, &q, &headers)
+}
+
+/// A core all-namespaces (or cluster-scoped) list, for the podswarm routes that share its path.
+pub(super) fn list_all(
+    api: &Shared,
+    plural: &str,
+    headers: &HeaderMap,
+    uri: &axum::http::Uri,
+) -> Response {
+    let answer = Query::<ListParams>::try_from_uri(uri)
+        .map_err(|e| KubeError::new(Reason::BadRequest, e.body_text()))
+        .and_then(|Query(q)| list(api, resource("", "v1", plural)?, None, &q, headers));
+    match answer {
+        Ok(response) => response,
+        Err(e) => e.into_response(),
+    }
+}
+
+async fn group_list_all(
+    AxState(api): AxState<Shared>,
+    Path((group, version, plural)): Path<(String, String, String)>,
+    Query(q): Query<ListParams>,
+    headers: HeaderMap,
+) -> KubeResult {
+    list(
+        &api,
+        resource(&group, &version, &plural)?,
+        None,
+        &q,
+        &headers,
+    )
+}
+
+async fn core_list_namespaced(
+    AxState(api): AxState<Shared>,
+    Path((ns, plural)): Path<(String, String)>,
+    Query(q): Query<ListParams>,
+    headers: HeaderMap,
+) -> KubeResult {
+    let r = resource("", "v1", &plural)?;
+    list(&api, namespaced(r)?, Some(&ns), &q, &headers)
+}
+
+async fn group_list_namespaced(
+    AxState(api): AxState<Shared>,
+    Path((group, version, ns, plural)): Path<(String, String, String, String)>,
+    Query(q): Query<ListParams>,
+    headers: HeaderMap,
+) -> KubeResult {
+    let r = resource(&group, &version, &plural)?;
+    list(&api, namespaced(r)?, Some(&ns), &q, &headers)
+}
+
+async fn core_get_cluster(
+    AxState(api): AxState<Shared>,
+    Path((plural, name)): Path<(String, String)>,
+    headers: HeaderMap,
+) -> KubeResult {
+    let r = resource("", "v1", &plural)?;
+    if r.namespaced {
+        return Err(KubeError::new(
+            Reason::NotFound,
+            format!("{plural} are namespaced: /api/v1/namespaces/NAMESPACE/{plural}/{name}"),
+        ));
+    }
+    one(&api, r, None, &name, &headers)
+}
+
+async fn core_get_namespaced(
+    AxState(api): AxState<Shared>,
+    Path((ns, plural, name)): Path<(String, String, String)>,
+    headers: HeaderMap,
+) -> KubeResult {
+    let r = resource("", "v1", &plural)?;
+    one(&api, namespaced(r)?, Some(&ns), &name, &headers)
+}
+
+async fn group_get_namespaced(
+    AxState(api): AxState<Shared>,
+    Path((group, version, ns, plural, name)): Path<(String, String, String, String, String)>,
+    headers: HeaderMap,
+) -> KubeResult {
+    let r = resource(&group, &version, &plural)?;
+    one(&api, namespaced(r)?, Some(&ns), &name, &headers)
+}
+
+fn namespaced(r: &'static Resource) -> Result<&'static Resource, KubeError> {
+    if r.namespaced {
+        Ok(r)
+    } else {
+        Err(KubeError::new(
+            Reason::NotFound,
+            format!("{} are not namespaced", r.plural),
+        ))
+    }
+}
+
+/// Whether the client asked for a `Table` (kubectl's `get` does, with JSON as its fallback).
+pub(super) fn wants_table(headers: &HeaderMap) -> bool {
+    headers
+        .get_all(header::ACCEPT)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .next()
+        .is_some_and(|first| first.contains("as=Table") && first.contains("g=meta.k8s.io"))
+}
+
+fn now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+/// One of the objects the snapshot lists for `r`: its Kubernetes form, and what a table row of
+/// it needs.
+struct Item<'a> {
+    value: Value,
+    namespace: String,
+    name: String,
+    labels: std::collections::BTreeMap<String, String>,
+    source: Source<'a>,
+}
+
+enum Source<'a> {
+    Entry(&'a Entry),
+    Pod(&'a crate::model::Pod),
+    Node(podswarm_api::Node),
+}
+
+/// An applied object with the metadata Kubernetes adds on write.
+fn entry_value(e: &Entry) -> Value {
+    let mut value = e.object.to_value();
+    if let Some(meta) = value.get_mut("metadata").and_then(Value::as_object_mut) {
+        meta.insert("resourceVersion".into(), json!(e.version.to_string()));
+        if let Some(t) = objects::time(e.created) {
+            meta.insert("creationTimestamp".into(), json!(t));
+        }
+        meta.insert("uid".into(), json!(uid(&e.object, e.created)));
+        meta.insert("generation".into(), json!(e.version));
+    }
+    value
+}
+
+/// A stable UUID-shaped id per object and creation: the same on every node.
+fn uid(object: &Object, created: u64) -> String {
+    use sha2::{Digest, Sha256};
+    let digest = Sha256::digest(format!(
+        "{}/{}/{}/{created}",
+        object.kind(),
+        object.namespace(),
+        object.name()
+    ));
+    let h = digest
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect::<String>();
+    format!(
+        "{}-{}-{}-{}-{}",
+        &h[0..8],
+        &h[8..12],
+        &h[12..16],
+        &h[16..20],
+        &h[20..32]
+    )
+}
+
+fn items<'a>(snapshot: &'a Snapshot, r: &Resource, ns: Option<&'a str>) -> Vec<Item<'a>> {
+    match r.kind {
+        "Pod" => snapshot
+            .pods()
+            .filter(|p| ns.is_none_or(|n| p.view.namespace == n))
+            .map(|p| {
+                let host = snapshot
+                    .nodes()
+                    .iter()
+                    .find(|n| n.name == p.view.node)
+                    .map(|n| n.address.as_str());
+                Item {
+                    value: serde_json::to_value(objects::pod(&p.view, host)).unwrap_or(Value::Null),
+                    namespace: p.view.namespace.clone(),
+                    name: p.view.name.clone(),
+                    labels: p.view.labels.clone(),
+                    source: Source::Pod(p),
+                }
+            })
+            .collect(),
+        "Node" => super::node_items(snapshot)
+            .into_iter()
+            .map(|n| Item {
+                value: serde_json::to_value(objects::node(&n, env!("CARGO_PKG_VERSION")))
+                    .unwrap_or(Value::Null),
+                namespace: String::new(),
+                name: n.name.clone(),
+                labels: n.labels.clone(),
+                source: Source::Node(n),
+            })
+            .collect(),
+        kind => snapshot
+            .objects(kind, ns)
+            .map(|e| Item {
+                value: entry_value(e),
+                namespace: e.object.namespace().to_owned(),
+                name: e.object.name().to_owned(),
+                labels: e.object.metadata().labels.clone().unwrap_or_default(),
+                source: Source::Entry(e),
+            })
+            .collect(),
+    }
+}
+
+/// `labelSelector`: `k=v`, `k==v`, `k!=v`, `k`, `!k`, comma-separated (all must hold). Set-based
+/// terms (`in`, `notin`) are refused rather than misread.
+fn label_filter(selector: &str) -> Result<Vec<(String, Option<String>, bool)>, KubeError> {
+    let mut terms = Vec::new();
+    for term in selector.split(',').map(str::trim).filter(|t| !t.is_empty()) {
+        if term.contains(" in ") || term.contains(" notin ") || term.contains('(') {
+            return Err(KubeError::new(
+                Reason::BadRequest,
+                format!(
+                    "unable to parse requirement {term:?}: set-based label selectors are not supported by podswarm"
+                ),
+            ));
+        }
+        if let Some((k, v)) = term.split_once("!=") {
+            terms.push((k.trim().to_owned(), Some(v.trim().to_owned()), false));
+        } else if let Some((k, v)) = term.split_once("==").or_else(|| term.split_once('=')) {
+            terms.push((k.trim().to_owned(), Some(v.trim().to_owned()), true));
+        } else if let Some(k) = term.strip_prefix('!') {
+            terms.push((k.trim().to_owned(), None, false));
+        } else {
+            terms.push((term.to_owned(), None, true));
+        }
+    }
+    Ok(terms)
+}
+
+fn matches_labels(
+    labels: &std::collections::BTreeMap<String, String>,
+    terms: &[(String, Option<String>, bool)],
+) -> bool {
+    terms.iter().all(|(k, v, equal)| match v {
+        Some(v) => (labels.get(k) == Some(v)) == *equal,
+        None => labels.contains_key(k) == *equal,
+    })
+}
+
+/// `fieldSelector`: `metadata.name=…` and `metadata.namespace=…` (what kubectl sends for `get
+/// KIND NAME --watch` and `-n`); any other field is refused.
+fn field_filter(selector: &str) -> Result<Vec<(String, String, bool)>, KubeError> {
+    let mut terms = Vec::new();
+    for term in selector.split(',').map(str::trim).filter(|t| !t.is_empty()) {
+        let (k, v, equal) = if let Some((k, v)) = term.split_once("!=") {
+            (k, v, false)
+        } else if let Some((k, v)) = term.split_once("==").or_else(|| term.split_once('=')) {
+            (k, v, true)
+        } else {
+            return Err(KubeError::new(
+                Reason::BadRequest,
+                format!("invalid field selector {term:?}"),
+            ));
+        };
+        let k = k.trim();
+        if k != "metadata.name" && k != "metadata.namespace" {
+            return Err(KubeError::new(
+                Reason::BadRequest,
+                format!(
+                    "field label not supported: {k} (podswarm selects on metadata.name and metadata.namespace)"
+                ),
+            ));
+        }
+        terms.push((k.to_owned(), v.trim().to_owned(), equal));
+    }
+    Ok(terms)
+}
+
+fn list(
+    api: &Shared,
+    r: &'static Resource,
+    ns: Option<&str>,
+    q: &ListParams,
+    headers: &HeaderMap,
+) -> KubeResult {
+    if q.watch.as_deref().is_some_and(|w| w != "false" && w != "0") {
+        return Err(KubeError::new(
+            Reason::MethodNotAllowed,
+            "watch is not supported by podswarm yet",
+        ));
+    }
+    if q.continue_.as_deref().is_some_and(|c| !c.is_empty()) {
+        return Err(KubeError::new(
+            Reason::Gone,
+            "the continue token is not valid: podswarm answers whole lists",
+        ));
+    }
+    let labels = label_filter(q.label_selector.as_deref().unwrap_or_default())?;
+    let fields = field_filter(q.field_selector.as_deref().unwrap_or_default())?;
+    let snapshot = api.model.current();
+    let items: Vec<Item<'_>> = items(&snapshot, r, ns)
+        .into_iter()
+        .filter(|i| matches_labels(&i.labels, &labels))
+        .filter(|i| {
+            fields.iter().all(|(k, v, equal)| {
+                let field = if k == "metadata.name" {
+                    &i.name
+                } else {
+                    &i.namespace
+                };
+                (field == v) == *equal
+            })
+        })
+        .collect();
+    let resource_version = snapshot.stamp.state.to_string();
+    if wants_table(headers) {
+        let mut table = table(&snapshot, r, &items);
+        table.metadata.resource_version = Some(resource_version);
+        return Ok(json_response(&table));
+    }
+    Ok(json_response(&json!({
+        "kind": format!("{}List", r.kind),
+        "apiVersion": r.group_version(),
+        "metadata": {"resourceVersion": resource_version},
+        "items": items.into_iter().map(|i| i.value).collect::<Vec<_>>(),
+    })))
+}
+
+fn one(
+    api: &Shared,
+    r: &'static Resource,
+    ns: Option<&str>,
+    name: &str,
+    headers: &HeaderMap,
+) -> KubeResult {
+    let snapshot = api.model.current();
+    let mut found: Vec<Item<'_>> = items(&snapshot, r, ns)
+        .into_iter()
+        .filter(|i| i.name == name)
+        .collect();
+    let Some(item) = found.pop() else {
+        return Err(KubeError(Box::new(status::not_found(
+            r.group, r.plural, name,
+        ))));
+    };
+    if wants_table(headers) {
+        let mut table = table(&snapshot, r, std::slice::from_ref(&item));
+        table.metadata.resource_version = Some(snapshot.stamp.state.to_string());
+        return Ok(json_response(&table));
+    }
+    Ok(json_response(&item.value))
+}
+
+fn table(
+    snapshot: &Snapshot,
+    r: &Resource,
+    items: &[Item<'_>],
+) -> podswarm_api::kube::table::Table {
+    let now = now();
+    match r.kind {
+        "Pod" => tables::pods(
+            items.iter().filter_map(|i| match &i.source {
+                Source::Pod(p) => Some(&p.view),
+                _ => None,
+            }),
+            now,
+        ),
+        "Node" => tables::nodes(
+            items.iter().filter_map(|i| match &i.source {
+                Source::Node(n) => Some(n),
+                _ => None,
+            }),
+            env!("CARGO_PKG_VERSION"),
+        ),
+        _ => {
+            let entries = items.iter().filter_map(|i| match &i.source {
+                Source::Entry(e) => Some(*e),
+                _ => None,
+            });
+            entry_table(snapshot, r, entries, now)
+        }
+    }
+}
+
+fn entry_table<'a>(
+    snapshot: &'a Snapshot,
+    r: &Resource,
+    entries: impl Iterator<Item = &'a Entry>,
+    now: u64,
+) -> podswarm_api::kube::table::Table {
+    match r.kind {
+        "Deployment" => tables::deployments(
+            entries.filter_map(|e| match &e.object {
+                Object::Deployment(d) => snapshot
+                    .deployment(e.object.namespace(), e.object.name())
+                    .map(|s| (s, d)),
+                _ => None,
+            }),
+            now,
+        ),
+        "Service" => tables::services(
+            entries.filter_map(|e| match &e.object {
+                Object::Service(s) => Some((s, e.created)),
+                _ => None,
+            }),
+            now,
+        ),
+        "Ingress" => tables::ingresses(
+            entries.filter_map(|e| match &e.object {
+                Object::Ingress(i) => Some((i, e.created)),
+                _ => None,
+            }),
+            now,
+        ),
+        "Namespace" => tables::simple(
+            entries.map(|e| (meta(e), vec![json!("Active")], e.created)),
+            &[("Status", "The namespace's phase.")],
+            now,
+        ),
+        "ConfigMap" => tables::simple(
+            entries.map(|e| {
+                let n = match &e.object {
+                    Object::ConfigMap(c) => {
+                        c.data.as_ref().map_or(0, |d| d.len())
+                            + c.binary_data.as_ref().map_or(0, |d| d.len())
+                    }
+                    _ => 0,
+                };
+                (meta(e), vec![json!(n)], e.created)
+            }),
+            &[("Data", "Number of keys.")],
+            now,
+        ),
+        "Secret" => tables::simple(
+            entries.map(|e| {
+                let (type_, n) = match &e.object {
+                    Object::Secret(s) => (
+                        s.type_.clone().unwrap_or_else(|| "Opaque".to_owned()),
+                        s.data.as_ref().map_or(0, |d| d.len())
+                            + s.string_data.as_ref().map_or(0, |d| d.len()),
+                    ),
+                    _ => (String::new(), 0),
+                };
+                (meta(e), vec![json!(type_), json!(n)], e.created)
+            }),
+            &[("Type", "The type of secret."), ("Data", "Number of keys.")],
+            now,
+        ),
+        _ => tables::simple(entries.map(|e| (meta(e), Vec::new(), e.created)), &[], now),
+    }
+}
+
+fn meta(e: &Entry) -> &ObjectMeta {
+    e.object.metadata()
+}
