@@ -15,7 +15,42 @@ use std::path::Path;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
-use support::{NODE_NAMES, https_node, kubeconfig};
+use podswarm_api::{ContainerView, Phase, PodView};
+use support::{NODE_NAMES, https_node, kubeconfig, now};
+
+/// A running, ready pod of the web Deployment on node-a, as its reconciler reports it.
+fn running_pod(name: &str) -> PodView {
+    let unit = format!("podswarm-default_{name}.service");
+    PodView {
+        namespace: "default".into(),
+        name: name.into(),
+        node: "node-a".into(),
+        ip: Some("10.244.0.2".into()),
+        phase: Phase::Running,
+        ready: true,
+        restarts: 1,
+        reason: None,
+        message: None,
+        owner: Some("Deployment/web".into()),
+        labels: [("app".to_owned(), "web".to_owned())].into(),
+        unit: unit.clone(),
+        units: vec![unit.clone()],
+        containers: vec![ContainerView {
+            name: "web".into(),
+            podman_name: format!("default_{name}_web"),
+            image: "localhost/web:1".into(),
+            unit,
+            state: "active/running".into(),
+            restarts: 1,
+        }],
+        created: now() - 930,
+        warnings: Vec::new(),
+        ready_since: Some(now() - 300),
+        terminating: false,
+        moving: false,
+        replaces: None,
+    }
+}
 
 /// kubectl with `args`, the kubeconfig only and an empty HOME (no cached discovery); requests
 /// time out after 10 s, so a command podswarm does not serve fails rather than hangs.
@@ -101,6 +136,7 @@ fn kubectl_against_podswarm() {
     };
     let (node, pki, address, token) = https_node(NODE_NAMES);
     node.apply(APP);
+    node.pods([running_pod("web-0")]);
     let home = tempfile::tempdir().unwrap();
     let cluster = format!(
         "    server: https://{address}\n    certificate-authority-data: {}\n",
@@ -216,16 +252,74 @@ fn kubectl_against_podswarm() {
             Expect::NotYet("watch"),
         ),
         (
-            "logs",
+            "get pods -o wide",
+            &["get", "pods", "-o", "wide"],
+            None,
+            Expect::Works(&["web-0", "1/1", "Running", "10.244.0.2", "node-a", "15m"]),
+        ),
+        (
+            "describe pod",
+            &["describe", "pod", "web-0"],
+            None,
+            Expect::Works(&[
+                "Status:",
+                "Running",
+                "IP:",
+                "10.244.0.2",
+                "Restart Count:  1",
+            ]),
+        ),
+        (
+            "logs POD",
             &["logs", "web-0"],
             None,
-            Expect::NotYet("the pods/log subresource"),
+            Expect::Works(&["CONTAINER_NAME=default_web-0_web", "second line"]),
+        ),
+        (
+            "logs -f --tail 5 -c web POD",
+            &["logs", "-f", "--tail", "5", "-c", "web", "web-0"],
+            None,
+            Expect::Works(&["--lines=5", "--follow"]),
+        ),
+        (
+            "logs --timestamps POD",
+            &["logs", "--timestamps", "web-0"],
+            None,
+            Expect::Refuses("timestamps is not supported"),
         ),
         (
             "scale",
             &["scale", "deploy/web", "--replicas=3"],
             None,
-            Expect::NotYet("the deployments/scale subresource"),
+            Expect::Works(&["deployment.apps/web scaled"]),
+        ),
+        (
+            "get deploy (after scale)",
+            &["get", "deploy", "web", "-o", "jsonpath={.spec.replicas}"],
+            None,
+            Expect::Works(&["3"]),
+        ),
+        (
+            "scale --current-replicas (wrong)",
+            &[
+                "scale",
+                "deploy/web",
+                "--current-replicas=7",
+                "--replicas=4",
+            ],
+            None,
+            Expect::Refuses("Expected replicas to be 7, was 3"),
+        ),
+        (
+            "scale --resource-version (stale)",
+            &[
+                "scale",
+                "deploy/web",
+                "--resource-version=1",
+                "--replicas=4",
+            ],
+            None,
+            Expect::Refuses("Expected resource version to be 1"),
         ),
         (
             "rollout status",

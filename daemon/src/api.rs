@@ -590,6 +590,18 @@ async fn pod_logs(
     Query(q): Query<LogQuery>,
     uri: axum::http::Uri,
 ) -> ApiResult {
+    logs(&api, &ns, &name, &q, &uri).await
+}
+
+/// A pod's logs: from journald here, or from the node that runs it (the same request, `uri`,
+/// made to that node).
+async fn logs(
+    api: &Shared,
+    ns: &str,
+    name: &str,
+    q: &LogQuery,
+    uri: &axum::http::Uri,
+) -> ApiResult {
     let key = format!("{ns}/{name}");
     let pod = api
         .model
@@ -598,7 +610,7 @@ async fn pod_logs(
         .map(|p| p.view.clone())
         .ok_or_else(|| ApiError::not_found(format!("pod {key}")))?;
     if !pod.node.is_empty() && pod.node != api.node_name {
-        return proxy_logs(&api, &pod.node, &uri).await;
+        return proxy_logs(api, &pod.node, uri).await;
     }
     if pod.units.is_empty() {
         return Err(ApiError::new(
@@ -793,32 +805,51 @@ impl JsonShape for Scale {
     }
 }
 
-async fn scale_deployment(
-    AxState(api): AxState<Shared>,
-    Path((ns, name)): Path<(String, String)>,
-    JsonBody(scale): JsonBody<Scale>,
-) -> ApiResult {
-    if !(0..=1000).contains(&scale.replicas) {
+/// Sets a Deployment's replicas, and answers once the snapshot has the write. With
+/// `resource_version`, only if the Deployment is still at that version (409 otherwise), as
+/// Kubernetes' optimistic concurrency has it.
+async fn scale_to(
+    api: &Shared,
+    ns: &str,
+    name: &str,
+    replicas: i32,
+    resource_version: Option<u64>,
+) -> Result<(), ApiError> {
+    if !(0..=1000).contains(&replicas) {
         return Err(ApiError::new(
             StatusCode::BAD_REQUEST,
+            format!("replicas must be between 0 and 1000, got {replicas}"),
+        ));
+    }
+    let snapshot = api.model.settled();
+    let found = entry(&snapshot, "Deployment", ns, name)?;
+    if let Some(wanted) = resource_version.filter(|v| *v != found.version) {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
             format!(
-                "replicas must be between 0 and 1000, got {}",
-                scale.replicas
+                "Operation cannot be fulfilled on deployments.apps {name:?}: the object has been modified (resourceVersion {} now, {wanted} given); please apply your changes to the latest version and try again",
+                found.version
             ),
         ));
     }
-    let object = entry(&api.model.settled(), "Deployment", &ns, &name)?
-        .object
-        .clone();
-    let Object::Deployment(mut d) = object else {
+    let Object::Deployment(mut d) = found.object.clone() else {
         return Err(ApiError::not_found(format!("deployment {ns}/{name}")));
     };
-    d.spec.replicas = Some(scale.replicas);
+    d.spec.replicas = Some(replicas);
     api.link
         .apply(&[Object::Deployment(d)])
         .await
         .map_err(|e| unavailable(&e))?;
     api.model.settled();
+    Ok(())
+}
+
+async fn scale_deployment(
+    AxState(api): AxState<Shared>,
+    Path((ns, name)): Path<(String, String)>,
+    JsonBody(scale): JsonBody<Scale>,
+) -> ApiResult {
+    scale_to(&api, &ns, &name, scale.replicas, None).await?;
     ok(Scaled {
         namespace: ns,
         name,
@@ -1630,5 +1661,53 @@ spec:
         assert_eq!(status, StatusCode::BAD_REQUEST);
         assert_eq!(body["kind"], "Status");
         assert_eq!(body["reason"], "BadRequest");
+    }
+
+    #[tokio::test]
+    async fn a_stale_scale_is_a_conflict_and_a_bad_one_is_refused() {
+        let node = node();
+        let yaml = r#"
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: web, namespace: shop}
+spec:
+  selector: {matchLabels: {app: web}}
+  template:
+    metadata: {labels: {app: web}}
+    spec:
+      containers: [{name: c, image: x}]
+"#;
+        node.api.state.apply(crate::testing::objects(yaml)).unwrap();
+        node.api.model.refresh();
+        let path = "/apis/apps/v1/namespaces/shop/deployments/web/scale";
+        let (status, scale) = call_as(&node.api, "GET", path, b"", "application/json").await;
+        assert_eq!(status, StatusCode::OK, "{scale}");
+        assert_eq!(scale["kind"], "Scale");
+        assert_eq!(scale["spec"]["replicas"], 1);
+        assert_eq!(scale["status"]["selector"], "app=web");
+        let stale = br#"{"metadata": {"resourceVersion": "999"}, "spec": {"replicas": 3}}"#;
+        let (status, body) = call_as(&node.api, "PUT", path, stale, "application/json").await;
+        assert_eq!(status, StatusCode::CONFLICT, "{body}");
+        assert_eq!(body["kind"], "Status");
+        assert_eq!(body["reason"], "Conflict");
+        for bad in [
+            &br#"{"spec": {"replicas": "x"}}"#[..],
+            br#"{"spec": {"replicas": 2}, "extra": 1}"#,
+            b"[1]",
+        ] {
+            let (status, body) = call_as(&node.api, "PUT", path, bad, "application/json").await;
+            assert!(status.is_client_error(), "{body}");
+            assert_eq!(body["kind"], "Status", "{body}");
+        }
+        let (status, body) = call_as(
+            &node.api,
+            "GET",
+            "/apis/apps/v1/namespaces/shop/deployments/nope/scale",
+            b"",
+            "*/*",
+        )
+        .await;
+        assert_eq!(status, StatusCode::NOT_FOUND);
+        assert_eq!(body["message"], "deployments.apps \"nope\" not found");
     }
 }

@@ -142,6 +142,18 @@ pub const RESOURCES: &[Resource] = &[
     },
 ];
 
+/// Subresources served, as discovery lists them: (group, version, name, kind, verbs).
+const SUBRESOURCES: &[(&str, &str, &str, &str, &[&str])] = &[
+    ("", "v1", "pods/log", "Pod", &["get"]),
+    (
+        "apps",
+        "v1",
+        "deployments/scale",
+        "Scale",
+        &["get", "patch", "update"],
+    ),
+];
+
 /// The resource at `/api/{version}/…` (group `""`) or `/apis/{group}/{version}/…`.
 pub fn find(group: &str, version: &str, plural: &str) -> Option<&'static Resource> {
     RESOURCES
@@ -185,6 +197,22 @@ pub fn resources(group: &str, version: &str) -> Option<APIResourceList> {
         .iter()
         .filter(|r| r.group == group && r.version == version)
         .map(Resource::api_resource)
+        .chain(
+            SUBRESOURCES
+                .iter()
+                .filter(|(g, v, ..)| *g == group && *v == version)
+                .map(|(_, _, name, kind, verbs)| APIResource {
+                    name: (*name).to_owned(),
+                    kind: (*kind).to_owned(),
+                    // The Scale subresource is autoscaling/v1's, served under apps/v1.
+                    group: (*kind == "Scale").then(|| "autoscaling".to_owned()),
+                    version: (*kind == "Scale").then(|| "v1".to_owned()),
+                    namespaced: true,
+                    verbs: verbs.iter().map(|v| (*v).to_owned()).collect(),
+                    singular_name: String::new(),
+                    ..APIResource::default()
+                }),
+        )
         .collect();
     if resources.is_empty() {
         return None;
@@ -215,6 +243,13 @@ mod tests {
         }
         assert!(resources("", "v1").is_some());
         assert!(resources("autoscaling", "v2").is_none());
+        let apps = resources("apps", "v1").unwrap();
+        assert!(
+            apps.resources
+                .iter()
+                .any(|r| r.name == "deployments/scale" && r.verbs.contains(&"patch".to_owned()))
+        );
+        assert!(find("apps", "v1", "deployments/scale").is_none());
     }
 
     #[test]

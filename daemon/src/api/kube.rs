@@ -9,6 +9,7 @@
 //! is one table (`podswarm_api::kube::discovery`), so discovery offers exactly what is routed.
 
 use axum::Router;
+use axum::body::Bytes;
 use axum::extract::{Path, Query, State as AxState};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -51,6 +52,11 @@ pub(super) fn routes() -> Router<Shared> {
             "/api/v1/namespaces/{ns}/{resource}/{name}",
             get(core_get_namespaced),
         )
+        .route("/api/v1/namespaces/{ns}/pods/{name}/log", get(pod_log))
+        .route(
+            "/apis/apps/v1/namespaces/{ns}/deployments/{name}/scale",
+            get(get_scale).put(put_scale).patch(patch_scale),
+        )
         .route("/apis/{group}/{version}/{resource}", get(group_list_all))
         .route(
             "/apis/{group}/{version}/namespaces/{ns}/{resource}",
@@ -84,6 +90,32 @@ impl KubeError {
 }
 
 type KubeResult = Result<Response, KubeError>;
+
+/// podswarm's own errors, where a Kubernetes path reuses a podswarm handler, as a `Status` with
+/// the reason that goes with the code.
+impl From<super::ApiError> for KubeError {
+    fn from(e: super::ApiError) -> KubeError {
+        let reason = match e.status.as_u16() {
+            400 => Reason::BadRequest,
+            401 => Reason::Unauthorized,
+            403 => Reason::Forbidden,
+            404 => Reason::NotFound,
+            409 => Reason::Conflict,
+            413 => Reason::RequestEntityTooLarge,
+            502..=504 => Reason::ServiceUnavailable,
+            _ => Reason::InternalError,
+        };
+        let mut message = e.body.error;
+        for detail in e.body.details {
+            message.push_str("; ");
+            message.push_str(&detail);
+        }
+        let mut status = status::failure(reason, message);
+        // The code podswarm answered with, where Kubernetes' pairing differs (502, 504).
+        status.code = Some(i32::from(e.status.as_u16()));
+        KubeError(Box::new(status))
+    }
+}
 
 fn json_response(value: &impl serde::Serialize) -> Response {
     match serde_json::to_vec(value) {
@@ -612,4 +644,178 @@ fn entry_table<'a>(
 
 fn meta(e: &Entry) -> &ObjectMeta {
     e.object.metadata()
+}
+
+/// `kubectl logs`' parameters. Those podswarm cannot honour are refused, not ignored.
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct LogParams {
+    container: Option<String>,
+    follow: Option<bool>,
+    tail_lines: Option<u64>,
+    previous: Option<bool>,
+    timestamps: Option<bool>,
+    since_seconds: Option<u64>,
+    since_time: Option<String>,
+    limit_bytes: Option<u64>,
+}
+
+/// `GET /api/v1/namespaces/{ns}/pods/{name}/log`: the same journal podswarm's own logs endpoint
+/// reads, from the node that runs the pod (proxied there over mTLS as podswarm's path).
+async fn pod_log(
+    AxState(api): AxState<Shared>,
+    Path((ns, name)): Path<(String, String)>,
+    Query(q): Query<LogParams>,
+) -> KubeResult {
+    let unsupported = [
+        ("previous", q.previous == Some(true)),
+        ("timestamps", q.timestamps == Some(true)),
+        ("sinceSeconds", q.since_seconds.is_some()),
+        ("sinceTime", q.since_time.is_some()),
+        ("limitBytes", q.limit_bytes.is_some()),
+    ];
+    if let Some((name, _)) = unsupported.iter().find(|(_, asked)| *asked) {
+        return Err(KubeError::new(
+            Reason::BadRequest,
+            format!(
+                "{name} is not supported by podswarm's logs (follow, tailLines and container are)"
+            ),
+        ));
+    }
+    let query = super::LogQuery {
+        follow: q.follow,
+        tail: q.tail_lines,
+        container: q.container,
+    };
+    // The path another node serves, for the proxy: podswarm's own, with its parameters.
+    let mut path = format!(
+        "/api/v1/pods/{ns}/{name}/logs?follow={}",
+        query.follow == Some(true)
+    );
+    if let Some(n) = query.tail {
+        path.push_str(&format!("&tail={n}"));
+    }
+    if let Some(c) = &query.container {
+        // Container names are DNS labels: anything else names no container, and would need
+        // escaping in the path passed on.
+        if !c.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-') {
+            return Err(KubeError::new(
+                Reason::BadRequest,
+                format!("{c:?} is not a container name"),
+            ));
+        }
+        path.push_str(&format!("&container={c}"));
+    }
+    let uri: axum::http::Uri = path
+        .parse()
+        .map_err(|_| KubeError::new(Reason::BadRequest, "invalid pod or container name"))?;
+    Ok(super::logs(&api, &ns, &name, &query, &uri).await?)
+}
+
+/// `deployments/{name}/scale`, as `autoscaling/v1` `Scale`: desired replicas in `spec`, the
+/// pods that exist and the selector in `status`.
+fn scale_of(snapshot: &Snapshot, ns: &str, name: &str) -> Result<Value, KubeError> {
+    let not_found = || KubeError(Box::new(status::not_found("apps", "deployments", name)));
+    let e = snapshot
+        .entry("Deployment", ns, name)
+        .ok_or_else(not_found)?;
+    let Object::Deployment(d) = &e.object else {
+        return Err(not_found());
+    };
+    let selector = d
+        .spec
+        .selector
+        .match_labels
+        .iter()
+        .flatten()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect::<Vec<_>>()
+        .join(",");
+    let existing = snapshot.deployment(ns, name).map_or(0, |s| s.total);
+    let meta = entry_value(e)["metadata"].clone();
+    Ok(json!({
+        "kind": "Scale",
+        "apiVersion": "autoscaling/v1",
+        "metadata": meta,
+        "spec": {"replicas": d.spec.replicas.unwrap_or(1)},
+        "status": {"replicas": existing, "selector": selector},
+    }))
+}
+
+async fn get_scale(
+    AxState(api): AxState<Shared>,
+    Path((ns, name)): Path<(String, String)>,
+) -> KubeResult {
+    Ok(json_response(&scale_of(&api.model.current(), &ns, &name)?))
+}
+
+/// The replicas a `Scale` body (PUT) or a merge patch of one (PATCH) asks for, and the
+/// `resourceVersion` it names, if any. Anything but `spec.replicas` (and the identity fields a
+/// full `Scale` carries) is refused: a scale changes nothing else.
+fn requested_replicas(body: &[u8]) -> Result<(i32, Option<u64>), KubeError> {
+    let invalid = |why: String| KubeError::new(Reason::BadRequest, why);
+    let value: Value = serde_json::from_slice(body)
+        .map_err(|e| invalid(format!("the body is not a JSON object: {e}")))?;
+    let Some(object) = value.as_object() else {
+        return Err(invalid(
+            "a scale patch is a JSON object (merge patch); JSON patch is not supported here"
+                .to_owned(),
+        ));
+    };
+    for key in object.keys() {
+        if !["spec", "metadata", "kind", "apiVersion", "status"].contains(&key.as_str()) {
+            return Err(invalid(format!("a Scale has no field {key:?}")));
+        }
+    }
+    let replicas = value["spec"]["replicas"]
+        .as_i64()
+        .and_then(|r| i32::try_from(r).ok())
+        .ok_or_else(|| {
+            KubeError::new(Reason::Invalid, "spec.replicas: Required value: an integer")
+        })?;
+    let resource_version = match value["metadata"]["resourceVersion"].as_str() {
+        None | Some("") => None,
+        Some(v) => Some(v.parse::<u64>().map_err(|_| {
+            KubeError::new(
+                Reason::Conflict,
+                format!("resourceVersion {v:?} is not one podswarm gave"),
+            )
+        })?),
+    };
+    Ok((replicas, resource_version))
+}
+
+async fn put_scale(
+    AxState(api): AxState<Shared>,
+    Path((ns, name)): Path<(String, String)>,
+    body: Bytes,
+) -> KubeResult {
+    let (replicas, version) = requested_replicas(&body)?;
+    super::scale_to(&api, &ns, &name, replicas, version).await?;
+    Ok(json_response(&scale_of(&api.model.current(), &ns, &name)?))
+}
+
+async fn patch_scale(
+    AxState(api): AxState<Shared>,
+    Path((ns, name)): Path<(String, String)>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> KubeResult {
+    let content_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
+    if !content_type.starts_with("application/merge-patch+json")
+        && !content_type.starts_with("application/strategic-merge-patch+json")
+    {
+        return Err(KubeError::new(
+            Reason::UnsupportedMediaType,
+            format!(
+                "the scale subresource takes merge patches (application/merge-patch+json or application/strategic-merge-patch+json), not {content_type:?}"
+            ),
+        ));
+    }
+    let (replicas, version) = requested_replicas(&body)?;
+    super::scale_to(&api, &ns, &name, replicas, version).await?;
+    Ok(json_response(&scale_of(&api.model.current(), &ns, &name)?))
 }
