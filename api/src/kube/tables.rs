@@ -91,6 +91,73 @@ fn none_if_empty(s: String) -> String {
     if s.is_empty() { "<none>".to_owned() } else { s }
 }
 
+/// A Service's PORT(S) cell: `80/TCP,53/UDP` (empty without ports).
+pub fn service_ports(svc: &Service) -> String {
+    svc.spec
+        .as_ref()
+        .and_then(|s| s.ports.as_ref())
+        .into_iter()
+        .flatten()
+        .map(|p| format!("{}/{}", p.port, p.protocol.as_deref().unwrap_or("TCP")))
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+/// A Service's TYPE cell.
+pub fn service_type(svc: &Service) -> &str {
+    svc.spec
+        .as_ref()
+        .and_then(|s| s.type_.as_deref())
+        .unwrap_or("ClusterIP")
+}
+
+/// A Service's SELECTOR cell: `k=v,k2=v2` (empty without a selector).
+pub fn service_selector(svc: &Service) -> String {
+    svc.spec
+        .as_ref()
+        .and_then(|s| s.selector.as_ref())
+        .into_iter()
+        .flatten()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+/// An Ingress's CLASS cell.
+pub fn ingress_class(ing: &Ingress) -> &str {
+    ing.spec
+        .as_ref()
+        .and_then(|s| s.ingress_class_name.as_deref())
+        .unwrap_or("<none>")
+}
+
+/// An Ingress's HOSTS cell: its rules' hosts, `*` for a rule without one or no rules at all.
+pub fn ingress_hosts(ing: &Ingress) -> String {
+    let hosts: Vec<&str> = ing
+        .spec
+        .as_ref()
+        .and_then(|s| s.rules.as_ref())
+        .into_iter()
+        .flatten()
+        .map(|r| r.host.as_deref().unwrap_or("*"))
+        .collect();
+    if hosts.is_empty() {
+        "*".to_owned()
+    } else {
+        hosts.join(",")
+    }
+}
+
+/// An Ingress's PORTS cell: 443 too where it has TLS.
+pub fn ingress_ports(ing: &Ingress) -> &'static str {
+    let tls = ing
+        .spec
+        .as_ref()
+        .and_then(|s| s.tls.as_ref())
+        .is_some_and(|t| !t.is_empty());
+    if tls { "80, 443" } else { "80" }
+}
+
 /// `kubectl get pods`: NAME READY STATUS RESTARTS AGE, and IP NODE with `-o wide`.
 pub fn pods<'a>(views: impl IntoIterator<Item = &'a PodView>, now: u64) -> Table {
     let columns = vec![
@@ -264,32 +331,17 @@ pub fn services<'a>(items: impl IntoIterator<Item = (&'a Service, u64)>, now: u6
     ];
     let rows = items
         .into_iter()
-        .map(|(svc, created)| {
-            let spec = svc.spec.as_ref();
-            let ports: Vec<String> = spec
-                .and_then(|s| s.ports.as_ref())
-                .into_iter()
-                .flatten()
-                .map(|p| format!("{}/{}", p.port, p.protocol.as_deref().unwrap_or("TCP")))
-                .collect();
-            let selector: Vec<String> = spec
-                .and_then(|s| s.selector.as_ref())
-                .into_iter()
-                .flatten()
-                .map(|(k, v)| format!("{k}={v}"))
-                .collect();
-            Row {
-                cells: vec![
-                    json!(svc.metadata.name.as_deref().unwrap_or_default()),
-                    json!(spec.and_then(|s| s.type_.as_deref()).unwrap_or("ClusterIP")),
-                    json!("None"),
-                    json!("<none>"),
-                    json!(none_if_empty(ports.join(","))),
-                    age(created, now),
-                    json!(none_if_empty(selector.join(","))),
-                ],
-                object: Some(partial(&svc.metadata)),
-            }
+        .map(|(svc, created)| Row {
+            cells: vec![
+                json!(svc.metadata.name.as_deref().unwrap_or_default()),
+                json!(service_type(svc)),
+                json!("None"),
+                json!("<none>"),
+                json!(none_if_empty(service_ports(svc))),
+                age(created, now),
+                json!(none_if_empty(service_selector(svc))),
+            ],
+            object: Some(partial(&svc.metadata)),
         })
         .collect();
     Table::new(columns, rows)
@@ -315,35 +367,16 @@ pub fn ingresses<'a>(items: impl IntoIterator<Item = (&'a Ingress, u64)>, now: u
     ];
     let rows = items
         .into_iter()
-        .map(|(ing, created)| {
-            let spec = ing.spec.as_ref();
-            let hosts: Vec<&str> = spec
-                .and_then(|s| s.rules.as_ref())
-                .into_iter()
-                .flatten()
-                .map(|r| r.host.as_deref().unwrap_or("*"))
-                .collect();
-            let tls = spec
-                .and_then(|s| s.tls.as_ref())
-                .is_some_and(|t| !t.is_empty());
-            Row {
-                cells: vec![
-                    json!(ing.metadata.name.as_deref().unwrap_or_default()),
-                    json!(
-                        spec.and_then(|s| s.ingress_class_name.as_deref())
-                            .unwrap_or("<none>")
-                    ),
-                    json!(if hosts.is_empty() {
-                        "*".to_owned()
-                    } else {
-                        hosts.join(",")
-                    }),
-                    json!(""),
-                    json!(if tls { "80, 443" } else { "80" }),
-                    age(created, now),
-                ],
-                object: Some(partial(&ing.metadata)),
-            }
+        .map(|(ing, created)| Row {
+            cells: vec![
+                json!(ing.metadata.name.as_deref().unwrap_or_default()),
+                json!(ingress_class(ing)),
+                json!(ingress_hosts(ing)),
+                json!(""),
+                json!(ingress_ports(ing)),
+                age(created, now),
+            ],
+            object: Some(partial(&ing.metadata)),
         })
         .collect();
     Table::new(columns, rows)

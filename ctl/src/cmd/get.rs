@@ -8,6 +8,7 @@
 use anyhow::{Result, bail};
 use k8s_openapi::api::networking::v1::Ingress;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use podswarm_api::kube::tables;
 use podswarm_api::{DeploymentStatus, List, Node, PodView, ServiceItem};
 use podswarm_manifest::kinds::Kind;
 use serde::Serialize;
@@ -254,35 +255,17 @@ impl Listed for ServiceItem {
     }
 
     fn row(&self, now: u64) -> Vec<String> {
-        let spec = self.object.spec.as_ref();
-        let ports: Vec<String> = spec
-            .and_then(|s| s.ports.as_ref())
-            .into_iter()
-            .flatten()
-            .map(|p| format!("{}/{}", p.port, p.protocol.as_deref().unwrap_or("TCP")))
-            .collect();
         vec![
             self.name().to_owned(),
-            spec.and_then(|s| s.type_.as_deref())
-                .unwrap_or("ClusterIP")
-                .to_owned(),
+            tables::service_type(&self.object).to_owned(),
             self.podswarm.ready_endpoints.to_string(),
-            ports.join(","),
+            tables::service_ports(&self.object),
             age(self.podswarm.created, now),
         ]
     }
 
     fn wide_row(&self) -> Vec<String> {
-        let selector: Vec<String> = self
-            .object
-            .spec
-            .as_ref()
-            .and_then(|s| s.selector.as_ref())
-            .into_iter()
-            .flatten()
-            .map(|(k, v)| format!("{k}={v}"))
-            .collect();
-        vec![selector.join(",")]
+        vec![tables::service_selector(&self.object)]
     }
 }
 
@@ -299,27 +282,11 @@ impl Listed for Ingress {
     }
 
     fn row(&self, _now: u64) -> Vec<String> {
-        let spec = self.spec.as_ref();
-        let hosts: Vec<&str> = spec
-            .and_then(|s| s.rules.as_ref())
-            .into_iter()
-            .flatten()
-            .map(|r| r.host.as_deref().unwrap_or("*"))
-            .collect();
-        let tls = spec
-            .and_then(|s| s.tls.as_ref())
-            .is_some_and(|t| !t.is_empty());
         vec![
             self.name().to_owned(),
-            spec.and_then(|s| s.ingress_class_name.as_deref())
-                .unwrap_or("<none>")
-                .to_owned(),
-            if hosts.is_empty() {
-                "*".to_owned()
-            } else {
-                hosts.join(",")
-            },
-            if tls { "80, 443" } else { "80" }.to_owned(),
+            tables::ingress_class(self).to_owned(),
+            tables::ingress_hosts(self),
+            tables::ingress_ports(self).to_owned(),
         ]
     }
 }
