@@ -299,13 +299,6 @@ pub(super) fn wants_table(headers: &HeaderMap) -> bool {
         .is_some_and(|first| first.contains("as=Table") && first.contains("g=meta.k8s.io"))
 }
 
-fn now() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0)
-}
-
 /// One of the objects the snapshot lists for `r`: its Kubernetes form, and what a table row of
 /// it needs.
 struct Item<'a> {
@@ -506,7 +499,7 @@ fn list(
         .collect();
     let resource_version = snapshot.stamp.state.to_string();
     if wants_table(headers) {
-        let mut table = table(&snapshot, r, &items);
+        let mut table = table(&snapshot, r, &items, api.state.now());
         table.metadata.resource_version = Some(resource_version);
         return Ok(json_response(&table));
     }
@@ -536,19 +529,20 @@ fn one(
         ))));
     };
     if wants_table(headers) {
-        let mut table = table(&snapshot, r, std::slice::from_ref(&item));
+        let mut table = table(&snapshot, r, std::slice::from_ref(&item), api.state.now());
         table.metadata.resource_version = Some(snapshot.stamp.state.to_string());
         return Ok(json_response(&table));
     }
     Ok(json_response(&item.value))
 }
 
+/// The table of `items`, with ages by `now` (the daemon's clock, which stamped their creation).
 fn table(
     snapshot: &Snapshot,
     r: &Resource,
     items: &[Item<'_>],
+    now: u64,
 ) -> podswarm_api::kube::table::Table {
-    let now = now();
     match r.kind {
         "Pod" => tables::pods(
             items.iter().filter_map(|i| match &i.source {
