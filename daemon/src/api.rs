@@ -400,19 +400,38 @@ async fn delete_object(
 ) -> ApiResult {
     let kind = canonical_kind(&kind)
         .ok_or_else(|| ApiError::new(StatusCode::BAD_REQUEST, format!("unknown kind {kind:?}")))?;
+    let deleted = delete_keys(&api, kind, &ns, &name)
+        .await?
+        .into_iter()
+        .map(|k| ObjectRef {
+            kind: k.kind,
+            namespace: k.namespace,
+            name: k.name,
+        })
+        .collect();
+    ok(Deleted { deleted })
+}
+
+/// Deletes an object (a namespace with everything in it, as in Kubernetes), returning what went;
+/// 404 when there was nothing to delete.
+async fn delete_keys(
+    api: &Shared,
+    kind: &str,
+    ns: &str,
+    name: &str,
+) -> Result<Vec<ObjectKey>, ApiError> {
     let namespace = if kind == "Namespace" {
         String::new()
     } else {
-        ns.clone()
+        ns.to_owned()
     };
     let key = ObjectKey {
         kind: kind.to_owned(),
         namespace,
-        name: name.clone(),
+        name: name.to_owned(),
     };
     let mut deleted = vec![key.clone()];
     if kind == "Namespace" {
-        // As in Kubernetes, a namespace takes its objects with it.
         deleted.extend(
             api.model
                 .settled()
@@ -440,15 +459,7 @@ async fn delete_object(
         )));
     }
     api.model.settled();
-    let deleted = deleted
-        .into_iter()
-        .map(|k| ObjectRef {
-            kind: k.kind,
-            namespace: k.namespace,
-            name: k.name,
-        })
-        .collect();
-    ok(Deleted { deleted })
+    Ok(deleted)
 }
 
 #[derive(Debug, Deserialize)]

@@ -33,7 +33,9 @@ pub use names::{
     is_config_key, is_dns1035_label, is_dns1123_label, is_dns1123_subdomain, is_env_var_name,
     is_iana_svc_name, is_label_value, is_qualified_name,
 };
-pub use parse::{Limits, Manifest, Object, ParsedObject, parse};
+pub use parse::{
+    FieldValidation, Limits, Manifest, Object, ParsedObject, UNKNOWN_FIELD, parse, parse_with,
+};
 pub use pods::{Owner, PodInstance, pods_of, replica_ordinal, replicas_of, template_hash};
 pub use quantity::{QuantityError, cpu_millis, memory_bytes};
 pub use rollout::{IntOrPercent, Rollout, RolloutError, RolloutErrorKind, Strategy};

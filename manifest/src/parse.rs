@@ -150,15 +150,45 @@ const KNOWN_UNSUPPORTED: &[&str] = &[
 
 const SUPPORTED: &str = "Namespace, Pod, Deployment, Service, Ingress, ConfigMap, Secret";
 
-/// Parses and validates one input (YAML stream, JSON value or JSON stream).
-///
-/// `source` names the input in messages (a file name, `<stdin>`, `request body`). Nothing is
-/// returned unless every object is valid: a manifest is applied whole or not at all.
+/// What intake does with a field the Kubernetes schema does not have: the Kubernetes API's
+/// `fieldValidation`. podswarm's own intake is `Strict`: a misspelt field is a mistake to show,
+/// not something to drop.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum FieldValidation {
+    /// Refuse the object, naming each unknown field.
+    #[default]
+    Strict,
+    /// Accept it without the field, with a warning per field.
+    Warn,
+    /// Accept it without the field.
+    Ignore,
+}
+
+/// The message of a [`Problem`] about a field the Kubernetes schema does not have, so callers
+/// that report those differently (the Kubernetes API's "strict decoding error") can tell them.
+pub const UNKNOWN_FIELD: &str =
+    "unknown field: Kubernetes has no such field here (check spelling and indentation)";
+
+/// Parses and validates one input (YAML stream, JSON value or JSON stream), strictly.
 pub fn parse(
     input: &str,
     source: &str,
     limits: &Limits,
     policy: &Policy,
+) -> Result<Manifest, Error> {
+    parse_with(input, source, limits, policy, FieldValidation::Strict)
+}
+
+/// Parses and validates one input, with `fields` saying what becomes of unknown fields.
+///
+/// `source` names the input in messages (a file name, `<stdin>`, `request body`). Nothing is
+/// returned unless every object is valid: a manifest is applied whole or not at all.
+pub fn parse_with(
+    input: &str,
+    source: &str,
+    limits: &Limits,
+    policy: &Policy,
+    fields: FieldValidation,
 ) -> Result<Manifest, Error> {
     if input.len() > limits.max_bytes {
         return Err(Error::TooLarge {
@@ -193,10 +223,10 @@ pub fn parse(
                         item: Some(i),
                         ..origin.clone()
                     };
-                    decode_document(item, origin, policy, &mut manifest, &mut problems);
+                    decode_document(item, origin, policy, fields, &mut manifest, &mut problems);
                 }
             }
-            other => decode_document(&other, origin, policy, &mut manifest, &mut problems),
+            other => decode_document(&other, origin, policy, fields, &mut manifest, &mut problems),
         }
     }
     check_duplicates(&manifest, &mut problems);
@@ -309,6 +339,7 @@ fn decode_document(
     value: &Value,
     origin: Origin,
     policy: &Policy,
+    fields: FieldValidation,
     manifest: &mut Manifest,
     problems: &mut Vec<Problem>,
 ) {
@@ -389,13 +420,16 @@ fn decode_document(
         }
     };
     let before = problems.len();
-    unknown_fields(value, &canonical, "", &mut |path| {
-        problems.push(problem(
-            &origin,
-            label.clone(),
-            path,
-            "unknown field: Kubernetes has no such field here (check spelling and indentation)",
-        ));
+    unknown_fields(value, &canonical, "", &mut |path| match fields {
+        FieldValidation::Strict => {
+            problems.push(problem(&origin, label.clone(), path, UNKNOWN_FIELD));
+        }
+        FieldValidation::Warn => {
+            manifest
+                .warnings
+                .push(problem(&origin, label.clone(), path, UNKNOWN_FIELD));
+        }
+        FieldValidation::Ignore => {}
     });
     if problems.len() > before {
         return;
@@ -412,7 +446,7 @@ fn decode_document(
             .warnings
             .push(problem(&origin, label.clone(), &path, message));
     }
-    for path in crate::support::unsupported_fields(object.kind(), value) {
+    for path in crate::support::unsupported_fields(object.kind(), &canonical) {
         manifest.warnings.push(problem(
             &origin,
             label.clone(),

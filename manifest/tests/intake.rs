@@ -61,6 +61,34 @@ fn empty_documents_are_skipped() {
 }
 
 #[test]
+fn unknown_fields_warn_or_vanish_when_the_caller_says_so() {
+    use podswarm_manifest::{FieldValidation, UNKNOWN_FIELD, parse_with};
+    let input = POD.replace("    image:", "    imagee: x\n    image:");
+    let warned = parse_with(
+        &input,
+        "test.yaml",
+        &Limits::default(),
+        &Policy::default(),
+        FieldValidation::Warn,
+    )
+    .unwrap();
+    assert_eq!(warned.objects.len(), 1);
+    let warning = &warned.warnings[0];
+    assert_eq!(warning.path, "spec.containers[0].imagee");
+    assert_eq!(warning.message, UNKNOWN_FIELD);
+    let ignored = parse_with(
+        &input,
+        "test.yaml",
+        &Limits::default(),
+        &Policy::default(),
+        FieldValidation::Ignore,
+    )
+    .unwrap();
+    assert!(ignored.warnings.is_empty(), "{:?}", ignored.warnings);
+    assert_eq!(ignored.objects[0].object, warned.objects[0].object);
+}
+
+#[test]
 fn unknown_fields_are_errors_with_their_path() {
     let e = err(&POD.replace("    image:", "    imagee: x\n    image:"));
     assert!(e.contains("spec.containers[0].imagee"), "{e}");

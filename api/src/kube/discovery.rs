@@ -56,7 +56,8 @@ impl Resource {
 /// What `kubectl get all` lists in Kubernetes.
 const ALL_CATEGORY: &[&str] = &["pods", "services", "deployments", "replicasets"];
 
-const READ: &[&str] = &["get", "list"];
+/// What kubectl's `apply`, `create`, `replace`, `patch`, `edit` and `delete` need.
+const WRITE: &[&str] = &["create", "delete", "get", "list", "patch", "update"];
 
 /// Every resource podswarm serves, in discovery order.
 pub const RESOURCES: &[Resource] = &[
@@ -68,7 +69,7 @@ pub const RESOURCES: &[Resource] = &[
         kind: "ConfigMap",
         namespaced: true,
         short_names: &["cm"],
-        verbs: READ,
+        verbs: WRITE,
     },
     Resource {
         group: "",
@@ -78,7 +79,7 @@ pub const RESOURCES: &[Resource] = &[
         kind: "Namespace",
         namespaced: false,
         short_names: &["ns"],
-        verbs: READ,
+        verbs: WRITE,
     },
     Resource {
         group: "",
@@ -88,7 +89,8 @@ pub const RESOURCES: &[Resource] = &[
         kind: "Node",
         namespaced: false,
         short_names: &["no"],
-        verbs: READ,
+        // `patch` for `kubectl cordon` and `uncordon`, the one change a client makes to a node.
+        verbs: &["get", "list", "patch"],
     },
     Resource {
         group: "",
@@ -98,7 +100,7 @@ pub const RESOURCES: &[Resource] = &[
         kind: "Pod",
         namespaced: true,
         short_names: &["po"],
-        verbs: READ,
+        verbs: WRITE,
     },
     Resource {
         group: "",
@@ -108,7 +110,7 @@ pub const RESOURCES: &[Resource] = &[
         kind: "Secret",
         namespaced: true,
         short_names: &[],
-        verbs: READ,
+        verbs: WRITE,
     },
     Resource {
         group: "",
@@ -118,7 +120,7 @@ pub const RESOURCES: &[Resource] = &[
         kind: "Service",
         namespaced: true,
         short_names: &["svc"],
-        verbs: READ,
+        verbs: WRITE,
     },
     Resource {
         group: "apps",
@@ -128,7 +130,7 @@ pub const RESOURCES: &[Resource] = &[
         kind: "Deployment",
         namespaced: true,
         short_names: &["deploy"],
-        verbs: READ,
+        verbs: WRITE,
     },
     Resource {
         group: "networking.k8s.io",
@@ -138,7 +140,7 @@ pub const RESOURCES: &[Resource] = &[
         kind: "Ingress",
         namespaced: true,
         short_names: &["ing"],
-        verbs: READ,
+        verbs: WRITE,
     },
 ];
 

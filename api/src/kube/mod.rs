@@ -3,6 +3,8 @@
 
 pub mod discovery;
 pub mod objects;
+pub mod openapi;
+pub mod patch;
 pub mod status;
 pub mod table;
 pub mod tables;

@@ -9,7 +9,6 @@
 //! is one table (`podswarm_api::kube::discovery`), so discovery offers exactly what is routed.
 
 use axum::Router;
-use axum::body::Bytes;
 use axum::extract::{Path, Query, State as AxState};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -29,6 +28,9 @@ use crate::state::Entry;
 /// The Kubernetes version podswarm's API follows (its objects are k8s-openapi's latest).
 const KUBE_MINOR: &str = "35";
 
+mod openapi;
+mod write;
+
 pub(super) fn routes() -> Router<Shared> {
     Router::new()
         .route("/version", get(version))
@@ -42,15 +44,30 @@ pub(super) fn routes() -> Router<Shared> {
         )
         .route("/api/v1", get(|| async { group_resources("", "v1") }))
         .route("/apis/{group}/{version}", get(group_version))
-        .route("/api/v1/{resource}", get(core_list_all))
-        .route("/api/v1/{resource}/{name}", get(core_get_cluster))
+        .route("/openapi/v3", get(openapi::root))
+        .route("/openapi/v3/{*path}", get(openapi::document))
+        .route("/openapi/v2", get(openapi::v2))
+        .route(
+            "/api/v1/{resource}",
+            get(core_list_all).post(write::create_handler),
+        )
+        .route(
+            "/api/v1/{resource}/{name}",
+            get(core_get_cluster)
+                .put(write::replace_handler)
+                .patch(write::patch_handler)
+                .delete(write::delete_handler),
+        )
         .route(
             "/api/v1/namespaces/{ns}/{resource}",
-            get(core_list_namespaced),
+            get(core_list_namespaced).post(write::create_handler),
         )
         .route(
             "/api/v1/namespaces/{ns}/{resource}/{name}",
-            get(core_get_namespaced),
+            get(core_get_namespaced)
+                .put(write::replace_handler)
+                .patch(write::patch_handler)
+                .delete(write::delete_handler),
         )
         .route("/api/v1/namespaces/{ns}/pods/{name}/log", get(pod_log))
         .route(
@@ -60,11 +77,14 @@ pub(super) fn routes() -> Router<Shared> {
         .route("/apis/{group}/{version}/{resource}", get(group_list_all))
         .route(
             "/apis/{group}/{version}/namespaces/{ns}/{resource}",
-            get(group_list_namespaced),
+            get(group_list_namespaced).post(write::create_handler),
         )
         .route(
             "/apis/{group}/{version}/namespaces/{ns}/{resource}/{name}",
-            get(group_get_namespaced),
+            get(group_get_namespaced)
+                .put(write::replace_handler)
+                .patch(write::patch_handler)
+                .delete(write::delete_handler),
         )
 }
 
@@ -354,24 +374,54 @@ fn uid(object: &Object, created: u64) -> String {
 
 fn items<'a>(snapshot: &'a Snapshot, r: &Resource, ns: Option<&'a str>) -> Vec<Item<'a>> {
     match r.kind {
-        "Pod" => snapshot
-            .pods()
-            .filter(|p| ns.is_none_or(|n| p.view.namespace == n))
-            .map(|p| {
-                let host = snapshot
-                    .nodes()
+        "Pod" => {
+            let mut pods: Vec<Item<'a>> = snapshot
+                .pods()
+                .filter(|p| ns.is_none_or(|n| p.view.namespace == n))
+                .map(|p| {
+                    let host = snapshot
+                        .nodes()
+                        .iter()
+                        .find(|n| n.name == p.view.node)
+                        .map(|n| n.address.as_str());
+                    let mut value =
+                        serde_json::to_value(objects::pod(&p.view, host)).unwrap_or(Value::Null);
+                    // A pod applied as a Pod reads back as applied (what `kubectl apply`
+                    // compares against), with the status its record says.
+                    if let Some(e) = snapshot.entry("Pod", &p.view.namespace, &p.view.name) {
+                        let status = value["status"].take();
+                        value = entry_value(e);
+                        value["status"] = status;
+                    }
+                    Item {
+                        value,
+                        namespace: p.view.namespace.clone(),
+                        name: p.view.name.clone(),
+                        labels: p.view.labels.clone(),
+                        source: Source::Pod(p),
+                    }
+                })
+                .collect();
+            // Applied pods not scheduled yet: Pending, as in Kubernetes.
+            for e in snapshot.objects("Pod", ns) {
+                if pods
                     .iter()
-                    .find(|n| n.name == p.view.node)
-                    .map(|n| n.address.as_str());
-                Item {
-                    value: serde_json::to_value(objects::pod(&p.view, host)).unwrap_or(Value::Null),
-                    namespace: p.view.namespace.clone(),
-                    name: p.view.name.clone(),
-                    labels: p.view.labels.clone(),
-                    source: Source::Pod(p),
+                    .any(|i| i.namespace == e.object.namespace() && i.name == e.object.name())
+                {
+                    continue;
                 }
-            })
-            .collect(),
+                let mut value = entry_value(e);
+                value["status"] = json!({"phase": "Pending"});
+                pods.push(Item {
+                    value,
+                    namespace: e.object.namespace().to_owned(),
+                    name: e.object.name().to_owned(),
+                    labels: e.object.metadata().labels.clone().unwrap_or_default(),
+                    source: Source::Entry(e),
+                });
+            }
+            pods
+        }
         "Node" => super::node_items(snapshot)
             .into_iter()
             .map(|n| Item {
@@ -767,22 +817,27 @@ fn requested_replicas(body: &[u8]) -> Result<(i32, Option<u64>), KubeError> {
         .ok_or_else(|| {
             KubeError::new(Reason::Invalid, "spec.replicas: Required value: an integer")
         })?;
-    let resource_version = match value["metadata"]["resourceVersion"].as_str() {
-        None | Some("") => None,
-        Some(v) => Some(v.parse::<u64>().map_err(|_| {
+    Ok((replicas, resource_version(&value["metadata"])?))
+}
+
+/// The `resourceVersion` a body's metadata names: a precondition of the write, which podswarm
+/// gave as a state version (anything else cannot match, so it is a conflict).
+fn resource_version(metadata: &Value) -> Result<Option<u64>, KubeError> {
+    match metadata["resourceVersion"].as_str() {
+        None | Some("") => Ok(None),
+        Some(v) => v.parse::<u64>().map(Some).map_err(|_| {
             KubeError::new(
                 Reason::Conflict,
                 format!("resourceVersion {v:?} is not one podswarm gave"),
             )
-        })?),
-    };
-    Ok((replicas, resource_version))
+        }),
+    }
 }
 
 async fn put_scale(
     AxState(api): AxState<Shared>,
     Path((ns, name)): Path<(String, String)>,
-    body: Bytes,
+    write::Body(body): write::Body,
 ) -> KubeResult {
     let (replicas, version) = requested_replicas(&body)?;
     super::scale_to(&api, &ns, &name, replicas, version).await?;
@@ -793,7 +848,7 @@ async fn patch_scale(
     AxState(api): AxState<Shared>,
     Path((ns, name)): Path<(String, String)>,
     headers: HeaderMap,
-    body: Bytes,
+    write::Body(body): write::Body,
 ) -> KubeResult {
     let content_type = headers
         .get(header::CONTENT_TYPE)
