@@ -362,7 +362,14 @@ pub struct Model {
     /// Serialises builds, so a slower build of older inputs never replaces a newer snapshot, and
     /// holds the pod views the current snapshot was built from (none before the first build).
     built: Mutex<Option<BTreeMap<String, PodView>>>,
+    /// The last [`RECENT`] snapshots, oldest first: where a Kubernetes watch that names a
+    /// version it listed at starts from, so it misses nothing that changed in between.
+    recent: Mutex<std::collections::VecDeque<Arc<Snapshot>>>,
 }
+
+/// How many past snapshots a watch can start from. A list and the watch after it are
+/// milliseconds apart; a client further behind gets 410 Gone and lists again.
+const RECENT: usize = 16;
 
 impl std::fmt::Debug for Model {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -382,6 +389,7 @@ impl Model {
             views,
             current: watch::channel(Arc::new(Snapshot::default())).0,
             built: Mutex::default(),
+            recent: Mutex::default(),
         });
         model.refresh();
         model
@@ -390,6 +398,21 @@ impl Model {
     /// The current snapshot.
     pub fn current(&self) -> Arc<Snapshot> {
         Arc::clone(&self.current.borrow())
+    }
+
+    /// The earliest snapshot still held whose state version is `version` (or, for a version
+    /// between two held, the last one before it): what the cluster looked like when a client
+    /// read `version`. `None` when it is older than every snapshot held.
+    pub fn at(&self, version: u64) -> Option<Arc<Snapshot>> {
+        let recent = self.recent.lock().unwrap_or_else(PoisonError::into_inner);
+        if version < recent.front()?.stamp.state {
+            return None;
+        }
+        recent
+            .iter()
+            .find(|s| s.stamp.state == version)
+            .or_else(|| recent.iter().rev().find(|s| s.stamp.state < version))
+            .map(Arc::clone)
     }
 
     /// Each new snapshot, as it is published.
@@ -448,6 +471,13 @@ impl Model {
             facts: self.link.rollout_facts(now),
         };
         let snapshot = Arc::new(Snapshot::build(inputs));
+        {
+            let mut recent = self.recent.lock().unwrap_or_else(PoisonError::into_inner);
+            if recent.len() == RECENT {
+                recent.pop_front();
+            }
+            recent.push_back(Arc::clone(&snapshot));
+        }
         self.current.send_replace(Arc::clone(&snapshot));
         tracing::trace!(
             state = stamp.state,

@@ -157,6 +157,38 @@ pub fn pod(view: &PodView, host_ip: Option<&str>) -> Pod {
     }
 }
 
+/// A Deployment's status as Kubernetes reports it, from the counts every node computes
+/// (`kubectl rollout status` reads `observedGeneration`, the replica counts and the
+/// `Progressing` condition's reason).
+pub fn deployment_status(
+    status: &crate::DeploymentStatus,
+) -> k8s_openapi::api::apps::v1::DeploymentStatus {
+    use k8s_openapi::api::apps::v1::{DeploymentCondition, DeploymentStatus as KStatus};
+    let count = |n: usize| Some(i32::try_from(n).unwrap_or(i32::MAX));
+    KStatus {
+        observed_generation: i64::try_from(status.version).ok(),
+        replicas: count(status.total),
+        updated_replicas: count(status.up_to_date),
+        ready_replicas: count(status.ready),
+        available_replicas: count(status.available),
+        unavailable_replicas: count(status.total.saturating_sub(status.available)),
+        conditions: Some(
+            status
+                .conditions
+                .iter()
+                .map(|c| DeploymentCondition {
+                    type_: Some(format!("{:?}", c.kind)),
+                    status: Some(format!("{:?}", c.status)),
+                    reason: Some(c.reason.as_str().to_owned()),
+                    message: Some(c.message.clone()),
+                    ..DeploymentCondition::default()
+                })
+                .collect(),
+        ),
+        ..KStatus::default()
+    }
+}
+
 /// A node as Kubernetes shows it: `Ready` from membership, cordoned as `unschedulable`, its
 /// address as `InternalIP`, its pod subnet as `podCIDR`.
 pub fn node(view: &Node, version: &str) -> KNode {

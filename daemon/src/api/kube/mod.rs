@@ -29,6 +29,7 @@ use crate::state::Entry;
 const KUBE_MINOR: &str = "35";
 
 mod openapi;
+mod watch;
 mod write;
 
 pub(super) fn routes() -> Router<Shared> {
@@ -192,6 +193,11 @@ struct ListParams {
     limit: Option<u64>,
     #[serde(rename = "continue")]
     continue_: Option<String>,
+    /// Where a watch starts; a list always answers the current state.
+    resource_version: Option<String>,
+    timeout_seconds: Option<u64>,
+    allow_watch_bookmarks: Option<bool>,
+    send_initial_events: Option<bool>,
 }
 
 fn resource(group: &str, version: &str, plural: &str) -> Result<&'static Resource, KubeError> {
@@ -349,6 +355,22 @@ fn entry_value(e: &Entry) -> Value {
     value
 }
 
+/// An applied object with its status, for the kinds whose status podswarm computes.
+fn with_status(snapshot: &Snapshot, e: &Entry) -> Value {
+    let mut value = entry_value(e);
+    if let Object::Deployment(_) = &e.object
+        && let Some(status) = snapshot.deployment(e.object.namespace(), e.object.name())
+    {
+        value["status"] =
+            serde_json::to_value(objects::deployment_status(status)).unwrap_or(Value::Null);
+        if status.revision > 0 {
+            value["metadata"]["annotations"]["deployment.kubernetes.io/revision"] =
+                json!(status.revision.to_string());
+        }
+    }
+    value
+}
+
 /// A stable UUID-shaped id per object and creation: the same on every node.
 fn uid(object: &Object, created: u64) -> String {
     use sha2::{Digest, Sha256};
@@ -436,7 +458,7 @@ fn items<'a>(snapshot: &'a Snapshot, r: &Resource, ns: Option<&'a str>) -> Vec<I
         kind => snapshot
             .objects(kind, ns)
             .map(|e| Item {
-                value: entry_value(e),
+                value: with_status(snapshot, e),
                 namespace: e.object.namespace().to_owned(),
                 name: e.object.name().to_owned(),
                 labels: e.object.metadata().labels.clone().unwrap_or_default(),
@@ -518,35 +540,21 @@ fn list(
     q: &ListParams,
     headers: &HeaderMap,
 ) -> KubeResult {
-    if q.watch.as_deref().is_some_and(|w| w != "false" && w != "0") {
-        return Err(KubeError::new(
-            Reason::MethodNotAllowed,
-            "watch is not supported by podswarm yet",
-        ));
-    }
     if q.continue_.as_deref().is_some_and(|c| !c.is_empty()) {
         return Err(KubeError::new(
             Reason::Gone,
             "the continue token is not valid: podswarm answers whole lists",
         ));
     }
-    let labels = label_filter(q.label_selector.as_deref().unwrap_or_default())?;
-    let fields = field_filter(q.field_selector.as_deref().unwrap_or_default())?;
+    let selectors = Selectors {
+        labels: label_filter(q.label_selector.as_deref().unwrap_or_default())?,
+        fields: field_filter(q.field_selector.as_deref().unwrap_or_default())?,
+    };
+    if q.watch.as_deref().is_some_and(|w| w != "false" && w != "0") {
+        return watch::start(api, r, ns, q, selectors, wants_table(headers));
+    }
     let snapshot = api.model.current();
-    let items: Vec<Item<'_>> = items(&snapshot, r, ns)
-        .into_iter()
-        .filter(|i| matches_labels(&i.labels, &labels))
-        .filter(|i| {
-            fields.iter().all(|(k, v, equal)| {
-                let field = if k == "metadata.name" {
-                    &i.name
-                } else {
-                    &i.namespace
-                };
-                (field == v) == *equal
-            })
-        })
-        .collect();
+    let items = selectors.select(&snapshot, r, ns);
     let resource_version = snapshot.stamp.state.to_string();
     if wants_table(headers) {
         let mut table = table(&snapshot, r, &items, api.state.now());
@@ -559,6 +567,37 @@ fn list(
         "metadata": {"resourceVersion": resource_version},
         "items": items.into_iter().map(|i| i.value).collect::<Vec<_>>(),
     })))
+}
+
+/// A list's or watch's selectors, parsed.
+struct Selectors {
+    labels: Vec<(String, Option<String>, bool)>,
+    fields: Vec<(String, String, bool)>,
+}
+
+impl Selectors {
+    /// The items of `r` in `snapshot` these select.
+    fn select<'a>(
+        &self,
+        snapshot: &'a Snapshot,
+        r: &Resource,
+        ns: Option<&'a str>,
+    ) -> Vec<Item<'a>> {
+        items(snapshot, r, ns)
+            .into_iter()
+            .filter(|i| matches_labels(&i.labels, &self.labels))
+            .filter(|i| {
+                self.fields.iter().all(|(k, v, equal)| {
+                    let field = if k == "metadata.name" {
+                        &i.name
+                    } else {
+                        &i.namespace
+                    };
+                    (field == v) == *equal
+                })
+            })
+            .collect()
+    }
 }
 
 fn one(
