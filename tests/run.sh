@@ -15,6 +15,9 @@ if [ "$(id -u)" -ne 0 ] && [ "${PODSWARM_REQUIRE_NODES:-0}" = 1 ]; then
 fi
 # shellcheck source=tests/setup.sh
 . tests/setup.sh test
+# The kubectl clients the Kubernetes API tests run (ctl/tests/kubectl.rs).
+PODSWARM_KUBECTLS=$(podswarm_kubectls)
+export PODSWARM_KUBECTLS
 
 echo "== cargo fmt --check"
 cargo fmt --all -- --check

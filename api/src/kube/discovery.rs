@@ -133,6 +133,17 @@ pub const RESOURCES: &[Resource] = &[
         verbs: WRITE,
     },
     Resource {
+        group: "authentication.k8s.io",
+        version: "v1",
+        plural: "selfsubjectreviews",
+        singular: "selfsubjectreview",
+        kind: "SelfSubjectReview",
+        namespaced: false,
+        short_names: &[],
+        // `kubectl auth whoami`: who the server takes the caller for.
+        verbs: &["create"],
+    },
+    Resource {
         group: "networking.k8s.io",
         version: "v1",
         plural: "ingresses",

@@ -75,6 +75,10 @@ pub(super) fn routes() -> Router<Shared> {
             "/apis/apps/v1/namespaces/{ns}/deployments/{name}/scale",
             get(get_scale).put(put_scale).patch(patch_scale),
         )
+        .route(
+            "/apis/authentication.k8s.io/v1/selfsubjectreviews",
+            axum::routing::post(self_subject_review),
+        )
         .route("/apis/{group}/{version}/{resource}", get(group_list_all))
         .route(
             "/apis/{group}/{version}/namespaces/{ns}/{resource}",
@@ -540,6 +544,12 @@ fn list(
     q: &ListParams,
     headers: &HeaderMap,
 ) -> KubeResult {
+    if !r.verbs.contains(&"list") {
+        return Err(KubeError::new(
+            Reason::MethodNotAllowed,
+            format!("{} cannot be listed", r.plural),
+        ));
+    }
     if q.continue_.as_deref().is_some_and(|c| !c.is_empty()) {
         return Err(KubeError::new(
             Reason::Gone,
@@ -567,6 +577,39 @@ fn list(
         "metadata": {"resourceVersion": resource_version},
         "items": items.into_iter().map(|i| i.value).collect::<Vec<_>>(),
     })))
+}
+
+/// `POST selfsubjectreviews` (`kubectl auth whoami`): the caller as podswarm knows it, the token
+/// it presented over TCP or its uid on the API socket. The request body names nothing to check.
+async fn self_subject_review(request: axum::extract::Request) -> Response {
+    let (username, extra) = if let Some(caller) = request.extensions().get::<super::Caller>() {
+        (format!("token:{}", caller.token), "bearer token")
+    } else if let Some(peer) = request
+        .extensions()
+        .get::<axum::extract::ConnectInfo<super::Peer>>()
+    {
+        (
+            format!(
+                "uid:{}",
+                peer.0.uid.map_or("unknown".to_owned(), |u| u.to_string())
+            ),
+            "API socket",
+        )
+    } else {
+        ("node".to_owned(), "node certificate")
+    };
+    let mut response = json_response(&json!({
+        "kind": "SelfSubjectReview",
+        "apiVersion": "authentication.k8s.io/v1",
+        "metadata": {},
+        "status": {"userInfo": {
+            "username": username,
+            "groups": ["system:authenticated"],
+            "extra": {"podswarm.io/authenticated-by": [extra]},
+        }},
+    }));
+    *response.status_mut() = StatusCode::CREATED;
+    response
 }
 
 /// A list's or watch's selectors, parsed.
@@ -607,6 +650,12 @@ fn one(
     name: &str,
     headers: &HeaderMap,
 ) -> KubeResult {
+    if !r.verbs.contains(&"get") {
+        return Err(KubeError::new(
+            Reason::MethodNotAllowed,
+            format!("{} cannot be read back", r.plural),
+        ));
+    }
     let snapshot = api.model.current();
     let mut found: Vec<Item<'_>> = items(&snapshot, r, ns)
         .into_iter()

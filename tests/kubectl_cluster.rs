@@ -1,0 +1,254 @@
+//! kubectl against a booted three-node cluster, as a Kubernetes user meets podswarm: a
+//! kubeconfig from `podswarmctl token create --kubeconfig` on k1, pointed at k2, used from k3
+//! by each kubectl client the suite has (`PODSWARM_KUBECTLS`: the one on PATH and the newest,
+//! copied into the node). Objects written through k1 are read through k2; pods run on all three
+//! nodes; logs come from the node that runs the pod; a watch sees a pod another node starts;
+//! the corpus's guestbook (its images swapped for the local busybox, which no registry is needed
+//! for) is applied, rolled out and deleted through kubectl alone.
+
+use std::time::Duration;
+
+use podswarm_tests::node::{BootOptions, Bridge, Node, form_cluster, nodes_or_skip};
+
+const SUBNET: &str = "10.92.0";
+
+/// Three pods that print a numbered line every half second, one per node (podswarm spreads a
+/// Deployment's pods).
+const TICKER: &str = "\
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: ticker}
+spec:
+  replicas: 3
+  selector: {matchLabels: {app: ticker}}
+  template:
+    metadata: {labels: {app: ticker}}
+    spec:
+      terminationGracePeriodSeconds: 1
+      containers:
+      - name: tick
+        image: localhost/busybox:latest
+        imagePullPolicy: Never
+        command: [/bin/sh, -c, 'i=0; while true; do echo tick $i; i=$((i+1)); sleep 0.5; done']
+";
+
+/// The corpus's guestbook with every image the local busybox, sleeping (it has no redis or
+/// PHP): what kubectl sends is the corpus's own manifest otherwise.
+fn guestbook() -> String {
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../shared/corpus/guestbook-all-in-one.yaml"
+    );
+    let original = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{path}: {e}"));
+    let mut out = String::new();
+    for line in original.lines() {
+        let trimmed = line.trim_start();
+        if let Some(rest) = trimmed.strip_prefix("image:") {
+            let indent = &line[..line.len() - trimmed.len()];
+            assert!(!rest.trim().is_empty(), "{line}");
+            out.push_str(&format!(
+                "{indent}image: localhost/busybox:latest\n{indent}imagePullPolicy: Never\n{indent}command: [/bin/sh, -c, 'trap \"exit 0\" TERM; while true; do sleep 1; done']\n"
+            ));
+        } else {
+            out.push_str(line);
+            out.push('\n');
+        }
+    }
+    out
+}
+
+/// The kubectl clients to run, as `ctl/tests/kubectl.rs` reads them.
+fn clients() -> Vec<std::path::PathBuf> {
+    let list = std::env::var("PODSWARM_KUBECTLS").unwrap_or_default();
+    let from_path = std::process::Command::new("sh")
+        .args(["-c", "command -v kubectl"])
+        .output()
+        .ok()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
+        .filter(|p| !p.is_empty());
+    if list.is_empty() {
+        from_path.into_iter().map(Into::into).collect()
+    } else {
+        list.split(':').map(Into::into).collect()
+    }
+}
+
+/// Runs `script` on `node`: its exit status and its output (stdout and stderr together).
+fn try_sh(node: &Node, script: &str) -> (bool, String) {
+    let out = node.exec(&["sh", "-c", &format!("{script} 2>&1")]);
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+    )
+}
+
+#[test]
+fn kubectl_drives_a_three_node_cluster() {
+    if nodes_or_skip("kubectl_drives_a_three_node_cluster").is_none() {
+        return;
+    }
+    let clients = clients();
+    if clients.is_empty() {
+        assert!(
+            std::env::var("PODSWARM_REQUIRE_NODES").as_deref() != Ok("1"),
+            "no kubectl: tests/setup.sh installs one"
+        );
+        println!("SKIPPED kubectl_drives_a_three_node_cluster: no kubectl");
+        return;
+    }
+    let bridge = Bridge::create(&format!("pswkc{}", std::process::id() % 100_000));
+    let options = BootOptions {
+        bridge: Some(bridge.name.clone()),
+    };
+    let nodes: Vec<Node> = ["k1", "k2", "k3"]
+        .iter()
+        .map(|n| Node::boot(n, &options))
+        .collect();
+    for (i, node) in nodes.iter().enumerate() {
+        node.set_address(&format!("{SUBNET}.{}/24", i + 1));
+        node.import_busybox();
+        node.install_podswarm();
+    }
+    // k2 serves the API kubectl talks to; k1 is written through, k3 runs kubectl.
+    let (k1, k3) = (&nodes[0], &nodes[2]);
+    form_cluster(&nodes, &format!("{SUBNET}.1"));
+    for node in &nodes {
+        node.wait_for("all three nodes ready", Duration::from_secs(90), || {
+            podswarm_tests::ctl::ready_nodes(node) == ["k1", "k2", "k3"]
+        });
+    }
+
+    // The kubeconfig k1 hands out, pointed at k2, on k3.
+    k1.sh("podswarmctl token create --description kubectl --kubeconfig /root/kc");
+    let kubeconfig = k1.sh("cat /root/kc").replace(
+        &format!("https://{SUBNET}.1:8080"),
+        &format!("https://{SUBNET}.2:8080"),
+    );
+    assert!(
+        kubeconfig.contains(&format!("https://{SUBNET}.2:8080")),
+        "{kubeconfig}"
+    );
+    k3.write("/root/kc", kubeconfig.as_bytes());
+    k3.write("/root/guestbook.yaml", guestbook().as_bytes());
+
+    // Written through k1.
+    k1.write("/root/ticker.yaml", TICKER.as_bytes());
+    k1.sh("podswarmctl apply -f /root/ticker.yaml");
+
+    for (n, client) in clients.iter().enumerate() {
+        let kubectl = format!("/usr/local/bin/kubectl-{n}");
+        k3.install(client, &kubectl, 0o755);
+        let k = |args: &str| format!("KUBECONFIG=/root/kc {kubectl} --request-timeout=30s {args}");
+        let version = k3.sh(&format!("{kubectl} version --client -o json"));
+        println!(
+            "kubectl {client:?}: {}",
+            version
+                .lines()
+                .find(|l| l.contains("gitVersion"))
+                .unwrap_or_default()
+                .trim()
+        );
+
+        // The ticker's pods, on all three nodes, Running, read through k2.
+        let mut wide = String::new();
+        k3.wait_for(
+            "three ticker pods Running on k1, k2, k3",
+            Duration::from_secs(120),
+            || {
+                wide = try_sh(k3, &k("get pods -l app=ticker -o wide --no-headers")).1;
+                let running: Vec<&str> = wide.lines().filter(|l| l.contains(" Running ")).collect();
+                running.len() == 3
+                    && ["k1", "k2", "k3"]
+                        .iter()
+                        .all(|n| running.iter().any(|l| l.contains(&format!(" {n} "))))
+            },
+        );
+        let pod_on = |node: &str| -> String {
+            wide.lines()
+                .find(|l| l.contains(&format!(" {node} ")))
+                .and_then(|l| l.split_whitespace().next())
+                .unwrap_or_default()
+                .to_owned()
+        };
+
+        // Logs of a pod on k3 through k2's API, followed: k2 proxies to k3.
+        let on_k3 = pod_on("k3");
+        let (_, followed) = try_sh(k3, &format!("timeout 4 {}", k(&format!("logs -f {on_k3}"))));
+        let ticks = followed.lines().filter(|l| l.starts_with("tick ")).count();
+        assert!(
+            ticks >= 4,
+            "kubectl logs -f {on_k3} through k2:\n{followed}"
+        );
+        let tail = k3.sh(&k(&format!("logs --tail=2 {}", pod_on("k1"))));
+        assert_eq!(
+            tail.lines().filter(|l| l.starts_with("tick ")).count(),
+            2,
+            "{tail}"
+        );
+
+        // A watch through k2 sees the pod a scale through k1 starts, wherever it runs.
+        k3.sh(&format!(
+            "nohup sh -c '{}' > /root/watch 2>&1 & echo $! > /root/watch.pid",
+            k("get pods -l app=ticker -w --watch-only --request-timeout=60s")
+        ));
+        std::thread::sleep(Duration::from_secs(2));
+        k1.sh("podswarmctl scale deploy/ticker --replicas 4");
+        k3.wait_for(
+            "the watch to show a fourth ticker pod",
+            Duration::from_secs(60),
+            || {
+                let watched = k3.sh("cat /root/watch");
+                watched
+                    .lines()
+                    .any(|l| !l.contains(&on_k3) && l.contains("ticker-") && l.contains("Running"))
+            },
+        );
+        k3.sh("kill $(cat /root/watch.pid) || true");
+        let scaled = k3.sh(&k("scale deployment ticker --replicas=3"));
+        assert!(scaled.contains("scaled"), "{scaled}");
+        let status = k3.sh(&k("rollout status deployment/ticker --timeout=120s"));
+        assert!(status.contains("successfully rolled out"), "{status}");
+
+        // The corpus's guestbook through kubectl alone: applied with default validation,
+        // unchanged when applied again, rolled out, described, deleted.
+        let applied = k3.sh(&k("apply -f /root/guestbook.yaml"));
+        assert!(
+            applied.contains("deployment.apps/frontend created"),
+            "{applied}"
+        );
+        let again = k3.sh(&k("apply -f /root/guestbook.yaml"));
+        assert!(
+            again.contains("deployment.apps/frontend unchanged"),
+            "{again}"
+        );
+        for deployment in ["redis-master", "redis-replica", "frontend"] {
+            let status = k3.sh(&k(&format!(
+                "rollout status deployment/{deployment} --timeout=180s"
+            )));
+            assert!(
+                status.contains("successfully rolled out"),
+                "{deployment}: {status}"
+            );
+        }
+        let described = k3.sh(&k("describe deployment frontend"));
+        assert!(
+            described.contains("3 desired") || described.contains("Replicas:"),
+            "{described}"
+        );
+        let node = k3.sh(&k("describe node k3"));
+        assert!(node.contains("Ready") && node.contains("k3"), "{node}");
+        let (ok, deleted) = try_sh(k3, &k("delete -f /root/guestbook.yaml"));
+        assert!(
+            ok && deleted.contains("deployment.apps \"frontend\" deleted"),
+            "{deleted}"
+        );
+        let left = k3.sh(&k("get deployments -o name"));
+        assert!(
+            !left.contains("frontend") && left.contains("ticker"),
+            "{left}"
+        );
+        // Written through k2, seen through k1's own API.
+        assert!(!podswarm_tests::ctl::deployments(k1).contains_key("frontend"));
+    }
+    drop(bridge);
+}
