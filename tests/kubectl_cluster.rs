@@ -138,7 +138,8 @@ fn kubectl_drives_a_three_node_cluster() {
     for (n, client) in clients.iter().enumerate() {
         let kubectl = format!("/usr/local/bin/kubectl-{n}");
         k3.install(client, &kubectl, 0o755);
-        let k = |args: &str| format!("KUBECONFIG=/root/kc {kubectl} --request-timeout=30s {args}");
+        let k =
+            |args: &str| format!("{kubectl} --kubeconfig /root/kc --request-timeout=30s {args}");
         let version = k3.sh(&format!("{kubectl} version --client -o json"));
         println!(
             "kubectl {client:?}: {}",

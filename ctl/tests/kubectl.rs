@@ -376,6 +376,18 @@ fn against_podswarm(bin: &Path, version: &str) -> Vec<(String, String)> {
             Expect::Works(&["Name:", "web", "Replicas:"]),
         ),
         (
+            "describe node",
+            &["describe", "node", "node-a"],
+            None,
+            Expect::Works(&["Name:", "node-a", "Non-terminated Pods:"]),
+        ),
+        (
+            "get pods --field-selector spec.nodeName=node-a",
+            &["get", "pods", "--field-selector", "spec.nodeName=node-a"],
+            None,
+            Expect::Works(&["Running"]),
+        ),
+        (
             "get pod NAME (absent)",
             &["get", "pod", "nosuch"],
             None,

@@ -508,9 +508,21 @@ fn matches_labels(
     })
 }
 
+/// The fields a pod may be selected by besides its name and namespace, as in Kubernetes
+/// (`kubectl describe node` asks for a node's pods by `spec.nodeName` and `status.phase`).
+const POD_FIELDS: &[&str] = &[
+    "spec.nodeName",
+    "spec.restartPolicy",
+    "spec.schedulerName",
+    "spec.serviceAccountName",
+    "status.phase",
+    "status.podIP",
+    "status.nominatedNodeName",
+];
+
 /// `fieldSelector`: `metadata.name=…` and `metadata.namespace=…` (what kubectl sends for `get
-/// KIND NAME --watch` and `-n`); any other field is refused.
-fn field_filter(selector: &str) -> Result<Vec<(String, String, bool)>, KubeError> {
+/// KIND NAME --watch` and `-n`), and for pods [`POD_FIELDS`]; any other field is refused.
+fn field_filter(r: &Resource, selector: &str) -> Result<Vec<(String, String, bool)>, KubeError> {
     let mut terms = Vec::new();
     for term in selector.split(',').map(str::trim).filter(|t| !t.is_empty()) {
         let (k, v, equal) = if let Some((k, v)) = term.split_once("!=") {
@@ -524,11 +536,15 @@ fn field_filter(selector: &str) -> Result<Vec<(String, String, bool)>, KubeError
             ));
         };
         let k = k.trim();
-        if k != "metadata.name" && k != "metadata.namespace" {
+        if k != "metadata.name"
+            && k != "metadata.namespace"
+            && !(r.kind == "Pod" && POD_FIELDS.contains(&k))
+        {
             return Err(KubeError::new(
                 Reason::BadRequest,
                 format!(
-                    "field label not supported: {k} (podswarm selects on metadata.name and metadata.namespace)"
+                    "field label not supported: {k} (podswarm selects on metadata.name and metadata.namespace, and pods on {})",
+                    POD_FIELDS.join(", ")
                 ),
             ));
         }
@@ -558,7 +574,7 @@ fn list(
     }
     let selectors = Selectors {
         labels: label_filter(q.label_selector.as_deref().unwrap_or_default())?,
-        fields: field_filter(q.field_selector.as_deref().unwrap_or_default())?,
+        fields: field_filter(r, q.field_selector.as_deref().unwrap_or_default())?,
     };
     if q.watch.as_deref().is_some_and(|w| w != "false" && w != "0") {
         return watch::start(api, r, ns, q, selectors, wants_table(headers));
@@ -631,10 +647,15 @@ impl Selectors {
             .filter(|i| matches_labels(&i.labels, &self.labels))
             .filter(|i| {
                 self.fields.iter().all(|(k, v, equal)| {
-                    let field = if k == "metadata.name" {
-                        &i.name
-                    } else {
-                        &i.namespace
+                    let field = match k.as_str() {
+                        "metadata.name" => i.name.as_str(),
+                        "metadata.namespace" => i.namespace.as_str(),
+                        // An absent field selects as the empty string, as in Kubernetes.
+                        path => path
+                            .split('.')
+                            .fold(&i.value, |v, key| &v[key])
+                            .as_str()
+                            .unwrap_or_default(),
                     };
                     (field == v) == *equal
                 })

@@ -389,21 +389,33 @@ async fn store(
         .apply(std::slice::from_ref(&object))
         .await
         .map_err(|e| KubeError::from(super::super::unavailable(&e)))?;
-    let snapshot = api.model.settled();
-    let value = snapshot
-        .entry(kind, &ns, &name)
-        .map(entry_value)
-        .ok_or_else(|| {
-            KubeError::new(
-                Reason::InternalError,
-                format!(
-                    "{} was written but is not in the state",
-                    target.qualified(&name)
-                ),
-            )
-        })?;
-    Ok(written(code, &value, warnings))
+    // The link answers once the replicated state holds the write; this node's state takes it
+    // from there a moment later, and the answer is the object as the state has it (its version
+    // and creation time). Should that take unusually long, the write stands all the same: the
+    // answer is then the object as written, without them.
+    let wanted = object.to_value();
+    let deadline = tokio::time::Instant::now() + STATE_WAIT;
+    loop {
+        let snapshot = api.model.settled();
+        if let Some(e) = snapshot
+            .entry(kind, &ns, &name)
+            .filter(|e| e.object.to_value() == wanted)
+        {
+            return Ok(written(code, &entry_value(e), warnings));
+        }
+        if tokio::time::Instant::now() >= deadline {
+            tracing::warn!(
+                object = %target.qualified(&name),
+                "written, but not yet in this node's state: answered without its version"
+            );
+            return Ok(written(code, &wanted, warnings));
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
 }
+
+/// How long a write's answer waits for this node's state to hold it.
+const STATE_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// A body as JSON. Other encodings (kubectl's typed clients send protobuf) get 415, on which
 /// client-go sends JSON instead.
