@@ -632,6 +632,12 @@ fn against_podswarm(bin: &Path, version: &str) -> Vec<(String, String)> {
             Expect::Works(&["podinfo", "web"]),
         ),
         (
+            "delete namespace default",
+            &["delete", "namespace", "default"],
+            None,
+            Expect::Refuses("this namespace may not be deleted"),
+        ),
+        (
             "delete pod (of a Deployment)",
             &["delete", "pod", pod],
             None,

@@ -685,6 +685,13 @@ async fn delete_object(api: Shared, target: Target, params: WriteParams) -> Kube
             ));
         }
     }
+    // As in Kubernetes: everything without a namespace lives there.
+    if target.r.kind == "Namespace" && name == "default" {
+        return Err(KubeError::new(
+            Reason::Forbidden,
+            "namespaces \"default\" is forbidden: this namespace may not be deleted",
+        ));
+    }
     let snapshot = api.model.settled();
     if snapshot.entry(target.r.kind, target.ns(), &name).is_none() {
         // A pod of a Deployment has no object of its own: the Deployment replaces its pods.
