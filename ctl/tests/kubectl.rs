@@ -611,6 +611,43 @@ fn against_podswarm(bin: &Path, version: &str) -> Vec<(String, String)> {
             Expect::Works(&["deployment.apps/frontend restarted"]),
         ),
         (
+            "get rs",
+            &["get", "rs"],
+            None,
+            Expect::Works(&["DESIRED", "CURRENT", "frontend-"]),
+        ),
+        (
+            "rollout history",
+            &["rollout", "history", "deploy/frontend"],
+            None,
+            Expect::Works(&[
+                "REVISION  CHANGE-CAUSE",
+                "1         <none>",
+                "4         <none>",
+            ]),
+        ),
+        (
+            "rollout undo --to-revision=1",
+            &["rollout", "undo", "deploy/frontend", "--to-revision=1"],
+            None,
+            Expect::Works(&["deployment.apps/frontend rolled back"]),
+        ),
+        (
+            "get deploy (after undo: the first template, the labels kept)",
+            &[
+                "get",
+                "deploy",
+                "frontend",
+                "-o",
+                "jsonpath={.spec.template.spec.containers[0].image} {.metadata.labels.tier} {.metadata.annotations}",
+            ],
+            None,
+            Expect::Works(&[
+                "gcr.io/google-samples/gb-frontend:v4 web",
+                "last-applied-configuration",
+            ]),
+        ),
+        (
             "delete svc",
             &["delete", "svc", "web"],
             None,

@@ -109,6 +109,8 @@ pub struct Snapshot {
     nodes: Vec<NodeView>,
     whitelist: Whitelist,
     tokens: Vec<TokenRecord>,
+    /// By (namespace, Deployment name): template hash → revision record.
+    revisions: BTreeMap<(String, String), BTreeMap<String, crate::rollout::Revision>>,
 }
 
 impl Snapshot {
@@ -132,6 +134,7 @@ impl Snapshot {
             deployments,
             recheck,
         } = crate::rollout::expand(&entries, &facts);
+        let revisions = facts.revisions;
         let specs: BTreeMap<String, PodSpec> = pods
             .into_iter()
             .map(|(p, _)| (format!("{}/{}", p.namespace, p.name), p.spec))
@@ -172,6 +175,7 @@ impl Snapshot {
                 .and_then(|v| serde_json::from_value(v).ok())
                 .unwrap_or_default(),
             tokens,
+            revisions,
         }
     }
 
@@ -235,6 +239,15 @@ impl Snapshot {
     }
 
     /// Every node with a record, and whether it is a live member.
+    /// A Deployment's revision records, by template hash.
+    pub fn revisions(
+        &self,
+        namespace: &str,
+        name: &str,
+    ) -> Option<&BTreeMap<String, crate::rollout::Revision>> {
+        self.revisions.get(&(namespace.to_owned(), name.to_owned()))
+    }
+
     pub fn nodes(&self) -> &[NodeView] {
         &self.nodes
     }

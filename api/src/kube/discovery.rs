@@ -133,6 +133,18 @@ pub const RESOURCES: &[Resource] = &[
         verbs: WRITE,
     },
     Resource {
+        group: "apps",
+        version: "v1",
+        plural: "replicasets",
+        singular: "replicaset",
+        kind: "ReplicaSet",
+        namespaced: true,
+        short_names: &["rs"],
+        // A Deployment's revisions, as `kubectl rollout history` and `undo` read them: derived
+        // from its revision records, never written.
+        verbs: &["get", "list"],
+    },
+    Resource {
         group: "authentication.k8s.io",
         version: "v1",
         plural: "selfsubjectreviews",

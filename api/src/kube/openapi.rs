@@ -376,7 +376,7 @@ fn log_path() -> Value {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use k8s_openapi::api::apps::v1::Deployment;
+    use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
     use k8s_openapi::api::autoscaling::v1::Scale;
     use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Node, Pod, Secret, Service};
     use k8s_openapi::api::networking::v1::Ingress;
@@ -399,6 +399,7 @@ mod tests {
                 "Secret" => generator.subschema_for::<Secret>(),
                 "Namespace" => generator.subschema_for::<Namespace>(),
                 "Deployment" => generator.subschema_for::<Deployment>(),
+                "ReplicaSet" => generator.subschema_for::<ReplicaSet>(),
                 "Ingress" => generator.subschema_for::<Ingress>(),
                 other => panic!("no schema for {other}: add it here"),
             };

@@ -343,6 +343,9 @@ enum Source<'a> {
     Entry(&'a Entry),
     Pod(&'a crate::model::Pod),
     Node(podswarm_api::Node),
+    /// An object podswarm derives (a ReplicaSet): its table cells after the name, and when it
+    /// was made.
+    Derived(Vec<Value>, u64),
 }
 
 /// An applied object with the metadata Kubernetes adds on write.
@@ -357,6 +360,106 @@ fn entry_value(e: &Entry) -> Value {
         meta.insert("generation".into(), json!(e.version));
     }
     value
+}
+
+/// Each Deployment's revisions as the ReplicaSets Kubernetes would keep for them, which
+/// `kubectl rollout history` and `rollout undo` read: named `<deployment>-<template hash>` (its
+/// pods' names start so), owned by the Deployment (by its uid), labelled and selecting with
+/// `pod-template-hash`, carrying the revision number and the Deployment's annotations (which
+/// `undo` writes back with the template). The current template's desires the Deployment's
+/// replicas, older ones none; their counts are the pods of each template that exist.
+fn replica_sets<'a>(snapshot: &'a Snapshot, ns: Option<&'a str>) -> Vec<Item<'a>> {
+    let mut out = Vec::new();
+    for e in snapshot.objects("Deployment", ns) {
+        let Object::Deployment(d) = &e.object else {
+            continue;
+        };
+        let (namespace, name) = (e.object.namespace(), e.object.name());
+        let Some(revisions) = snapshot.revisions(namespace, name) else {
+            continue;
+        };
+        let current = podswarm_manifest::template_hash(&d.spec.template);
+        let owner = format!("Deployment/{name}");
+        for (hash, revision) in revisions {
+            let pods: Vec<&crate::model::Pod> = snapshot
+                .pods()
+                .filter(|p| {
+                    p.view.namespace == namespace && p.view.owner.as_deref() == Some(&owner)
+                })
+                .filter(|p| {
+                    podswarm_manifest::replica_ordinal(&p.view.name).is_some_and(|(h, _)| h == hash)
+                })
+                .filter(|p| !p.view.terminating)
+                .collect();
+            let ready = pods.iter().filter(|p| p.view.ready).count();
+            let desired = if *hash == current {
+                d.spec.replicas.unwrap_or(1)
+            } else {
+                0
+            };
+            let mut labels = revision
+                .template
+                .metadata
+                .as_ref()
+                .and_then(|m| m.labels.clone())
+                .unwrap_or_default();
+            labels.insert("pod-template-hash".to_owned(), hash.clone());
+            let mut template = serde_json::to_value(&revision.template).unwrap_or(Value::Null);
+            template["metadata"]["labels"] = json!(labels);
+            let mut selector = d.spec.selector.match_labels.clone().unwrap_or_default();
+            selector.insert("pod-template-hash".to_owned(), hash.clone());
+            let mut annotations = d.metadata.annotations.clone().unwrap_or_default();
+            annotations.insert(
+                "deployment.kubernetes.io/revision".to_owned(),
+                revision.revision.to_string(),
+            );
+            let rs_name = format!("{name}-{hash}");
+            let value = json!({
+                "apiVersion": "apps/v1",
+                "kind": "ReplicaSet",
+                "metadata": {
+                    "name": rs_name,
+                    "namespace": namespace,
+                    "labels": labels,
+                    "annotations": annotations,
+                    "uid": uuid_of(&format!("ReplicaSet/{namespace}/{rs_name}/{}", revision.created)),
+                    "creationTimestamp": objects::time(revision.created),
+                    "resourceVersion": snapshot.stamp.state.to_string(),
+                    "ownerReferences": [{
+                        "apiVersion": "apps/v1",
+                        "kind": "Deployment",
+                        "name": name,
+                        "uid": uid(&e.object, e.created),
+                        "controller": true,
+                        "blockOwnerDeletion": true,
+                    }],
+                },
+                "spec": {
+                    "replicas": desired,
+                    "selector": {"matchLabels": selector},
+                    "template": template,
+                },
+                "status": {
+                    "replicas": pods.len(),
+                    "fullyLabeledReplicas": pods.len(),
+                    "readyReplicas": ready,
+                    "availableReplicas": ready,
+                    "observedGeneration": 1,
+                },
+            });
+            out.push(Item {
+                value,
+                namespace: namespace.to_owned(),
+                name: rs_name,
+                labels,
+                source: Source::Derived(
+                    vec![json!(desired), json!(pods.len()), json!(ready)],
+                    revision.created,
+                ),
+            });
+        }
+    }
+    out
 }
 
 /// An applied object with its status, for the kinds whose status podswarm computes.
@@ -377,14 +480,18 @@ fn with_status(snapshot: &Snapshot, e: &Entry) -> Value {
 
 /// A stable UUID-shaped id per object and creation: the same on every node.
 fn uid(object: &Object, created: u64) -> String {
-    use sha2::{Digest, Sha256};
-    let digest = Sha256::digest(format!(
+    uuid_of(&format!(
         "{}/{}/{}/{created}",
         object.kind(),
         object.namespace(),
         object.name()
-    ));
-    let h = digest
+    ))
+}
+
+/// A UUID-shaped digest of `key`.
+fn uuid_of(key: &str) -> String {
+    use sha2::{Digest, Sha256};
+    let h = Sha256::digest(key)
         .iter()
         .map(|b| format!("{b:02x}"))
         .collect::<String>();
@@ -448,6 +555,7 @@ fn items<'a>(snapshot: &'a Snapshot, r: &Resource, ns: Option<&'a str>) -> Vec<I
             }
             pods
         }
+        "ReplicaSet" => replica_sets(snapshot, ns),
         "Node" => super::node_items(snapshot)
             .into_iter()
             .map(|n| Item {
@@ -717,6 +825,28 @@ fn table(
             }),
             env!("CARGO_PKG_VERSION"),
         ),
+        "ReplicaSet" => {
+            let metas: Vec<(ObjectMeta, Vec<Value>, u64)> = items
+                .iter()
+                .filter_map(|i| match &i.source {
+                    Source::Derived(cells, created) => Some((
+                        serde_json::from_value(i.value["metadata"].clone()).unwrap_or_default(),
+                        cells.clone(),
+                        *created,
+                    )),
+                    _ => None,
+                })
+                .collect();
+            tables::simple(
+                metas.iter().map(|(m, c, t)| (m, c.clone(), *t)),
+                &[
+                    ("Desired", "Number of desired pods."),
+                    ("Current", "Number of pods that exist."),
+                    ("Ready", "Number of ready pods."),
+                ],
+                now,
+            )
+        }
         _ => {
             let entries = items.iter().filter_map(|i| match &i.source {
                 Source::Entry(e) => Some(*e),

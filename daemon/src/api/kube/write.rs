@@ -162,6 +162,10 @@ const SERVER_METADATA: &[&str] = &[
     "selfLink",
 ];
 
+/// A Deployment's revision, which the server sets on what it answers and takes off what it
+/// is sent (as Kubernetes' deployment controller owns it).
+const REVISION_ANNOTATION: &str = "deployment.kubernetes.io/revision";
+
 /// Checks a body against its target (kind, apiVersion, namespace, name), fills in what the URL
 /// says and the body left out, takes off what the server owns, and returns the
 /// `resourceVersion` the client sent (its precondition).
@@ -237,6 +241,12 @@ fn prepare(target: &Target, value: &mut Value) -> Result<Option<u64>, KubeError>
     let precondition = super::resource_version(&Value::Object(meta.clone()))?;
     for key in SERVER_METADATA {
         meta.remove(*key);
+    }
+    if let Some(annotations) = meta.get_mut("annotations").and_then(Value::as_object_mut) {
+        annotations.remove(REVISION_ANNOTATION);
+        if annotations.is_empty() {
+            meta.remove("annotations");
+        }
     }
     Ok(precondition)
 }
@@ -509,7 +519,9 @@ fn current(api: &Shared, target: &Target, name: &str) -> Result<(u64, Value), Ku
     let e = snapshot
         .entry(target.r.kind, target.ns(), name)
         .ok_or_else(|| not_found(target, name))?;
-    Ok((e.version, entry_value(e)))
+    // As clients read it (a Deployment with its revision annotation, which `kubectl rollout
+    // undo`'s JSON patch replaces along with the others).
+    Ok((e.version, super::with_status(&snapshot, e)))
 }
 
 async fn replace(
