@@ -1,7 +1,7 @@
 //! kubectl against a booted three-node cluster, as a Kubernetes user meets podswarm: a
-//! kubeconfig from `podswarmctl token create --kubeconfig` on k1, pointed at k2, used from k3
+//! kubeconfig from `podswarmctl token create --kubeconfig` on kc1, pointed at kc2, used from kc3
 //! by each kubectl client the suite has (`PODSWARM_KUBECTLS`: the one on PATH and the newest,
-//! copied into the node). Objects written through k1 are read through k2; pods run on all three
+//! copied into the node). Objects written through kc1 are read through kc2; pods run on all three
 //! nodes; logs come from the node that runs the pod; a watch sees a pod another node starts;
 //! the corpus's guestbook (its images swapped for the local busybox, which no registry is needed
 //! for) is applied, rolled out and deleted through kubectl alone.
@@ -100,7 +100,7 @@ fn kubectl_drives_a_three_node_cluster() {
     let options = BootOptions {
         bridge: Some(bridge.name.clone()),
     };
-    let nodes: Vec<Node> = ["k1", "k2", "k3"]
+    let nodes: Vec<Node> = ["kc1", "kc2", "kc3"]
         .iter()
         .map(|n| Node::boot(n, &options))
         .collect();
@@ -114,7 +114,7 @@ fn kubectl_drives_a_three_node_cluster() {
     form_cluster(&nodes, &format!("{SUBNET}.1"));
     for node in &nodes {
         node.wait_for("all three nodes ready", Duration::from_secs(90), || {
-            podswarm_tests::ctl::ready_nodes(node) == ["k1", "k2", "k3"]
+            podswarm_tests::ctl::ready_nodes(node) == ["kc1", "kc2", "kc3"]
         });
     }
 
@@ -153,13 +153,13 @@ fn kubectl_drives_a_three_node_cluster() {
         // The ticker's pods, on all three nodes, Running, read through k2.
         let mut wide = String::new();
         k3.wait_for(
-            "three ticker pods Running on k1, k2, k3",
+            "three ticker pods Running on kc1, kc2, kc3",
             Duration::from_secs(120),
             || {
                 wide = try_sh(k3, &k("get pods -l app=ticker -o wide --no-headers")).1;
                 let running: Vec<&str> = wide.lines().filter(|l| l.contains(" Running ")).collect();
                 running.len() == 3
-                    && ["k1", "k2", "k3"]
+                    && ["kc1", "kc2", "kc3"]
                         .iter()
                         .all(|n| running.iter().any(|l| l.contains(&format!(" {n} "))))
             },
@@ -173,14 +173,14 @@ fn kubectl_drives_a_three_node_cluster() {
         };
 
         // Logs of a pod on k3 through k2's API, followed: k2 proxies to k3.
-        let on_k3 = pod_on("k3");
+        let on_k3 = pod_on("kc3");
         let (_, followed) = try_sh(k3, &format!("timeout 4 {}", k(&format!("logs -f {on_k3}"))));
         let ticks = followed.lines().filter(|l| l.starts_with("tick ")).count();
         assert!(
             ticks >= 4,
             "kubectl logs -f {on_k3} through k2:\n{followed}"
         );
-        let tail = k3.sh(&k(&format!("logs --tail=2 {}", pod_on("k1"))));
+        let tail = k3.sh(&k(&format!("logs --tail=2 {}", pod_on("kc1"))));
         assert_eq!(
             tail.lines().filter(|l| l.starts_with("tick ")).count(),
             2,
@@ -194,14 +194,20 @@ fn kubectl_drives_a_three_node_cluster() {
         ));
         std::thread::sleep(Duration::from_secs(2));
         k1.sh("podswarmctl scale deploy/ticker --replicas 4");
+        let first: Vec<String> = wide
+            .lines()
+            .filter_map(|l| l.split_whitespace().next().map(str::to_owned))
+            .collect();
         k3.wait_for(
             "the watch to show a fourth ticker pod",
             Duration::from_secs(60),
             || {
-                let watched = k3.sh("cat /root/watch");
-                watched
-                    .lines()
-                    .any(|l| !l.contains(&on_k3) && l.contains("ticker-") && l.contains("Running"))
+                k3.sh("cat /root/watch").lines().any(|l| {
+                    l.split_whitespace()
+                        .next()
+                        .is_some_and(|p| p.starts_with("ticker-") && !first.iter().any(|f| f == p))
+                        && l.contains("Running")
+                })
             },
         );
         k3.sh("kill $(cat /root/watch.pid) || true");
@@ -236,8 +242,8 @@ fn kubectl_drives_a_three_node_cluster() {
             described.contains("3 desired") || described.contains("Replicas:"),
             "{described}"
         );
-        let node = k3.sh(&k("describe node k3"));
-        assert!(node.contains("Ready") && node.contains("k3"), "{node}");
+        let node = k3.sh(&k("describe node kc3"));
+        assert!(node.contains("Ready") && node.contains("kc3"), "{node}");
         let (ok, deleted) = try_sh(k3, &k("delete -f /root/guestbook.yaml"));
         assert!(
             ok && deleted.contains("deployment.apps \"frontend\" deleted"),
