@@ -148,51 +148,74 @@ impl Watcher {
             .collect()
     }
 
-    /// Queues the events that take the client from `seen` to `snapshot`.
+    /// Queues the events that take the client from `seen` to `snapshot`. The snapshot's items
+    /// are selected once, and a table row is made only for an object that changed.
     fn changes(&mut self, snapshot: &Arc<Snapshot>) {
-        let now = self.items(snapshot);
+        // Owned, so the items borrow it and the snapshot, not `self` (which the events change).
+        let ns = self.ns.clone();
+        let selected = self.selectors.select(snapshot, self.r, ns.as_deref());
+        let now: BTreeMap<(String, String), &super::Item<'_>> = selected
+            .iter()
+            .map(|i| ((i.namespace.clone(), i.name.clone()), i))
+            .collect();
         let gone: Vec<(String, String)> = self
             .seen
             .keys()
             .filter(|k| !now.contains_key(*k))
             .cloned()
             .collect();
-        for key in gone {
-            if let Some(value) = self.seen.remove(&key) {
-                let object = self.object(&self.last.clone(), &key, value);
-                self.push("DELETED", object);
+        if !gone.is_empty() {
+            // The rows of objects that went are made from the snapshot they were last in.
+            let last = Arc::clone(&self.last);
+            let before = if self.table {
+                self.selectors.select(&last, self.r, ns.as_deref())
+            } else {
+                Vec::new()
+            };
+            for key in gone {
+                if let Some(value) = self.seen.remove(&key) {
+                    let item = before
+                        .iter()
+                        .find(|i| i.namespace == key.0 && i.name == key.1);
+                    let object = self.object(&last, item, value);
+                    self.push("DELETED", object);
+                }
             }
         }
-        for (key, value) in now {
+        for (key, item) in now {
             let kind = match self.seen.get(&key) {
                 None => "ADDED",
-                Some(old) if *old != value => "MODIFIED",
+                Some(old) if *old != item.value => "MODIFIED",
                 Some(_) => continue,
             };
-            self.seen.insert(key.clone(), value.clone());
-            let object = self.object(snapshot, &key, value);
+            self.seen.insert(key, item.value.clone());
+            let object = self.object(snapshot, Some(item), item.value.clone());
             self.push(kind, object);
         }
         self.last = Arc::clone(snapshot);
     }
 
-    /// An event's object: the object, or its one-row `Table` when the client asked for tables,
-    /// with a version the client may resume from (pods and nodes are records, not writes: they
-    /// carry the snapshot's).
-    fn object(&self, snapshot: &Arc<Snapshot>, key: &(String, String), mut value: Value) -> Value {
+    /// An event's object: the object, or the one-row `Table` of `item` when the client asked
+    /// for tables, with a version the client may resume from (pods and nodes are records, not
+    /// writes: they carry the snapshot's).
+    fn object(
+        &self,
+        snapshot: &Snapshot,
+        item: Option<&super::Item<'_>>,
+        mut value: Value,
+    ) -> Value {
         if value["metadata"]["resourceVersion"].is_null() {
             value["metadata"]["resourceVersion"] = json!(snapshot.stamp.state.to_string());
         }
-        if !self.table {
+        let (true, Some(item)) = (self.table, item) else {
             return value;
-        }
-        let items: Vec<super::Item<'_>> = self
-            .selectors
-            .select(snapshot, self.r, self.ns.as_deref())
-            .into_iter()
-            .filter(|i| i.namespace == key.0 && i.name == key.1)
-            .collect();
-        let mut rows = table(snapshot, self.r, &items, self.api.state.now());
+        };
+        let mut rows = table(
+            snapshot,
+            self.r,
+            std::slice::from_ref(item),
+            self.api.state.now(),
+        );
         rows.metadata.resource_version = value["metadata"]["resourceVersion"]
             .as_str()
             .map(str::to_owned);
