@@ -1056,13 +1056,17 @@ fn requested_replicas(body: &[u8]) -> Result<(i32, Option<u64>), KubeError> {
         .ok_or_else(|| {
             KubeError::new(Reason::Invalid, "spec.replicas: Required value: an integer")
         })?;
-    Ok((replicas, resource_version(&value["metadata"])?))
+    Ok((
+        replicas,
+        resource_version(value["metadata"].get("resourceVersion"))?,
+    ))
 }
 
-/// The `resourceVersion` a body's metadata names: a precondition of the write, which podswarm
-/// gave as a state version (anything else cannot match, so it is a conflict).
-fn resource_version(metadata: &Value) -> Result<Option<u64>, KubeError> {
-    match metadata["resourceVersion"].as_str() {
+/// The `resourceVersion` a body's metadata names (its `resourceVersion` field): a
+/// precondition of the write, which podswarm gave as a state version (anything else cannot
+/// match, so it is a conflict).
+fn resource_version(field: Option<&Value>) -> Result<Option<u64>, KubeError> {
+    match field.and_then(Value::as_str) {
         None | Some("") => Ok(None),
         Some(v) => v.parse::<u64>().map(Some).map_err(|_| {
             KubeError::new(

@@ -238,7 +238,7 @@ fn prepare(target: &Target, value: &mut Value) -> Result<Option<u64>, KubeError>
             }
         }
     }
-    let precondition = super::resource_version(&Value::Object(meta.clone()))?;
+    let precondition = super::resource_version(meta.get("resourceVersion"))?;
     for key in SERVER_METADATA {
         meta.remove(*key);
     }
