@@ -73,15 +73,6 @@ fn clients() -> Vec<std::path::PathBuf> {
     }
 }
 
-/// Runs `script` on `node`: its exit status and its output (stdout and stderr together).
-fn try_sh(node: &Node, script: &str) -> (bool, String) {
-    let out = node.exec(&["sh", "-c", &format!("{script} 2>&1")]);
-    (
-        out.status.success(),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-    )
-}
-
 #[test]
 fn kubectl_drives_a_three_node_cluster() {
     if nodes_or_skip("kubectl_drives_a_three_node_cluster").is_none() {
@@ -156,7 +147,9 @@ fn kubectl_drives_a_three_node_cluster() {
             "three ticker pods Running on kc1, kc2, kc3",
             Duration::from_secs(120),
             || {
-                wide = try_sh(k3, &k("get pods -l app=ticker -o wide --no-headers")).1;
+                wide = k3
+                    .try_sh(&k("get pods -l app=ticker -o wide --no-headers"))
+                    .1;
                 let running: Vec<&str> = wide.lines().filter(|l| l.contains(" Running ")).collect();
                 running.len() == 3
                     && ["kc1", "kc2", "kc3"]
@@ -174,7 +167,7 @@ fn kubectl_drives_a_three_node_cluster() {
 
         // Logs of a pod on k3 through k2's API, followed: k2 proxies to k3.
         let on_k3 = pod_on("kc3");
-        let (_, followed) = try_sh(k3, &format!("timeout 4 {}", k(&format!("logs -f {on_k3}"))));
+        let (_, followed) = k3.try_sh(&format!("timeout 4 {}", k(&format!("logs -f {on_k3}"))));
         let ticks = followed.lines().filter(|l| l.starts_with("tick ")).count();
         assert!(
             ticks >= 4,
@@ -244,7 +237,7 @@ fn kubectl_drives_a_three_node_cluster() {
         );
         let node = k3.sh(&k("describe node kc3"));
         assert!(node.contains("Ready") && node.contains("kc3"), "{node}");
-        let (ok, deleted) = try_sh(k3, &k("delete -f /root/guestbook.yaml"));
+        let (ok, deleted) = k3.try_sh(&k("delete -f /root/guestbook.yaml"));
         assert!(
             ok && deleted.contains("deployment.apps \"frontend\" deleted"),
             "{deleted}"

@@ -170,6 +170,16 @@ impl Node {
             .args(argv))
     }
 
+    /// Runs a shell script inside the node: whether it succeeded, and its output (stdout and
+    /// stderr together), for scripts expected to fail.
+    pub fn try_sh(&self, script: &str) -> (bool, String) {
+        let out = self.exec(&["sh", "-c", &format!("{script} 2>&1")]);
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+        )
+    }
+
     /// Runs a shell script inside the node; panics with its output if it fails.
     pub fn sh(&self, script: &str) -> String {
         let out = self.exec(&["sh", "-c", script]);

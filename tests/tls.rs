@@ -45,15 +45,6 @@ fn expiry(on: &Node, node: &str) -> Option<u64> {
         .as_u64()
 }
 
-/// Runs `script` on `node`; its exit status and its output (stdout and stderr together).
-fn try_sh(node: &Node, script: &str) -> (bool, String) {
-    let out = node.exec(&["sh", "-c", &format!("{script} 2>&1")]);
-    (
-        out.status.success(),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-    )
-}
-
 #[test]
 fn the_api_is_https_with_the_cluster_ca_and_nodes_talk_mtls() {
     if nodes_or_skip("the_api_is_https_with_the_cluster_ca_and_nodes_talk_mtls").is_none() {
@@ -86,7 +77,7 @@ fn the_api_is_https_with_the_cluster_ca_and_nodes_talk_mtls() {
     let t1_api = format!("{SUBNET}.1:8080");
 
     // Plain HTTP gets no HTTP answer (only a TLS alert, which curl takes for HTTP/0.9 bytes).
-    let (ok, plain) = try_sh(t2, &format!("curl -sS -i -m 5 http://{t1_api}/api/v1/pods"));
+    let (ok, plain) = t2.try_sh(&format!("curl -sS -i -m 5 http://{t1_api}/api/v1/pods"));
     assert!(
         !ok && !plain.contains("HTTP/1") && !plain.contains("items"),
         "plain HTTP answered: {plain}"
@@ -130,9 +121,7 @@ fn the_api_is_https_with_the_cluster_ca_and_nodes_talk_mtls() {
     ));
     assert!(pods.contains("\"items\""), "{pods}");
     // Without a token, and without a node certificate, a request is refused.
-    let (_, anonymous) = try_sh(
-        t2,
-        &format!(
+    let (_, anonymous) = t2.try_sh(&format!(
             "curl -sS -m 5 -o /dev/null -w '%{{http_code}}' --cacert /root/ca.pem https://{t1_api}/api/v1/pods"
         ),
     );
@@ -144,14 +133,14 @@ fn the_api_is_https_with_the_cluster_ca_and_nodes_talk_mtls() {
     t2.sh(
         "sed \"s|certificate-authority-data: .*|certificate-authority-data: $(base64 -w0 /root/other-ca.pem)|\" /root/kc > /root/kc-other",
     );
-    let (ok, foreign) = try_sh(t2, "podswarmctl --kubeconfig /root/kc-other get pods");
+    let (ok, foreign) = t2.try_sh("podswarmctl --kubeconfig /root/kc-other get pods");
     assert!(
         !ok && foreign.contains("certificate") && !foreign.contains("NAME"),
         "{foreign}"
     );
     // A CA that is not base64.
     t2.sh("sed 's|certificate-authority-data: .*|certificate-authority-data: not*base64|' /root/kc > /root/kc-bad");
-    let (ok, bad) = try_sh(t2, "podswarmctl --kubeconfig /root/kc-bad get pods");
+    let (ok, bad) = t2.try_sh("podswarmctl --kubeconfig /root/kc-bad get pods");
     assert!(!ok && bad.contains("base64"), "{bad}");
     // A client certificate from another CA is refused at the handshake, token or not.
     let request = NodeRequest::generate("t1").unwrap_or_else(|e| panic!("{e}"));
@@ -166,9 +155,7 @@ fn the_api_is_https_with_the_cluster_ca_and_nodes_talk_mtls() {
         .unwrap_or_else(|e| panic!("{e}"));
     t2.write("/root/stranger.pem", stranger.cert_pem.as_bytes());
     t2.write("/root/stranger.key", request.key_pem.as_bytes());
-    let (ok, refused) = try_sh(
-        t2,
-        &format!(
+    let (ok, refused) = t2.try_sh(&format!(
             "curl -sS -m 5 --cacert /root/ca.pem --cert /root/stranger.pem --key /root/stranger.key -H 'Authorization: Bearer {token}' https://{t1_api}/api/v1/pods"
         ),
     );
@@ -253,7 +240,7 @@ fn the_api_is_https_with_the_cluster_ca_and_nodes_talk_mtls() {
         "/root/insecure.toml",
         b"[api]\ninsecure_plain_http = true\n",
     );
-    let (ok, validated) = try_sh(t1, "podswarmd --config /root/insecure.toml --validate");
+    let (ok, validated) = t1.try_sh("podswarmd --config /root/insecure.toml --validate");
     assert!(
         ok && validated.contains("warning") && validated.contains("insecure_plain_http"),
         "{validated}"
