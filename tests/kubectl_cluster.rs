@@ -210,7 +210,7 @@ fn kubectl_drives_a_three_node_cluster() {
         assert!(status.contains("successfully rolled out"), "{status}");
 
         // The corpus's guestbook through kubectl alone: applied with default validation,
-        // unchanged when applied again, rolled out, described, deleted.
+        // unchanged when applied again, applied server-side, rolled out, described, deleted.
         let applied = k3.sh(&k("apply -f /root/guestbook.yaml"));
         assert!(
             applied.contains("deployment.apps/frontend created"),
@@ -220,6 +220,20 @@ fn kubectl_drives_a_three_node_cluster() {
         assert!(
             again.contains("deployment.apps/frontend unchanged"),
             "{again}"
+        );
+        // Then server-side: kubectl takes over client-side apply's fields (its migration's
+        // patches too go through this node's API).
+        let server_side = k3.sh(&k("apply --server-side -f /root/guestbook.yaml"));
+        assert!(
+            server_side.contains("deployment.apps/frontend serverside-applied"),
+            "{server_side}"
+        );
+        let managers = k3.sh(&k(
+            "get deployment frontend --show-managed-fields -o jsonpath='{.metadata.managedFields[*].manager}'",
+        ));
+        assert!(
+            managers.contains("kubectl") && !managers.contains("kubectl-client-side-apply"),
+            "{managers}"
         );
         for deployment in ["redis-master", "redis-replica", "frontend"] {
             let status = k3.sh(&k(&format!(

@@ -35,6 +35,7 @@ pub use names::{
 };
 pub use parse::{
     FieldValidation, Limits, Manifest, Object, ParsedObject, UNKNOWN_FIELD, parse, parse_with,
+    read_documents,
 };
 pub use pods::{Owner, PodInstance, pods_of, replica_ordinal, replicas_of, template_hash};
 pub use quantity::{QuantityError, cpu_millis, memory_bytes};

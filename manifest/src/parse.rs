@@ -243,6 +243,20 @@ fn is_list(map: &Map<String, Value>) -> bool {
         .is_some_and(|k| k == "List" || (k.ends_with("List") && map.contains_key("items")))
 }
 
+/// The documents of a YAML or JSON input as JSON values, before any of them is read as an
+/// object: what a server-side apply's `application/apply-patch+yaml` body is read with, so it
+/// meets the same syntax and limits as a manifest.
+pub fn read_documents(input: &str, source: &str, limits: &Limits) -> Result<Vec<Value>, Error> {
+    if input.len() > limits.max_bytes {
+        return Err(Error::TooLarge {
+            source_name: source.to_owned(),
+            size: input.len(),
+            limit: limits.max_bytes,
+        });
+    }
+    split_documents(input, source, limits)
+}
+
 fn split_documents(input: &str, source: &str, limits: &Limits) -> Result<Vec<Value>, Error> {
     let trimmed = input.trim_start_matches(['\u{feff}', ' ', '\t', '\r', '\n']);
     let documents = if trimmed.starts_with('{') || trimmed.starts_with('[') {

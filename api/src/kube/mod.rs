@@ -2,6 +2,7 @@
 //! `Table` answers. Objects themselves are `k8s-openapi` types.
 
 pub mod discovery;
+pub mod fields;
 pub mod objects;
 pub mod openapi;
 pub mod patch;

@@ -273,6 +273,7 @@ fn resource_paths(r: &Resource, paths: &mut Map<String, Value>) {
             "application/json-patch+json": patch,
             "application/merge-patch+json": patch,
             "application/strategic-merge-patch+json": patch,
+            "application/apply-patch+yaml": patch,
         }});
         ops.insert("patch".into(), op);
     }

@@ -394,6 +394,43 @@ fn list_kind(ty: Type, path: &[&str]) -> ListKind {
     ListKind::Atomic
 }
 
+/// How server-side apply (`fields`) sees a list: whole, as a set of primitives, or as a map
+/// from its key fields to its elements.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ListShape {
+    Atomic,
+    Set,
+    Map(&'static [&'static str]),
+}
+
+/// The shape of the list at `path` (field names from the top of a `kind` object, list elements
+/// implied). Server-side apply keys lists by their `x-kubernetes-list-map-keys`, which are the
+/// patch merge key except where upstream's list-map key has a second field (ports are also
+/// keyed by protocol, spread constraints by `whenUnsatisfiable`).
+pub fn list_shape(kind: &str, path: &[&str]) -> ListShape {
+    let Some(ty) = Type::of_kind(kind) else {
+        return ListShape::Atomic;
+    };
+    match list_kind(ty, path) {
+        ListKind::Atomic => ListShape::Atomic,
+        ListKind::Set => ListShape::Set,
+        ListKind::Keyed(key) => ListShape::Map(match key {
+            "containerPort" => &["containerPort", "protocol"],
+            "port" => &["port", "protocol"],
+            "topologyKey" => &["topologyKey", "whenUnsatisfiable"],
+            "name" => &["name"],
+            "uid" => &["uid"],
+            "ip" => &["ip"],
+            "mountPath" => &["mountPath"],
+            "devicePath" => &["devicePath"],
+            "type" => &["type"],
+            // A key the table gains without a line here: whole, which loses ownership detail
+            // and never correctness.
+            _ => return ListShape::Atomic,
+        }),
+    }
+}
+
 /// `path` without the dotted `prefix`, if it starts with it.
 fn strip<'p, 's>(prefix: &str, path: &'p [&'s str]) -> Option<&'p [&'s str]> {
     prefix

@@ -8,9 +8,12 @@
 //! refused as Kubernetes' "strict decoding error"); podswarm's warnings (fields it accepts but
 //! does not act on) come back as `Warning` headers, which kubectl prints.
 //!
-//! The metadata the server owns (`resourceVersion`, `uid`, `creationTimestamp`, `generation`,
-//! `managedFields`) and `status` are taken off what the client sends: the state holds what the
-//! user asked for, and reads add the rest back. `resourceVersion`, when sent, is a precondition:
+//! The metadata the server owns (`resourceVersion`, `uid`, `creationTimestamp`, `generation`)
+//! and `status` are taken off what the client sends: the state holds what the user asked for,
+//! and reads add the rest back. `managedFields` are the exception: they are the record of who
+//! set which field (`podswarm_api::kube::fields`), which every write here keeps up to date and
+//! the state holds with the object, so server-side apply (`application/apply-patch+yaml`) can
+//! tell a manager's conflicts and what it stopped applying, on any node. `resourceVersion`, when sent, is a precondition:
 //! a write against an older version gets 409, as in Kubernetes. The check and the write are not
 //! one step (there is no leader to serialize them); two writers racing on two nodes resolve as
 //! every podswarm write does, the later state version winning on every node.
@@ -20,9 +23,9 @@ use axum::extract::{FromRequest, Path, Query, Request, State as AxState};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::Response;
 use podswarm_api::kube::discovery::Resource;
-use podswarm_api::kube::objects;
 use podswarm_api::kube::patch::{self, PatchType};
 use podswarm_api::kube::status::{self, Reason};
+use podswarm_api::kube::{fields, objects};
 use podswarm_manifest::{FieldValidation, Object, UNKNOWN_FIELD};
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -36,10 +39,11 @@ use super::{KubeError, KubeResult, Shared, entry_value, json_response, namespace
 pub(super) struct WriteParams {
     field_validation: Option<String>,
     dry_run: Option<String>,
-    /// Recorded by Kubernetes in `managedFields`; podswarm keeps no field ownership, so a client
-    /// apply's manager is accepted and has no effect.
-    #[allow(dead_code)]
+    /// Who the write's fields are recorded as set by; without it, the client's name from its
+    /// `User-Agent` (`kubectl`), as Kubernetes does.
     field_manager: Option<String>,
+    /// A server-side apply takes the fields it conflicts on from their managers.
+    force: Option<bool>,
     propagation_policy: Option<String>,
 }
 
@@ -66,6 +70,81 @@ impl WriteParams {
             )),
         }
     }
+
+    /// The field manager a write is recorded as: `fieldManager`, or the `User-Agent`'s product
+    /// (`kubectl/v1.32.0 (linux/amd64) …` is `kubectl`).
+    fn manager(&self, headers: &HeaderMap) -> Result<String, KubeError> {
+        let manager = match self.field_manager.as_deref() {
+            Some(m) if !m.is_empty() => m.to_owned(),
+            _ => headers
+                .get(header::USER_AGENT)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|ua| ua.split('/').next())
+                .map(str::trim)
+                .filter(|m| !m.is_empty())
+                .unwrap_or("unknown")
+                .chars()
+                .take(128)
+                .collect(),
+        };
+        if manager.len() > 128 || manager.chars().any(char::is_control) {
+            return Err(KubeError::new(
+                Reason::Invalid,
+                "fieldManager: Invalid value: must be at most 128 printable characters",
+            ));
+        }
+        Ok(manager)
+    }
+}
+
+/// Records `new` as written by `manager` over `old` in its `managedFields`.
+fn record(
+    target: &Target,
+    manager: &str,
+    old: Option<&Value>,
+    new: &mut Value,
+) -> Result<(), KubeError> {
+    fields::update(target.r.kind, old, new, &target.writer(manager))
+        .map_err(|e| fields_error(target, new, &e))
+}
+
+/// A refused write's managed fields: a conflict (409, each field a cause, as Kubernetes lists
+/// them) or managed fields a client sent that cannot be read (422).
+fn fields_error(target: &Target, value: &Value, e: &fields::FieldsError) -> KubeError {
+    if e.conflicts().is_empty() {
+        return KubeError::new(
+            Reason::Invalid,
+            format!(
+                "{} is invalid: {e}",
+                target.qualified(value["metadata"]["name"].as_str().unwrap_or_default())
+            ),
+        );
+    }
+    let mut s = status::failure(Reason::Conflict, e.to_string());
+    s.details = Some(
+        k8s_openapi::apimachinery::pkg::apis::meta::v1::StatusDetails {
+            name: value["metadata"]["name"].as_str().map(str::to_owned),
+            group: Some(target.r.group.to_owned()),
+            kind: Some(target.r.plural.to_owned()),
+            causes: Some(
+                e.conflicts()
+                    .iter()
+                    .map(
+                        |c| k8s_openapi::apimachinery::pkg::apis::meta::v1::StatusCause {
+                            field: Some(c.field.clone()),
+                            message: Some(format!(
+                                "conflict with {:?} using {}",
+                                c.manager, c.api_version
+                            )),
+                            reason: Some("FieldManagerConflict".to_owned()),
+                        },
+                    )
+                    .collect(),
+            ),
+            ..Default::default()
+        },
+    );
+    KubeError(Box::new(s))
 }
 
 /// Where a write is aimed: the resource, the namespace (for namespaced ones) and the name (for
@@ -122,6 +201,15 @@ impl Target {
         }
     }
 
+    /// A write by `manager` now, as `managedFields` record it.
+    fn writer<'m>(&self, manager: &'m str) -> fields::Writer<'m> {
+        fields::Writer {
+            manager,
+            api_version: self.r.group_version(),
+            now: objects::time(crate::link::unix_now()),
+        }
+    }
+
     /// The namespace objects are stored under: `""` for cluster-scoped kinds.
     fn ns(&self) -> &str {
         self.namespace.as_deref().unwrap_or_default()
@@ -152,13 +240,13 @@ impl<S: Send + Sync> FromRequest<S> for Body {
     }
 }
 
-/// The metadata the server owns, taken off what a client sends.
+/// The metadata the server owns, taken off what a client sends (`managedFields` it keeps, see
+/// the module's documentation).
 const SERVER_METADATA: &[&str] = &[
     "resourceVersion",
     "uid",
     "creationTimestamp",
     "generation",
-    "managedFields",
     "selfLink",
 ];
 
@@ -477,8 +565,10 @@ async fn create(
     target.writable("create")?;
     let fields = params.field_validation()?;
     let dry_run = params.dry_run()?;
+    let manager = params.manager(headers)?;
     let mut value = body_value(headers, &body)?;
     prepare(&target, &mut value)?;
+    record(&target, &manager, None, &mut value)?;
     let (object, warnings) = intake(&api, &target, &value, fields)?;
     if api
         .model
@@ -541,6 +631,7 @@ async fn replace(
         return Err(stale(&target, &name));
     }
     check_immutable(&target, &old, &value)?;
+    record(&target, &params.manager(headers)?, Some(&old), &mut value)?;
     let (object, warnings) = intake(&api, &target, &value, fields)?;
     store(&api, &target, object, dry_run, StatusCode::OK, &warnings).await
 }
@@ -557,15 +648,17 @@ async fn patch_object(
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .unwrap_or_default();
+    let media = content_type.split(';').next().unwrap_or_default().trim();
+    if media.eq_ignore_ascii_case(APPLY_PATCH) {
+        return server_side_apply(api, target, params, headers, body).await;
+    }
     let Some(patch_type) = PatchType::from_content_type(content_type) else {
-        let message = if content_type.starts_with("application/apply-patch") {
-            "server-side apply is not supported by podswarm yet: use kubectl apply without --server-side".to_owned()
-        } else {
+        return Err(KubeError::new(
+            Reason::UnsupportedMediaType,
             format!(
-                "the body of a patch is application/json-patch+json, application/merge-patch+json or application/strategic-merge-patch+json, not {content_type:?}"
-            )
-        };
-        return Err(KubeError::new(Reason::UnsupportedMediaType, message));
+                "the body of a patch is application/json-patch+json, application/merge-patch+json, application/strategic-merge-patch+json or {APPLY_PATCH}, not {content_type:?}"
+            ),
+        ));
     };
     let fields = params.field_validation()?;
     let dry_run = params.dry_run()?;
@@ -598,8 +691,112 @@ async fn patch_object(
         return Err(stale(&target, &name));
     }
     check_immutable(&target, &value, &patched)?;
+    record(
+        &target,
+        &params.manager(headers)?,
+        Some(&value),
+        &mut patched,
+    )?;
     let (object, warnings) = intake(&api, &target, &patched, fields)?;
     store(&api, &target, object, dry_run, StatusCode::OK, &warnings).await
+}
+
+/// The media type of a server-side apply's body (kubectl sends JSON, which is YAML too).
+const APPLY_PATCH: &str = "application/apply-patch+yaml";
+
+/// A server-side apply (`kubectl apply --server-side`): the body is the manager's whole intent
+/// for the object, merged into it (or creating it) by `fields::apply`, with Kubernetes' conflicts.
+/// The result then meets the same intake as any write.
+async fn server_side_apply(
+    api: Shared,
+    target: Target,
+    params: WriteParams,
+    headers: &HeaderMap,
+    body: Bytes,
+) -> KubeResult {
+    let Some(manager) = params.field_manager.clone().filter(|m| !m.is_empty()) else {
+        return Err(KubeError::new(
+            Reason::Invalid,
+            "PatchOptions.meta.k8s.io \"\" is invalid: fieldManager: Required value: is required for apply patch",
+        ));
+    };
+    let manager = WriteParams {
+        field_manager: Some(manager),
+        ..WriteParams::default()
+    }
+    .manager(headers)?;
+    let validation = params.field_validation()?;
+    let dry_run = params.dry_run()?;
+    let name = target.name.clone().unwrap_or_default();
+    let bad = |why: String| KubeError::new(Reason::BadRequest, why);
+    let text = std::str::from_utf8(&body)
+        .map_err(|_| bad("the apply body is not UTF-8 text".to_owned()))?;
+    let mut documents = podswarm_manifest::read_documents(text, "request body", &api.limits)
+        .map_err(|e| {
+            let reason = if matches!(e, podswarm_manifest::Error::TooLarge { .. }) {
+                Reason::RequestEntityTooLarge
+            } else {
+                Reason::BadRequest
+            };
+            KubeError::new(reason, e.to_string())
+        })?
+        .into_iter();
+    let (Some(mut applied), None) = (documents.next(), documents.next()) else {
+        return Err(bad(format!(
+            "the apply body must be one {} object",
+            target.r.kind
+        )));
+    };
+    for field in ["apiVersion", "kind"] {
+        if applied
+            .get(field)
+            .and_then(Value::as_str)
+            .is_none_or(str::is_empty)
+        {
+            return Err(bad(format!("an applied configuration must set {field}")));
+        }
+    }
+    if applied["metadata"]
+        .get("managedFields")
+        .is_some_and(|m| !m.is_null())
+    {
+        return Err(bad(
+            "metadata.managedFields must be nil in an applied configuration".to_owned(),
+        ));
+    }
+    let precondition = prepare(&target, &mut applied)?;
+    let snapshot = api.model.settled();
+    let live = snapshot
+        .entry(target.r.kind, target.ns(), &name)
+        .map(|e| (e.version, super::with_status(&snapshot, e)));
+    drop(snapshot);
+    match (precondition, &live) {
+        (Some(wanted), Some((version, _))) if wanted != *version => {
+            return Err(stale(&target, &name));
+        }
+        (Some(_), None) => return Err(not_found(&target, &name)),
+        _ => {}
+    }
+    let old = live.as_ref().map(|(_, v)| v);
+    let mut merged = fields::apply(
+        target.r.kind,
+        old,
+        &applied,
+        &target.writer(&manager),
+        params.force == Some(true),
+    )
+    .map_err(|e| fields_error(&target, &applied, &e))?;
+    prepare(&target, &mut merged)?;
+    if let Some(old) = old {
+        check_immutable(&target, old, &merged)?;
+    }
+    let (object, warnings) = intake(&api, &target, &merged, validation)?;
+    let code = if live.is_some() {
+        StatusCode::OK
+    } else {
+        StatusCode::CREATED
+    };
+    store(&api, &target, object, dry_run, code, &warnings).await
 }
 
 /// A patch of a node: what `kubectl cordon` and `uncordon` send (`spec.unschedulable`). A node
