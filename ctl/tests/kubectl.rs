@@ -15,42 +15,7 @@ use std::path::Path;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
-use podswarm_api::{ContainerView, Phase, PodView};
-use support::{NODE_NAMES, https_node, kubeconfig, now};
-
-/// A running, ready pod of the web Deployment on node-a, as its reconciler reports it.
-fn running_pod(name: &str) -> PodView {
-    let unit = format!("podswarm-default_{name}.service");
-    PodView {
-        namespace: "default".into(),
-        name: name.into(),
-        node: "node-a".into(),
-        ip: Some("10.244.0.2".into()),
-        phase: Phase::Running,
-        ready: true,
-        restarts: 1,
-        reason: None,
-        message: None,
-        owner: Some("Deployment/web".into()),
-        labels: [("app".to_owned(), "web".to_owned())].into(),
-        unit: unit.clone(),
-        units: vec![unit.clone()],
-        containers: vec![ContainerView {
-            name: "web".into(),
-            podman_name: format!("default_{name}_web"),
-            image: "localhost/web:1".into(),
-            unit,
-            state: "active/running".into(),
-            restarts: 1,
-        }],
-        created: now() - 930,
-        warnings: Vec::new(),
-        ready_since: Some(now() - 300),
-        terminating: false,
-        moving: false,
-        replaces: None,
-    }
-}
+use support::{NODE_NAMES, first_pod_names, https_node, kubeconfig, running_pod};
 
 /// kubectl with `args`, the kubeconfig only and an empty HOME (no cached discovery); requests
 /// time out after 10 s, so a command podswarm does not serve fails rather than hangs.
@@ -249,25 +214,10 @@ fn against_podswarm(bin: &Path, version: &str) -> Vec<(String, String)> {
     node.apply(APP);
     // The web Deployment's one running pod, named as its current revision's pods are (so it
     // counts as up to date, as `rollout status` needs).
-    let manifest = podswarm_manifest::parse(
-        APP,
-        "app.yaml",
-        &podswarm_manifest::Limits::default(),
-        &podswarm_manifest::Policy::default(),
-    )
-    .unwrap();
-    let podswarm_manifest::Object::Deployment(web) = &manifest.objects[0].object else {
-        panic!("APP starts with its Deployment");
-    };
-    let pod: &'static str = Box::leak(
-        podswarm_manifest::replicas_of("default", "web", &web.spec.template, 0..1)[0]
-            .name
-            .clone()
-            .into_boxed_str(),
-    );
+    let pod: &'static str = Box::leak(first_pod_names(APP, 1).remove(0).into_boxed_str());
     let journal: &'static str =
         Box::leak(format!("CONTAINER_NAME=default_{pod}_web").into_boxed_str());
-    node.pods([running_pod(pod)]);
+    node.pods([running_pod(pod, "node-a", 1)]);
     let home = tempfile::tempdir().unwrap();
     let cluster = format!(
         "    server: https://{address}\n    certificate-authority-data: {}\n",
@@ -966,7 +916,7 @@ fn against_podswarm(bin: &Path, version: &str) -> Vec<(String, String)> {
         });
         for name in appearing {
             std::thread::sleep(std::time::Duration::from_secs(2));
-            node.pods([running_pod(name)]);
+            node.pods([running_pod(name, "node-a", 1)]);
         }
         watching.join().unwrap()
     });

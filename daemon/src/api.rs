@@ -63,6 +63,9 @@ pub struct Api {
     /// The node certificate the TCP API serves HTTPS with and node-to-node requests present;
     /// `None` where the TCP API is plain HTTP (`api.insecure_plain_http`) or off.
     pub tls: Option<Arc<crate::tls::NodeTls>>,
+    /// The Kubernetes form of the read model's objects, shared by the Kubernetes API's lists and
+    /// watches.
+    pub kube_objects: kube::cache::Cache,
 }
 
 /// A write the cluster state did not take. One podswarm-gossip could not put on this node's disk
@@ -119,6 +122,7 @@ impl Api {
             socket_group: "podswarm".to_owned(),
             api_port: None,
             tls: None,
+            kube_objects: Default::default(),
         }
     }
 

@@ -236,6 +236,7 @@ async fn run(args: Args) -> Result<()> {
             .ok()
             .map(|a| a.port()),
         tls: tls.clone(),
+        kube_objects: Default::default(),
     });
     let (drained_tx, drained_rx) = tokio::sync::watch::channel(std::collections::BTreeSet::new());
     let drained_task = tokio::spawn(Arc::clone(&link).publish_drained(drained_rx));

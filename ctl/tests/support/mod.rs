@@ -20,7 +20,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use hyper::Method;
-use podswarm_api::{ApplyResult, CreatedToken, NewToken, PodView};
+use podswarm_api::{ApplyResult, ContainerView, CreatedToken, NewToken, Phase, PodView};
 use podswarm_daemon::api::{Api, routes, tcp_router};
 use podswarm_daemon::link::Link;
 use podswarm_daemon::reconcile::PodViews;
@@ -29,6 +29,62 @@ use podswarm_gossip::node::{Node as Gossip, Settings};
 use podswarm_manifest::Policy;
 use podswarmctl::client::Client;
 use serde_json::Value;
+
+/// A running, ready pod of the web Deployment (one container, `web`) on `node`, as its node's
+/// reconciler reports it, restarted `restarts` times.
+pub fn running_pod(name: &str, node: &str, restarts: u32) -> PodView {
+    let unit = format!("podswarm-default_{name}.service");
+    PodView {
+        namespace: "default".into(),
+        name: name.into(),
+        node: node.into(),
+        ip: Some("10.244.0.2".into()),
+        phase: Phase::Running,
+        ready: true,
+        restarts,
+        reason: None,
+        message: None,
+        owner: Some("Deployment/web".into()),
+        labels: [("app".to_owned(), "web".to_owned())].into(),
+        unit: unit.clone(),
+        units: vec![unit.clone()],
+        containers: vec![ContainerView {
+            name: "web".into(),
+            podman_name: format!("default_{name}_web"),
+            image: "localhost/web:1".into(),
+            unit,
+            state: "active/running".into(),
+            restarts,
+        }],
+        created: now() - 930,
+        warnings: Vec::new(),
+        ready_since: Some(now() - 300),
+        terminating: false,
+        moving: false,
+        replaces: None,
+    }
+}
+
+/// The names of the first `count` pods of the Deployment `manifest` starts with, as its current
+/// revision names them (so they count as up to date).
+pub fn first_pod_names(manifest: &str, count: u32) -> Vec<String> {
+    let parsed = podswarm_manifest::parse(
+        manifest,
+        "app.yaml",
+        &podswarm_manifest::Limits::default(),
+        &podswarm_manifest::Policy::default(),
+    )
+    .unwrap();
+    let podswarm_manifest::Object::Deployment(d) = &parsed.objects[0].object else {
+        panic!("the manifest starts with a Deployment");
+    };
+    let ns = d.metadata.namespace.as_deref().unwrap_or("default");
+    let name = d.metadata.name.as_deref().unwrap_or_default();
+    podswarm_manifest::replicas_of(ns, name, &d.spec.template, 0..count)
+        .into_iter()
+        .map(|p| p.name)
+        .collect()
+}
 
 pub fn now() -> u64 {
     std::time::SystemTime::now()

@@ -28,6 +28,7 @@ use crate::state::Entry;
 /// The Kubernetes version podswarm's API follows (its objects are k8s-openapi's latest).
 const KUBE_MINOR: &str = "35";
 
+pub(super) mod cache;
 mod openapi;
 mod watch;
 mod write;
@@ -505,12 +506,27 @@ fn uuid_of(key: &str) -> String {
     )
 }
 
-fn items<'a>(snapshot: &'a Snapshot, r: &Resource, ns: Option<&'a str>) -> Vec<Item<'a>> {
+/// Which objects a read wants, by namespace and name: checked before an object is made into
+/// its Kubernetes form, which is most of a read's work.
+type Want<'w> = &'w dyn Fn(&str, &str) -> bool;
+
+/// Every object.
+fn all(_: &str, _: &str) -> bool {
+    true
+}
+
+fn items<'a>(
+    snapshot: &'a Snapshot,
+    r: &Resource,
+    ns: Option<&'a str>,
+    want: Want<'_>,
+) -> Vec<Item<'a>> {
     match r.kind {
         "Pod" => {
             let mut pods: Vec<Item<'a>> = snapshot
                 .pods()
                 .filter(|p| ns.is_none_or(|n| p.view.namespace == n))
+                .filter(|p| want(&p.view.namespace, &p.view.name))
                 .map(|p| {
                     let host = snapshot
                         .nodes()
@@ -536,7 +552,10 @@ fn items<'a>(snapshot: &'a Snapshot, r: &Resource, ns: Option<&'a str>) -> Vec<I
                 })
                 .collect();
             // Applied pods not scheduled yet: Pending, as in Kubernetes.
-            for e in snapshot.objects("Pod", ns) {
+            for e in snapshot
+                .objects("Pod", ns)
+                .filter(|e| want(e.object.namespace(), e.object.name()))
+            {
                 if pods
                     .iter()
                     .any(|i| i.namespace == e.object.namespace() && i.name == e.object.name())
@@ -555,9 +574,13 @@ fn items<'a>(snapshot: &'a Snapshot, r: &Resource, ns: Option<&'a str>) -> Vec<I
             }
             pods
         }
-        "ReplicaSet" => replica_sets(snapshot, ns),
+        "ReplicaSet" => replica_sets(snapshot, ns)
+            .into_iter()
+            .filter(|i| want(&i.namespace, &i.name))
+            .collect(),
         "Node" => super::node_items(snapshot)
             .into_iter()
+            .filter(|n| want("", &n.name))
             .map(|n| Item {
                 value: serde_json::to_value(objects::node(&n, env!("CARGO_PKG_VERSION")))
                     .unwrap_or(Value::Null),
@@ -569,6 +592,7 @@ fn items<'a>(snapshot: &'a Snapshot, r: &Resource, ns: Option<&'a str>) -> Vec<I
             .collect(),
         kind => snapshot
             .objects(kind, ns)
+            .filter(|e| want(e.object.namespace(), e.object.name()))
             .map(|e| Item {
                 value: with_status(snapshot, e),
                 namespace: e.object.namespace().to_owned(),
@@ -688,19 +712,36 @@ fn list(
         return watch::start(api, r, ns, q, selectors, wants_table(headers));
     }
     let snapshot = api.model.current();
-    let items = selectors.select(&snapshot, r, ns);
     let resource_version = snapshot.stamp.state.to_string();
     if wants_table(headers) {
+        let items = selectors.select(&snapshot, r, ns);
         let mut table = table(&snapshot, r, &items, api.state.now());
         table.metadata.resource_version = Some(resource_version);
         return Ok(json_response(&table));
     }
-    Ok(json_response(&json!({
-        "kind": format!("{}List", r.kind),
-        "apiVersion": r.group_version(),
-        "metadata": {"resourceVersion": resource_version},
-        "items": items.into_iter().map(|i| i.value).collect::<Vec<_>>(),
-    })))
+    // The objects as every list and watch of this snapshot shares them.
+    let objects = api.kube_objects.objects(&snapshot, r);
+    let items: Vec<&Value> = objects
+        .iter()
+        .filter(|((n, name), o)| {
+            ns.is_none_or(|ns| ns == n) && selectors.matches(n, name, &o.labels, &o.value)
+        })
+        .map(|(_, o)| &o.value)
+        .collect();
+    #[derive(serde::Serialize)]
+    struct List<'a> {
+        kind: String,
+        #[serde(rename = "apiVersion")]
+        api_version: String,
+        metadata: Value,
+        items: Vec<&'a Value>,
+    }
+    Ok(json_response(&List {
+        kind: format!("{}List", r.kind),
+        api_version: r.group_version(),
+        metadata: json!({"resourceVersion": resource_version}),
+        items,
+    }))
 }
 
 /// `POST selfsubjectreviews` (`kubectl auth whoami`): the caller as podswarm knows it, the token
@@ -750,25 +791,35 @@ impl Selectors {
         r: &Resource,
         ns: Option<&'a str>,
     ) -> Vec<Item<'a>> {
-        items(snapshot, r, ns)
+        items(snapshot, r, ns, &all)
             .into_iter()
-            .filter(|i| matches_labels(&i.labels, &self.labels))
-            .filter(|i| {
-                self.fields.iter().all(|(k, v, equal)| {
-                    let field = match k.as_str() {
-                        "metadata.name" => i.name.as_str(),
-                        "metadata.namespace" => i.namespace.as_str(),
-                        // An absent field selects as the empty string, as in Kubernetes.
-                        path => path
-                            .split('.')
-                            .fold(&i.value, |v, key| &v[key])
-                            .as_str()
-                            .unwrap_or_default(),
-                    };
-                    (field == v) == *equal
-                })
-            })
+            .filter(|i| self.matches(&i.namespace, &i.name, &i.labels, &i.value))
             .collect()
+    }
+
+    /// Whether these select the object `namespace/name` with `labels`, in its Kubernetes form
+    /// `value`.
+    fn matches(
+        &self,
+        namespace: &str,
+        name: &str,
+        labels: &std::collections::BTreeMap<String, String>,
+        value: &Value,
+    ) -> bool {
+        matches_labels(labels, &self.labels)
+            && self.fields.iter().all(|(k, v, equal)| {
+                let field = match k.as_str() {
+                    "metadata.name" => name,
+                    "metadata.namespace" => namespace,
+                    // An absent field selects as the empty string, as in Kubernetes.
+                    path => path
+                        .split('.')
+                        .fold(value, |v, key| &v[key])
+                        .as_str()
+                        .unwrap_or_default(),
+                };
+                (field == v) == *equal
+            })
     }
 }
 
@@ -786,10 +837,7 @@ fn one(
         ));
     }
     let snapshot = api.model.current();
-    let mut found: Vec<Item<'_>> = items(&snapshot, r, ns)
-        .into_iter()
-        .filter(|i| i.name == name)
-        .collect();
+    let mut found: Vec<Item<'_>> = items(&snapshot, r, ns, &|_, n| n == name);
     let Some(item) = found.pop() else {
         return Err(KubeError(Box::new(status::not_found(
             r.group, r.plural, name,

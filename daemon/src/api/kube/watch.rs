@@ -4,9 +4,11 @@
 //!
 //! Events are differences between snapshots of the read model, which every change of the
 //! replicated state or of the pod records publishes: a write on any node reaches this node's
-//! state, and its watchers, as soon as gossip brings it. Each watch keeps the items it last sent
-//! and compares the next snapshot's with them, so a burst of changes between two snapshots is one
-//! event per object, with its latest content (as an apiserver's watch cache may also coalesce).
+//! state, and its watchers, as soon as gossip brings it. The objects of each snapshot are made
+//! once for every watch (`cache`); each watch keeps pointers to the ones it last sent and
+//! compares the next snapshot's with them, pointer first, so a burst of changes between two
+//! snapshots is one event per object, with its latest content (as an apiserver's watch cache may
+//! also coalesce), and a watch costs little more than its own selection.
 //!
 //! Where it starts: without `resourceVersion` (or with `"0"`), from nothing, so every current
 //! object comes first as `ADDED` (Kubernetes' "get state and start at most recent"); with a
@@ -16,7 +18,7 @@
 //! again. `sendInitialEvents=true` (client-go's watch-list) sends the current objects and then
 //! the `k8s.io/initial-events-end` bookmark. `allowWatchBookmarks` adds a bookmark a minute.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -29,7 +31,7 @@ use serde_json::{Value, json};
 use tokio::sync::watch;
 use tokio::time::Instant;
 
-use super::{KubeError, KubeResult, ListParams, Selectors, Shared, table};
+use super::{KubeError, KubeResult, ListParams, Selectors, Shared, cache, table};
 use crate::model::Snapshot;
 
 /// How long a watch lasts without `timeoutSeconds` (Kubernetes: 30 to 60 minutes).
@@ -38,8 +40,8 @@ const DEFAULT_TIMEOUT: Duration = Duration::from_secs(1800);
 const MAX_TIMEOUT: Duration = Duration::from_secs(3600);
 const BOOKMARK_EVERY: Duration = Duration::from_secs(60);
 
-/// An object as last sent: its content, for the next comparison.
-type Seen = BTreeMap<(String, String), Value>;
+/// The objects as last sent, for the next comparison.
+type Seen = BTreeMap<(String, String), Arc<cache::Object>>;
 
 struct Watcher {
     api: Shared,
@@ -51,6 +53,8 @@ struct Watcher {
     /// The snapshot `seen` was taken from, for the rows of objects that go.
     last: Arc<Snapshot>,
     seen: Seen,
+    /// The objects `seen` was selected from: when a snapshot has the same, nothing changed.
+    objects: Option<Arc<cache::Objects>>,
     pending: VecDeque<Bytes>,
     deadline: Instant,
     bookmarks: Option<Instant>,
@@ -113,6 +117,7 @@ pub(super) fn start(
         snapshots,
         last: Arc::new(Snapshot::default()),
         seen: Seen::new(),
+        objects: None,
         pending: VecDeque::new(),
         deadline: Instant::now() + timeout,
         bookmarks: (q.allow_watch_bookmarks == Some(true)).then(|| Instant::now() + BOOKMARK_EVERY),
@@ -138,58 +143,114 @@ pub(super) fn start(
         .into_response())
 }
 
+/// Whether a watch of namespace `only` (all when `None`) with `selectors` selects the object
+/// `ns/name`.
+fn selects(
+    only: Option<&str>,
+    selectors: &Selectors,
+    ns: &str,
+    name: &str,
+    object: &cache::Object,
+) -> bool {
+    only.is_none_or(|n| n == ns) && selectors.matches(ns, name, &object.labels, &object.value)
+}
+
 impl Watcher {
-    /// The selected items of `snapshot`.
-    fn items(&self, snapshot: &Snapshot) -> Seen {
-        self.selectors
-            .select(snapshot, self.r, self.ns.as_deref())
-            .into_iter()
-            .map(|i| ((i.namespace, i.name), i.value))
+    /// The objects of `snapshot` this watch selects.
+    fn items(&self, snapshot: &Arc<Snapshot>) -> Seen {
+        self.api
+            .kube_objects
+            .objects(snapshot, self.r)
+            .iter()
+            .filter(|((ns, name), o)| self.selects(ns, name, o))
+            .map(|(k, o)| (k.clone(), Arc::clone(o)))
             .collect()
     }
 
-    /// Queues the events that take the client from `seen` to `snapshot`. The snapshot's items
-    /// are selected once, and a table row is made only for an object that changed.
+    fn selects(&self, ns: &str, name: &str, object: &cache::Object) -> bool {
+        selects(self.ns.as_deref(), &self.selectors, ns, name, object)
+    }
+
+    /// Queues the events that take the client from `seen` to `snapshot`.
     fn changes(&mut self, snapshot: &Arc<Snapshot>) {
-        // Owned, so the items borrow it and the snapshot, not `self` (which the events change).
-        let ns = self.ns.clone();
-        let selected = self.selectors.select(snapshot, self.r, ns.as_deref());
-        let now: BTreeMap<(String, String), &super::Item<'_>> = selected
-            .iter()
-            .map(|i| ((i.namespace.clone(), i.name.clone()), i))
-            .collect();
-        let gone: Vec<(String, String)> = self
+        let objects = self.api.kube_objects.objects(snapshot, self.r);
+        if self
+            .objects
+            .as_ref()
+            .is_some_and(|o| Arc::ptr_eq(o, &objects))
+        {
+            // None of the resource's objects changed.
+            self.last = Arc::clone(snapshot);
+            return;
+        }
+        let selected =
+            |key: &(String, String)| objects.get(key).filter(|o| self.selects(&key.0, &key.1, o));
+        let gone: BTreeSet<(String, String)> = self
             .seen
             .keys()
-            .filter(|k| !now.contains_key(*k))
+            .filter(|k| selected(k).is_none())
             .cloned()
             .collect();
-        if !gone.is_empty() {
-            // The rows of objects that went are made from the snapshot they were last in.
-            let last = Arc::clone(&self.last);
-            let before = if self.table {
-                self.selectors.select(&last, self.r, ns.as_deref())
-            } else {
-                Vec::new()
-            };
-            for key in gone {
-                if let Some(value) = self.seen.remove(&key) {
-                    let item = before
-                        .iter()
-                        .find(|i| i.namespace == key.0 && i.name == key.1);
-                    let object = self.object(&last, item, value);
-                    self.push("DELETED", object);
-                }
+        let mut events: Vec<(&str, (String, String), Arc<cache::Object>)> = Vec::new();
+        for key in &gone {
+            if let Some(old) = self.seen.remove(key) {
+                events.push(("DELETED", key.clone(), old));
             }
         }
-        for (key, item) in now {
-            let kind = match self.seen.get(&key) {
+        let (only, selectors) = (self.ns.as_deref(), &self.selectors);
+        for (key, object) in objects
+            .iter()
+            .filter(|((ns, name), o)| selects(only, selectors, ns, name, o))
+        {
+            let kind = match self.seen.get(key) {
                 None => "ADDED",
-                Some(old) if *old != item.value => "MODIFIED",
+                Some(old) if !Arc::ptr_eq(old, object) && **old != **object => "MODIFIED",
                 Some(_) => continue,
             };
-            self.seen.insert(key, item.value.clone());
-            let object = self.object(snapshot, Some(item), item.value.clone());
+            self.seen.insert(key.clone(), Arc::clone(object));
+            events.push((kind, key.clone(), Arc::clone(object)));
+        }
+        self.objects = Some(Arc::clone(&objects));
+        if events.is_empty() {
+            self.last = Arc::clone(snapshot);
+            return;
+        }
+        // Table rows are made for the objects that changed only: those that went from the
+        // snapshot they were last in, the rest from this one.
+        let ns = self.ns.clone();
+        let (table, r) = (self.table, self.r);
+        fn rows<'a>(
+            table: bool,
+            r: &Resource,
+            ns: Option<&'a str>,
+            at: &'a Snapshot,
+            keys: &BTreeSet<(String, String)>,
+        ) -> Vec<super::Item<'a>> {
+            if !table || keys.is_empty() {
+                return Vec::new();
+            }
+            super::items(at, r, ns, &|ns, name| {
+                keys.contains(&(ns.to_owned(), name.to_owned()))
+            })
+        }
+        let last = Arc::clone(&self.last);
+        let before = rows(table, r, ns.as_deref(), &last, &gone);
+        let changed: BTreeSet<(String, String)> = events
+            .iter()
+            .filter(|(kind, _, _)| *kind != "DELETED")
+            .map(|(_, key, _)| key.clone())
+            .collect();
+        let after = rows(table, r, ns.as_deref(), snapshot, &changed);
+        for (kind, key, object) in events {
+            let (at, items) = if kind == "DELETED" {
+                (&*last, &before)
+            } else {
+                (&**snapshot, &after)
+            };
+            let item = items
+                .iter()
+                .find(|i| i.namespace == key.0 && i.name == key.1);
+            let object = self.object(at, item, object.value.clone());
             self.push(kind, object);
         }
         self.last = Arc::clone(snapshot);
