@@ -6,6 +6,7 @@ pub mod fields;
 pub mod objects;
 pub mod openapi;
 pub mod patch;
+pub mod protobuf;
 pub mod status;
 pub mod table;
 pub mod tables;

@@ -25,7 +25,7 @@ use axum::response::Response;
 use podswarm_api::kube::discovery::Resource;
 use podswarm_api::kube::patch::{self, PatchType};
 use podswarm_api::kube::status::{self, Reason};
-use podswarm_api::kube::{fields, objects};
+use podswarm_api::kube::{fields, objects, protobuf};
 use podswarm_manifest::{FieldValidation, Object, UNKNOWN_FIELD};
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -515,18 +515,31 @@ async fn store(
 /// How long a write's answer waits for this node's state to hold it.
 const STATE_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
 
-/// A body as JSON. Other encodings (kubectl's typed clients send protobuf) get 415, on which
-/// client-go sends JSON instead.
+/// A body as JSON: sent as JSON, or as protobuf (what kubectl's typed clients send, for
+/// `kubectl create configmap`, `create deployment`, `run`, …), read into the same JSON. Other
+/// encodings get 415.
 fn body_value(headers: &HeaderMap, body: &[u8]) -> Result<Value, KubeError> {
     let content_type = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .unwrap_or("application/json");
     let media = content_type.split(';').next().unwrap_or_default().trim();
+    if media.eq_ignore_ascii_case(protobuf::MEDIA_TYPE) {
+        return protobuf::decode(body).map_err(|e| {
+            let reason = match e {
+                protobuf::ProtobufError::UnknownKind { .. } => Reason::UnsupportedMediaType,
+                _ => Reason::BadRequest,
+            };
+            KubeError::new(reason, format!("the protobuf body cannot be read: {e}"))
+        });
+    }
     if !media.eq_ignore_ascii_case("application/json") && !media.is_empty() {
         return Err(KubeError::new(
             Reason::UnsupportedMediaType,
-            format!("the body must be application/json, not {media:?}"),
+            format!(
+                "the body must be application/json or {}, not {media:?}",
+                protobuf::MEDIA_TYPE
+            ),
         ));
     }
     serde_json::from_slice(body).map_err(|e| {
