@@ -469,8 +469,8 @@ impl Entry {
     }
 }
 
-/// The object's `managedFields`, read. Entries podswarm cannot read are refused when a client
-/// sends them (`check`); stored ones were written here and read back.
+/// The object's `managedFields`, read. Entries podswarm cannot read are an error: for ones a
+/// client sent, its write is refused; stored ones were written here and read back.
 fn entries(object: &Value) -> Result<Vec<Entry>, FieldsError> {
     let Some(sent) = object["metadata"]
         .get("managedFields")
@@ -711,8 +711,8 @@ pub fn apply(
     Ok(merged)
 }
 
-/// The conflicts an apply was refused for, if that is why.
 impl FieldsError {
+    /// The conflicts an apply was refused for, if that is why.
     pub fn conflicts(&self) -> &[Conflict] {
         match self {
             FieldsError::Conflicts(c) => c,

@@ -723,9 +723,7 @@ fn list(
     let objects = api.kube_objects.objects(&snapshot, r);
     let items: Vec<&Value> = objects
         .iter()
-        .filter(|((n, name), o)| {
-            ns.is_none_or(|ns| ns == n) && selectors.matches(n, name, &o.labels, &o.value)
-        })
+        .filter(|((n, name), o)| selectors.selects(ns, n, name, o))
         .map(|(_, o)| &o.value)
         .collect();
     #[derive(serde::Serialize)]
@@ -795,6 +793,19 @@ impl Selectors {
             .into_iter()
             .filter(|i| self.matches(&i.namespace, &i.name, &i.labels, &i.value))
             .collect()
+    }
+
+    /// Whether a read of namespace `only` (every one when `None`) with these selects the shared
+    /// `object` at `namespace/name`.
+    fn selects(
+        &self,
+        only: Option<&str>,
+        namespace: &str,
+        name: &str,
+        object: &cache::Object,
+    ) -> bool {
+        only.is_none_or(|n| n == namespace)
+            && self.matches(namespace, name, &object.labels, &object.value)
     }
 
     /// Whether these select the object `namespace/name` with `labels`, in its Kubernetes form

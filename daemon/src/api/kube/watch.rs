@@ -143,18 +143,6 @@ pub(super) fn start(
         .into_response())
 }
 
-/// Whether a watch of namespace `only` (all when `None`) with `selectors` selects the object
-/// `ns/name`.
-fn selects(
-    only: Option<&str>,
-    selectors: &Selectors,
-    ns: &str,
-    name: &str,
-    object: &cache::Object,
-) -> bool {
-    only.is_none_or(|n| n == ns) && selectors.matches(ns, name, &object.labels, &object.value)
-}
-
 impl Watcher {
     /// The objects of `snapshot` this watch selects.
     fn items(&self, snapshot: &Arc<Snapshot>) -> Seen {
@@ -168,7 +156,7 @@ impl Watcher {
     }
 
     fn selects(&self, ns: &str, name: &str, object: &cache::Object) -> bool {
-        selects(self.ns.as_deref(), &self.selectors, ns, name, object)
+        self.selectors.selects(self.ns.as_deref(), ns, name, object)
     }
 
     /// Queues the events that take the client from `seen` to `snapshot`.
@@ -200,7 +188,7 @@ impl Watcher {
         let (only, selectors) = (self.ns.as_deref(), &self.selectors);
         for (key, object) in objects
             .iter()
-            .filter(|((ns, name), o)| selects(only, selectors, ns, name, o))
+            .filter(|((ns, name), o)| selectors.selects(only, ns, name, o))
         {
             let kind = match self.seen.get(key) {
                 None => "ADDED",

@@ -74,27 +74,53 @@ impl WriteParams {
     /// The field manager a write is recorded as: `fieldManager`, or the `User-Agent`'s product
     /// (`kubectl/v1.32.0 (linux/amd64) …` is `kubectl`).
     fn manager(&self, headers: &HeaderMap) -> Result<String, KubeError> {
-        let manager = match self.field_manager.as_deref() {
-            Some(m) if !m.is_empty() => m.to_owned(),
-            _ => headers
-                .get(header::USER_AGENT)
-                .and_then(|v| v.to_str().ok())
-                .and_then(|ua| ua.split('/').next())
-                .map(str::trim)
-                .filter(|m| !m.is_empty())
-                .unwrap_or("unknown")
-                .chars()
-                .take(128)
-                .collect(),
-        };
-        if manager.len() > 128 || manager.chars().any(char::is_control) {
-            return Err(KubeError::new(
-                Reason::Invalid,
-                "fieldManager: Invalid value: must be at most 128 printable characters",
-            ));
+        match self.field_manager.as_deref() {
+            Some(m) if !m.is_empty() => checked_manager(m),
+            _ => checked_manager(
+                &headers
+                    .get(header::USER_AGENT)
+                    .and_then(|v| v.to_str().ok())
+                    .and_then(|ua| ua.split('/').next())
+                    .map(str::trim)
+                    .filter(|m| !m.is_empty())
+                    .unwrap_or("unknown")
+                    .chars()
+                    .take(128)
+                    .collect::<String>(),
+            ),
         }
-        Ok(manager)
     }
+}
+
+/// A field manager's name, as Kubernetes allows it: at most 128 printable characters.
+fn checked_manager(manager: &str) -> Result<String, KubeError> {
+    if manager.len() > 128 || manager.chars().any(char::is_control) {
+        return Err(KubeError::new(
+            Reason::Invalid,
+            "fieldManager: Invalid value: must be at most 128 printable characters",
+        ));
+    }
+    Ok(manager.to_owned())
+}
+
+/// A request's `Content-Type` as sent (`""` when none), for messages, and its media type (the
+/// parameters, such as `; charset=utf-8`, taken off).
+fn content_type(headers: &HeaderMap) -> (&str, &str) {
+    let sent = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
+    (sent, sent.split(';').next().unwrap_or_default().trim())
+}
+
+/// A manifest the intake could not read at all (its syntax, its size), as a `Status`.
+fn unreadable(e: &podswarm_manifest::Error) -> KubeError {
+    let reason = if matches!(e, podswarm_manifest::Error::TooLarge { .. }) {
+        Reason::RequestEntityTooLarge
+    } else {
+        Reason::BadRequest
+    };
+    KubeError::new(reason, e.to_string())
 }
 
 /// Records `new` as written by `manager` over `old` in its `managedFields`.
@@ -357,12 +383,7 @@ fn intake(
         .map_err(|e| {
             let problems = e.problems();
             if problems.is_empty() {
-                let reason = if matches!(e, podswarm_manifest::Error::TooLarge { .. }) {
-                    Reason::RequestEntityTooLarge
-                } else {
-                    Reason::BadRequest
-                };
-                return KubeError::new(reason, e.to_string());
+                return unreadable(&e);
             }
             if problems.iter().all(|p| p.message == UNKNOWN_FIELD) {
                 let fields: Vec<String> = problems
@@ -519,11 +540,8 @@ const STATE_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
 /// `kubectl create configmap`, `create deployment`, `run`, …), read into the same JSON. Other
 /// encodings get 415.
 fn body_value(headers: &HeaderMap, body: &[u8]) -> Result<Value, KubeError> {
-    let content_type = headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("application/json");
-    let media = content_type.split(';').next().unwrap_or_default().trim();
+    // No Content-Type is JSON.
+    let (_, media) = content_type(headers);
     if media.eq_ignore_ascii_case(protobuf::MEDIA_TYPE) {
         return protobuf::decode(body).map_err(|e| {
             let reason = match e {
@@ -657,13 +675,9 @@ async fn patch_object(
     body: Bytes,
 ) -> KubeResult {
     target.writable("patch")?;
-    let content_type = headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or_default();
-    let media = content_type.split(';').next().unwrap_or_default().trim();
+    let (content_type, media) = content_type(headers);
     if media.eq_ignore_ascii_case(APPLY_PATCH) {
-        return server_side_apply(api, target, params, headers, body).await;
+        return server_side_apply(api, target, params, body).await;
     }
     let Some(patch_type) = PatchType::from_content_type(content_type) else {
         return Err(KubeError::new(
@@ -724,20 +738,15 @@ async fn server_side_apply(
     api: Shared,
     target: Target,
     params: WriteParams,
-    headers: &HeaderMap,
     body: Bytes,
 ) -> KubeResult {
-    let Some(manager) = params.field_manager.clone().filter(|m| !m.is_empty()) else {
+    let Some(manager) = params.field_manager.as_deref().filter(|m| !m.is_empty()) else {
         return Err(KubeError::new(
             Reason::Invalid,
             "PatchOptions.meta.k8s.io \"\" is invalid: fieldManager: Required value: is required for apply patch",
         ));
     };
-    let manager = WriteParams {
-        field_manager: Some(manager),
-        ..WriteParams::default()
-    }
-    .manager(headers)?;
+    let manager = checked_manager(manager)?;
     let validation = params.field_validation()?;
     let dry_run = params.dry_run()?;
     let name = target.name.clone().unwrap_or_default();
@@ -745,14 +754,7 @@ async fn server_side_apply(
     let text = std::str::from_utf8(&body)
         .map_err(|_| bad("the apply body is not UTF-8 text".to_owned()))?;
     let mut documents = podswarm_manifest::read_documents(text, "request body", &api.limits)
-        .map_err(|e| {
-            let reason = if matches!(e, podswarm_manifest::Error::TooLarge { .. }) {
-                Reason::RequestEntityTooLarge
-            } else {
-                Reason::BadRequest
-            };
-            KubeError::new(reason, e.to_string())
-        })?
+        .map_err(|e| unreadable(&e))?
         .into_iter();
     let (Some(mut applied), None) = (documents.next(), documents.next()) else {
         return Err(bad(format!(
@@ -823,10 +825,7 @@ async fn patch_node(
     headers: &HeaderMap,
     body: Bytes,
 ) -> KubeResult {
-    let content_type = headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or_default();
+    let (content_type, _) = content_type(headers);
     let patch_type = PatchType::from_content_type(content_type).ok_or_else(|| {
         KubeError::new(
             Reason::UnsupportedMediaType,
