@@ -7,10 +7,10 @@
 //! records only from live members).
 //!
 //! - **List latency:** `kubectl get pods` (a `Table`), `kubectl get pods -o json` (the full
-//!   `PodList`) and `podswarmctl get pods` (podswarm's own list), each a whole command as a user
-//!   runs it over HTTPS with the same kubeconfig, alternating, [`ROUNDS`] rounds of [`BATCH`];
-//!   medians, and their ratio to podswarmctl. Then the server's share: one `curl` request per
-//!   answer shape (`time_total`, same connection setup for all three).
+//!   `PodList`) and `podswarmctl get pods` (the same `PodList`, printed as its table), each a
+//!   whole command as a user runs it over HTTPS with the same kubeconfig, alternating,
+//!   [`ROUNDS`] rounds of [`BATCH`]; medians, and their ratio to podswarmctl. Then the server's
+//!   share: one `curl` request per answer shape (`time_total`, same connection setup for both).
 //! - **Watch cost:** 100 watchers (`curl` processes holding `GET /api/v1/pods?watch=true` from the
 //!   listed version, as kubectl's watch does after its list) against none: this process's resident
 //!   set (the whole node but gossip's sockets) and its CPU time, idle for [`IDLE`] and while
@@ -224,7 +224,6 @@ fn main() {
             "Table (kubectl get)",
             "application/json;as=Table;v=v1;g=meta.k8s.io,application/json",
         ),
-        ("podswarm's list", "application/vnd.podswarm+json"),
     ];
     println!("\n| `GET /api/v1/pods` as | median (curl `time_total`) | bytes |");
     println!("|---|---:|---:|");

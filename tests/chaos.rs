@@ -16,7 +16,9 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use podswarm_tests::ctl::{active_pods, deployment, deployments, items, ready_nodes};
+use podswarm_tests::ctl::{
+    active_pods, deployment, deployments, is_running, items, name, ready_nodes,
+};
 use podswarm_tests::node::{BootOptions, Bridge, Node, nodes_or_skip};
 
 const SUBNET: &str = "10.95.0";
@@ -63,12 +65,8 @@ fn problems(nodes: &[(&str, &Node)], want: &BTreeMap<&str, u32>) -> Option<Strin
     let mut wrong = Vec::new();
     let api: BTreeSet<String> = items(nodes[0].1, "pods")
         .iter()
-        .filter(|p| p["phase"] == "Running" && p["terminating"] != true)
-        .filter_map(|p| {
-            p["name"]
-                .as_str()
-                .map(|n| format!("podswarm-default_{n}.service"))
-        })
+        .filter(|p| is_running(p))
+        .map(|p| format!("podswarm-default_{}.service", name(p)))
         .collect();
     let mut active_anywhere = BTreeSet::new();
     for (app, replicas) in want {

@@ -7,7 +7,8 @@
 use std::time::{Duration, Instant};
 
 use podswarm_tests::ctl::{
-    active_pods, assert_pods_answer, deployment, deployments, items, nodes_of, ready_nodes, running,
+    active_pods, assert_pods_answer, deployment, deployment_status, deployments, items, name,
+    nodes_of, ready_nodes, running,
 };
 use podswarm_tests::node::{BootOptions, Bridge, Node, nodes_or_skip};
 use serde_json::Value;
@@ -125,7 +126,7 @@ fn three_nodes_form_a_cluster_spread_a_deployment_survive_partition_and_node_los
         || {
             let mut claimed: Vec<String> = items(c1, "nodes")
                 .iter()
-                .filter_map(|n| n["podSubnet"].as_str().map(str::to_owned))
+                .filter_map(|n| n["spec"]["podCIDR"].as_str().map(str::to_owned))
                 .collect();
             claimed.sort();
             claimed.dedup();
@@ -414,15 +415,12 @@ spec:
             most = most.max(active.len().min(previous.len()));
         }
         previous = Some(active.clone());
-        let status = items(c1, "deployments")
-            .into_iter()
-            .find(|d| d["name"] == "web")
-            .unwrap_or_default();
+        let status = deployment_status(c1, "web");
         active.len() == 2
             && active.iter().all(|u| !before.contains(u))
-            && status["upToDate"] == 2
-            && status["total"] == 2
-            && status["available"] == 2
+            && status["updatedReplicas"] == 2
+            && status["replicas"] == 2
+            && status["availableReplicas"] == 2
             && status["conditions"][1]["reason"] == "NewReplicaSetAvailable"
     });
     println!(
@@ -449,11 +447,14 @@ spec:
         samples.join("\n")
     );
     for node in [c1, c2] {
-        let status = items(node, "deployments")
+        let web = items(node, "deployments")
             .into_iter()
-            .find(|d| d["name"] == "web")
+            .find(|d| name(d) == "web")
             .unwrap_or_default();
-        assert_eq!(status["revision"], 2, "{status}");
+        assert_eq!(
+            web["metadata"]["annotations"]["deployment.kubernetes.io/revision"], "2",
+            "{web}"
+        );
     }
 
     // Maintenance under the same load: `drain` cordons a node and moves its pods to the other
@@ -537,8 +538,8 @@ spec:
     let cordoned = || {
         items(c1, "nodes")
             .into_iter()
-            .find(|n| n["name"] == from_name)
-            .map(|n| n["unschedulable"] == true)
+            .find(|n| name(n) == from_name)
+            .map(|n| n["spec"]["unschedulable"] == true)
     };
     assert_eq!(cordoned(), Some(true));
     assert!(

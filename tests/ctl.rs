@@ -7,7 +7,8 @@ use serde_json::Value;
 
 use crate::node::Node;
 
-/// The `items` of `podswarmctl get KIND -o json` on `node` (empty when the command fails).
+/// The `items` of `podswarmctl get KIND -o json` on `node`: Kubernetes objects, as kubectl
+/// prints them (empty when the command fails).
 pub fn items(node: &Node, kind: &str) -> Vec<Value> {
     let out = node.exec(&["podswarmctl", "get", kind, "-o", "json"]);
     let v: Value = serde_json::from_slice(&out.stdout).unwrap_or(Value::Null);
@@ -18,12 +19,55 @@ pub fn items(node: &Node, kind: &str) -> Vec<Value> {
         .unwrap_or_default()
 }
 
+/// An object's `metadata.name` ("" without one).
+pub fn name(object: &Value) -> &str {
+    object["metadata"]["name"].as_str().unwrap_or_default()
+}
+
+/// Whether a Kubernetes pod is Running and not on its way out (a copy being drained from every
+/// view, then stopped, has a deletion timestamp).
+pub fn is_running(pod: &Value) -> bool {
+    pod["status"]["phase"] == "Running" && pod["metadata"].get("deletionTimestamp").is_none()
+}
+
+/// Whether a Kubernetes object's condition `type_` is True (a pod's or node's `Ready`).
+pub fn condition(object: &Value, type_: &str) -> bool {
+    object["status"]["conditions"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .any(|c| c["type"] == type_ && c["status"] == "True")
+}
+
+/// The systemd unit that stands for a pod (its `podswarm.io/unit` annotation; "" before it has one).
+pub fn unit(pod: &Value) -> &str {
+    pod["metadata"]["annotations"]["podswarm.io/unit"]
+        .as_str()
+        .unwrap_or_default()
+}
+
+/// A pod's address ("" before it has one).
+pub fn pod_ip(pod: &Value) -> &str {
+    pod["status"]["podIP"].as_str().unwrap_or_default()
+}
+
+/// The podman name of a pod's container `container` (its `containerID`, `podman://<name>`).
+pub fn podman_name<'a>(pod: &'a Value, container: &str) -> &'a str {
+    pod["status"]["containerStatuses"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|c| c["name"] == container)
+        .and_then(|c| c["containerID"].as_str()?.strip_prefix("podman://"))
+        .unwrap_or_default()
+}
+
 /// Names of the nodes `node` reports Ready, sorted.
 pub fn ready_nodes(node: &Node) -> Vec<String> {
     let mut names: Vec<String> = items(node, "nodes")
         .iter()
-        .filter(|n| n["ready"] == true)
-        .filter_map(|n| n["name"].as_str().map(str::to_owned))
+        .filter(|n| condition(n, "Ready"))
+        .map(|n| name(n).to_owned())
         .collect();
     names.sort();
     names
@@ -33,8 +77,17 @@ pub fn ready_nodes(node: &Node) -> Vec<String> {
 pub fn deployments(node: &Node) -> BTreeMap<String, i64> {
     items(node, "deployments")
         .iter()
-        .filter_map(|d| Some((d["name"].as_str()?.to_owned(), d["replicas"].as_i64()?)))
+        .filter_map(|d| Some((name(d).to_owned(), d["spec"]["replicas"].as_i64()?)))
         .collect()
+}
+
+/// Deployment `name`'s `status` in `node`'s view (Null when it has none).
+pub fn deployment_status(node: &Node, deployment: &str) -> Value {
+    items(node, "deployments")
+        .into_iter()
+        .find(|d| name(d) == deployment)
+        .map(|d| d["status"].clone())
+        .unwrap_or_default()
 }
 
 /// Running pods as (pod, node, ip) in `node`'s view of the cluster, sorted; a copy on its way
@@ -42,10 +95,14 @@ pub fn deployments(node: &Node) -> BTreeMap<String, i64> {
 pub fn running(node: &Node) -> Vec<(String, String, String)> {
     let mut out: Vec<(String, String, String)> = items(node, "pods")
         .iter()
-        .filter(|p| p["phase"] == "Running" && p["terminating"] != true)
+        .filter(|p| is_running(p))
         .map(|p| {
-            let field = |k: &str| p[k].as_str().unwrap_or("").to_owned();
-            (field("name"), field("node"), field("ip"))
+            let field = |v: &Value| v.as_str().unwrap_or("").to_owned();
+            (
+                name(p).to_owned(),
+                field(&p["spec"]["nodeName"]),
+                pod_ip(p).to_owned(),
+            )
         })
         .collect();
     out.sort();

@@ -22,7 +22,7 @@
 use std::collections::BTreeMap;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use podswarm_tests::ctl::{active_pods, items, ready_nodes};
+use podswarm_tests::ctl::{active_pods, deployment_status, ready_nodes};
 use podswarm_tests::node::{BootOptions, Bridge, Node, built_deb, nodes_or_skip, workspace_binary};
 use serde_json::Value;
 
@@ -95,10 +95,7 @@ fn ctl(node: &Node, args: &[&str]) -> (i32, String, String) {
 
 /// Deployment `web`'s status as `node` computes it.
 fn web_status(node: &Node) -> Value {
-    items(node, "deployments")
-        .into_iter()
-        .find(|d| d["name"] == "web")
-        .unwrap_or_default()
+    deployment_status(node, "web")
 }
 
 /// Each node's active pod units of web, with their systemd invocation.
@@ -240,14 +237,18 @@ fn day_two_operations_fail_no_request() {
             .is_some_and(|c| c.iter().any(|c| c["reason"] == "ProgressDeadlineExceeded")),
         "{status}"
     );
-    assert!(status["available"].as_u64() >= Some(3), "{status}");
+    assert!(status["availableReplicas"].as_u64() >= Some(3), "{status}");
     let (code, out, err) = ctl(d1, &["rollout", "undo", "deploy/web"]);
     assert_eq!(code, 0, "{out}{err}");
     let (code, out, err) = ctl(d1, &["rollout", "status", "deploy/web", "--timeout", "3m"]);
     assert_eq!(code, 0, "{out}{err}");
     let status = web_status(d1);
     assert_eq!(
-        (&status["upToDate"], &status["available"], &status["total"]),
+        (
+            &status["updatedReplicas"],
+            &status["availableReplicas"],
+            &status["replicas"]
+        ),
         (&Value::from(4), &Value::from(4), &Value::from(4)),
         "{status}"
     );
@@ -262,7 +263,7 @@ fn day_two_operations_fail_no_request() {
         let want: u64 = replicas.parse().unwrap_or(0);
         d1.wait_for("the scale settles", Duration::from_secs(120), || {
             let s = web_status(d1);
-            s["available"].as_u64() == Some(want) && s["total"].as_u64() == Some(want)
+            s["availableReplicas"].as_u64() == Some(want) && s["replicas"].as_u64() == Some(want)
         });
         d1.wait_for(
             "systemd runs exactly that many",

@@ -4,6 +4,7 @@
 
 use std::time::Duration;
 
+use podswarm_tests::ctl::{condition, pod_ip, podman_name, unit};
 use podswarm_tests::node::{BootOptions, Node, nodes_or_skip};
 use serde_json::Value;
 
@@ -70,10 +71,10 @@ fn run(mode: &str) {
     node.write("/root/app.yaml", APP.as_bytes());
     node.sh("podswarmctl apply -f /root/app.yaml");
     node.wait_for("the pod to be ready", Duration::from_secs(120), || {
-        pod(&node)["ready"] == Value::Bool(true)
+        condition(&pod(&node), "Ready")
     });
     let p = pod(&node);
-    let unit = p["unit"].as_str().unwrap_or_default().to_owned();
+    let unit = unit(&p).to_owned();
     let files = node.sh("ls /etc/containers/systemd/podswarm/");
     match mode {
         "pod" => assert!(
@@ -102,16 +103,12 @@ fn run(mode: &str) {
     );
     // The ConfigMap volume is served by one container, fetched by the other over the pod's
     // localhost, and shared through the emptyDir.
-    let ip = p["ip"].as_str().unwrap_or_default().to_owned();
+    let ip = pod_ip(&p).to_owned();
     assert!(
         node.sh(&format!("curl -sf http://{ip}:8080/index.html"))
             .contains("from a configmap")
     );
-    let side = p["containers"]
-        .as_array()
-        .and_then(|c| c.iter().find(|c| c["name"] == "side"))
-        .map(|c| c["podmanName"].as_str().unwrap_or_default().to_owned())
-        .unwrap_or_default();
+    let side = podman_name(&p, "side").to_owned();
     node.wait_for("the shared emptyDir", Duration::from_secs(30), || {
         node.exec(&["podman", "exec", &side, "cat", "/shared/page.html"])
             .stdout

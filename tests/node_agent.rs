@@ -2,6 +2,7 @@
 
 use std::time::Duration;
 
+use podswarm_tests::ctl::{condition, name, pod_ip, unit};
 use podswarm_tests::node::{BootOptions, Node, nodes_or_skip};
 use serde_json::Value;
 
@@ -104,27 +105,27 @@ fn a_workload_runs_survives_podswarm_and_is_deleted() {
         "{applied}"
     );
     node.wait_for("the pod to be ready", Duration::from_secs(90), || {
-        pods(&node).iter().any(|p| p["ready"] == Value::Bool(true))
+        pods(&node).iter().any(|p| condition(p, "Ready"))
     });
     // Readiness is the probe's verdict, not just "running".
     node.wait_for("the unready pod to run", Duration::from_secs(60), || {
         pods(&node)
             .iter()
-            .any(|p| p["name"] == "unready" && p["phase"] == "Running")
+            .any(|p| name(p) == "unready" && p["status"]["phase"] == "Running")
     });
     std::thread::sleep(Duration::from_secs(3));
     let unready = pods(&node)
         .into_iter()
-        .find(|p| p["name"] == "unready")
+        .find(|p| name(p) == "unready")
         .unwrap_or(Value::Null);
-    assert_eq!(unready["ready"], Value::Bool(false), "{unready}");
+    assert!(!condition(&unready, "Ready"), "{unready}");
     let pod = pods(&node)
         .into_iter()
-        .find(|p| p["name"] != "unready")
+        .find(|p| name(p) != "unready")
         .unwrap_or(Value::Null);
-    let unit = pod["unit"].as_str().unwrap_or_default().to_owned();
-    let ip = pod["ip"].as_str().unwrap_or_default().to_owned();
-    let name = pod["name"].as_str().unwrap_or_default().to_owned();
+    let unit = unit(&pod).to_owned();
+    let ip = pod_ip(&pod).to_owned();
+    let name = name(&pod).to_owned();
 
     // The user's tools: systemctl, curl, journalctl.
     let units = node.sh("systemctl list-units --no-legend --plain 'podswarm-*'");
@@ -270,7 +271,7 @@ fn fifty_pods_cost_one_reload() {
     node.wait_for("50 running pods", Duration::from_secs(240), || {
         pods(&node)
             .iter()
-            .filter(|p| p["phase"] == "Running")
+            .filter(|p| p["status"]["phase"] == "Running")
             .count()
             == 50
     });

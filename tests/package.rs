@@ -140,7 +140,7 @@ fn the_deb_installs_enables_runs_and_purges_cleanly() {
         Duration::from_secs(30),
         || {
             ip = node
-            .sh("podswarmctl get pod web -o json | sed -n 's/.*\"ip\": \"\\([0-9.]*\\)\".*/\\1/p'")
+            .sh("podswarmctl get pod web -o json | sed -n 's/.*\"podIP\": \"\\([0-9.]*\\)\".*/\\1/p'")
             .trim()
             .to_owned();
             !ip.is_empty()

@@ -4,6 +4,7 @@
 
 use std::time::Duration;
 
+use podswarm_tests::ctl;
 use podswarm_tests::node::{BootOptions, Node, nodes_or_skip};
 use serde_json::Value;
 
@@ -87,10 +88,11 @@ fn running(node: &Node, pod: &str) -> String {
             .as_array()
             .into_iter()
             .flatten()
-            .find(|p| p["name"] == pod && p["phase"] == "Running");
+            .find(|p| ctl::name(p) == pod && p["status"]["phase"] == "Running");
         if let Some(p) = found {
-            name = p["containers"][0]["podmanName"]
+            name = p["status"]["containerStatuses"][0]["containerID"]
                 .as_str()
+                .and_then(|id| id.strip_prefix("podman://"))
                 .unwrap_or_default()
                 .to_owned();
         }
@@ -189,7 +191,7 @@ fn every_pod_has_its_own_user_namespace_unless_the_policy_allows_the_hosts() {
             .as_array()
             .into_iter()
             .flatten()
-            .any(|p| p["name"] == "third" && p["ready"] == true)
+            .any(|p| ctl::name(p) == "third" && ctl::condition(p, "Ready"))
     };
     node.wait_for("third ready", Duration::from_secs(60), || ready(&node));
     assert_eq!(

@@ -42,9 +42,17 @@ pub fn decode<T: DeserializeOwned>(status: u16, body: &[u8]) -> Result<T, Error>
     if (200..300).contains(&status) {
         return serde_json::from_slice(body).map_err(Error::Unreadable);
     }
-    match serde_json::from_slice::<ErrorBody>(body) {
-        Ok(body) => Err(Error::Refused { status, body }),
-        Err(_) => Err(Error::Status { status }),
+    if let Ok(body) = serde_json::from_slice::<ErrorBody>(body) {
+        return Err(Error::Refused { status, body });
+    }
+    // The Kubernetes API's refusals are `Status` objects: their message is the sentence.
+    match serde_json::from_slice::<k8s_openapi::apimachinery::pkg::apis::meta::v1::Status>(body) {
+        Ok(s) if s.message.as_deref().is_some_and(|m| !m.is_empty()) => Err(Error::Refused {
+            status,
+            // Its causes repeat what the message says.
+            body: ErrorBody::new(s.message.unwrap_or_default()),
+        }),
+        _ => Err(Error::Status { status }),
     }
 }
 
@@ -60,6 +68,16 @@ mod tests {
         match decode::<List<u32>>(404, br#"{"error": "pod a/b not found", "details": []}"#) {
             Err(Error::Refused { status: 404, body }) => {
                 assert_eq!(body, ErrorBody::new("pod a/b not found"));
+            }
+            other => panic!("{other:?}"),
+        }
+        match decode::<List<u32>>(
+            404,
+            br#"{"kind": "Status", "apiVersion": "v1", "status": "Failure", "code": 404,
+                 "reason": "NotFound", "message": "pods \"x\" not found"}"#,
+        ) {
+            Err(e @ Error::Refused { status: 404, .. }) => {
+                assert_eq!(e.to_string(), r#"pods "x" not found"#);
             }
             other => panic!("{other:?}"),
         }

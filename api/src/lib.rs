@@ -37,7 +37,7 @@ pub use podswarm_view::Whitelist;
 pub use workload::{
     Addresses, ConditionReason, ConditionStatus, ConditionType, DeploymentCondition,
     DeploymentDetail, DeploymentRevision, DeploymentStatus, Endpoint, Endpoints, Node,
-    ServiceDetail, ServiceItem, ServiceSummary,
+    ServiceDetail,
 };
 pub use write::{
     Action, Applied, ApplyResult, CreatedToken, Deleted, Health, HostBody, NewToken, ObjectRef,
@@ -45,13 +45,6 @@ pub use write::{
 };
 
 use serde::{Deserialize, Serialize};
-
-/// The media type podswarmctl asks for (`Accept`). Three paths are both podswarm's lists and
-/// Kubernetes' (`GET /api/v1/pods`, `/api/v1/services`, `/api/v1/nodes`): they answer
-/// Kubernetes' `PodList`, `ServiceList`, `NodeList` (or `Table`), as DESIGN.md says, except to a
-/// client that asks for this type, which gets podswarm's `{"items": [...]}` of this crate's
-/// types. Until podswarmctl reads the Kubernetes lists itself.
-pub const MEDIA_TYPE: &str = "application/vnd.podswarm+json";
 
 /// A list answer: `{"items": [...]}` (pods, deployments, services, ingresses, nodes, tokens).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

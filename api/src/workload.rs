@@ -154,24 +154,6 @@ pub struct Addresses {
     pub addresses: Vec<String>,
 }
 
-/// podswarm's figures for a Service, beside the object in a list.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct ServiceSummary {
-    /// Seconds since the epoch.
-    pub created: u64,
-    pub ready_endpoints: usize,
-    pub endpoints: usize,
-}
-
-/// A Service in `GET /api/v1/services`: the object's own fields, and `podswarm`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct ServiceItem {
-    #[serde(flatten)]
-    pub object: Service,
-    pub podswarm: ServiceSummary,
-}
-
 /// One Service (`GET /api/v1/services/:ns/:name`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ServiceDetail {
@@ -223,21 +205,6 @@ impl Node {
 mod tests {
     use super::*;
     use serde_json::json;
-
-    /// The object's own fields and `podswarm` side by side, as clients have always read them.
-    #[test]
-    fn a_service_item_is_the_object_with_podswarm_beside_it() {
-        let wire = json!({
-            "apiVersion": "v1", "kind": "Service",
-            "metadata": {"name": "web", "namespace": "default"},
-            "spec": {"ports": [{"port": 80}], "selector": {"app": "web"}},
-            "podswarm": {"created": 5, "readyEndpoints": 1, "endpoints": 2}
-        });
-        let item: ServiceItem = serde_json::from_value(wire.clone()).unwrap();
-        assert_eq!(item.object.metadata.name.as_deref(), Some("web"));
-        assert_eq!(item.podswarm.ready_endpoints, 1);
-        assert_eq!(serde_json::to_value(&item).unwrap(), wire);
-    }
 
     /// A revision as `GET /api/v1/deployments/:ns/:name/revisions` lists it; an answer without
     /// `changeCause` still reads.

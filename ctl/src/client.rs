@@ -221,7 +221,7 @@ impl Client {
             .uri(path)
             .header("host", host);
         if !extra.iter().any(|(k, _)| k.eq_ignore_ascii_case("accept")) {
-            req = req.header("accept", podswarm_api::MEDIA_TYPE);
+            req = req.header("accept", "application/json");
         }
         if let (Some(token), Target::Tcp { .. }) = (&self.token, &self.target) {
             req = req.header("authorization", format!("Bearer {token}"));

@@ -3,13 +3,14 @@
 //!
 //! `cmd/` holds one module per subcommand, each with its flags and its `run`; what several
 //! commands share sits beside it: [`client`] (the API over the socket, HTTPS or HTTP),
-//! [`kubeconfig`] (which API: flags, kubeconfig files, the socket), [`input`] (reading `-f`
-//! manifests) and [`output`] (kubectl-shaped tables, ages, `-o json|yaml`). Resource words (`po`, `deploy` …)
+//! [`kubeconfig`] (which API: flags, kubeconfig files, the socket), [`kube`] (the Kubernetes
+//! API's paths of each type), [`input`] (reading `-f` manifests) and [`output`] (kubectl-shaped tables, ages, `-o json|yaml`). Resource words (`po`, `deploy` …)
 //! are resolved through `podswarm_manifest::kinds`, the one table the API uses too.
 
 pub mod client;
 pub mod cmd;
 pub mod input;
+pub mod kube;
 pub mod kubeconfig;
 pub mod output;
 

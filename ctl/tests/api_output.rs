@@ -153,12 +153,17 @@ fn cluster() -> (TestNode, Vec<String>) {
             warnings: vec!["spec.affinity is not supported and is ignored".into()],
             ..pod("default", &names[0], 330, Some("active/running"))
         }),
-        owned(PodView {
-            ip: Some("10.244.0.3".into()),
-            restarts: 4,
-            reason: Some(PodReason::CrashLoopBackOff),
-            message: Some("container app exited with status 1; restarting (4 restarts)".into()),
-            ..pod("default", &names[1], 7300, Some("activating/auto-restart"))
+        owned({
+            let mut p = PodView {
+                ip: Some("10.244.0.3".into()),
+                restarts: 4,
+                reason: Some(PodReason::CrashLoopBackOff),
+                message: Some("container app exited with status 1; restarting (4 restarts)".into()),
+                ..pod("default", &names[1], 7300, Some("activating/auto-restart"))
+            };
+            // A pod's restarts are its containers' (the reconciler sums them).
+            p.containers[0].restarts = 4;
+            p
         }),
         PodView {
             phase: Phase::Pending,
@@ -284,6 +289,25 @@ fn transcript(node: &TestNode, commands: &[Vec<String>]) -> String {
         out = out.replace(&secret, placeholder);
     }
     out.replace(&node.path().display().to_string(), "$DIR")
+        .lines()
+        .map(|l| stable(l) + "\n")
+        .collect()
+}
+
+/// A line of JSON output with what the clock decides (an object's creation time, and its uid,
+/// which is made from it) as `$TIME` and `$UID`.
+fn stable(line: &str) -> String {
+    for (key, placeholder) in [
+        ("\"creationTimestamp\": \"", "$TIME"),
+        ("\"uid\": \"", "$UID"),
+    ] {
+        if let Some(start) = line.find(key).map(|i| i + key.len())
+            && let Some(len) = line[start..].find('"')
+        {
+            return format!("{}{placeholder}{}", &line[..start], &line[start + len..]);
+        }
+    }
+    line.to_owned()
 }
 
 #[test]

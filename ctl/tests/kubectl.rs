@@ -801,6 +801,77 @@ fn against_podswarm(bin: &Path) -> Vec<(String, String)> {
             Expect::Works(&["node/node-a uncordoned"]),
         ),
         (
+            "get events (the node cordoned and uncordoned)",
+            &["get", "events"],
+            None,
+            Expect::Works(&[
+                "LAST SEEN",
+                "node/node-a",
+                "NodeNotSchedulable",
+                "Node node-a status is now: NodeSchedulable",
+            ]),
+        ),
+        (
+            "describe node (with its events)",
+            &["describe", "node", "node-a"],
+            None,
+            Expect::Works(&["Events:", "NodeNotSchedulable", "podswarmd"]),
+        ),
+        (
+            "events --for node/node-a",
+            &["events", "--for", "node/node-a"],
+            None,
+            Expect::Works(&["NodeSchedulable"]),
+        ),
+        (
+            "get events --field-selector type=Warning (none)",
+            &["get", "events", "--field-selector", "type=Warning"],
+            None,
+            Expect::Works(&[]),
+        ),
+        (
+            "create -f (an event: read only)",
+            &["create", "-f", "-"],
+            Some(
+                "apiVersion: v1\nkind: Event\nmetadata: {name: e}\ninvolvedObject: {kind: Pod, name: p}\n",
+            ),
+            Expect::Refuses("events"),
+        ),
+        (
+            "get --raw deployments/web/status",
+            &[
+                "get",
+                "--raw",
+                "/apis/apps/v1/namespaces/default/deployments/web/status",
+            ],
+            None,
+            Expect::Works(&[r#""kind":"Deployment""#, r#""observedGeneration""#]),
+        ),
+        (
+            "get endpoints",
+            &["get", "endpoints"],
+            None,
+            Expect::Works(&["ENDPOINTS", "hello"]),
+        ),
+        (
+            "get pod NAME -o jsonpath (its systemd unit)",
+            &[
+                "get",
+                "pod",
+                pod,
+                "-o",
+                "jsonpath={.metadata.annotations.podswarm\\.io/unit}",
+            ],
+            None,
+            Expect::Works(&[".service"]),
+        ),
+        (
+            "get nodes -w",
+            &["get", "nodes", "-w", "--request-timeout=2s"],
+            None,
+            Expect::Works(&["node-a", "Ready"]),
+        ),
+        (
             "label node (a node's labels are its config's)",
             &["label", "node", "node-a", "disk=ssd"],
             None,

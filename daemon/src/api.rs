@@ -32,7 +32,7 @@ use axum::serve::IncomingStream;
 use podswarm_api::{
     Addresses, Applied, ApplyResult, CreatedToken, Deleted, DeploymentDetail, DeploymentRevision,
     Endpoints, ErrorBody, Health, HostBody, List, NewToken, ObjectRef, PodMove, Rebalance, Revoked,
-    Scale, Scaled, ServiceDetail, ServiceItem, ServiceSummary, Token, WhitelistBody,
+    Scale, Scaled, ServiceDetail, Token, WhitelistBody,
 };
 use podswarm_manifest::{Limits, Object, Policy};
 use serde::{Deserialize, Serialize};
@@ -208,7 +208,6 @@ pub fn routes(api: Shared, max_body: usize) -> Router {
             "/api/v1/manifests/{ns}/{kind}/{name}",
             delete(delete_object),
         )
-        .route("/api/v1/pods", get(list_pods))
         .route("/api/v1/pods/{ns}/{name}", get(get_pod))
         .route("/api/v1/pods/{ns}/{name}/logs", get(pod_logs))
         .route("/api/v1/deployments", get(list_deployments))
@@ -221,7 +220,6 @@ pub fn routes(api: Shared, max_body: usize) -> Router {
             "/api/v1/deployments/{ns}/{name}/scale",
             put(scale_deployment),
         )
-        .route("/api/v1/services", get(list_services))
         .route("/api/v1/services/{ns}/{name}", get(get_service))
         .route(
             "/api/v1/services/{ns}/{name}/endpoints",
@@ -232,7 +230,6 @@ pub fn routes(api: Shared, max_body: usize) -> Router {
             get(service_addresses),
         )
         .route("/api/v1/ingresses", get(list_ingresses))
-        .route("/api/v1/nodes", get(list_nodes))
         .route("/api/v1/nodes/{name}/{action}", post(cordon_node))
         .route("/api/v1/rebalance", post(rebalance))
         .route(
@@ -500,58 +497,20 @@ struct ListQuery {
     namespace: Option<String>,
 }
 
-/// `GET /api/v1/pods`, `/api/v1/services` and `/api/v1/nodes` are both podswarm's lists and
-/// Kubernetes' all-namespaces (or cluster) lists: Kubernetes' answer, unless the client asks for
-/// podswarm's media type ([`podswarm_api::MEDIA_TYPE`], what podswarmctl sends).
-fn kube_list(
-    api: &Shared,
-    plural: &str,
-    headers: &axum::http::HeaderMap,
-    uri: &axum::http::Uri,
-) -> Option<Response> {
-    (!wants_podswarm(headers)).then(|| kube::list_all(api, plural, headers, uri))
-}
-
-/// Whether the client asked for podswarm's own answers ([`podswarm_api::MEDIA_TYPE`]).
-fn wants_podswarm(headers: &axum::http::HeaderMap) -> bool {
-    headers
-        .get_all(header::ACCEPT)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .any(|v| v.contains(podswarm_api::MEDIA_TYPE))
-}
-
 /// Whether a request is the Kubernetes API's, whose errors are `Status` objects: its own paths,
-/// and the paths both APIs share unless the client asked for podswarm's answers.
+/// with the lists podswarm's REST API once answered itself (`GET /api/v1/pods`, `services`,
+/// `nodes`, now Kubernetes' lists) and a node by name.
 fn kubernetes_request(request: &Request) -> bool {
     let path = request.uri().path();
     let shared = ["/api/v1/pods", "/api/v1/services", "/api/v1/nodes"].contains(&path)
         || path
             .strip_prefix("/api/v1/nodes/")
             .is_some_and(|name| !name.contains('/'));
-    ["/api", "/api/v1", "/version"].contains(&path)
+    shared
+        || ["/api", "/api/v1", "/version"].contains(&path)
         || ["/apis", "/openapi/", "/api/v1/namespaces"]
             .iter()
             .any(|p| path.starts_with(p))
-        || (shared && !wants_podswarm(request.headers()))
-}
-
-async fn list_pods(
-    AxState(api): AxState<Shared>,
-    headers: axum::http::HeaderMap,
-    uri: axum::http::Uri,
-    Query(q): Query<ListQuery>,
-) -> ApiResult {
-    if let Some(answer) = kube_list(&api, "pods", &headers, &uri) {
-        return Ok(answer);
-    }
-    let snapshot = api.model.current();
-    let pods: Vec<&crate::reconcile::PodView> = snapshot
-        .pods()
-        .map(|p| &p.view)
-        .filter(|p| q.namespace.as_ref().is_none_or(|ns| &p.namespace == ns))
-        .collect();
-    ok(List::from(pods))
 }
 
 async fn get_pod(
@@ -920,36 +879,6 @@ async fn scale_deployment(
     })
 }
 
-async fn list_services(
-    AxState(api): AxState<Shared>,
-    headers: axum::http::HeaderMap,
-    uri: axum::http::Uri,
-    Query(q): Query<ListQuery>,
-) -> ApiResult {
-    if let Some(answer) = kube_list(&api, "services", &headers, &uri) {
-        return Ok(answer);
-    }
-    let snapshot = api.model.current();
-    let items: Vec<ServiceItem> = snapshot
-        .objects("Service", q.namespace.as_deref())
-        .filter_map(|e| {
-            let Object::Service(object) = &e.object else {
-                return None;
-            };
-            let eps = snapshot.endpoints(e.object.namespace(), e.object.name());
-            Some(ServiceItem {
-                object: object.clone(),
-                podswarm: ServiceSummary {
-                    created: e.created,
-                    ready_endpoints: eps.iter().filter(|p| p.ready).count(),
-                    endpoints: eps.len(),
-                },
-            })
-        })
-        .collect();
-    ok(List::from(items))
-}
-
 async fn get_service(
     AxState(api): AxState<Shared>,
     Path((ns, name)): Path<(String, String)>,
@@ -1002,17 +931,6 @@ async fn list_ingresses(AxState(api): AxState<Shared>, Query(q): Query<ListQuery
         })
         .collect();
     ok(List::from(items))
-}
-
-async fn list_nodes(
-    AxState(api): AxState<Shared>,
-    headers: axum::http::HeaderMap,
-    uri: axum::http::Uri,
-) -> ApiResult {
-    if let Some(answer) = kube_list(&api, "nodes", &headers, &uri) {
-        return Ok(answer);
-    }
-    ok(List::from(node_items(&api.model.current())))
 }
 
 /// Every node as the API shows it, with how many of the snapshot's pods each runs.
@@ -1342,7 +1260,7 @@ mod tests {
     /// One request through the real router over TCP: the status and the body (JSON, or the
     /// text as a JSON string).
     async fn call(api: &Shared, method: &str, path: &str, body: &[u8]) -> (StatusCode, Value) {
-        call_as(api, method, path, body, podswarm_api::MEDIA_TYPE).await
+        call_as(api, method, path, body, "application/json").await
     }
 
     /// [`call`] asking for `accept`.
@@ -1562,12 +1480,10 @@ mod tests {
             body,
             json!({"status": status, "object": entry.object.to_value()})
         );
-        let (_, body) = call(&node.api, "GET", "/api/v1/nodes", b"").await;
-        assert_eq!(
-            body,
-            json!({"items": [{"name": "me", "address": "", "ready": true, "podSubnet": null,
-                "labels": {}, "pods": 0, "unschedulable": false, "draining": false}]})
-        );
+        let (_, body) = call(&node.api, "GET", "/api/v1/nodes/me", b"").await;
+        assert_eq!(body["kind"], "Node");
+        assert_eq!(body["status"]["conditions"][0]["status"], "True");
+        assert!(body["metadata"].get("annotations").is_none(), "{body}");
         // (Cordoning a known node needs gossip: `ctl/tests` does it.)
         let (code, body) = call(&node.api, "POST", "/api/v1/nodes/nope/drain", b"").await;
         assert_eq!(code, StatusCode::NOT_FOUND);
@@ -1668,21 +1584,28 @@ spec:
         );
         let (_, body) = call(&node.api, "GET", "/api/v1/services/shop/web/addresses", b"").await;
         assert_eq!(body, json!({"addresses": ["10.244.0.2:8080"]}));
-        let (_, body) = call(&node.api, "GET", "/api/v1/services?namespace=shop", b"").await;
+        let (_, body) = call(
+            &node.api,
+            "GET",
+            "/api/v1/namespaces/shop/endpoints/web",
+            b"",
+        )
+        .await;
         assert_eq!(
-            body["items"][0]["podswarm"],
-            json!({"created": body["items"][0]["podswarm"]["created"], "readyEndpoints": 1, "endpoints": 1})
+            body["subsets"],
+            json!([{"addresses": [{"ip": "10.244.0.2", "nodeName": "me",
+                "targetRef": {"kind": "Pod", "namespace": "shop", "name": "solo"}}],
+                "ports": [{"name": "http", "port": 8080, "protocol": "TCP"}]}])
         );
-        let (_, body) = call(&node.api, "GET", "/api/v1/pods?namespace=shop", b"").await;
-        assert_eq!(body["items"][0]["name"], "solo");
+        let (_, body) = call(&node.api, "GET", "/api/v1/namespaces/shop/pods", b"").await;
+        assert_eq!(body["items"][0]["metadata"]["name"], "solo");
         let (status, _) = call(&node.api, "GET", "/api/v1/pods/shop/solo", b"").await;
         assert_eq!(status, StatusCode::OK);
         let (status, body) = call(&node.api, "GET", "/api/v1/pods/shop/nope", b"").await;
         assert_eq!(status, StatusCode::NOT_FOUND);
         assert_eq!(body["error"], "pod shop/nope not found");
-        let (_, body) = call(&node.api, "GET", "/api/v1/nodes", b"").await;
-        assert_eq!(body["items"][0]["name"], "me");
-        assert_eq!(body["items"][0]["pods"], 1);
+        let (_, body) = call(&node.api, "GET", "/api/v1/pods", b"").await;
+        assert_eq!(body["items"][0]["spec"]["nodeName"], "me");
         let (status, text) = call(&node.api, "GET", "/metrics", b"").await;
         assert_eq!(status, StatusCode::OK);
         assert!(
@@ -1693,7 +1616,7 @@ spec:
     }
 
     #[tokio::test]
-    async fn shared_list_paths_answer_kubernetes_unless_podswarm_is_asked_for() {
+    async fn shared_list_paths_answer_kubernetes() {
         let node = node();
         let table = "application/json;as=Table;v=v1;g=meta.k8s.io,application/json";
         for (path, kind) in [
@@ -1707,11 +1630,10 @@ spec:
             assert_eq!(body["apiVersion"], "v1");
             let (_, body) = call_as(&node.api, "GET", path, b"", table).await;
             assert_eq!(body["kind"], "Table", "{path}: {body}");
-            let (_, body) = call(&node.api, "GET", path, b"").await;
-            assert!(
-                body.get("kind").is_none() && body["items"].is_array(),
-                "{path}: {body}"
-            );
+            // What podswarmctl asked for until it read Kubernetes lists changes nothing.
+            let (_, body) =
+                call_as(&node.api, "GET", path, b"", "application/vnd.podswarm+json").await;
+            assert_eq!(body["kind"], kind, "{path}: {body}");
         }
         let (status, body) = call_as(
             &node.api,

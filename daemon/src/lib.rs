@@ -4,6 +4,7 @@
 pub mod api;
 pub mod autorollback;
 pub mod cli;
+pub mod events;
 mod execute;
 pub mod groups;
 pub mod lifecycle;

@@ -111,6 +111,8 @@ pub struct Snapshot {
     tokens: Vec<TokenRecord>,
     /// By (namespace, Deployment name): template hash → revision record.
     revisions: BTreeMap<(String, String), BTreeMap<String, crate::rollout::Revision>>,
+    /// What this node has seen happen, up to this snapshot ([`crate::events`]).
+    events: Arc<crate::events::Log>,
 }
 
 impl Snapshot {
@@ -176,6 +178,7 @@ impl Snapshot {
                 .unwrap_or_default(),
             tokens,
             revisions,
+            events: Arc::default(),
         }
     }
 
@@ -238,7 +241,6 @@ impl Snapshot {
             .get(&(namespace.to_owned(), name.to_owned()))
     }
 
-    /// Every node with a record, and whether it is a live member.
     /// A Deployment's revision records, by template hash.
     pub fn revisions(
         &self,
@@ -248,6 +250,7 @@ impl Snapshot {
         self.revisions.get(&(namespace.to_owned(), name.to_owned()))
     }
 
+    /// Every node with a record, and whether it is a live member.
     pub fn nodes(&self) -> &[NodeView] {
         &self.nodes
     }
@@ -259,6 +262,11 @@ impl Snapshot {
     /// The cluster's API token records (this node's local ones are in [`State`]).
     pub fn tokens(&self) -> &[TokenRecord] {
         &self.tokens
+    }
+
+    /// The events this node has seen, oldest first.
+    pub fn events(&self) -> &[Arc<crate::events::Event>] {
+        self.events.events()
     }
 }
 
@@ -483,7 +491,9 @@ impl Model {
             tokens: self.link.tokens(),
             facts: self.link.rollout_facts(now),
         };
-        let snapshot = Arc::new(Snapshot::build(inputs));
+        let mut snapshot = Snapshot::build(inputs);
+        snapshot.events = crate::events::observe(&current.events, &current, &snapshot, now);
+        let snapshot = Arc::new(snapshot);
         {
             let mut recent = self.recent.lock().unwrap_or_else(PoisonError::into_inner);
             if recent.len() == RECENT {
@@ -522,6 +532,7 @@ impl Model {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::testing::node_view;
     use serde_json::json;
 
     pub(crate) fn view(key: &str, node: &str, phase: &str, ip: Option<&str>) -> PodView {
@@ -533,20 +544,6 @@ mod tests {
             "owner": "Deployment/web"
         }))
         .unwrap()
-    }
-
-    pub(crate) fn node(name: &str, ready: bool) -> NodeView {
-        NodeView {
-            name: name.into(),
-            node_id: String::new(),
-            address: String::new(),
-            labels: BTreeMap::new(),
-            subnet: None,
-            ready,
-            cordoned: false,
-            draining: false,
-            stopping: Vec::new(),
-        }
     }
 
     fn entries(yaml: &str) -> Vec<Entry> {
@@ -581,7 +578,11 @@ spec:
                 ("shop/a".into(), view("shop/a", "me", "Running", None)),
                 ("shop/both".into(), view("shop/both", "me", "Running", None)),
             ]),
-            nodes: vec![node("me", true), node("up", true), node("down", false)],
+            nodes: vec![
+                node_view("me", true),
+                node_view("up", true),
+                node_view("down", false),
+            ],
             records: BTreeMap::from([
                 ("shop/b".into(), view("shop/b", "up", "Running", None)),
                 ("shop/c".into(), view("shop/c", "down", "Running", None)),
@@ -614,7 +615,7 @@ spec:
                 ("shop/out".into(), leaving),
                 ("shop/in".into(), view("shop/in", "me", "Running", None)),
             ]),
-            nodes: vec![node("me", true), node("up", true)],
+            nodes: vec![node_view("me", true), node_view("up", true)],
             records: BTreeMap::from([
                 ("shop/new".into(), view("shop/new", "up", "Running", None)),
                 ("shop/out".into(), view("shop/out", "up", "Running", None)),
@@ -656,7 +657,7 @@ spec:
                     view("other/solo", "me", "Running", Some("10.244.0.3")),
                 ),
             ]),
-            nodes: vec![node("me", true)],
+            nodes: vec![node_view("me", true)],
             ..Inputs::default()
         });
         let eps = snap.endpoints("shop", "web");
@@ -685,7 +686,7 @@ spec:
         let snap = Snapshot::build(Inputs {
             node_name: "me".into(),
             entries: entries(APP),
-            nodes: vec![node("me", true), node("other", true)],
+            nodes: vec![node_view("me", true), node_view("other", true)],
             records: BTreeMap::from([("shop/solo".into(), leaving)]),
             ..Inputs::default()
         });
@@ -722,7 +723,7 @@ spec:
         let snap = Snapshot::build(Inputs {
             node_name: "me".into(),
             entries,
-            nodes: vec![node("me", true)],
+            nodes: vec![node_view("me", true)],
             facts,
             ..Inputs::default()
         });

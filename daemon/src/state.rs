@@ -143,6 +143,36 @@ pub struct Entry {
     pub updated: u64,
 }
 
+impl Entry {
+    /// A stable UUID-shaped id per object and creation: the same on every node.
+    pub fn uid(&self) -> String {
+        uuid_of(&format!(
+            "{}/{}/{}/{}",
+            self.object.kind(),
+            self.object.namespace(),
+            self.object.name(),
+            self.created
+        ))
+    }
+}
+
+/// A UUID-shaped digest of `key`.
+pub fn uuid_of(key: &str) -> String {
+    use sha2::{Digest, Sha256};
+    let h = Sha256::digest(key)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect::<String>();
+    format!(
+        "{}-{}-{}-{}-{}",
+        &h[0..8],
+        &h[8..12],
+        &h[12..16],
+        &h[16..20],
+        &h[20..32]
+    )
+}
+
 #[derive(Debug, Default)]
 struct Data {
     version: u64,

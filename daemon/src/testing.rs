@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use podswarm_manifest::{Limits, Object, Policy};
 
-use crate::link::Link;
+use crate::link::{Link, NodeView};
 use crate::reconcile::PodViews;
 use crate::state::{Entry, State};
 
@@ -57,4 +57,19 @@ pub fn offline(dir: &Path) -> (Arc<State>, Arc<Link>, PodViews) {
         Policy::default(),
     );
     (state, link, PodViews::default())
+}
+
+/// A member `name` as the link reports it: live when `ready`, neither cordoned nor draining.
+pub fn node_view(name: &str, ready: bool) -> NodeView {
+    NodeView {
+        name: name.into(),
+        node_id: String::new(),
+        address: String::new(),
+        labels: std::collections::BTreeMap::new(),
+        subnet: None,
+        ready,
+        cordoned: false,
+        draining: false,
+        stopping: Vec::new(),
+    }
 }

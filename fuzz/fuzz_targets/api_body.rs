@@ -9,7 +9,7 @@ use libfuzzer_sys::fuzz_target;
 use podswarm_api::{
     ApplyResult, CreatedToken, Deleted, DeploymentDetail, DeploymentRevision, DeploymentStatus,
     Endpoints, ErrorBody, Health, HostBody, List, NewToken, Node, PodView, Rebalance, Revoked,
-    Scale, Scaled, ServiceDetail, ServiceItem, Token, WhitelistBody, decode,
+    Scale, Scaled, ServiceDetail, Token, WhitelistBody, decode,
 };
 
 fn both<T: serde::de::DeserializeOwned>(data: &[u8]) {
@@ -35,7 +35,6 @@ fuzz_target!(|data: &[u8]| {
     both::<List<DeploymentStatus>>(data);
     both::<DeploymentDetail>(data);
     both::<List<DeploymentRevision>>(data);
-    both::<List<ServiceItem>>(data);
     both::<ServiceDetail>(data);
     both::<Endpoints>(data);
     both::<CreatedToken>(data);

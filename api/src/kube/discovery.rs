@@ -74,6 +74,28 @@ pub const RESOURCES: &[Resource] = &[
     Resource {
         group: "",
         version: "v1",
+        plural: "endpoints",
+        singular: "endpoints",
+        kind: "Endpoints",
+        namespaced: true,
+        short_names: &["ep"],
+        // Each Service's endpoints, as podswarm tracks them: read only.
+        verbs: &["get", "list", "watch"],
+    },
+    Resource {
+        group: "",
+        version: "v1",
+        plural: "events",
+        singular: "event",
+        kind: "Event",
+        namespaced: true,
+        short_names: &["ev"],
+        // What each node saw happen, derived from the replicated state: read only.
+        verbs: &["get", "list", "watch"],
+    },
+    Resource {
+        group: "",
+        version: "v1",
         plural: "namespaces",
         singular: "namespace",
         kind: "Namespace",
@@ -90,7 +112,7 @@ pub const RESOURCES: &[Resource] = &[
         namespaced: false,
         short_names: &["no"],
         // `patch` for `kubectl cordon` and `uncordon`, the one change a client makes to a node.
-        verbs: &["get", "list", "patch"],
+        verbs: &["get", "list", "patch", "watch"],
     },
     Resource {
         group: "",
@@ -170,6 +192,7 @@ pub const RESOURCES: &[Resource] = &[
 /// Subresources served, as discovery lists them: (group, version, name, kind, verbs).
 const SUBRESOURCES: &[(&str, &str, &str, &str, &[&str])] = &[
     ("", "v1", "pods/log", "Pod", &["get"]),
+    ("apps", "v1", "deployments/status", "Deployment", &["get"]),
     (
         "apps",
         "v1",

@@ -5,12 +5,39 @@ use std::collections::BTreeMap;
 
 use k8s_openapi::api::core::v1::{
     Container, ContainerState, ContainerStateRunning, ContainerStateTerminated,
-    ContainerStateWaiting, ContainerStatus, Node as KNode, NodeAddress, NodeCondition, NodeSpec,
-    NodeStatus, NodeSystemInfo, Pod, PodCondition, PodSpec, PodStatus,
+    ContainerStateWaiting, ContainerStatus, EndpointAddress, EndpointPort, EndpointSubset,
+    Endpoints, Node as KNode, NodeAddress, NodeCondition, NodeSpec, NodeStatus, NodeSystemInfo,
+    ObjectReference, Pod, PodCondition, PodSpec, PodStatus,
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference, Time};
 
-use crate::{Node, Phase, PodReason, PodView};
+use crate::{Endpoint, Node, PodReason, PodView};
+
+/// The systemd unit that stands for a pod (`systemctl status`, `journalctl -u` take it), on the
+/// pod's Kubernetes form. Like every `podswarm.io/` annotation below, podswarm sets it on what it
+/// answers and takes it off what clients write ([`SERVER_ANNOTATIONS`]).
+pub const UNIT_ANNOTATION: &str = "podswarm.io/unit";
+
+/// On a node being drained: `"true"`.
+pub const DRAINING_ANNOTATION: &str = "podswarm.io/draining";
+
+/// On a node, during a drain: the pods (`ns/name`, comma-separated) whose copy there is still
+/// stopping while another node's copy serves them.
+pub const STOPPING_ANNOTATION: &str = "podswarm.io/stopping";
+
+/// The annotations podswarm computes, never stored from a client's write (Deployments' revision
+/// too: `rollout undo` writes the annotations it read back).
+pub const SERVER_ANNOTATIONS: [&str; 4] = [
+    UNIT_ANNOTATION,
+    DRAINING_ANNOTATION,
+    STOPPING_ANNOTATION,
+    "deployment.kubernetes.io/revision",
+];
+
+/// How a container is named in a pod's `containerStatuses[].containerID`: podman's name for it,
+/// which `podman inspect|logs|exec` take as they take an ID (podswarm names containers; podman
+/// picks the IDs).
+pub const CONTAINER_ID_PREFIX: &str = "podman://";
 
 /// `seconds` since the epoch as a Kubernetes time; `None` for 0 (not known).
 pub fn time(seconds: u64) -> Option<Time> {
@@ -39,7 +66,12 @@ pub fn pod(view: &PodView, host_ip: Option<&str>) -> Pod {
         name: Some(view.name.clone()),
         namespace: Some(view.namespace.clone()),
         labels: (!view.labels.is_empty()).then(|| view.labels.clone()),
+        annotations: (!view.unit.is_empty())
+            .then(|| BTreeMap::from([(UNIT_ANNOTATION.to_owned(), view.unit.clone())])),
         creation_timestamp: time(view.created),
+        // What kubectl reads as Terminating. podswarm does not record when a pod's stop began,
+        // so its creation time stands in.
+        deletion_timestamp: view.terminating.then(|| time(view.created)).flatten(),
         owner_references: owner.map(|(kind, name)| {
             vec![OwnerReference {
                 api_version: if kind == "Deployment" || kind == "ReplicaSet" {
@@ -70,9 +102,12 @@ pub fn pod(view: &PodView, host_ip: Option<&str>) -> Pod {
         ..PodSpec::default()
     };
     let reason = view.reason.filter(|r| *r != PodReason::Unknown);
-    let container_statuses = view
+    let scheduled = !view.node.is_empty() && view.reason != Some(PodReason::Unschedulable);
+    // A pod no node has taken has no containers yet, as in Kubernetes.
+    let container_statuses: Vec<ContainerStatus> = view
         .containers
         .iter()
+        .filter(|_| scheduled)
         .map(|c| {
             let running = c.is_running();
             let state = if running {
@@ -107,6 +142,8 @@ pub fn pod(view: &PodView, host_ip: Option<&str>) -> Pod {
             ContainerStatus {
                 name: c.name.clone(),
                 image: c.image.clone(),
+                container_id: (!c.podman_name.is_empty())
+                    .then(|| format!("{CONTAINER_ID_PREFIX}{}", c.podman_name)),
                 ready: running && view.ready,
                 started: Some(running),
                 restart_count: i32::try_from(c.restarts).unwrap_or(i32::MAX),
@@ -121,7 +158,6 @@ pub fn pod(view: &PodView, host_ip: Option<&str>) -> Pod {
         last_transition_time: since.and_then(time),
         ..PodCondition::default()
     };
-    let scheduled = !view.node.is_empty() && view.reason != Some(PodReason::Unschedulable);
     let mut conditions = vec![
         condition("PodScheduled", scheduled, None),
         condition("Ready", view.ready, view.ready_since),
@@ -141,12 +177,13 @@ pub fn pod(view: &PodView, host_ip: Option<&str>) -> Pod {
         host_ip: host_ip.filter(|a| !a.is_empty()).map(str::to_owned),
         start_time: time(view.created),
         conditions: Some(conditions),
-        container_statuses: Some(container_statuses),
-        reason: (view.phase == Phase::Pending)
-            .then_some(reason)
-            .flatten()
-            .filter(|r| *r == PodReason::Unschedulable)
+        // Where no container says why (none created yet), the pod does, as kubectl's STATUS
+        // reads it; an unschedulable pod is just Pending there (its PodScheduled condition
+        // says why), as in Kubernetes.
+        reason: reason
+            .filter(|r| container_statuses.is_empty() && *r != PodReason::Unschedulable)
             .map(|r| r.as_str().to_owned()),
+        container_statuses: Some(container_statuses),
         message: view.message.clone(),
         ..PodStatus::default()
     };
@@ -203,6 +240,7 @@ pub fn node(view: &Node, version: &str) -> KNode {
         metadata: ObjectMeta {
             name: Some(view.name.clone()),
             labels: Some(labels),
+            annotations: node_annotations(view),
             ..ObjectMeta::default()
         },
         spec: Some(NodeSpec {
@@ -256,10 +294,93 @@ pub fn node(view: &Node, version: &str) -> KNode {
     }
 }
 
+/// A node's drain, where one is under way: [`DRAINING_ANNOTATION`] and [`STOPPING_ANNOTATION`].
+fn node_annotations(view: &Node) -> Option<BTreeMap<String, String>> {
+    let mut annotations = BTreeMap::new();
+    if view.draining {
+        annotations.insert(DRAINING_ANNOTATION.to_owned(), "true".to_owned());
+    }
+    if !view.stopping.is_empty() {
+        annotations.insert(STOPPING_ANNOTATION.to_owned(), view.stopping.join(","));
+    }
+    (!annotations.is_empty()).then_some(annotations)
+}
+
+/// The pods (`ns/name`) a node's [`STOPPING_ANNOTATION`] names.
+pub fn stopping(node: &KNode) -> Vec<String> {
+    node.metadata
+        .annotations
+        .as_ref()
+        .and_then(|a| a.get(STOPPING_ANNOTATION))
+        .map(|s| {
+            s.split(',')
+                .filter(|p| !p.is_empty())
+                .map(str::to_owned)
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// A Service's endpoints as the `Endpoints` object Kubernetes' endpoints controller keeps for
+/// it: one subset per port (each endpoint podswarm tracks is a pod's address on one port, with
+/// that port's number on the pod), ready pods as `addresses`, the others as
+/// `notReadyAddresses`. Made `created` (the Service's creation time).
+pub fn endpoints(namespace: &str, name: &str, endpoints: &[Endpoint], created: u64) -> Endpoints {
+    let mut subsets: BTreeMap<(Option<&str>, i32, &str), EndpointSubset> = BTreeMap::new();
+    for e in endpoints {
+        let subset = subsets
+            .entry((e.port_name.as_deref(), e.port, e.protocol.as_str()))
+            .or_insert_with(|| EndpointSubset {
+                ports: Some(vec![EndpointPort {
+                    name: e.port_name.clone(),
+                    port: e.port,
+                    protocol: Some(e.protocol.clone()),
+                    ..EndpointPort::default()
+                }]),
+                ..EndpointSubset::default()
+            });
+        let address = EndpointAddress {
+            ip: e.address.clone(),
+            node_name: (!e.node.is_empty()).then(|| e.node.clone()),
+            target_ref: Some(ObjectReference {
+                kind: Some("Pod".to_owned()),
+                namespace: Some(namespace.to_owned()),
+                name: Some(e.pod_name.clone()),
+                ..ObjectReference::default()
+            }),
+            ..EndpointAddress::default()
+        };
+        let list = if e.ready {
+            &mut subset.addresses
+        } else {
+            &mut subset.not_ready_addresses
+        };
+        list.get_or_insert_with(Vec::new).push(address);
+    }
+    Endpoints {
+        metadata: ObjectMeta {
+            name: Some(name.to_owned()),
+            namespace: Some(namespace.to_owned()),
+            creation_timestamp: time(created),
+            ..ObjectMeta::default()
+        },
+        subsets: (!subsets.is_empty()).then(|| subsets.into_values().collect()),
+    }
+}
+
+/// How many ready endpoints (address and port) an `Endpoints` object holds.
+pub fn ready_endpoints(e: &Endpoints) -> usize {
+    e.subsets
+        .iter()
+        .flatten()
+        .map(|s| s.addresses.as_ref().map_or(0, Vec::len) * s.ports.as_ref().map_or(0, Vec::len))
+        .sum()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ContainerView;
+    use crate::{ContainerView, Phase};
 
     fn view() -> PodView {
         PodView {

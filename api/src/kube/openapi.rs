@@ -77,6 +77,12 @@ pub fn document(group: &str, version: &str) -> Option<Value> {
             "/apis/apps/v1/namespaces/{namespace}/deployments/{name}/scale".into(),
             scale_path(),
         );
+        if let Some(deployments) = super::discovery::find("apps", "v1", "deployments") {
+            paths.insert(
+                "/apis/apps/v1/namespaces/{namespace}/deployments/{name}/status".into(),
+                status_path(deployments),
+            );
+        }
     }
     if group.is_empty() {
         paths.insert(
@@ -316,6 +322,20 @@ fn resource_paths(r: &Resource, paths: &mut Map<String, Value>) {
     }
 }
 
+/// `deployments/{name}/status`: read only, since podswarm computes a Deployment's status.
+fn status_path(deployments: &Resource) -> Value {
+    json!({
+        "parameters": [path_param("name"), path_param("namespace")],
+        "get": operation(
+            "get",
+            "readAppsV1NamespacedDeploymentStatus".to_owned(),
+            deployments,
+            Vec::new(),
+            schema_ref(&schema_name(deployments)),
+        ),
+    })
+}
+
 fn scale_path() -> Value {
     let scale = Resource {
         group: "autoscaling",
@@ -379,7 +399,9 @@ mod tests {
     use super::*;
     use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
     use k8s_openapi::api::autoscaling::v1::Scale;
-    use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Node, Pod, Secret, Service};
+    use k8s_openapi::api::core::v1::{
+        ConfigMap, Endpoints, Event, Namespace, Node, Pod, Secret, Service,
+    };
     use k8s_openapi::api::networking::v1::Ingress;
     use k8s_openapi::apimachinery::pkg::apis::meta::v1::{DeleteOptions, Patch, Status};
 
@@ -402,6 +424,8 @@ mod tests {
                 "Deployment" => generator.subschema_for::<Deployment>(),
                 "ReplicaSet" => generator.subschema_for::<ReplicaSet>(),
                 "Ingress" => generator.subschema_for::<Ingress>(),
+                "Event" => generator.subschema_for::<Event>(),
+                "Endpoints" => generator.subschema_for::<Endpoints>(),
                 other => panic!("no schema for {other}: add it here"),
             };
             kinds.push((schema_name(r), gvk(r)));

@@ -1,15 +1,17 @@
 //! The columns `kubectl get` prints for each kind, filled the way kubectl's own printers
-//! (`pkg/printers/internalversion`) fill them for a Kubernetes cluster. Rows come from
-//! podswarm's views, which know more than the objects (a pod on its way out, a Service's ready
-//! endpoints); each row carries the object's metadata for `-A`, `--show-labels` and `-L`.
+//! (`pkg/printers/internalversion`) fill them for a Kubernetes cluster. Rows come from the
+//! Kubernetes objects the API answers (a pod's status says all a row needs, its deletion
+//! timestamp that it is on its way out), so podswarmctl, reading the same objects, fills its
+//! cells with the same functions (`pod_status`, `node_status` …); each row carries the object's
+//! metadata for `-A`, `--show-labels` and `-L`.
 
-use k8s_openapi::api::core::v1::Service;
+use k8s_openapi::api::core::v1::{Endpoints, Event, Node as KNode, Pod, Service};
 use k8s_openapi::api::networking::v1::Ingress;
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time};
 use serde_json::{Value, json};
 
 use super::table::{Column, Row, Table};
-use crate::{DeploymentStatus, Node, PodView};
+use crate::DeploymentStatus;
 
 /// Kubernetes' `duration.HumanDuration`, as the AGE column shows it: `45s`, `5m30s`, `12m`,
 /// `5h20m`, `3d4h`, `120d`, `2y30d`.
@@ -72,19 +74,6 @@ fn partial(metadata: &ObjectMeta) -> Value {
         "apiVersion": "meta.k8s.io/v1",
         "metadata": metadata,
     })
-}
-
-fn meta(
-    namespace: &str,
-    name: &str,
-    labels: &std::collections::BTreeMap<String, String>,
-) -> ObjectMeta {
-    ObjectMeta {
-        name: Some(name.to_owned()),
-        namespace: (!namespace.is_empty()).then(|| namespace.to_owned()),
-        labels: (!labels.is_empty()).then(|| labels.clone()),
-        ..ObjectMeta::default()
-    }
 }
 
 fn none_if_empty(s: String) -> String {
@@ -158,8 +147,76 @@ pub fn ingress_ports(ing: &Ingress) -> &'static str {
     if tls { "80, 443" } else { "80" }
 }
 
+/// Seconds since the epoch of a Kubernetes time; 0 (unknown) without one.
+pub fn seconds(t: Option<&Time>) -> u64 {
+    t.and_then(|t| u64::try_from(t.0.as_second()).ok())
+        .unwrap_or(0)
+}
+
+/// kubectl's READY of a pod: containers ready and running, of those in its spec (at least one:
+/// a pod whose containers podswarm has not made yet still has one).
+pub fn pod_ready(pod: &Pod) -> String {
+    let ready = pod
+        .status
+        .iter()
+        .flat_map(|s| s.container_statuses.iter().flatten())
+        .filter(|c| c.ready && c.state.as_ref().is_some_and(|s| s.running.is_some()))
+        .count();
+    let total = pod.spec.as_ref().map_or(0, |s| s.containers.len()).max(1);
+    format!("{ready}/{total}")
+}
+
+/// kubectl's STATUS of a pod (its printer's rules): Terminating once deleted; else the reason
+/// a container is waiting or terminated with, else the pod's reason, else its phase; a pod whose
+/// containers completed while one still runs is Running (or NotReady).
+pub fn pod_status(pod: &Pod) -> String {
+    if pod.metadata.deletion_timestamp.is_some() {
+        return "Terminating".to_owned();
+    }
+    let status = pod.status.as_ref();
+    let mut reason = status
+        .and_then(|s| s.reason.clone().or_else(|| s.phase.clone()))
+        .unwrap_or_else(|| "Pending".to_owned());
+    let mut running = false;
+    for c in status
+        .iter()
+        .flat_map(|s| s.container_statuses.iter().flatten())
+        .rev()
+    {
+        let state = c.state.as_ref();
+        if let Some(r) = state.and_then(|s| s.waiting.as_ref()?.reason.clone()) {
+            reason = r;
+        } else if let Some(t) = state.and_then(|s| s.terminated.as_ref()) {
+            reason = match (&t.reason, t.signal) {
+                (Some(r), _) => r.clone(),
+                (None, Some(signal)) if signal != 0 => format!("Signal:{signal}"),
+                (None, _) => format!("ExitCode:{}", t.exit_code),
+            };
+        } else if c.ready && state.is_some_and(|s| s.running.is_some()) {
+            running = true;
+        }
+    }
+    if reason == "Completed" && running {
+        let ready = status
+            .iter()
+            .flat_map(|s| s.conditions.iter().flatten())
+            .any(|c| c.type_ == "Ready" && c.status == "True");
+        reason = if ready { "Running" } else { "NotReady" }.to_owned();
+    }
+    reason
+}
+
+/// kubectl's RESTARTS of a pod: its containers' restarts, summed.
+pub fn pod_restarts(pod: &Pod) -> i64 {
+    pod.status
+        .iter()
+        .flat_map(|s| s.container_statuses.iter().flatten())
+        .map(|c| i64::from(c.restart_count))
+        .sum()
+}
+
 /// `kubectl get pods`: NAME READY STATUS RESTARTS AGE, and IP NODE with `-o wide`.
-pub fn pods<'a>(views: impl IntoIterator<Item = &'a PodView>, now: u64) -> Table {
+pub fn pods<'a>(items: impl IntoIterator<Item = &'a Pod>, now: u64) -> Table {
     let columns = vec![
         Column::new("Name", "string", "Name must be unique within a namespace."),
         Column::new(
@@ -183,40 +240,32 @@ pub fn pods<'a>(views: impl IntoIterator<Item = &'a PodView>, now: u64) -> Table
         Column::new("Nominated Node", "string", "Not used by podswarm.").wide(),
         Column::new("Readiness Gates", "string", "Not used by podswarm.").wide(),
     ];
-    let rows = views
+    let rows = items
         .into_iter()
-        .map(|v| {
-            let running = v.containers.iter().filter(|c| c.is_running()).count();
-            let total = v.containers.len().max(1);
-            let ready = if v.ready { running } else { 0 };
+        .map(|p| {
+            let status = p.status.as_ref();
             Row {
                 cells: vec![
-                    json!(v.name),
-                    json!(format!("{ready}/{total}")),
-                    json!(pod_status(v)),
-                    json!(v.restarts.to_string()),
-                    age(v.created, now),
-                    json!(v.ip.clone().unwrap_or_else(|| "<none>".to_owned())),
-                    json!(none_if_empty(v.node.clone())),
+                    json!(p.metadata.name.as_deref().unwrap_or_default()),
+                    json!(pod_ready(p)),
+                    json!(pod_status(p)),
+                    json!(pod_restarts(p).to_string()),
+                    age(seconds(p.metadata.creation_timestamp.as_ref()), now),
+                    json!(status.and_then(|s| s.pod_ip.as_deref()).unwrap_or("<none>")),
+                    json!(
+                        p.spec
+                            .as_ref()
+                            .and_then(|s| s.node_name.as_deref())
+                            .unwrap_or("<none>")
+                    ),
                     json!("<none>"),
                     json!("<none>"),
                 ],
-                object: Some(partial(&meta(&v.namespace, &v.name, &v.labels))),
+                object: Some(partial(&p.metadata)),
             }
         })
         .collect();
     Table::new(columns, rows)
-}
-
-/// kubectl's STATUS: Terminating for a pod on its way out, else the reason, else the phase.
-pub fn pod_status(v: &PodView) -> String {
-    if v.terminating {
-        return "Terminating".to_owned();
-    }
-    match v.reason {
-        Some(r) if r != crate::PodReason::Unknown => r.as_str().to_owned(),
-        _ => v.phase.as_str().to_owned(),
-    }
 }
 
 /// `kubectl get deployments`: NAME READY UP-TO-DATE AVAILABLE AGE, and CONTAINERS IMAGES
@@ -382,9 +431,110 @@ pub fn ingresses<'a>(items: impl IntoIterator<Item = (&'a Ingress, u64)>, now: u
     Table::new(columns, rows)
 }
 
+/// `kubectl get events`: LAST SEEN TYPE REASON OBJECT MESSAGE, and SUBOBJECT SOURCE FIRST SEEN
+/// COUNT NAME with `-o wide`, filled as Kubernetes' event printer fills them (a repeated event's
+/// LAST SEEN reads `5m (x3 over 20m)`).
+pub fn events<'a>(items: impl IntoIterator<Item = &'a Event>, now: u64) -> Table {
+    let columns = vec![
+        Column::new("Last Seen", "string", "Time since the event was last seen."),
+        Column::new("Type", "string", "Normal or Warning."),
+        Column::new("Reason", "string", "Why the event happened, in one word."),
+        Column::new("Object", "string", "The object the event is about."),
+        Column::new("Subobject", "string", "The part of the object.").wide(),
+        Column::new(
+            "Source",
+            "string",
+            "The component that reported it, and its node.",
+        )
+        .wide(),
+        Column::new("Message", "string", "What happened."),
+        Column::new(
+            "First Seen",
+            "string",
+            "Time since the event was first seen.",
+        )
+        .wide(),
+        Column::new("Count", "string", "How often it happened.").wide(),
+        Column::new("Name", "string", "The event's name.").wide(),
+    ];
+    let seconds = |t: Option<&Time>| t.map_or(0, |t| u64::try_from(t.0.as_second()).unwrap_or(0));
+    let rows = items
+        .into_iter()
+        .map(|e| {
+            let (first, last) = (
+                seconds(e.first_timestamp.as_ref()),
+                seconds(e.last_timestamp.as_ref()),
+            );
+            let count = e.count.unwrap_or(1);
+            let last_seen = if count > 1 {
+                format!(
+                    "{} (x{count} over {})",
+                    human_duration(now.saturating_sub(last)),
+                    human_duration(now.saturating_sub(first))
+                )
+            } else {
+                human_duration(now.saturating_sub(last))
+            };
+            let o = &e.involved_object;
+            let source = e.source.as_ref();
+            let component = source.and_then(|s| s.component.as_deref()).unwrap_or("");
+            let host = source.and_then(|s| s.host.as_deref()).unwrap_or("");
+            let source = if host.is_empty() {
+                component.to_owned()
+            } else {
+                format!("{component}, {host}")
+            };
+            Row {
+                cells: vec![
+                    json!(last_seen),
+                    json!(e.type_.as_deref().unwrap_or("Normal")),
+                    json!(e.reason.as_deref().unwrap_or_default()),
+                    json!(format!(
+                        "{}/{}",
+                        o.kind.as_deref().unwrap_or_default().to_lowercase(),
+                        o.name.as_deref().unwrap_or_default()
+                    )),
+                    json!(o.field_path.as_deref().unwrap_or_default()),
+                    json!(source),
+                    json!(e.message.as_deref().unwrap_or_default()),
+                    json!(human_duration(now.saturating_sub(first))),
+                    json!(count.to_string()),
+                    json!(e.metadata.name.as_deref().unwrap_or_default()),
+                ],
+                object: Some(partial(&e.metadata)),
+            }
+        })
+        .collect();
+    Table::new(columns, rows)
+}
+
+/// kubectl's STATUS of a node: `Ready` or `NotReady` (its Ready condition), with
+/// `,SchedulingDisabled` while cordoned.
+pub fn node_status(node: &KNode) -> String {
+    let ready = node
+        .status
+        .iter()
+        .flat_map(|s| s.conditions.iter().flatten())
+        .any(|c| c.type_ == "Ready" && c.status == "True");
+    let mut s = if ready { "Ready" } else { "NotReady" }.to_owned();
+    if node.spec.as_ref().and_then(|s| s.unschedulable) == Some(true) {
+        s.push_str(",SchedulingDisabled");
+    }
+    s
+}
+
+/// A node's `InternalIP` address, where it has published one.
+pub fn node_internal_ip(node: &KNode) -> Option<&str> {
+    node.status
+        .iter()
+        .flat_map(|s| s.addresses.iter().flatten())
+        .find(|a| a.type_ == "InternalIP")
+        .map(|a| a.address.as_str())
+}
+
 /// `kubectl get nodes`: NAME STATUS ROLES AGE VERSION, and INTERNAL-IP … CONTAINER-RUNTIME with
 /// `-o wide`. Every podswarm node is the same kind of member, hence no roles.
-pub fn nodes<'a>(items: impl IntoIterator<Item = &'a Node>, version: &str) -> Table {
+pub fn nodes<'a>(items: impl IntoIterator<Item = &'a KNode>) -> Table {
     let columns = vec![
         Column::new("Name", "string", "The node's name."),
         Column::new(
@@ -412,20 +562,70 @@ pub fn nodes<'a>(items: impl IntoIterator<Item = &'a Node>, version: &str) -> Ta
     ];
     let rows = items
         .into_iter()
-        .map(|n| Row {
-            cells: vec![
-                json!(n.name),
-                json!(n.status()),
-                json!("<none>"),
-                json!("<unknown>"),
-                json!(format!("podswarm/{version}")),
-                json!(none_if_empty(n.address.clone())),
-                json!("<none>"),
-                json!("<unknown>"),
-                json!("<unknown>"),
-                json!("podman"),
-            ],
-            object: Some(partial(&meta("", &n.name, &n.labels))),
+        .map(|n| {
+            let info = n.status.as_ref().and_then(|s| s.node_info.as_ref());
+            Row {
+                cells: vec![
+                    json!(n.metadata.name.as_deref().unwrap_or_default()),
+                    json!(node_status(n)),
+                    json!("<none>"),
+                    json!("<unknown>"),
+                    json!(info.map(|i| i.kubelet_version.as_str()).unwrap_or_default()),
+                    json!(node_internal_ip(n).unwrap_or("<none>")),
+                    json!("<none>"),
+                    json!("<unknown>"),
+                    json!("<unknown>"),
+                    json!(
+                        info.map(|i| i.container_runtime_version.as_str())
+                            .unwrap_or_default()
+                    ),
+                ],
+                object: Some(partial(&n.metadata)),
+            }
+        })
+        .collect();
+    Table::new(columns, rows)
+}
+
+/// `kubectl get endpoints`: NAME ENDPOINTS AGE, the ready `ip:port`s (kubectl shows at most
+/// three, then `+ N more...`).
+pub fn endpoints<'a>(items: impl IntoIterator<Item = &'a Endpoints>, now: u64) -> Table {
+    let columns = vec![
+        Column::new("Name", "string", "Name must be unique within a namespace."),
+        Column::new(
+            "Endpoints",
+            "string",
+            "The ready endpoints of the Service, as address:port.",
+        ),
+        Column::new("Age", "string", "Time since the Service was created."),
+    ];
+    let rows = items
+        .into_iter()
+        .map(|e| {
+            let ready: Vec<String> = e
+                .subsets
+                .iter()
+                .flatten()
+                .flat_map(|s| {
+                    let ports = s.ports.as_deref().unwrap_or_default();
+                    s.addresses.iter().flatten().flat_map(move |a| {
+                        ports.iter().map(move |p| format!("{}:{}", a.ip, p.port))
+                    })
+                })
+                .collect();
+            let cell = match ready.len() {
+                0 => "<none>".to_owned(),
+                n if n <= 3 => ready.join(","),
+                n => format!("{} + {} more...", ready[..3].join(","), n - 3),
+            };
+            Row {
+                cells: vec![
+                    json!(e.metadata.name.as_deref().unwrap_or_default()),
+                    json!(cell),
+                    age(seconds(e.metadata.creation_timestamp.as_ref()), now),
+                ],
+                object: Some(partial(&e.metadata)),
+            }
         })
         .collect();
     Table::new(columns, rows)
@@ -495,22 +695,29 @@ mod tests {
 
     #[test]
     fn every_row_has_a_cell_per_column() {
-        let pod: PodView = serde_json::from_value(json!({
+        let view: crate::PodView = serde_json::from_value(json!({
             "namespace": "d", "name": "p", "node": "n", "ip": null, "phase": "Pending",
             "ready": false, "restarts": 0, "reason": "ImagePullBackOff", "owner": null,
             "labels": {}, "unit": "", "units": [], "containers": [], "created": 0, "warnings": []
         }))
         .unwrap();
+        let pod = super::super::objects::pod(&view, None);
         let t = pods([&pod], 100);
         assert_eq!(t.rows[0].cells.len(), t.column_definitions.len());
         assert_eq!(t.rows[0].cells[1], "0/1");
         assert_eq!(t.rows[0].cells[2], "ImagePullBackOff");
-        let node: Node = serde_json::from_value(json!({
+        let view: crate::Node = serde_json::from_value(json!({
             "name": "n", "address": "", "ready": true, "podSubnet": null, "labels": {}, "pods": 0
         }))
         .unwrap();
-        let t = nodes([&node], "0.1.0");
+        let node = super::super::objects::node(&view, "0.1.0");
+        let t = nodes([&node]);
         assert_eq!(t.rows[0].cells.len(), t.column_definitions.len());
+        assert_eq!(t.rows[0].cells[4], "podswarm/0.1.0");
+        let eps = super::super::objects::endpoints("d", "s", &[], 0);
+        let t = endpoints([&eps], 0);
+        assert_eq!(t.rows[0].cells.len(), t.column_definitions.len());
+        assert_eq!(t.rows[0].cells[1], "<none>");
         let svc: Service = serde_json::from_value(json!({
             "metadata": {"name": "s"}, "spec": {"ports": [{"port": 80}], "selector": {"app": "web"}}
         }))
@@ -527,5 +734,61 @@ mod tests {
             0,
         );
         assert_eq!(t.rows[0].cells.len(), t.column_definitions.len());
+    }
+
+    fn pod(value: Value) -> Pod {
+        serde_json::from_value(value).unwrap()
+    }
+
+    /// kubectl's printer rules for STATUS, READY and RESTARTS, case by case.
+    #[test]
+    fn pod_cells_follow_kubectls_printer() {
+        let running = json!({"running": {}});
+        let p = pod(json!({
+            "metadata": {"name": "p"},
+            "spec": {"containers": [{"name": "a"}, {"name": "b"}]},
+            "status": {"phase": "Running", "containerStatuses": [
+                {"name": "a", "image": "", "imageID": "", "ready": true, "restartCount": 1, "state": running},
+                {"name": "b", "image": "", "imageID": "", "ready": false, "restartCount": 3,
+                 "state": {"waiting": {"reason": "CrashLoopBackOff"}}}
+            ]}
+        }));
+        assert_eq!(
+            (pod_ready(&p), pod_status(&p), pod_restarts(&p)),
+            ("1/2".to_owned(), "CrashLoopBackOff".to_owned(), 4)
+        );
+        // A sidecar that completed while the main container runs: Running.
+        let p = pod(json!({
+            "metadata": {"name": "p"},
+            "spec": {"containers": [{"name": "a"}, {"name": "b"}]},
+            "status": {"phase": "Running",
+                "conditions": [{"type": "Ready", "status": "True"}],
+                "containerStatuses": [
+                {"name": "a", "image": "", "imageID": "", "ready": true, "restartCount": 0, "state": running},
+                {"name": "b", "image": "", "imageID": "", "ready": false, "restartCount": 0,
+                 "state": {"terminated": {"reason": "Completed", "exitCode": 0}}}
+            ]}
+        }));
+        assert_eq!(pod_status(&p), "Running");
+        // No reason: the exit code.
+        let p = pod(json!({
+            "metadata": {"name": "p"},
+            "status": {"phase": "Failed", "containerStatuses": [
+                {"name": "a", "image": "", "imageID": "", "ready": false, "restartCount": 0,
+                 "state": {"terminated": {"exitCode": 2}}}
+            ]}
+        }));
+        assert_eq!(
+            (pod_ready(&p), pod_status(&p)),
+            ("0/1".to_owned(), "ExitCode:2".to_owned())
+        );
+        // The pod's own reason where no container says one; Terminating above all.
+        let mut p = pod(json!({
+            "metadata": {"name": "p"},
+            "status": {"phase": "Pending", "reason": "ContainerCreating"}
+        }));
+        assert_eq!(pod_status(&p), "ContainerCreating");
+        p.metadata.deletion_timestamp = super::super::objects::time(1);
+        assert_eq!(pod_status(&p), "Terminating");
     }
 }

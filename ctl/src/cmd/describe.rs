@@ -2,11 +2,13 @@
 //! endpoints, where its logs are).
 
 use anyhow::{Result, bail};
+use k8s_openapi::api::core::v1::Pod;
 use podswarm_api::{DeploymentDetail, DeploymentStatus, List, PodView, ServiceDetail};
 use podswarm_manifest::kinds::Kind;
 
 use super::{Scope, kind_among, kinds_help};
 use crate::client::Client;
+use crate::kube::list_path;
 use crate::output::cell;
 
 /// The kinds the API has a detailed view of.
@@ -103,18 +105,21 @@ async fn deployment(client: &Client, ns: &str, name: &str) -> Result<String> {
                 .join(",")
         ));
     }
-    let pods: List<PodView> = client.get(&format!("/api/v1/pods?namespace={ns}")).await?;
+    let pods: List<Pod> = client.get(&list_path::<Pod>(Some(ns))).await?;
     out.push_str("Pods:\n");
-    for p in pods
-        .items
-        .iter()
-        .filter(|p| p.is_owned_by("Deployment", name))
-    {
+    for p in pods.items.iter().filter(|p| {
+        p.metadata
+            .owner_references
+            .iter()
+            .flatten()
+            .any(|o| o.kind == "Deployment" && o.name == name)
+    }) {
+        let status = p.status.as_ref();
         out.push_str(&format!(
             "  {}  {}  {}\n",
-            p.name,
-            p.phase,
-            cell(p.ip.as_ref())
+            p.metadata.name.as_deref().unwrap_or_default(),
+            cell(status.and_then(|s| s.phase.as_ref())),
+            cell(status.and_then(|s| s.pod_ip.as_ref()))
         ));
     }
     Ok(out)

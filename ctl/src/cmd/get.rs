@@ -1,21 +1,32 @@
 //! `podswarmctl get`: kubectl-shaped tables of the resources the API lists.
 //!
-//! Each kind's table is one [`Listed`] type of the API's contract (where to fetch it, its
-//! columns, how a row reads from its typed fields), chosen by the typed kind: a word can only
-//! ever pick its own kind's table, and the kinds `get` accepts (and names in its help and
-//! errors) are exactly those [`is_listed`] admits.
+//! It reads the Kubernetes API's lists, as kubectl does, into k8s-openapi's types: each kind's
+//! table is one [`Listed`] type (its columns, how a row reads from its typed fields), chosen by
+//! the typed kind, so a word can only ever pick its own kind's table, and the kinds `get`
+//! accepts (and names in its help and errors) are exactly those [`is_listed`] admits. Cells that
+//! kubectl shows too are filled by the functions that fill the server's `Table` for kubectl
+//! (`podswarm_api::kube::tables`). podswarm's own columns come from the same API: a Service's
+//! ready endpoints from its `Endpoints`, a node's pods from the pod list. `-o json|yaml` prints
+//! the Kubernetes objects, a list as kubectl's `kind: List`.
+
+use std::collections::BTreeMap;
 
 use anyhow::{Result, bail};
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::core::v1::{Endpoints, Node, Pod, Service};
 use k8s_openapi::api::networking::v1::Ingress;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
-use podswarm_api::kube::tables;
-use podswarm_api::{DeploymentStatus, List, Node, PodView, ServiceItem};
+use k8s_openapi::{Metadata, Resource};
+use podswarm_api::List;
+use podswarm_api::kube::{objects, tables};
 use podswarm_manifest::kinds::Kind;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
+use serde_json::json;
 
 use super::{Scope, kind_among, kinds_help};
 use crate::client::Client;
+use crate::kube::list_path;
 use crate::output::{Output, age, cell, now, print_structured, table};
 
 #[derive(Debug, clap::Args)]
@@ -32,17 +43,64 @@ pub struct Args {
 }
 
 /// A type the API lists, and how `get` shows it.
-trait Listed: DeserializeOwned + Serialize {
-    const PATH: &'static str;
+trait Listed: DeserializeOwned + Serialize + Resource + Metadata<Ty = ObjectMeta> {
     const HEADER: &'static [&'static str];
     /// Columns `-o wide` adds, filled by `wide_row`.
     const WIDE_HEADER: &'static [&'static str] = &[];
-    /// Empty for cluster-scoped things (nodes).
-    fn namespace(&self) -> &str;
-    fn name(&self) -> &str;
-    fn row(&self, now: u64) -> Vec<String>;
+    /// What rows read besides the objects: another list of the API.
+    const NEEDS: Needs = Needs::Nothing;
+    fn row(&self, now: u64, related: &Related) -> Vec<String>;
     fn wide_row(&self) -> Vec<String> {
         Vec::new()
+    }
+}
+
+/// Another list a kind's rows read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Needs {
+    Nothing,
+    /// Services: their Endpoints, for ENDPOINTS.
+    Endpoints,
+    /// Nodes: every pod, for PODS.
+    Pods,
+}
+
+/// What the other list said: ready endpoints by (namespace, Service), pods by node.
+#[derive(Debug, Default)]
+struct Related {
+    ready_endpoints: BTreeMap<(String, String), usize>,
+    pods_on: BTreeMap<String, usize>,
+}
+
+impl Related {
+    async fn read(client: &Client, needs: Needs, namespace: Option<&str>) -> Result<Related> {
+        let mut related = Related::default();
+        match needs {
+            Needs::Nothing => {}
+            Needs::Endpoints => {
+                let eps: List<Endpoints> = client.get(&list_path::<Endpoints>(namespace)).await?;
+                for e in &eps.items {
+                    related.ready_endpoints.insert(
+                        (
+                            namespace_of(&e.metadata).to_owned(),
+                            name_of(&e.metadata).to_owned(),
+                        ),
+                        objects::ready_endpoints(e),
+                    );
+                }
+            }
+            Needs::Pods => {
+                let pods: List<Pod> = client.get(&list_path::<Pod>(None)).await?;
+                for node in pods
+                    .items
+                    .iter()
+                    .filter_map(|p| p.spec.as_ref()?.node_name.clone())
+                {
+                    *related.pods_on.entry(node).or_default() += 1;
+                }
+            }
+        }
+        Ok(related)
     }
 }
 
@@ -104,9 +162,9 @@ struct Request<'a> {
 
 async fn get_kind(client: &Client, request: &Request<'_>) -> Result<()> {
     match request.kind {
-        Kind::Pod => get::<PodView>(client, request).await,
-        Kind::Deployment => get::<DeploymentStatus>(client, request).await,
-        Kind::Service => get::<ServiceItem>(client, request).await,
+        Kind::Pod => get::<Pod>(client, request).await,
+        Kind::Deployment => get::<Deployment>(client, request).await,
+        Kind::Service => get::<Service>(client, request).await,
         Kind::Ingress => get::<Ingress>(client, request).await,
         Kind::Node => get::<Node>(client, request).await,
         // `kind_among` admits only `kinds()`; this arm keeps the match honest if the two drift.
@@ -123,15 +181,12 @@ async fn get<T: Listed>(client: &Client, request: &Request<'_>) -> Result<()> {
         output,
     } = request;
     let now = now();
-    let all: List<T> = client.get(T::PATH).await?;
     let cluster_scoped = !kind.is_namespaced();
-    let mut list: Vec<T> = all
-        .items
-        .into_iter()
-        .filter(|v| cluster_scoped || scope.all_namespaces || v.namespace() == scope.namespace)
-        .collect();
+    let namespace = (!cluster_scoped && !scope.all_namespaces).then_some(scope.namespace.as_str());
+    let all: List<T> = client.get(&list_path::<T>(namespace)).await?;
+    let mut list = all.items;
     if let Some(name) = name {
-        list.retain(|v| v.name() == name);
+        list.retain(|v| name_of(v.metadata()) == name);
         if list.is_empty() {
             let ns = if cluster_scoped {
                 String::new()
@@ -143,7 +198,16 @@ async fn get<T: Listed>(client: &Client, request: &Request<'_>) -> Result<()> {
     }
     let printed = match list.as_slice() {
         [one] if name.is_some() => print_structured(one, output)?,
-        _ => print_structured(&List::from(list.iter().collect::<Vec<&T>>()), output)?,
+        // As kubectl prints a list.
+        _ => print_structured(
+            &json!({
+                "apiVersion": "v1",
+                "kind": "List",
+                "metadata": {"resourceVersion": ""},
+                "items": list,
+            }),
+            output,
+        )?,
     };
     if printed {
         return Ok(());
@@ -157,16 +221,17 @@ async fn get<T: Listed>(client: &Client, request: &Request<'_>) -> Result<()> {
         eprintln!("No resources found{ns}.");
         return Ok(());
     }
+    let related = Related::read(client, T::NEEDS, namespace).await?;
     let wide = matches!(output, Some(Output::Wide));
     let with_namespace = scope.all_namespaces && !cluster_scoped;
     let mut rows = Vec::new();
     for v in &list {
-        let mut row = v.row(now);
+        let mut row = v.row(now, &related);
         if wide {
             row.extend(v.wide_row());
         }
         if with_namespace {
-            row.insert(0, v.namespace().to_owned());
+            row.insert(0, namespace_of(v.metadata()).to_owned());
         }
         rows.push(row);
     }
@@ -181,109 +246,95 @@ async fn get<T: Listed>(client: &Client, request: &Request<'_>) -> Result<()> {
     Ok(())
 }
 
-fn meta_namespace(m: &ObjectMeta) -> &str {
+fn namespace_of(m: &ObjectMeta) -> &str {
     m.namespace.as_deref().unwrap_or_default()
 }
 
-fn meta_name(m: &ObjectMeta) -> &str {
+fn name_of(m: &ObjectMeta) -> &str {
     m.name.as_deref().unwrap_or_default()
 }
 
-impl Listed for PodView {
-    const PATH: &'static str = "/api/v1/pods";
+/// When an object was made, for AGE.
+fn created(m: &ObjectMeta) -> u64 {
+    tables::seconds(m.creation_timestamp.as_ref())
+}
+
+impl Listed for Pod {
     const HEADER: &'static [&'static str] = &["NAME", "READY", "STATUS", "RESTARTS", "AGE"];
     const WIDE_HEADER: &'static [&'static str] = &["IP", "NODE"];
 
-    fn namespace(&self) -> &str {
-        &self.namespace
-    }
-
-    fn name(&self) -> &str {
-        &self.name
-    }
-
-    fn row(&self, now: u64) -> Vec<String> {
-        let ready = self.containers.iter().filter(|c| c.is_running()).count();
+    fn row(&self, now: u64, _: &Related) -> Vec<String> {
         vec![
-            self.name.clone(),
-            format!("{ready}/{}", self.containers.len().max(1)),
-            self.status().to_owned(),
-            self.restarts.to_string(),
-            age(self.created, now),
+            name_of(&self.metadata).to_owned(),
+            tables::pod_ready(self),
+            tables::pod_status(self),
+            tables::pod_restarts(self).to_string(),
+            age(created(&self.metadata), now),
         ]
     }
 
     fn wide_row(&self) -> Vec<String> {
-        vec![cell(self.ip.as_ref()), self.node.clone()]
+        vec![
+            cell(self.status.as_ref().and_then(|s| s.pod_ip.as_ref())),
+            cell(self.spec.as_ref().and_then(|s| s.node_name.as_ref())),
+        ]
     }
 }
 
-impl Listed for DeploymentStatus {
-    const PATH: &'static str = "/api/v1/deployments";
+impl Listed for Deployment {
     const HEADER: &'static [&'static str] = &["NAME", "READY", "UP-TO-DATE", "AVAILABLE", "AGE"];
 
-    fn namespace(&self) -> &str {
-        &self.namespace
-    }
-
-    fn name(&self) -> &str {
-        &self.name
-    }
-
-    fn row(&self, now: u64) -> Vec<String> {
+    fn row(&self, now: u64, _: &Related) -> Vec<String> {
+        let status = self.status.as_ref();
+        let count = |f: fn(&k8s_openapi::api::apps::v1::DeploymentStatus) -> Option<i32>| {
+            status.and_then(f).unwrap_or(0)
+        };
+        let desired = self.spec.replicas.unwrap_or(1);
         vec![
-            self.name.clone(),
-            format!("{}/{}", self.ready, self.replicas),
-            self.up_to_date.to_string(),
-            self.available.to_string(),
-            age(self.created, now),
+            name_of(&self.metadata).to_owned(),
+            format!("{}/{desired}", count(|s| s.ready_replicas)),
+            count(|s| s.updated_replicas).to_string(),
+            count(|s| s.available_replicas).to_string(),
+            age(created(&self.metadata), now),
         ]
     }
 }
 
-impl Listed for ServiceItem {
-    const PATH: &'static str = "/api/v1/services";
+impl Listed for Service {
     const HEADER: &'static [&'static str] = &["NAME", "TYPE", "ENDPOINTS", "PORT(S)", "AGE"];
     const WIDE_HEADER: &'static [&'static str] = &["SELECTOR"];
+    const NEEDS: Needs = Needs::Endpoints;
 
-    fn namespace(&self) -> &str {
-        meta_namespace(&self.object.metadata)
-    }
-
-    fn name(&self) -> &str {
-        meta_name(&self.object.metadata)
-    }
-
-    fn row(&self, now: u64) -> Vec<String> {
+    fn row(&self, now: u64, related: &Related) -> Vec<String> {
+        let key = (
+            namespace_of(&self.metadata).to_owned(),
+            name_of(&self.metadata).to_owned(),
+        );
         vec![
-            self.name().to_owned(),
-            tables::service_type(&self.object).to_owned(),
-            self.podswarm.ready_endpoints.to_string(),
-            tables::service_ports(&self.object),
-            age(self.podswarm.created, now),
+            key.1.clone(),
+            tables::service_type(self).to_owned(),
+            related
+                .ready_endpoints
+                .get(&key)
+                .copied()
+                .unwrap_or(0)
+                .to_string(),
+            tables::service_ports(self),
+            age(created(&self.metadata), now),
         ]
     }
 
     fn wide_row(&self) -> Vec<String> {
-        vec![tables::service_selector(&self.object)]
+        vec![tables::service_selector(self)]
     }
 }
 
 impl Listed for Ingress {
-    const PATH: &'static str = "/api/v1/ingresses";
     const HEADER: &'static [&'static str] = &["NAME", "CLASS", "HOSTS", "PORTS"];
 
-    fn namespace(&self) -> &str {
-        meta_namespace(&self.metadata)
-    }
-
-    fn name(&self) -> &str {
-        meta_name(&self.metadata)
-    }
-
-    fn row(&self, _now: u64) -> Vec<String> {
+    fn row(&self, _now: u64, _: &Related) -> Vec<String> {
         vec![
-            self.name().to_owned(),
+            name_of(&self.metadata).to_owned(),
             tables::ingress_class(self).to_owned(),
             tables::ingress_hosts(self),
             tables::ingress_ports(self).to_owned(),
@@ -292,24 +343,19 @@ impl Listed for Ingress {
 }
 
 impl Listed for Node {
-    const PATH: &'static str = "/api/v1/nodes";
     const HEADER: &'static [&'static str] = &["NAME", "STATUS", "ADDRESS", "PODS", "POD-SUBNET"];
+    const NEEDS: Needs = Needs::Pods;
 
-    fn namespace(&self) -> &str {
-        ""
-    }
-
-    fn name(&self) -> &str {
-        &self.name
-    }
-
-    fn row(&self, _now: u64) -> Vec<String> {
+    fn row(&self, _now: u64, related: &Related) -> Vec<String> {
+        let name = name_of(&self.metadata);
         vec![
-            self.name.clone(),
-            self.status(),
-            self.address.clone(),
-            self.pods.to_string(),
-            cell(self.pod_subnet.as_ref()),
+            name.to_owned(),
+            tables::node_status(self),
+            tables::node_internal_ip(self)
+                .unwrap_or_default()
+                .to_owned(),
+            related.pods_on.get(name).copied().unwrap_or(0).to_string(),
+            cell(self.spec.as_ref().and_then(|s| s.pod_cidr.as_ref())),
         ]
     }
 }
@@ -317,34 +363,22 @@ impl Listed for Node {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::json;
 
     fn fits<T: Listed>(value: serde_json::Value) {
         let v: T = serde_json::from_value(value).unwrap();
-        assert_eq!(v.row(0).len(), T::HEADER.len(), "{}", T::PATH);
-        assert_eq!(v.wide_row().len(), T::WIDE_HEADER.len(), "{}", T::PATH);
+        let related = Related::default();
+        assert_eq!(v.row(0, &related).len(), T::HEADER.len(), "{}", T::KIND);
+        assert_eq!(v.wide_row().len(), T::WIDE_HEADER.len(), "{}", T::KIND);
     }
 
     /// Every listed kind's rows have as many cells as its header, wide or not.
     #[test]
     fn rows_fit_their_headers() {
-        fits::<PodView>(json!({
-            "namespace": "d", "name": "p", "node": "n", "ip": null, "phase": "Pending",
-            "ready": false, "restarts": 0, "reason": null, "owner": null, "labels": {},
-            "unit": "", "units": [], "containers": [], "created": 0, "warnings": []
-        }));
-        fits::<DeploymentStatus>(json!({
-            "namespace": "d", "name": "w", "replicas": 1, "ready": 0, "upToDate": 0,
-            "available": 0, "created": 0, "version": 1
-        }));
-        fits::<ServiceItem>(json!({
-            "metadata": {"name": "s"},
-            "podswarm": {"created": 0, "readyEndpoints": 0, "endpoints": 0}
-        }));
+        fits::<Pod>(json!({"metadata": {"name": "p"}}));
+        fits::<Deployment>(json!({"metadata": {"name": "w"}}));
+        fits::<Service>(json!({"metadata": {"name": "s"}}));
         fits::<Ingress>(json!({"metadata": {"name": "i"}}));
-        fits::<Node>(json!({
-            "name": "n", "address": "", "ready": true, "podSubnet": null, "labels": {}, "pods": 0
-        }));
+        fits::<Node>(json!({"metadata": {"name": "n"}}));
         assert_eq!(
             kinds(),
             [

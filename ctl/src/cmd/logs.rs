@@ -1,15 +1,17 @@
-//! `podswarmctl logs`: a pod's journal, streamed as it arrives (the API proxies it from the node
-//! that runs the pod), so `-f` shows lines as they are written.
+//! `podswarmctl logs`: a pod's journal, streamed as it arrives, so `-f` shows lines as they are
+//! written. It reads the Kubernetes API's `pods/{name}/log`, as `kubectl logs` does, which the
+//! node that answers proxies from the node that runs the pod.
 
 use std::io::Write;
 
 use anyhow::{Context, Result, bail};
 use http_body_util::BodyExt;
 use hyper::Method;
-use podswarm_api::ErrorBody;
+use k8s_openapi::api::core::v1::Pod;
 
 use super::Scope;
 use crate::client::Client;
+use crate::kube::object_path;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -30,11 +32,12 @@ pub struct Args {
 
 pub async fn run(client: &Client, args: &Args) -> Result<()> {
     let mut path = format!(
-        "/api/v1/pods/{}/{}/logs?follow={}",
-        args.scope.namespace, args.pod, args.follow
+        "{}/log?follow={}",
+        object_path::<Pod>(&args.scope.namespace, &args.pod),
+        args.follow
     );
     if let Some(n) = args.tail {
-        path.push_str(&format!("&tail={n}"));
+        path.push_str(&format!("&tailLines={n}"));
     }
     if let Some(c) = &args.container {
         path.push_str(&format!("&container={c}"));
@@ -44,10 +47,9 @@ pub async fn run(client: &Client, args: &Args) -> Result<()> {
     let mut body = response.into_body();
     if !status.is_success() {
         let bytes = body.collect().await?.to_bytes();
-        let error = serde_json::from_slice::<ErrorBody>(&bytes)
-            .map(|b| b.error)
-            .unwrap_or_else(|_| "the API refused the request".to_owned());
-        bail!("{error}");
+        // The refusal's message (`Status`), read as every other answer is.
+        podswarm_api::decode::<serde::de::IgnoredAny>(status.as_u16(), &bytes)?;
+        bail!("the API refused the request (status {status})");
     }
     let mut stdout = std::io::stdout().lock();
     while let Some(frame) = body.frame().await {

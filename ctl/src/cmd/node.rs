@@ -12,11 +12,14 @@ use std::time::Duration;
 
 use anyhow::{Result, bail};
 use hyper::Method;
-use podswarm_api::{List, Node, PodView};
+use k8s_openapi::api::core::v1::{Node as KNode, Pod};
+use podswarm_api::kube::objects;
+use podswarm_api::{List, Node};
 use tokio::time::Instant;
 
 use super::rollout::status::parse_duration;
 use crate::client::Client;
+use crate::kube::list_path;
 
 #[derive(Debug, clap::Args)]
 pub struct CordonArgs {
@@ -60,33 +63,40 @@ pub async fn uncordon(client: &Client, args: &CordonArgs) -> Result<()> {
 }
 
 /// The pods on `node` (`ns/name`): those the pod list places there (terminating ones included)
-/// and the copies it still stops after another node's copy took them over; and the Pending ones
-/// (no node takes them) among `of`.
+/// and the copies it still stops after another node's copy took them over (the node's
+/// `podswarm.io/stopping`); and the Pending ones (no node takes them) among `of`.
 async fn pods_on(
     client: &Client,
     node: &str,
     of: &BTreeSet<String>,
 ) -> Result<(BTreeSet<String>, Vec<String>)> {
-    let pods: List<PodView> = client.get("/api/v1/pods").await?;
-    let nodes: List<Node> = client.get("/api/v1/nodes").await?;
-    let key = |p: &PodView| format!("{}/{}", p.namespace, p.name);
+    let pods: List<Pod> = client.get(&list_path::<Pod>(None)).await?;
+    let nodes: List<KNode> = client.get(&list_path::<KNode>(None)).await?;
+    let key = |p: &Pod| {
+        format!(
+            "{}/{}",
+            p.metadata.namespace.as_deref().unwrap_or_default(),
+            p.metadata.name.as_deref().unwrap_or_default()
+        )
+    };
+    let node_of = |p: &Pod| p.spec.as_ref().and_then(|s| s.node_name.clone());
     let on = pods
         .items
         .iter()
-        .filter(|p| p.node == node)
+        .filter(|p| node_of(p).as_deref() == Some(node))
         .map(key)
         .chain(
             nodes
                 .items
-                .into_iter()
-                .filter(|n| n.name == node)
-                .flat_map(|n| n.stopping),
+                .iter()
+                .filter(|n| n.metadata.name.as_deref() == Some(node))
+                .flat_map(objects::stopping),
         )
         .collect();
     let pending = pods
         .items
         .iter()
-        .filter(|p| p.node.is_empty() && of.contains(&key(p)))
+        .filter(|p| node_of(p).is_none() && of.contains(&key(p)))
         .map(key)
         .collect();
     Ok((on, pending))

@@ -23,7 +23,7 @@ use serde_json::{Value, json};
 
 use super::Shared;
 use crate::model::Snapshot;
-use crate::state::Entry;
+use crate::state::{Entry, uuid_of};
 
 /// The Kubernetes version podswarm's API follows (its objects are k8s-openapi's latest).
 const KUBE_MINOR: &str = "35";
@@ -75,6 +75,12 @@ pub(super) fn routes() -> Router<Shared> {
         .route(
             "/apis/apps/v1/namespaces/{ns}/deployments/{name}/scale",
             get(get_scale).put(put_scale).patch(patch_scale),
+        )
+        .route(
+            "/apis/apps/v1/namespaces/{ns}/deployments/{name}/status",
+            get(get_deployment_status)
+                .put(write_deployment_status)
+                .patch(write_deployment_status),
         )
         .route(
             "/apis/authentication.k8s.io/v1/selfsubjectreviews",
@@ -224,22 +230,6 @@ async fn core_list_all(
     list(&api, resource("", "v1", &plural)?, None, &q, &headers)
 }
 
-/// A core all-namespaces (or cluster-scoped) list, for the podswarm routes that share its path.
-pub(super) fn list_all(
-    api: &Shared,
-    plural: &str,
-    headers: &HeaderMap,
-    uri: &axum::http::Uri,
-) -> Response {
-    let answer = Query::<ListParams>::try_from_uri(uri)
-        .map_err(|e| KubeError::new(Reason::BadRequest, e.body_text()))
-        .and_then(|Query(q)| list(api, resource("", "v1", plural)?, None, &q, headers));
-    match answer {
-        Ok(response) => response,
-        Err(e) => e.into_response(),
-    }
-}
-
 async fn group_list_all(
     AxState(api): AxState<Shared>,
     Path((group, version, plural)): Path<(String, String, String)>,
@@ -342,11 +332,14 @@ struct Item<'a> {
 
 enum Source<'a> {
     Entry(&'a Entry),
-    Pod(&'a crate::model::Pod),
-    Node(podswarm_api::Node),
+    /// The objects podswarm computes from its records, as typed for their table rows.
+    Pod(Box<k8s_openapi::api::core::v1::Pod>),
+    Node(Box<k8s_openapi::api::core::v1::Node>),
+    Endpoints(Box<k8s_openapi::api::core::v1::Endpoints>),
     /// An object podswarm derives (a ReplicaSet): its table cells after the name, and when it
     /// was made.
     Derived(Vec<Value>, u64),
+    Event(Box<k8s_openapi::api::core::v1::Event>),
 }
 
 /// An applied object with the metadata Kubernetes adds on write.
@@ -357,7 +350,7 @@ fn entry_value(e: &Entry) -> Value {
         if let Some(t) = objects::time(e.created) {
             meta.insert("creationTimestamp".into(), json!(t));
         }
-        meta.insert("uid".into(), json!(uid(&e.object, e.created)));
+        meta.insert("uid".into(), json!(e.uid()));
         meta.insert("generation".into(), json!(e.version));
     }
     value
@@ -430,7 +423,7 @@ fn replica_sets<'a>(snapshot: &'a Snapshot, ns: Option<&'a str>) -> Vec<Item<'a>
                         "apiVersion": "apps/v1",
                         "kind": "Deployment",
                         "name": name,
-                        "uid": uid(&e.object, e.created),
+                        "uid": e.uid(),
                         "controller": true,
                         "blockOwnerDeletion": true,
                     }],
@@ -463,6 +456,46 @@ fn replica_sets<'a>(snapshot: &'a Snapshot, ns: Option<&'a str>) -> Vec<Item<'a>
     out
 }
 
+/// An event as Kubernetes' core `Event`, reported by this node (`reportingInstance`).
+fn kube_event(e: &crate::events::Event, node: &str) -> k8s_openapi::api::core::v1::Event {
+    use k8s_openapi::api::core::v1::{Event, EventSource, ObjectReference};
+    let api_version = match e.kind {
+        "Deployment" => "apps/v1",
+        _ => "v1",
+    };
+    Event {
+        metadata: ObjectMeta {
+            name: Some(e.name.clone()),
+            namespace: Some(e.namespace.clone()),
+            uid: Some(uuid_of(&format!("Event/{}/{}/{node}", e.namespace, e.name))),
+            resource_version: Some(e.version.to_string()),
+            creation_timestamp: objects::time(e.first),
+            ..ObjectMeta::default()
+        },
+        involved_object: ObjectReference {
+            api_version: Some(api_version.to_owned()),
+            kind: Some(e.kind.to_owned()),
+            name: Some(e.object.clone()),
+            namespace: (e.kind != "Node").then(|| e.namespace.clone()),
+            uid: e.uid.clone(),
+            ..ObjectReference::default()
+        },
+        reason: Some(e.reason.to_owned()),
+        message: Some(e.message.clone()),
+        type_: Some(if e.warning { "Warning" } else { "Normal" }.to_owned()),
+        count: Some(i32::try_from(e.count).unwrap_or(i32::MAX)),
+        first_timestamp: objects::time(e.first),
+        last_timestamp: objects::time(e.last),
+        source: Some(EventSource {
+            component: Some(crate::events::COMPONENT.to_owned()),
+            host: (!e.host.is_empty()).then(|| e.host.clone()),
+        }),
+        reporting_component: Some(crate::events::COMPONENT.to_owned()),
+        reporting_instance: Some(node.to_owned()),
+        ..Event::default()
+    }
+}
+
 /// An applied object with its status, for the kinds whose status podswarm computes.
 fn with_status(snapshot: &Snapshot, e: &Entry) -> Value {
     let mut value = entry_value(e);
@@ -477,33 +510,6 @@ fn with_status(snapshot: &Snapshot, e: &Entry) -> Value {
         }
     }
     value
-}
-
-/// A stable UUID-shaped id per object and creation: the same on every node.
-fn uid(object: &Object, created: u64) -> String {
-    uuid_of(&format!(
-        "{}/{}/{}/{created}",
-        object.kind(),
-        object.namespace(),
-        object.name()
-    ))
-}
-
-/// A UUID-shaped digest of `key`.
-fn uuid_of(key: &str) -> String {
-    use sha2::{Digest, Sha256};
-    let h = Sha256::digest(key)
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect::<String>();
-    format!(
-        "{}-{}-{}-{}-{}",
-        &h[0..8],
-        &h[8..12],
-        &h[12..16],
-        &h[16..20],
-        &h[20..32]
-    )
 }
 
 /// Which objects a read wants, by namespace and name: checked before an object is made into
@@ -533,21 +539,34 @@ fn items<'a>(
                         .iter()
                         .find(|n| n.name == p.view.node)
                         .map(|n| n.address.as_str());
-                    let mut value =
-                        serde_json::to_value(objects::pod(&p.view, host)).unwrap_or(Value::Null);
+                    let pod = objects::pod(&p.view, host);
+                    let mut value = serde_json::to_value(&pod).unwrap_or(Value::Null);
                     // A pod applied as a Pod reads back as applied (what `kubectl apply`
-                    // compares against), with the status its record says.
+                    // compares against), with the status its record says and what podswarm
+                    // adds to its metadata.
                     if let Some(e) = snapshot.entry("Pod", &p.view.namespace, &p.view.name) {
-                        let status = value["status"].take();
+                        let computed = value;
                         value = entry_value(e);
-                        value["status"] = status;
+                        value["status"] = computed["status"].clone();
+                        let meta = &computed["metadata"];
+                        if let Some(unit) = meta["annotations"].get(objects::UNIT_ANNOTATION) {
+                            value["metadata"]["annotations"][objects::UNIT_ANNOTATION] =
+                                unit.clone();
+                        }
+                        if let Some(t) = meta.get("deletionTimestamp") {
+                            value["metadata"]["deletionTimestamp"] = t.clone();
+                        }
+                        // Where it was placed, as Kubernetes' scheduler writes it.
+                        if let Some(node) = computed["spec"].get("nodeName") {
+                            value["spec"]["nodeName"] = node.clone();
+                        }
                     }
                     Item {
                         value,
                         namespace: p.view.namespace.clone(),
                         name: p.view.name.clone(),
                         labels: p.view.labels.clone(),
-                        source: Source::Pod(p),
+                        source: Source::Pod(Box::new(pod)),
                     }
                 })
                 .collect();
@@ -564,12 +583,13 @@ fn items<'a>(
                 }
                 let mut value = entry_value(e);
                 value["status"] = json!({"phase": "Pending"});
+                let pod = serde_json::from_value(value.clone()).unwrap_or_default();
                 pods.push(Item {
                     value,
                     namespace: e.object.namespace().to_owned(),
                     name: e.object.name().to_owned(),
                     labels: e.object.metadata().labels.clone().unwrap_or_default(),
-                    source: Source::Entry(e),
+                    source: Source::Pod(Box::new(pod)),
                 });
             }
             pods
@@ -578,16 +598,55 @@ fn items<'a>(
             .into_iter()
             .filter(|i| want(&i.namespace, &i.name))
             .collect(),
+        "Event" => snapshot
+            .events()
+            .iter()
+            .filter(|e| ns.is_none_or(|n| e.namespace == n))
+            .filter(|e| want(&e.namespace, &e.name))
+            .map(|e| {
+                let event = kube_event(e, snapshot.node_name());
+                Item {
+                    value: serde_json::to_value(&event).unwrap_or(Value::Null),
+                    namespace: e.namespace.clone(),
+                    name: e.name.clone(),
+                    labels: std::collections::BTreeMap::new(),
+                    source: Source::Event(Box::new(event)),
+                }
+            })
+            .collect(),
         "Node" => super::node_items(snapshot)
             .into_iter()
             .filter(|n| want("", &n.name))
-            .map(|n| Item {
-                value: serde_json::to_value(objects::node(&n, env!("CARGO_PKG_VERSION")))
-                    .unwrap_or(Value::Null),
-                namespace: String::new(),
-                name: n.name.clone(),
-                labels: n.labels.clone(),
-                source: Source::Node(n),
+            .map(|n| {
+                let node = objects::node(&n, env!("CARGO_PKG_VERSION"));
+                Item {
+                    value: serde_json::to_value(&node).unwrap_or(Value::Null),
+                    namespace: String::new(),
+                    name: n.name.clone(),
+                    labels: node.metadata.labels.clone().unwrap_or_default(),
+                    source: Source::Node(Box::new(node)),
+                }
+            })
+            .collect(),
+        // One for every Service, as Kubernetes' endpoints controller keeps them.
+        "Endpoints" => snapshot
+            .objects("Service", ns)
+            .filter(|e| want(e.object.namespace(), e.object.name()))
+            .map(|e| {
+                let (namespace, name) = (e.object.namespace(), e.object.name());
+                let eps = objects::endpoints(
+                    namespace,
+                    name,
+                    snapshot.endpoints(namespace, name),
+                    e.created,
+                );
+                Item {
+                    value: serde_json::to_value(&eps).unwrap_or(Value::Null),
+                    namespace: namespace.to_owned(),
+                    name: name.to_owned(),
+                    labels: e.object.metadata().labels.clone().unwrap_or_default(),
+                    source: Source::Endpoints(Box::new(eps)),
+                }
             })
             .collect(),
         kind => snapshot
@@ -652,8 +711,24 @@ const POD_FIELDS: &[&str] = &[
     "status.nominatedNodeName",
 ];
 
+/// The fields an event may be selected by, as in Kubernetes (`kubectl describe` asks for an
+/// object's events by `involvedObject.*`).
+const EVENT_FIELDS: &[&str] = &[
+    "involvedObject.kind",
+    "involvedObject.namespace",
+    "involvedObject.name",
+    "involvedObject.uid",
+    "involvedObject.apiVersion",
+    "involvedObject.resourceVersion",
+    "involvedObject.fieldPath",
+    "reason",
+    "reportingComponent",
+    "type",
+];
+
 /// `fieldSelector`: `metadata.name=…` and `metadata.namespace=…` (what kubectl sends for `get
-/// KIND NAME --watch` and `-n`), and for pods [`POD_FIELDS`]; any other field is refused.
+/// KIND NAME --watch` and `-n`), for pods [`POD_FIELDS`] and for events [`EVENT_FIELDS`]; any
+/// other field is refused.
 fn field_filter(r: &Resource, selector: &str) -> Result<Vec<(String, String, bool)>, KubeError> {
     let mut terms = Vec::new();
     for term in selector.split(',').map(str::trim).filter(|t| !t.is_empty()) {
@@ -668,15 +743,18 @@ fn field_filter(r: &Resource, selector: &str) -> Result<Vec<(String, String, boo
             ));
         };
         let k = k.trim();
-        if k != "metadata.name"
-            && k != "metadata.namespace"
-            && !(r.kind == "Pod" && POD_FIELDS.contains(&k))
-        {
+        let own: &[&str] = match r.kind {
+            "Pod" => POD_FIELDS,
+            "Event" => EVENT_FIELDS,
+            _ => &[],
+        };
+        if k != "metadata.name" && k != "metadata.namespace" && !own.contains(&k) {
             return Err(KubeError::new(
                 Reason::BadRequest,
                 format!(
-                    "field label not supported: {k} (podswarm selects on metadata.name and metadata.namespace, and pods on {})",
-                    POD_FIELDS.join(", ")
+                    "field label not supported: {k} (podswarm selects on metadata.name and metadata.namespace, pods also on {}, events also on {})",
+                    POD_FIELDS.join(", "),
+                    EVENT_FIELDS.join(", ")
                 ),
             ));
         }
@@ -872,17 +950,28 @@ fn table(
     match r.kind {
         "Pod" => tables::pods(
             items.iter().filter_map(|i| match &i.source {
-                Source::Pod(p) => Some(&p.view),
+                Source::Pod(p) => Some(&**p),
                 _ => None,
             }),
             now,
         ),
-        "Node" => tables::nodes(
+        "Node" => tables::nodes(items.iter().filter_map(|i| match &i.source {
+            Source::Node(n) => Some(&**n),
+            _ => None,
+        })),
+        "Endpoints" => tables::endpoints(
             items.iter().filter_map(|i| match &i.source {
-                Source::Node(n) => Some(n),
+                Source::Endpoints(e) => Some(&**e),
                 _ => None,
             }),
-            env!("CARGO_PKG_VERSION"),
+            now,
+        ),
+        "Event" => tables::events(
+            items.iter().filter_map(|i| match &i.source {
+                Source::Event(e) => Some(&**e),
+                _ => None,
+            }),
+            now,
         ),
         "ReplicaSet" => {
             let metas: Vec<(ObjectMeta, Vec<Value>, u64)> = items
@@ -1082,6 +1171,27 @@ fn scale_of(snapshot: &Snapshot, ns: &str, name: &str) -> Result<Value, KubeErro
         "spec": {"replicas": d.spec.replicas.unwrap_or(1)},
         "status": {"replicas": existing, "selector": selector},
     }))
+}
+
+/// `GET deployments/{name}/status`: the Deployment, with the status podswarm computes for it.
+async fn get_deployment_status(
+    AxState(api): AxState<Shared>,
+    Path((ns, name)): Path<(String, String)>,
+    headers: HeaderMap,
+) -> KubeResult {
+    let r = resource("apps", "v1", "deployments")?;
+    one(&api, r, Some(&ns), &name, &headers)
+}
+
+/// `PUT`/`PATCH deployments/{name}/status`: refused, since a Deployment's status is what
+/// podswarm observes of its pods, which no client can set.
+async fn write_deployment_status(Path((ns, name)): Path<(String, String)>) -> KubeError {
+    KubeError::new(
+        Reason::MethodNotAllowed,
+        format!(
+            "the status of deployment {ns}/{name} is computed by podswarm from its pods and cannot be written"
+        ),
+    )
 }
 
 async fn get_scale(

@@ -276,10 +276,6 @@ const SERVER_METADATA: &[&str] = &[
     "selfLink",
 ];
 
-/// A Deployment's revision, which the server sets on what it answers and takes off what it
-/// is sent (as Kubernetes' deployment controller owns it).
-const REVISION_ANNOTATION: &str = "deployment.kubernetes.io/revision";
-
 /// Checks a body against its target (kind, apiVersion, namespace, name), fills in what the URL
 /// says and the body left out, takes off what the server owns, and returns the
 /// `resourceVersion` the client sent (its precondition).
@@ -357,7 +353,12 @@ fn prepare(target: &Target, value: &mut Value) -> Result<Option<u64>, KubeError>
         meta.remove(*key);
     }
     if let Some(annotations) = meta.get_mut("annotations").and_then(Value::as_object_mut) {
-        annotations.remove(REVISION_ANNOTATION);
+        // What the server sets on what it answers (a Deployment's revision, as Kubernetes'
+        // deployment controller owns it; a pod's unit), which a client writes back when it
+        // sends an object it read.
+        for key in podswarm_api::kube::objects::SERVER_ANNOTATIONS {
+            annotations.remove(key);
+        }
         if annotations.is_empty() {
             meta.remove("annotations");
         }

@@ -1,0 +1,49 @@
+//! Where the Kubernetes API serves a k8s-openapi type: podswarmctl reads the same endpoints, in
+//! the same types, as kubectl does (the paths come from the types, so a kind cannot be asked
+//! for at another kind's path).
+
+use k8s_openapi::Resource;
+
+/// `/api/v1` or `/apis/{group}/{version}`.
+fn base<T: Resource>() -> String {
+    if T::GROUP.is_empty() {
+        format!("/api/{}", T::VERSION)
+    } else {
+        format!("/apis/{}/{}", T::GROUP, T::VERSION)
+    }
+}
+
+/// The list of `T` in `namespace`, or in all namespaces (and for cluster-scoped kinds) with
+/// `None`.
+pub fn list_path<T: Resource>(namespace: Option<&str>) -> String {
+    match namespace {
+        Some(ns) => format!("{}/namespaces/{ns}/{}", base::<T>(), T::URL_PATH_SEGMENT),
+        None => format!("{}/{}", base::<T>(), T::URL_PATH_SEGMENT),
+    }
+}
+
+/// One namespaced object of kind `T`.
+pub fn object_path<T: Resource>(namespace: &str, name: &str) -> String {
+    format!("{}/{name}", list_path::<T>(Some(namespace)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use k8s_openapi::api::apps::v1::Deployment;
+    use k8s_openapi::api::core::v1::{Node, Pod};
+
+    #[test]
+    fn paths_are_kubernetes_own() {
+        assert_eq!(list_path::<Pod>(None), "/api/v1/pods");
+        assert_eq!(list_path::<Node>(None), "/api/v1/nodes");
+        assert_eq!(
+            list_path::<Deployment>(Some("shop")),
+            "/apis/apps/v1/namespaces/shop/deployments"
+        );
+        assert_eq!(
+            object_path::<Pod>("default", "web-0"),
+            "/api/v1/namespaces/default/pods/web-0"
+        );
+    }
+}
