@@ -219,7 +219,12 @@ impl Client {
         let mut req = Request::builder()
             .method(method)
             .uri(path)
-            .header("host", host);
+            .header("host", host)
+            // Its product is the field manager the API records podswarmctl's writes as.
+            .header(
+                "user-agent",
+                concat!("podswarmctl/", env!("CARGO_PKG_VERSION")),
+            );
         if !extra.iter().any(|(k, _)| k.eq_ignore_ascii_case("accept")) {
             req = req.header("accept", "application/json");
         }

@@ -229,7 +229,7 @@ fn api_errors_are_one_line_and_fail() {
     let (code, _, err) = ctl(socket, &["delete", "deployment", "nope"]);
     assert_eq!(code, 1);
     assert!(
-        err.starts_with("error: Deployment default/nope not found\n"),
+        err.starts_with("error: deployments.apps \"nope\" not found\n"),
         "{err}"
     );
     // kubectl's spelling asks the same.
@@ -294,11 +294,12 @@ fn transcript(node: &TestNode, commands: &[Vec<String>]) -> String {
         .collect()
 }
 
-/// A line of JSON output with what the clock decides (an object's creation time, and its uid,
-/// which is made from it) as `$TIME` and `$UID`.
+/// A line of JSON output with what the clock decides (an object's creation time, when a manager
+/// wrote its fields, and its uid, which is made from the creation time) as `$TIME` and `$UID`.
 fn stable(line: &str) -> String {
     for (key, placeholder) in [
         ("\"creationTimestamp\": \"", "$TIME"),
+        ("\"time\": \"", "$TIME"),
         ("\"uid\": \"", "$UID"),
     ] {
         if let Some(start) = line.find(key).map(|i| i + key.len())
@@ -369,6 +370,59 @@ fn every_api_command_prints_like_kubectl() {
 const SHOP_FILE: &str = "apiVersion: v1\nkind: Namespace\nmetadata: {name: shop}\n---\napiVersion: apps/v1\nkind: Deployment\nmetadata: {name: web, namespace: shop}\nspec:\n  selector: {matchLabels: {app: web}}\n  template:\n    metadata: {labels: {app: web}}\n    spec: {containers: [{name: app, image: localhost/busybox:latest}]}\n---\napiVersion: v1\nkind: Service\nmetadata: {name: web, namespace: shop}\nspec: {selector: {app: web}, ports: [{port: 80}]}\n---\napiVersion: v1\nkind: ConfigMap\nmetadata: {name: settings, namespace: shop}\ndata: {a: b}\n---\napiVersion: v1\nkind: ConfigMap\nmetadata: {name: settings}\ndata: {a: b}\n";
 
 /// A node holding the objects of [`SHOP_FILE`], and that file.
+/// `apply` and `scale` are recorded in `managedFields` as the Kubernetes API records writes,
+/// under podswarmctl's name: the scale apart (its subresource), taking `spec.replicas` from the
+/// apply until the next apply takes it back.
+#[test]
+fn writes_are_recorded_as_podswarmctls() {
+    let node = TestNode::start("node1", Ipv4Addr::LOCALHOST.into());
+    let file = node.path().join("web.yaml");
+    std::fs::write(&file, WEB).unwrap();
+    let file = file.display().to_string();
+    let managers = |node: &TestNode| {
+        let (code, out, err) = ctl(&node.socket, &["get", "deploy", "web", "-o", "json"]);
+        assert_eq!(code, 0, "{err}");
+        let d: serde_json::Value = serde_json::from_str(&out).unwrap();
+        d["metadata"]["managedFields"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| {
+                (
+                    e["manager"].as_str().unwrap().to_owned(),
+                    e["operation"].as_str().unwrap().to_owned(),
+                    e["subresource"].as_str().map(str::to_owned),
+                    e["fieldsV1"]["f:spec"].get("f:replicas").is_some(),
+                )
+            })
+            .collect::<Vec<_>>()
+    };
+    let ours = |subresource: Option<&str>, replicas: bool| {
+        (
+            "podswarmctl".to_owned(),
+            "Update".to_owned(),
+            subresource.map(str::to_owned),
+            replicas,
+        )
+    };
+    assert_eq!(ctl(&node.socket, &["apply", "-f", &file]).0, 0);
+    assert_eq!(managers(&node), [ours(None, true)]);
+    assert_eq!(
+        ctl(&node.socket, &["scale", "deploy/web", "--replicas", "3"]).0,
+        0
+    );
+    assert_eq!(
+        managers(&node),
+        [ours(None, false), ours(Some("scale"), true)]
+    );
+    // The file says 2 again: the apply takes the field back.
+    let (code, out, _) = ctl(&node.socket, &["apply", "-f", &file]);
+    assert_eq!((code, out.as_str()), (0, "deployment/web configured\n"));
+    assert_eq!(managers(&node), [ours(None, true)]);
+    let (_, out, _) = ctl(&node.socket, &["apply", "-f", &file]);
+    assert_eq!(out, "deployment/web unchanged\n");
+}
+
 fn shop() -> (TestNode, String) {
     let node = TestNode::start("node1", Ipv4Addr::LOCALHOST.into());
     node.apply(SHOP_FILE);

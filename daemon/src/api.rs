@@ -386,10 +386,13 @@ async fn require_peer(
 
 async fn apply_manifests(
     AxState(api): AxState<Shared>,
+    headers: axum::http::HeaderMap,
     Manifests(manifest): Manifests,
 ) -> ApiResult {
     let warnings: Vec<String> = manifest.warnings.iter().map(ToString::to_string).collect();
-    let objects: Vec<Object> = manifest.objects.into_iter().map(|o| o.object).collect();
+    let mut objects: Vec<Object> = manifest.objects.into_iter().map(|o| o.object).collect();
+    let manager = kube::manager_of(None, &headers).unwrap_or_else(|_| "unknown".to_owned());
+    record_updates(&api.model.settled(), &mut objects, &manager)?;
     let actions = api
         .link
         .apply(&objects)
@@ -408,6 +411,41 @@ async fn apply_manifests(
         })
         .collect();
     ok(ApplyResult { applied, warnings })
+}
+
+/// Records each of `objects` as `manager`'s update of the object the state holds (a create where
+/// there is none) in its `managedFields`, as the Kubernetes API records every write: the fields
+/// it changes become `manager`'s, and other managers keep the rest (`kubectl apply
+/// --server-side` after a `podswarmctl apply` still knows whose fields are whose).
+fn record_updates(
+    snapshot: &crate::model::Snapshot,
+    objects: &mut [Object],
+    manager: &str,
+) -> Result<(), ApiError> {
+    let now = podswarm_api::kube::objects::time(crate::link::unix_now());
+    for o in objects {
+        let kind = o.kind();
+        let old = snapshot
+            .entry(kind, o.namespace(), o.name())
+            .map(|e| e.object.to_value());
+        let mut new = o.to_value();
+        let writer = podswarm_api::kube::fields::Writer {
+            manager,
+            api_version: new["apiVersion"].as_str().unwrap_or("v1").to_owned(),
+            now: now.clone(),
+            subresource: None,
+        };
+        podswarm_api::kube::fields::update(kind, old.as_ref(), &mut new, &writer).map_err(|e| {
+            ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                format!("{} {}: {e}", kind.to_ascii_lowercase(), o.name()),
+            )
+        })?;
+        o.metadata_mut().managed_fields =
+            serde_json::from_value(new["metadata"]["managedFields"].take())
+                .map_err(|e| ApiError::internal(&e))?;
+    }
+    Ok(())
 }
 
 /// Kubernetes kind names as users type them.
@@ -830,12 +868,15 @@ impl JsonShape for Scale {
 /// Sets a Deployment's replicas, and answers once the snapshot has the write. With
 /// `resource_version`, only if the Deployment is still at that version (409 otherwise), as
 /// Kubernetes' optimistic concurrency has it.
+/// Sets Deployment `ns/name`'s replicas, recorded in its `managedFields` as `manager`'s update
+/// of `spec.replicas` through the `scale` subresource, as Kubernetes records a scale.
 async fn scale_to(
     api: &Shared,
     ns: &str,
     name: &str,
     replicas: i32,
     resource_version: Option<u64>,
+    manager: &str,
 ) -> Result<(), ApiError> {
     if !(0..=1000).contains(&replicas) {
         return Err(ApiError::new(
@@ -858,6 +899,17 @@ async fn scale_to(
         return Err(ApiError::not_found(format!("deployment {ns}/{name}")));
     };
     d.spec.replicas = Some(replicas);
+    let old = found.object.to_value();
+    let mut new = serde_json::to_value(&d).map_err(|e| ApiError::internal(&e))?;
+    let writer = podswarm_api::kube::fields::Writer {
+        manager,
+        api_version: "apps/v1".to_owned(),
+        now: podswarm_api::kube::objects::time(crate::link::unix_now()),
+        subresource: Some("scale"),
+    };
+    podswarm_api::kube::fields::update("Deployment", Some(&old), &mut new, &writer)
+        .map_err(|e| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, e.to_string()))?;
+    let d = serde_json::from_value(new).map_err(|e| ApiError::internal(&e))?;
     api.link
         .apply(&[Object::Deployment(d)])
         .await
@@ -869,9 +921,11 @@ async fn scale_to(
 async fn scale_deployment(
     AxState(api): AxState<Shared>,
     Path((ns, name)): Path<(String, String)>,
+    headers: axum::http::HeaderMap,
     JsonBody(scale): JsonBody<Scale>,
 ) -> ApiResult {
-    scale_to(&api, &ns, &name, scale.replicas, None).await?;
+    let manager = kube::manager_of(None, &headers).unwrap_or_else(|_| "unknown".to_owned());
+    scale_to(&api, &ns, &name, scale.replicas, None, &manager).await?;
     ok(Scaled {
         namespace: ns,
         name,

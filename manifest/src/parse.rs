@@ -66,7 +66,9 @@ impl Object {
         }
     }
 
-    fn metadata_mut(&mut self) -> &mut k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta {
+    pub fn metadata_mut(
+        &mut self,
+    ) -> &mut k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta {
         match self {
             Object::Namespace(o) => &mut o.metadata,
             Object::Pod(o) => &mut o.metadata,

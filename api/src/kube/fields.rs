@@ -465,7 +465,13 @@ struct Entry {
 
 impl Entry {
     fn is(&self, manager: &str, operation: &str) -> bool {
-        self.manager == manager && self.operation == operation && self.subresource.is_none()
+        self.is_at(manager, operation, None)
+    }
+
+    fn is_at(&self, manager: &str, operation: &str, subresource: Option<&str>) -> bool {
+        self.manager == manager
+            && self.operation == operation
+            && self.subresource.as_deref() == subresource
     }
 }
 
@@ -560,6 +566,9 @@ pub struct Writer<'a> {
     /// The object's `apiVersion` (`apps/v1`).
     pub api_version: String,
     pub now: Option<Time>,
+    /// Where the write came in, when not through the object itself (`scale`): Kubernetes
+    /// records such a manager's fields apart from its writes of the whole object.
+    pub subresource: Option<&'a str>,
 }
 
 /// Records an update (create, replace or patch) of `old` (absent on create) to `new` in
@@ -613,7 +622,10 @@ pub fn update(
         e.fields.remove_all(&removed);
     }
     if !changed.is_empty() {
-        match list.iter_mut().find(|e| e.is(writer.manager, "Update")) {
+        match list
+            .iter_mut()
+            .find(|e| e.is_at(writer.manager, "Update", writer.subresource))
+        {
             Some(e) => {
                 e.fields.0.extend(changed.0);
                 e.time = writer.now.clone();
@@ -624,7 +636,7 @@ pub fn update(
                 operation: "Update".into(),
                 api_version: writer.api_version.clone(),
                 time: writer.now.clone(),
-                subresource: None,
+                subresource: writer.subresource.map(str::to_owned),
                 fields: changed,
             }),
         }
@@ -731,6 +743,7 @@ mod tests {
             manager,
             api_version: "v1".into(),
             now: None,
+            subresource: None,
         }
     }
 

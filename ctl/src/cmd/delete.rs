@@ -1,22 +1,24 @@
-//! `podswarmctl delete`: the objects of manifests (`-f`), or one object by kind and name.
+//! `podswarmctl delete`: the objects of manifests (`-f`), or one object by kind and name, each by
+//! a `DELETE` of its Kubernetes API path, as kubectl deletes it.
 //!
 //! A file that holds a Namespace and its objects deletes cleanly, as with kubectl: the API
 //! deletes a Namespace's objects with it, so Namespaces go last, after everything that lives in
-//! them; and an object this command already removed (listed twice, or taken by a Namespace) is
-//! never reported as "not found". Each object is still deleted by its own request, so a failure
-//! names the object it concerns and the others are still attempted.
+//! them; and an object listed twice is deleted once, never reported as "not found". Each object
+//! is deleted by its own request, so a failure names the object it concerns and the others are
+//! still attempted.
 
 use std::collections::BTreeSet;
 
 use anyhow::{Result, bail};
 use hyper::Method;
-use podswarm_api::Deleted;
 use podswarm_manifest::kinds::{self, Kind};
 use podswarm_manifest::{Limits, Policy};
+use serde::de::IgnoredAny;
 
 use super::Scope;
 use crate::client::Client;
 use crate::input::{MAX_MANIFEST_BYTES, inputs, read_input};
+use crate::kube::path_of;
 
 /// The kinds manifests hold: what the API can delete.
 fn deletable() -> Vec<Kind> {
@@ -78,8 +80,6 @@ pub async fn run(client: &Client, args: &Args) -> Result<()> {
     // file's order holds otherwise).
     targets.sort_by_key(|t| t.kind == Kind::Namespace);
 
-    // What this command has removed, directly or with a Namespace.
-    let mut removed = BTreeSet::new();
     // What it has dealt with: an object listed twice (a file given twice) is dealt with once.
     let mut handled = BTreeSet::new();
     let mut failed = false;
@@ -87,30 +87,12 @@ pub async fn run(client: &Client, args: &Args) -> Result<()> {
         if !handled.insert(target.clone()) {
             continue;
         }
-        if removed.contains(&target) {
-            // Already gone with its Namespace: deleted, as asked, and not a failure.
-            println!("{}/{} deleted", target.kind.singular(), target.name);
-            continue;
-        }
-        let ns = if target.namespace.is_empty() {
-            "-"
-        } else {
-            &target.namespace
-        };
-        let path = format!(
-            "/api/v1/manifests/{ns}/{}/{}",
-            target.kind.name(),
-            target.name
-        );
+        let path = path_of(target.kind, &target.namespace, &target.name);
         match client
-            .call::<Deleted>(Method::DELETE, &path, None, &[])
+            .call::<IgnoredAny>(Method::DELETE, &path, None, &[])
             .await
         {
-            Ok(answer) => {
-                println!("{}/{} deleted", target.kind.singular(), target.name);
-                removed.extend(deleted_with(&answer));
-                removed.insert(target);
-            }
+            Ok(_) => println!("{}/{} deleted", target.kind.singular(), target.name),
             Err(e) => {
                 eprintln!("error: {e}");
                 failed = true;
@@ -167,41 +149,9 @@ fn from_files(files: &[String]) -> Result<Vec<Target>> {
     Ok(targets)
 }
 
-/// The objects the API says a delete removed (a Namespace's answer lists its objects too).
-/// Kinds this podswarmctl does not know are skipped: they only make a later "not found" an
-/// error again.
-fn deleted_with(answer: &Deleted) -> Vec<Target> {
-    answer
-        .deleted
-        .iter()
-        .filter_map(|d| {
-            let kind = Kind::from_word(&d.kind)?;
-            Some(Target::new(kind, &d.namespace, &d.name))
-        })
-        .collect()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::json;
-
-    #[test]
-    fn a_namespace_answer_names_its_objects() {
-        let answer: Deleted = serde_json::from_value(json!({"deleted": [
-            {"kind": "Namespace", "namespace": "", "name": "shop"},
-            {"kind": "Deployment", "namespace": "shop", "name": "web"},
-            {"kind": "Gadget", "namespace": "shop", "name": "x"},
-        ]}))
-        .unwrap();
-        assert_eq!(
-            deleted_with(&answer),
-            [
-                Target::new(Kind::Namespace, "", "shop"),
-                Target::new(Kind::Deployment, "shop", "web")
-            ]
-        );
-    }
 
     #[test]
     fn kind_words() {

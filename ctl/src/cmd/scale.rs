@@ -1,12 +1,15 @@
-//! `podswarmctl scale deploy/NAME --replicas N` (or `deploy NAME`), as kubectl spells it.
+//! `podswarmctl scale deploy/NAME --replicas N` (or `deploy NAME`), as kubectl spells it, and
+//! as kubectl does it: a merge patch of the Deployment's `scale` subresource.
 
 use anyhow::{Context, Result, bail};
 use hyper::Method;
-use podswarm_api::{Scale, Scaled};
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::autoscaling::v1::Scale;
 use podswarm_manifest::kinds::Kind;
 
 use super::Scope;
 use crate::client::Client;
+use crate::kube::object_path;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -34,13 +37,20 @@ pub async fn run(client: &Client, args: &Args) -> Result<()> {
     let name = name
         .filter(|n| !n.is_empty())
         .context("give the deployment's name")?;
-    let _: Scaled = client
-        .send_json(
-            Method::PUT,
-            &format!("/api/v1/deployments/{}/{name}/scale", args.scope.namespace),
-            &Scale {
-                replicas: args.replicas,
-            },
+    // The Kubernetes API's scale subresource, patched as kubectl patches it.
+    let patch = serde_json::json!({"spec": {"replicas": args.replicas}});
+    let _: Scale = client
+        .call(
+            Method::PATCH,
+            &format!(
+                "{}/scale",
+                object_path::<Deployment>(&args.scope.namespace, name)
+            ),
+            Some((
+                patch.to_string().into_bytes(),
+                "application/merge-patch+json",
+            )),
+            &[],
         )
         .await?;
     println!("deployment/{name} scaled");

@@ -33,6 +33,8 @@ mod openapi;
 mod watch;
 mod write;
 
+pub(super) use write::manager_of;
+
 pub(super) fn routes() -> Router<Shared> {
     Router::new()
         .route("/version", get(version))
@@ -1246,19 +1248,30 @@ fn resource_version(field: Option<&Value>) -> Result<Option<u64>, KubeError> {
     }
 }
 
+/// A scale's parameters: who is scaling.
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct ScaleParams {
+    field_manager: Option<String>,
+}
+
 async fn put_scale(
     AxState(api): AxState<Shared>,
     Path((ns, name)): Path<(String, String)>,
+    Query(q): Query<ScaleParams>,
+    headers: HeaderMap,
     write::Body(body): write::Body,
 ) -> KubeResult {
     let (replicas, version) = requested_replicas(&body)?;
-    super::scale_to(&api, &ns, &name, replicas, version).await?;
+    let manager = manager_of(q.field_manager.as_deref(), &headers)?;
+    super::scale_to(&api, &ns, &name, replicas, version, &manager).await?;
     Ok(json_response(&scale_of(&api.model.current(), &ns, &name)?))
 }
 
 async fn patch_scale(
     AxState(api): AxState<Shared>,
     Path((ns, name)): Path<(String, String)>,
+    Query(q): Query<ScaleParams>,
     headers: HeaderMap,
     write::Body(body): write::Body,
 ) -> KubeResult {
@@ -1277,6 +1290,7 @@ async fn patch_scale(
         ));
     }
     let (replicas, version) = requested_replicas(&body)?;
-    super::scale_to(&api, &ns, &name, replicas, version).await?;
+    let manager = manager_of(q.field_manager.as_deref(), &headers)?;
+    super::scale_to(&api, &ns, &name, replicas, version, &manager).await?;
     Ok(json_response(&scale_of(&api.model.current(), &ns, &name)?))
 }

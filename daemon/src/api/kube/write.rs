@@ -71,24 +71,32 @@ impl WriteParams {
         }
     }
 
-    /// The field manager a write is recorded as: `fieldManager`, or the `User-Agent`'s product
-    /// (`kubectl/v1.32.0 (linux/amd64) …` is `kubectl`).
+    /// The field manager a write is recorded as.
     fn manager(&self, headers: &HeaderMap) -> Result<String, KubeError> {
-        match self.field_manager.as_deref() {
-            Some(m) if !m.is_empty() => checked_manager(m),
-            _ => checked_manager(
-                &headers
-                    .get(header::USER_AGENT)
-                    .and_then(|v| v.to_str().ok())
-                    .and_then(|ua| ua.split('/').next())
-                    .map(str::trim)
-                    .filter(|m| !m.is_empty())
-                    .unwrap_or("unknown")
-                    .chars()
-                    .take(128)
-                    .collect::<String>(),
-            ),
-        }
+        manager_of(self.field_manager.as_deref(), headers)
+    }
+}
+
+/// The field manager a write is recorded as: `fieldManager`, or the `User-Agent`'s product
+/// (`kubectl/v1.32.0 (linux/amd64) …` is `kubectl`).
+pub(in crate::api) fn manager_of(
+    field_manager: Option<&str>,
+    headers: &HeaderMap,
+) -> Result<String, KubeError> {
+    match field_manager {
+        Some(m) if !m.is_empty() => checked_manager(m),
+        _ => checked_manager(
+            &headers
+                .get(header::USER_AGENT)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|ua| ua.split('/').next())
+                .map(str::trim)
+                .filter(|m| !m.is_empty())
+                .unwrap_or("unknown")
+                .chars()
+                .take(128)
+                .collect::<String>(),
+        ),
     }
 }
 
@@ -233,6 +241,7 @@ impl Target {
             manager,
             api_version: self.r.group_version(),
             now: objects::time(crate::link::unix_now()),
+            subresource: None,
         }
     }
 
