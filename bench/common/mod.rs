@@ -128,6 +128,7 @@ pub fn cluster(pods: usize, rolling: bool) -> (Vec<Deployment>, Vec<Object>) {
             revision,
             template,
             created,
+            change_cause: None,
         };
         let seen = |ready_since, terminating| Seen {
             ready_since,

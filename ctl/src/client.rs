@@ -299,6 +299,12 @@ impl Client {
     ) -> Result<T> {
         let response = self.send(method, path, body, extra).await?;
         let status = response.status();
+        // The Kubernetes API's warnings (a field podswarm ignores …), printed as kubectl does.
+        for warning in response.headers().get_all("warning") {
+            if let Ok(text) = warning.to_str() {
+                eprintln!("Warning: {}", warning_text(text));
+            }
+        }
         let bytes = response
             .into_body()
             .collect()
@@ -333,6 +339,18 @@ impl Client {
         let bytes = serde_json::to_vec(body).context("cannot write the request body")?;
         self.call(method, path, Some((bytes, "application/json")), &[])
             .await
+    }
+}
+
+/// A `Warning` header's text: `299 - "text"` as the API sends it (RFC 7234's form), unquoted.
+fn warning_text(header: &str) -> String {
+    let text = header
+        .strip_prefix("299 - ")
+        .or_else(|| header.strip_prefix("299 "))
+        .unwrap_or(header);
+    match text.strip_prefix('"').and_then(|t| t.strip_suffix('"')) {
+        Some(quoted) => quoted.replace("\\\"", "\"").replace("\\\\", "\\"),
+        None => text.to_owned(),
     }
 }
 
@@ -445,6 +463,17 @@ impl std::error::Error for ApiError {}
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// What the API sends (`daemon/src/api/kube/write.rs`) reads back as the text it escaped.
+    #[test]
+    fn warnings_read_as_sent() {
+        assert_eq!(
+            warning_text(r#"299 - "spec.type: \"NodePort\" is served like ClusterIP""#),
+            r#"spec.type: "NodePort" is served like ClusterIP"#
+        );
+        assert_eq!(warning_text(r#"299 - "a \\ b""#), r"a \ b");
+        assert_eq!(warning_text("plain"), "plain");
+    }
 
     #[test]
     fn server_urls() {

@@ -813,9 +813,6 @@ async fn get_deployment(
     })
 }
 
-/// The change cause `kubectl rollout history` shows.
-const CHANGE_CAUSE: &str = "kubernetes.io/change-cause";
-
 /// A Deployment's revisions, oldest first: its revision records ([`crate::rollout`]), from which
 /// `podswarmctl rollout history` lists and `rollout undo` restores templates.
 async fn deployment_revisions(
@@ -825,30 +822,27 @@ async fn deployment_revisions(
     let snapshot = api.model.current();
     let object = deployment(&snapshot, &ns, &name)?;
     let current = podswarm_manifest::template_hash(&object.spec.template);
-    let annotation = |meta: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta| {
-        meta.annotations
-            .as_ref()
-            .and_then(|a| a.get(CHANGE_CAUSE))
-            .filter(|c| !c.is_empty())
-            .cloned()
-    };
     let mut facts = api.link.rollout_facts(api.state.now());
     let records = facts.revisions.remove(&(ns, name)).unwrap_or_default();
     let mut items: Vec<DeploymentRevision> = records
         .into_iter()
         .map(|(hash, r)| {
             // Kubernetes copies the Deployment's annotations onto the ReplicaSet of its current
-            // template, and kubectl prefers those; a revision record keeps only the template,
-            // so older revisions show their template's own.
-            let deployment_cause = if hash == current {
-                annotation(&object.metadata)
+            // template, and kubectl prefers those; older revisions keep the cause they last
+            // had (their record's), else their template's own.
+            let cause = if hash == current {
+                crate::rollout::change_cause(&object.metadata)
             } else {
                 None
             };
             DeploymentRevision {
                 revision: r.revision,
-                change_cause: deployment_cause
-                    .or_else(|| r.template.metadata.as_ref().and_then(annotation)),
+                change_cause: cause.or(r.change_cause).or_else(|| {
+                    r.template
+                        .metadata
+                        .as_ref()
+                        .and_then(crate::rollout::change_cause)
+                }),
                 template_hash: hash,
                 created: r.created,
                 template: r.template,

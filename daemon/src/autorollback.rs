@@ -524,6 +524,7 @@ mod tests {
                         revision: *n,
                         template: d.spec.template,
                         created: 0,
+                        change_cause: None,
                     },
                 )
             })

@@ -599,11 +599,14 @@ impl Link {
         let prefix = format!("revisions/{namespace}/{name}/");
         let mut newest = revisions.values().map(|r| r.revision).max().unwrap_or(0);
         let hash = podswarm_manifest::template_hash(&spec.template);
-        let before = held
-            .and_then(|v| {
-                serde_json::from_value::<k8s_openapi::api::apps::v1::Deployment>(v.clone()).ok()
-            })
-            .map(|d| d.spec.template);
+        let held_deployment = held.and_then(|v| {
+            serde_json::from_value::<k8s_openapi::api::apps::v1::Deployment>(v.clone()).ok()
+        });
+        let held_cause = held_deployment
+            .as_ref()
+            .and_then(|d| crate::rollout::change_cause(&d.metadata));
+        let cause = crate::rollout::change_cause(&d.metadata);
+        let before = held_deployment.map(|d| d.spec.template);
         let before_hash = before.as_ref().map(podswarm_manifest::template_hash);
         if let Some(template) = before {
             let old = podswarm_manifest::template_hash(&template);
@@ -613,6 +616,18 @@ impl Link {
                     revision: newest,
                     template,
                     created: unix_now(),
+                    change_cause: held_cause,
+                };
+                self.write(&format!("{prefix}{old}"), serde_json::to_value(&rev).ok())
+                    .await?;
+                revisions.insert(old, rev);
+            } else if old != hash
+                && let Some(rev) = revisions.get(&old).filter(|r| r.change_cause != held_cause)
+            {
+                // The template steps down: its revision keeps the cause it last had.
+                let rev = Revision {
+                    change_cause: held_cause,
+                    ..rev.clone()
                 };
                 self.write(&format!("{prefix}{old}"), serde_json::to_value(&rev).ok())
                     .await?;
@@ -633,6 +648,7 @@ impl Link {
         {
             let rev = Revision {
                 created: unix_now(),
+                change_cause: cause.clone(),
                 ..rev.clone()
             };
             self.write(&format!("{prefix}{hash}"), serde_json::to_value(&rev).ok())
@@ -644,6 +660,7 @@ impl Link {
                 revision: newest + 1,
                 template: spec.template.clone(),
                 created: unix_now(),
+                change_cause: cause,
             };
             self.write(&format!("{prefix}{hash}"), serde_json::to_value(&rev).ok())
                 .await?;

@@ -48,7 +48,26 @@ pub struct Revision {
     /// When this template was applied (seconds since the epoch): a rollout's deadline counts
     /// from here.
     pub created: u64,
+    /// The Deployment's `kubernetes.io/change-cause` while this template was its own (the last
+    /// one it had then), which `rollout history` shows for the revision. Absent from records
+    /// of older versions and where the Deployment had none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub change_cause: Option<String>,
 }
+
+/// A Deployment's `kubernetes.io/change-cause`, where it has a non-empty one.
+pub fn change_cause(
+    meta: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta,
+) -> Option<String> {
+    meta.annotations
+        .as_ref()
+        .and_then(|a| a.get(CHANGE_CAUSE))
+        .filter(|c| !c.is_empty())
+        .cloned()
+}
+
+/// Why a revision was made, as `kubectl rollout history` shows it.
+pub const CHANGE_CAUSE: &str = "kubernetes.io/change-cause";
 
 /// What the replicated status record of one pod says, as far as rollouts care.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -483,6 +502,7 @@ mod tests {
                     revision,
                     template: t,
                     created: self.facts.now,
+                    change_cause: None,
                 },
             );
         }
@@ -763,6 +783,7 @@ mod tests {
                         revision: u64::from(n),
                         template: template(&d),
                         created: 0,
+                        change_cause: None,
                     },
                 )
             })

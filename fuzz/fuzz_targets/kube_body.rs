@@ -18,6 +18,7 @@ fuzz_target!(|data: &[u8]| {
         manager,
         api_version: "apps/v1".into(),
         now: None,
+        subresource: None,
     };
     let live = json!({
         "apiVersion": "apps/v1", "kind": "Deployment",
@@ -40,4 +41,10 @@ fuzz_target!(|data: &[u8]| {
     let _ = fields::update("Deployment", Some(&live), &mut sent, &writer("third"));
     let mut updated = applied;
     let _ = fields::update("Deployment", Some(&live), &mut updated, &writer("third"));
+    // The same through the scale subresource, as `kubectl scale` writes.
+    let scale = fields::Writer {
+        subresource: Some("scale"),
+        ..writer("fourth")
+    };
+    let _ = fields::update("Deployment", Some(&live), &mut updated, &scale);
 });

@@ -1,14 +1,13 @@
 //! `podswarmctl rollout status|history|undo|restart|pause|resume deploy/NAME`, as kubectl means
-//! them.
+//! them, and through the Kubernetes API as kubectl does them.
 //!
-//! The daemon rolls Deployments out by itself ([`podswarm_api::DeploymentStatus`] says how far
-//! it is, its revision records say which templates it had); these commands only read that or
-//! change the Deployment, and every change is a write of the whole object through the apply
-//! endpoint, as `kubectl` patches it: undo writes an older template back (the daemon then records
-//! it as the newest revision), restart stamps the template with `kubectl.kubernetes.io/restartedAt`,
-//! pause and resume set `spec.paused`. So nothing here needs an endpoint of its own beyond the
-//! revisions list, and a Deployment changed by `rollout` reads exactly like one changed by
-//! `apply`.
+//! The daemon rolls Deployments out by itself (the Deployment's `status` says how far it is, its
+//! ReplicaSets, one per revision, which templates it had); these commands only read that or
+//! patch the Deployment as kubectl patches it: undo writes an older template back (a JSON patch
+//! of `spec.template` and the annotations; the daemon then records it as the newest revision),
+//! restart stamps the template with `kubectl.kubernetes.io/restartedAt`, pause and resume set
+//! `spec.paused` (merge patches). So a Deployment changed by `rollout` reads exactly like one
+//! kubectl changed.
 //!
 //! Messages and refusals are kubectl's (`k8s.io/kubectl/pkg/polymorphichelpers` and
 //! `pkg/cmd/rollout`), so scripts written for kubectl read the same lines.
@@ -19,11 +18,15 @@ mod template;
 
 use anyhow::{Context, Result, anyhow, bail};
 use hyper::Method;
-use k8s_openapi::api::apps::v1::Deployment;
-use podswarm_api::{ApplyResult, DeploymentDetail, DeploymentRevision, List};
+use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
+use podswarm_api::kube::tables;
+use podswarm_api::{DeploymentRevision, List};
 use podswarm_manifest::kinds::Kind;
+use serde::de::IgnoredAny;
+use serde_json::{Value, json};
 
 use crate::client::Client;
+use crate::kube::{list_path, object_path};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -96,11 +99,7 @@ impl Target {
     }
 
     fn path(&self) -> Result<String> {
-        Ok(format!(
-            "/api/v1/deployments/{}/{}",
-            self.namespace,
-            self.name()?
-        ))
+        Ok(object_path::<Deployment>(&self.namespace, self.name()?))
     }
 }
 
@@ -115,40 +114,70 @@ pub async fn run(client: &Client, args: &Args) -> Result<()> {
     }
 }
 
-/// The Deployment and its counts, as the API has them now.
-async fn detail(client: &Client, target: &Target) -> Result<DeploymentDetail> {
+/// The Deployment, with the status the API computes for it, as it is now.
+async fn detail(client: &Client, target: &Target) -> Result<Deployment> {
     client.get(&target.path()?).await
 }
 
-/// The Deployment's revisions, oldest first.
+/// The annotation that numbers a ReplicaSet's revision.
+const REVISION: &str = "deployment.kubernetes.io/revision";
+
+/// The label a ReplicaSet adds to its template: the template's hash.
+const TEMPLATE_HASH: &str = "pod-template-hash";
+
+/// The Deployment's revisions, oldest first: the ReplicaSets it controls, as kubectl reads them.
 async fn revisions(client: &Client, target: &Target) -> Result<Vec<DeploymentRevision>> {
-    let list: List<DeploymentRevision> =
-        client.get(&format!("{}/revisions", target.path()?)).await?;
-    let mut items = list.items;
+    let name = target.name()?;
+    let list: List<ReplicaSet> = client
+        .get(&list_path::<ReplicaSet>(Some(&target.namespace)))
+        .await?;
+    let mut items: Vec<DeploymentRevision> = list
+        .items
+        .into_iter()
+        .filter(|rs| {
+            rs.metadata
+                .owner_references
+                .iter()
+                .flatten()
+                .any(|o| o.kind == "Deployment" && o.name == name && o.controller == Some(true))
+        })
+        .filter_map(revision_of)
+        .collect();
     items.sort_by_key(|r| r.revision);
     Ok(items)
 }
 
-/// Writes the changed Deployment through the apply endpoint, like `apply -f` of it would.
-async fn write(client: &Client, target: &Target, mut object: Deployment) -> Result<()> {
-    // The namespace comes from the path the object was read from, so a stored object without one
-    // cannot land in `default`.
-    object.metadata.namespace = Some(target.namespace.clone());
-    let body = serde_json::to_vec(&object).context("cannot write the Deployment")?;
-    let result: ApplyResult = client
-        .call(
-            Method::POST,
-            "/api/v1/manifests",
-            Some((body, "application/json")),
-            &[(
-                "x-podswarm-source",
-                format!("deployment.apps/{}", target.name()?),
-            )],
-        )
+/// A ReplicaSet as the revision it stands for: its number, its template without the hash label
+/// (as kubectl takes it off before writing a template back), why it was made.
+fn revision_of(rs: ReplicaSet) -> Option<DeploymentRevision> {
+    let annotations = rs.metadata.annotations.unwrap_or_default();
+    let revision = annotations.get(REVISION)?.parse().ok()?;
+    let mut template = rs.spec.template?;
+    let labels = template.metadata.as_mut()?.labels.as_mut()?;
+    let template_hash = labels.remove(TEMPLATE_HASH)?;
+    Some(DeploymentRevision {
+        revision,
+        template_hash,
+        created: tables::seconds(rs.metadata.creation_timestamp.as_ref()),
+        template,
+        change_cause: annotations
+            .get(CHANGE_CAUSE)
+            .filter(|c| !c.is_empty())
+            .cloned(),
+    })
+}
+
+/// Patches the Deployment: `patch` as a merge patch, or a JSON patch (an array).
+async fn patch(client: &Client, target: &Target, patch: &Value) -> Result<()> {
+    let media = if patch.is_array() {
+        "application/json-patch+json"
+    } else {
+        "application/merge-patch+json"
+    };
+    let body = serde_json::to_vec(patch).context("cannot write the patch")?;
+    let _: IgnoredAny = client
+        .call(Method::PATCH, &target.path()?, Some((body, media)), &[])
         .await?;
-    for w in &result.warnings {
-        eprintln!("warning: {w}");
-    }
     Ok(())
 }
 
@@ -156,7 +185,7 @@ async fn write(client: &Client, target: &Target, mut object: Deployment) -> Resu
 /// resume a running one) rather than saying nothing happened.
 async fn set_paused(client: &Client, target: &Target, paused: bool) -> Result<()> {
     let name = target.name()?;
-    let mut object = detail(client, target).await?.object;
+    let object = detail(client, target).await?;
     let is_paused = object.spec.paused.unwrap_or(false);
     if is_paused == paused {
         let state = if paused {
@@ -168,8 +197,12 @@ async fn set_paused(client: &Client, target: &Target, paused: bool) -> Result<()
     }
     // Resuming removes the field, as kubectl's patch does, so pause and resume leave the object
     // as it was.
-    object.spec.paused = paused.then_some(true);
-    write(client, target, object).await?;
+    patch(
+        client,
+        target,
+        &json!({"spec": {"paused": if paused { json!(true) } else { Value::Null }}}),
+    )
+    .await?;
     println!(
         "deployment.apps/{name} {}",
         if paused { "paused" } else { "resumed" }
@@ -186,7 +219,7 @@ const RESTARTED_AT: &str = "kubectl.kubernetes.io/restartedAt";
 /// `rollout restart`: a new template (the same but for the time stamp) rolls every pod over.
 async fn restart(client: &Client, target: &Target) -> Result<()> {
     let name = target.name()?;
-    let mut object = detail(client, target).await?.object;
+    let object = detail(client, target).await?;
     if object.spec.paused.unwrap_or(false) {
         bail!(
             "deployments.apps {name:?} can't restart paused deployment (run rollout resume first)"
@@ -197,15 +230,12 @@ async fn restart(client: &Client, target: &Target) -> Result<()> {
     let stamp = k8s_openapi::jiff::Timestamp::from_second(now)
         .map_err(|e| anyhow!("the clock is out of range: {e}"))?
         .to_string();
-    object
-        .spec
-        .template
-        .metadata
-        .get_or_insert_default()
-        .annotations
-        .get_or_insert_default()
-        .insert(RESTARTED_AT.to_owned(), stamp);
-    write(client, target, object).await?;
+    patch(
+        client,
+        target,
+        &json!({"spec": {"template": {"metadata": {"annotations": {RESTARTED_AT: stamp}}}}}),
+    )
+    .await?;
     println!("deployment.apps/{name} restarted");
     Ok(())
 }
@@ -237,7 +267,7 @@ fn undo_target(
 async fn undo(client: &Client, args: &UndoArgs) -> Result<()> {
     let target = &args.target;
     let name = target.name()?;
-    let mut object = detail(client, target).await?.object;
+    let mut object = detail(client, target).await?;
     let revision = undo_target(name, &revisions(client, target).await?, args.to_revision)?;
     if object.spec.paused.unwrap_or(false) {
         bail!(
@@ -251,19 +281,26 @@ async fn undo(client: &Client, args: &UndoArgs) -> Result<()> {
         );
         return Ok(());
     }
-    // kubectl gives the Deployment the annotations of the revision's ReplicaSet, its change
-    // cause among them; a revision record keeps only the template, so the change cause is what
-    // follows (and a stale one from the newer template goes).
-    let annotations = object.metadata.annotations.get_or_insert_default();
+    // kubectl gives the Deployment the annotations of the revision's ReplicaSet, which are the
+    // Deployment's own but for the revision's change cause (and a stale one from the newer
+    // template goes); the revision number is the server's.
+    let mut annotations = object.metadata.annotations.take().unwrap_or_default();
+    annotations.remove(REVISION);
     match revision.change_cause {
         Some(cause) => annotations.insert(CHANGE_CAUSE.to_owned(), cause),
         None => annotations.remove(CHANGE_CAUSE),
     };
-    if annotations.is_empty() {
-        object.metadata.annotations = None;
-    }
-    object.spec.template = revision.template;
-    write(client, target, object).await?;
+    // As kubectl's undo patches: the template replaced, the annotations set ("add" also where
+    // the Deployment has none).
+    patch(
+        client,
+        target,
+        &json!([
+            {"op": "replace", "path": "/spec/template", "value": revision.template},
+            {"op": "add", "path": "/metadata/annotations", "value": annotations},
+        ]),
+    )
+    .await?;
     println!("deployment.apps/{name} rolled back");
     Ok(())
 }

@@ -5,7 +5,7 @@
 use anyhow::{Result, bail};
 use podswarm_api::DeploymentRevision;
 
-use super::{Target, revisions, template};
+use super::{Target, detail, revisions, template};
 use crate::client::Client;
 
 #[derive(Debug, clap::Args)]
@@ -19,6 +19,8 @@ pub struct Args {
 
 pub async fn run(client: &Client, args: &Args) -> Result<()> {
     let name = args.target.name()?;
+    // A Deployment that is not there is an error, not an empty history.
+    detail(client, &args.target).await?;
     let revisions = revisions(client, &args.target).await?;
     print!("{}", history(name, &revisions, args.revision)?);
     Ok(())

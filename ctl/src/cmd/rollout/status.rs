@@ -1,10 +1,10 @@
 //! `rollout status`: kubectl's completion rule and lines, over the Deployment's status as the
-//! API reports it, polled about once a second (the API has no watch).
+//! Kubernetes API reports it, read about once a second.
 
 use std::time::Duration;
 
 use anyhow::{Result, anyhow, bail};
-use podswarm_api::{ConditionReason, ConditionType, DeploymentStatus};
+use k8s_openapi::api::apps::v1::DeploymentStatus;
 use tokio::time::Instant;
 
 use super::{Target, detail};
@@ -42,20 +42,17 @@ const POLL: Duration = Duration::from_secs(1);
 ///
 /// `desired` is the object's `spec.replicas` (Kubernetes defaults it to 1); `status` is what the
 /// API computed, `None` if it has not (kubectl's "spec update not observed yet": podswarmd
-/// computes the status from the object it serves, so it always has observed it).
+/// computes the status from the object it serves, so it always has observed it); `running` is
+/// the Deployment's revision (its `deployment.kubernetes.io/revision`).
 pub fn verdict(
     name: &str,
     desired: Option<i32>,
     status: Option<&DeploymentStatus>,
+    running: u64,
     revision: u64,
 ) -> Result<(String, bool)> {
-    if revision > 0 {
-        let running = status.map_or(0, |s| s.revision);
-        if revision != running {
-            bail!(
-                "desired revision ({revision}) is different from the running revision ({running})"
-            );
-        }
+    if revision > 0 && revision != running {
+        bail!("desired revision ({revision}) is different from the running revision ({running})");
     }
     let Some(s) = status else {
         return Ok((
@@ -63,14 +60,17 @@ pub fn verdict(
             false,
         ));
     };
-    if s.condition(ConditionType::Progressing)
-        .is_some_and(|c| c.reason == ConditionReason::ProgressDeadlineExceeded)
-    {
+    if s.conditions.iter().flatten().any(|c| {
+        c.type_.as_deref() == Some("Progressing")
+            && c.reason.as_deref() == Some("ProgressDeadlineExceeded")
+    }) {
         bail!("deployment {name:?} exceeded its progress deadline");
     }
-    let updated = s.up_to_date;
+    let updated = s.updated_replicas.unwrap_or(0);
+    let total = s.replicas.unwrap_or(0);
+    let available = s.available_replicas.unwrap_or(0);
     if let Some(desired) = desired
-        && i64::try_from(updated).unwrap_or(i64::MAX) < i64::from(desired)
+        && updated < desired
     {
         return Ok((
             format!(
@@ -79,20 +79,19 @@ pub fn verdict(
             false,
         ));
     }
-    if s.total > updated {
+    if total > updated {
         return Ok((
             format!(
                 "Waiting for deployment {name:?} rollout to finish: {} old replicas are pending termination...",
-                s.total - updated
+                total - updated
             ),
             false,
         ));
     }
-    if s.available < updated {
+    if available < updated {
         return Ok((
             format!(
-                "Waiting for deployment {name:?} rollout to finish: {} of {updated} updated replicas are available...",
-                s.available
+                "Waiting for deployment {name:?} rollout to finish: {available} of {updated} updated replicas are available..."
             ),
             false,
         ));
@@ -117,8 +116,14 @@ pub async fn run(client: &Client, args: &Args) -> Result<()> {
             None => read.await?,
         };
         // The API server defaults an absent `replicas` to 1; podswarm keeps objects as applied.
-        let desired = Some(d.object.spec.replicas.unwrap_or(1));
-        let (message, done) = verdict(name, desired, d.status.as_ref(), args.revision)?;
+        let desired = Some(d.spec.replicas.unwrap_or(1));
+        let running = d
+            .metadata
+            .annotations
+            .as_ref()
+            .and_then(|a| a.get(super::REVISION)?.parse().ok())
+            .unwrap_or(0);
+        let (message, done) = verdict(name, desired, d.status.as_ref(), running, args.revision)?;
         if last.as_deref() != Some(message.as_str()) {
             println!("{message}");
             last = Some(message);
@@ -185,28 +190,23 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use podswarm_api::{ConditionStatus, DeploymentCondition};
+    use k8s_openapi::api::apps::v1::DeploymentCondition;
 
     /// A status with `(total, updated, available)` pods and a `Progressing` reason.
-    fn status(counts: (usize, usize, usize), reason: ConditionReason) -> DeploymentStatus {
-        let (total, up_to_date, available) = counts;
+    fn status(counts: (i32, i32, i32), reason: &str) -> DeploymentStatus {
+        let (total, updated, available) = counts;
         DeploymentStatus {
-            namespace: "default".into(),
-            name: "web".into(),
-            replicas: 3,
-            ready: available,
-            up_to_date,
-            available,
-            created: 0,
-            version: 1,
-            total,
-            revision: 2,
-            conditions: vec![DeploymentCondition {
-                kind: ConditionType::Progressing,
-                status: ConditionStatus::True,
-                reason,
-                message: String::new(),
-            }],
+            replicas: Some(total),
+            updated_replicas: Some(updated),
+            ready_replicas: Some(available),
+            available_replicas: Some(available),
+            conditions: Some(vec![DeploymentCondition {
+                type_: Some("Progressing".into()),
+                status: Some("True".into()),
+                reason: Some(reason.into()),
+                ..DeploymentCondition::default()
+            }]),
+            ..DeploymentStatus::default()
         }
     }
 
@@ -241,7 +241,8 @@ mod tests {
     /// four and "not observed"), then the error rules and edges it does not test.
     #[test]
     fn rollout_status_reads_like_kubectl() {
-        use ConditionReason::{NewReplicaSetAvailable as Done, ReplicaSetUpdated as Going};
+        const GOING: &str = "ReplicaSetUpdated";
+        const DONE_: &str = "NewReplicaSetAvailable";
         const UPDATED: &str = "Waiting for deployment \"web\" rollout to finish: 0 out of 1 new replicas have been updated...";
         const OLD: &str = "Waiting for deployment \"web\" rollout to finish: 1 old replicas are pending termination...";
         const AVAILABLE: &str = "Waiting for deployment \"web\" rollout to finish: 1 of 2 updated replicas are available...";
@@ -252,50 +253,50 @@ mod tests {
             case(
                 "new pods still to start",
                 Some(1),
-                Some(status((1, 0, 1), Going)),
+                Some(status((1, 0, 1), GOING)),
                 Ok((UPDATED, false)),
             ),
             case(
                 "old pods still to go",
                 Some(1),
-                Some(status((2, 1, 2), Going)),
+                Some(status((2, 1, 2), GOING)),
                 Ok((OLD, false)),
             ),
             case(
                 "new pods not yet available",
                 Some(2),
-                Some(status((2, 2, 1), Going)),
+                Some(status((2, 2, 1), GOING)),
                 Ok((AVAILABLE, false)),
             ),
             case(
                 "done",
                 Some(2),
-                Some(status((2, 2, 2), Done)),
+                Some(status((2, 2, 2), DONE_)),
                 Ok((DONE, true)),
             ),
             case("not observed yet", Some(1), None, Ok((UNOBSERVED, false))),
             case(
                 "scaled to 0",
                 Some(0),
-                Some(status((0, 0, 0), Done)),
+                Some(status((0, 0, 0), DONE_)),
                 Ok((DONE, true)),
             ),
             case(
                 "no desired count: the updated count rules",
                 None,
-                Some(status((3, 3, 3), Done)),
+                Some(status((3, 3, 3), DONE_)),
                 Ok((DONE, true)),
             ),
             case(
                 "the deadline beats every count",
                 Some(2),
-                Some(status((3, 1, 2), ConditionReason::ProgressDeadlineExceeded)),
+                Some(status((3, 1, 2), "ProgressDeadlineExceeded")),
                 Err("deployment \"web\" exceeded its progress deadline"),
             ),
             case(
                 "paused mid-rollout: still waiting",
                 Some(3),
-                Some(status((4, 1, 3), ConditionReason::DeploymentPaused)),
+                Some(status((4, 1, 3), "DeploymentPaused")),
                 Ok((PAUSED, false)),
             ),
             Case {
@@ -303,7 +304,7 @@ mod tests {
                 ..case(
                     "the pinned revision runs",
                     Some(1),
-                    Some(status((1, 1, 1), Done)),
+                    Some(status((1, 1, 1), DONE_)),
                     Ok((DONE, true)),
                 )
             },
@@ -312,14 +313,14 @@ mod tests {
                 ..case(
                     "another revision than the pinned one",
                     Some(1),
-                    Some(status((1, 1, 1), Done)),
+                    Some(status((1, 1, 1), DONE_)),
                     Err("desired revision (1) is different from the running revision (2)"),
                 )
             },
         ];
         for c in cases {
-            let got =
-                verdict("web", c.desired, c.status.as_ref(), c.revision).map_err(|e| e.to_string());
+            let got = verdict("web", c.desired, c.status.as_ref(), 2, c.revision)
+                .map_err(|e| e.to_string());
             assert_eq!(got, c.says, "{}", c.what);
         }
     }

@@ -33,6 +33,8 @@ mod openapi;
 mod watch;
 mod write;
 
+use crate::rollout::CHANGE_CAUSE;
+
 pub(super) use write::manager_of;
 
 pub(super) fn routes() -> Router<Shared> {
@@ -405,6 +407,19 @@ fn replica_sets<'a>(snapshot: &'a Snapshot, ns: Option<&'a str>) -> Vec<Item<'a>
             let mut selector = d.spec.selector.match_labels.clone().unwrap_or_default();
             selector.insert("pod-template-hash".to_owned(), hash.clone());
             let mut annotations = d.metadata.annotations.clone().unwrap_or_default();
+            // An older revision's cause is the one it last had (its record's), not the
+            // Deployment's now; its other annotations are the Deployment's, which `undo` writes
+            // back, so an undo keeps them.
+            if *hash != current {
+                match &revision.change_cause {
+                    Some(cause) => {
+                        annotations.insert(CHANGE_CAUSE.to_owned(), cause.clone());
+                    }
+                    None => {
+                        annotations.remove(CHANGE_CAUSE);
+                    }
+                }
+            }
             annotations.insert(
                 "deployment.kubernetes.io/revision".to_owned(),
                 revision.revision.to_string(),
