@@ -1060,6 +1060,24 @@ fn against_podswarm(bin: &Path) -> Vec<(String, String)> {
         "works".to_owned(),
     ));
 
+    // A pod that starts now: `describe` shows what happened to it, selected by its uid.
+    node.pods([podswarm_api::PodView {
+        created: support::now(),
+        ..running_pod("fresh-0", "node-a", 0)
+    }]);
+    let (code, out, err) = kubectl(home.path(), &config, &["describe", "pod", "fresh-0"], None);
+    assert_eq!(code, 0, "kubectl describe pod: {err}");
+    assert!(
+        out.contains("Scheduled")
+            && out.contains("Successfully assigned default/fresh-0 to node-a")
+            && out.contains("Started container"),
+        "describe pod shows no events of a pod that started:\n{out}"
+    );
+    rows.push((
+        "`kubectl describe pod` of a pod that just started (its events)".to_owned(),
+        "works".to_owned(),
+    ));
+
     let (code, _, err) = kubectl(home.path(), &bad, &["get", "pods"], None);
     assert_eq!(code, 1);
     // The 401 is a `Status`, so kubectl shows its message.

@@ -228,6 +228,19 @@ fn pods(previous: &Snapshot, next: &Snapshot, now: u64, seen: &mut Vec<Seen>) {
             seen.push(killing(v));
         }
     }
+    // The pod's uid, which `kubectl describe pod` selects its events by: as the pod has it
+    // now, or had it last.
+    for s in seen
+        .iter_mut()
+        .filter(|s| s.kind == "Pod" && s.uid.is_none())
+    {
+        let key = format!("{}/{}", s.namespace, s.object);
+        s.uid = match (next.pod(&key), previous.pod(&key)) {
+            (Some(p), _) => Some(next.pod_uid(&p.view)),
+            (None, Some(p)) => Some(previous.pod_uid(&p.view)),
+            (None, None) => None,
+        };
+    }
 }
 
 fn killing(v: &podswarm_api::PodView) -> Seen {

@@ -556,7 +556,8 @@ fn items<'a>(
                         .iter()
                         .find(|n| n.name == p.view.node)
                         .map(|n| n.address.as_str());
-                    let pod = objects::pod(&p.view, host);
+                    let mut pod = objects::pod(&p.view, host);
+                    pod.metadata.uid = Some(snapshot.pod_uid(&p.view));
                     let mut value = serde_json::to_value(&pod).unwrap_or(Value::Null);
                     // A pod applied as a Pod reads back as applied (what `kubectl apply`
                     // compares against), with the status its record says and what podswarm
