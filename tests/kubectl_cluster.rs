@@ -165,6 +165,13 @@ fn kubectl_drives_a_three_node_cluster() {
                 .to_owned()
         };
 
+        // Events through k2, of pods that k1 placed and k1 and k3 run: k2 saw them start.
+        let mut events = String::new();
+        k3.wait_for("k2's events of the ticker", Duration::from_secs(60), || {
+            events = k3.try_sh(&k("get events")).1;
+            events.contains("Started container tick") && events.contains("ScalingReplicaSet")
+        });
+
         // Logs of a pod on k3 through k2's API, followed: k2 proxies to k3.
         let on_k3 = pod_on("kc3");
         let (_, followed) = k3.try_sh(&format!("timeout 4 {}", k(&format!("logs -f {on_k3}"))));
@@ -178,6 +185,28 @@ fn kubectl_drives_a_three_node_cluster() {
             tail.lines().filter(|l| l.starts_with("tick ")).count(),
             2,
             "{tail}"
+        );
+        // `--timestamps` and `--previous` from kc1's real journal: its pod restarted (a new
+        // container, as every start of the unit runs one) counts from 0 again, and the lines
+        // of the instance before are the previous ones.
+        let on_k1 = pod_on("kc1");
+        let stamped = k3.sh(&k(&format!("logs --timestamps --tail=1 {on_k1}")));
+        assert!(
+            stamped.starts_with("20") && stamped.contains("Z tick "),
+            "kubectl logs --timestamps:\n{stamped}"
+        );
+        k1.sh(&format!(
+            "systemctl restart podswarm-default_{on_k1}.service"
+        ));
+        let mut previous = String::new();
+        k3.wait_for(
+            "the log of the pod's instance before its restart",
+            Duration::from_secs(60),
+            || {
+                previous = k3.try_sh(&k(&format!("logs --previous {on_k1}"))).1;
+                previous.lines().any(|l| l == "tick 0")
+                    && previous.lines().filter(|l| l.starts_with("tick ")).count() >= 4
+            },
         );
 
         // A watch through k2 sees the pod a scale through k1 starts, wherever it runs.

@@ -352,6 +352,7 @@ fn every_api_command_prints_like_kubectl() {
         ],
         &["logs", &names[0], "--tail", "5", "-c", "app"],
         &["logs", "-f", &names[1]],
+        &["logs", &names[1], "--previous", "--timestamps"],
         &["logs", "-f", "db-x-0", "-n", "shop"],
         &["token", "list"],
         &["token", "create", "--description", "ci", "--ttl", "90m"],

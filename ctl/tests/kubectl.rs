@@ -937,7 +937,28 @@ fn against_podswarm(bin: &Path) -> Vec<(String, String)> {
             "logs --timestamps POD",
             &["logs", "--timestamps", pod],
             None,
-            Expect::Refuses("timestamps is not supported"),
+            Expect::Works(&[
+                "2025-12-02T03:40:01Z journalctl",
+                "2025-12-02T03:40:02.5Z second line",
+            ]),
+        ),
+        (
+            "logs --since 1h POD",
+            &["logs", "--since", "1h", pod],
+            None,
+            Expect::Works(&["--since=@"]),
+        ),
+        (
+            "logs --limit-bytes 10 POD",
+            &["logs", "--limit-bytes", "10", pod],
+            None,
+            Expect::Works(&["journalctl"]),
+        ),
+        (
+            "logs --previous POD (the instance before the restart)",
+            &["logs", "--previous", pod],
+            None,
+            Expect::Works(&["--output-fields=MESSAGE,CONTAINER_NAME,CONTAINER_ID"]),
         ),
         (
             "scale",

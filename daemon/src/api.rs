@@ -16,6 +16,7 @@
 
 mod body;
 mod kube;
+mod logs;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -36,7 +37,6 @@ use podswarm_api::{
 };
 use podswarm_manifest::{Limits, Object, Policy};
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
 
 use self::body::{JsonBody, JsonShape, Manifests};
 use crate::link::Link;
@@ -563,11 +563,20 @@ async fn get_pod(
     ok(&pod.view)
 }
 
-#[derive(Debug, Deserialize)]
+/// `GET /api/v1/pods/:ns/:name/logs`' parameters (the Kubernetes handler fills them too).
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
 struct LogQuery {
     follow: Option<bool>,
     tail: Option<u64>,
     container: Option<String>,
+    /// Each line after its time.
+    timestamps: Option<bool>,
+    /// Only lines from this time on (seconds since the epoch).
+    since: Option<i64>,
+    limit_bytes: Option<u64>,
+    /// The previous instance of the container (the one before its last restart).
+    previous: Option<bool>,
 }
 
 /// A pod's logs from the node that runs it: the same request, made to that node's API over mTLS
@@ -685,12 +694,18 @@ async fn logs(
             ),
         ));
     }
+    let previous = q.previous == Some(true);
     let mut cmd = tokio::process::Command::new(&api.journalctl);
-    // JSON, not `cat`: conmon stores each line with its newline, and MESSAGE may be bytes.
+    // JSON, not `cat` (`logs.rs` says why); which instance wrote a line only matters for
+    // `previous`.
     cmd.args([
         "--no-pager",
         "--output=json",
-        "--output-fields=MESSAGE",
+        if previous {
+            "--output-fields=MESSAGE,CONTAINER_NAME,CONTAINER_ID"
+        } else {
+            "--output-fields=MESSAGE"
+        },
         "--quiet",
     ]);
     // Only what the containers wrote: podman's journald driver tags it with CONTAINER_NAME=
@@ -708,6 +723,18 @@ async fn logs(
     }
     for c in containers {
         cmd.arg(format!("CONTAINER_NAME={}", c.podman_name));
+    }
+    if let Some(since) = q.since {
+        cmd.arg(format!("--since=@{since}"));
+    }
+    let shape = logs::Shape {
+        timestamps: q.timestamps == Some(true),
+        limit_bytes: q.limit_bytes,
+    };
+    if previous {
+        // The whole journal of the containers, then the previous instance's part of it: a
+        // finished log, so nothing to follow.
+        return previous_logs(cmd, &key, q.tail, shape).await;
     }
     if let Some(n) = q.tail {
         cmd.arg(format!("--lines={n}"));
@@ -734,38 +761,76 @@ async fn logs(
     })?;
     // The child lives as long as the stream; dropping the response (client gone) kills it.
     let lines = tokio::io::AsyncBufReadExt::lines(tokio::io::BufReader::new(stdout));
-    let stream = futures_util::stream::unfold((lines, child), |(mut lines, child)| async move {
-        match lines.next_line().await {
-            Ok(Some(line)) => Some((
-                Ok::<Bytes, std::io::Error>(Bytes::from(journal_message(&line))),
-                (lines, child),
-            )),
-            _ => None,
-        }
-    });
+    let limit = shape.limit_bytes;
+    let stream = futures_util::stream::unfold(
+        (lines, child, limit),
+        move |(mut lines, child, mut limit)| async move {
+            if limit == Some(0) {
+                return None;
+            }
+            match lines.next_line().await {
+                Ok(Some(line)) => {
+                    let text = logs::render(&logs::parse(&line), shape.timestamps);
+                    let chunk = logs::within(&mut limit, text);
+                    Some((
+                        Ok::<Bytes, std::io::Error>(Bytes::from(chunk)),
+                        (lines, child, limit),
+                    ))
+                }
+                _ => None,
+            }
+        },
+    );
+    log_response(Body::from_stream(stream))
+}
+
+fn log_response(body: Body) -> ApiResult {
     Response::builder()
         .header(header::CONTENT_TYPE, "text/plain; charset=utf-8")
-        .body(Body::from_stream(stream))
+        .body(body)
         .map_err(|e| ApiError::internal(&e))
 }
 
-/// One journal entry (journalctl's JSON) as the line the container wrote, with one newline.
-fn journal_message(json_line: &str) -> Vec<u8> {
-    let entry: Value = serde_json::from_str(json_line).unwrap_or(Value::Null);
-    let mut message = match entry.get("MESSAGE") {
-        Some(Value::String(s)) => s.clone().into_bytes(),
-        // journald gives non-UTF-8 messages as arrays of bytes.
-        Some(Value::Array(bytes)) => bytes
-            .iter()
-            .filter_map(|b| b.as_u64().and_then(|b| u8::try_from(b).ok()))
-            .collect(),
-        _ => Vec::new(),
-    };
-    if message.last() == Some(&b'\n') {
-        message.pop();
+/// `previous`: the previous instance of each container the journal query `cmd` selects (the
+/// last `tail` lines of it), or 400 where a container has had no other instance (the kubelet's
+/// "previous terminated container … not found").
+async fn previous_logs(
+    mut cmd: tokio::process::Command,
+    key: &str,
+    tail: Option<u64>,
+    shape: logs::Shape,
+) -> ApiResult {
+    let out = cmd
+        .stderr(std::process::Stdio::null())
+        .output()
+        .await
+        .map_err(|e| {
+            ApiError::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                format!("cannot run journalctl: {e}"),
+            )
+        })?;
+    let lines: Vec<logs::Line> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(logs::parse)
+        .collect();
+    let mut kept = logs::previous(lines);
+    if kept.is_empty() {
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            format!("previous terminated container in pod {key} not found"),
+        ));
     }
-    message.push(b'\n');
-    message
+    if let Some(n) = tail {
+        let n = usize::try_from(n).unwrap_or(usize::MAX);
+        kept.drain(..kept.len().saturating_sub(n));
+    }
+    let mut limit = shape.limit_bytes;
+    let mut body = Vec::new();
+    for l in &kept {
+        body.extend(logs::within(&mut limit, logs::render(l, shape.timestamps)));
+    }
+    log_response(Body::from(body))
 }
 
 /// One object of the snapshot, or 404.
@@ -1259,18 +1324,7 @@ async fn metrics(AxState(api): AxState<Shared>) -> ApiResult {
 mod tests {
     use super::*;
     use http_body_util::BodyExt;
-    use serde_json::json;
-
-    #[test]
-    fn journal_messages_get_exactly_one_newline() {
-        assert_eq!(journal_message(r#"{"MESSAGE":"hello\n"}"#), b"hello\n");
-        assert_eq!(journal_message(r#"{"MESSAGE":"hello"}"#), b"hello\n");
-        assert_eq!(
-            journal_message(r#"{"MESSAGE":[104,255,10]}"#),
-            vec![104, 255, 10]
-        );
-        assert_eq!(journal_message("not json"), b"\n");
-    }
+    use serde_json::{Value, json};
 
     #[test]
     fn kinds_as_users_type_them() {

@@ -10,6 +10,7 @@ use hyper::Method;
 use k8s_openapi::api::core::v1::Pod;
 
 use super::Scope;
+use super::rollout::status::parse_duration;
 use crate::client::Client;
 use crate::kube::object_path;
 
@@ -26,6 +27,21 @@ pub struct Args {
     /// Only this many of the most recent lines
     #[arg(long)]
     pub tail: Option<u64>,
+    /// Each line after its time (RFC 3339, UTC)
+    #[arg(long)]
+    pub timestamps: bool,
+    /// Only lines newer than this, e.g. 10s, 5m, 1h
+    #[arg(long, value_parser = parse_duration, conflicts_with = "since_time")]
+    pub since: Option<std::time::Duration>,
+    /// Only lines from this time on (RFC 3339, e.g. 2026-12-02T10:00:00Z)
+    #[arg(long)]
+    pub since_time: Option<String>,
+    /// At most this many bytes
+    #[arg(long)]
+    pub limit_bytes: Option<u64>,
+    /// The previous instance of the container, the one before its last restart
+    #[arg(short = 'p', long)]
+    pub previous: bool,
     #[command(flatten)]
     pub scope: Scope,
 }
@@ -41,6 +57,26 @@ pub async fn run(client: &Client, args: &Args) -> Result<()> {
     }
     if let Some(c) = &args.container {
         path.push_str(&format!("&container={c}"));
+    }
+    if args.timestamps {
+        path.push_str("&timestamps=true");
+    }
+    if let Some(d) = args.since {
+        // Whole seconds, rounded up as kubectl rounds them.
+        let seconds = d.as_secs() + u64::from(d.subsec_nanos() > 0);
+        path.push_str(&format!("&sinceSeconds={}", seconds.max(1)));
+    }
+    if let Some(t) = &args.since_time {
+        let t: k8s_openapi::jiff::Timestamp = t
+            .parse()
+            .map_err(|e| anyhow::anyhow!("--since-time {t:?} is not an RFC 3339 time: {e}"))?;
+        path.push_str(&format!("&sinceTime={t}"));
+    }
+    if let Some(n) = args.limit_bytes {
+        path.push_str(&format!("&limitBytes={n}"));
+    }
+    if args.previous {
+        path.push_str("&previous=true");
     }
     let response = client.send(Method::GET, &path, None, &[]).await?;
     let status = response.status();

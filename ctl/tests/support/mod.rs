@@ -125,10 +125,18 @@ impl TestNode {
             Arc::new(move || now() - behind.load(Ordering::SeqCst))
         };
         let journalctl = dir.path().join("journalctl");
-        // What the API asked journalctl for, as the one line the pod "logged", and one more.
+        // What the API asked journalctl for, as the one line the pod "logged", and one more,
+        // each with the fields journalctl's JSON has: the time (always), the container's
+        // instance (the second line is a later one: the container restarted in between).
         std::fs::write(
             &journalctl,
-            "#!/bin/sh\nprintf '{\"MESSAGE\":\"journalctl %s\"}\\n' \"$*\"\nprintf '{\"MESSAGE\":\"second line\\\\n\"}\\n'\n",
+            concat!(
+                "#!/bin/sh\n",
+                r#"printf '{"MESSAGE":"journalctl %s","__REALTIME_TIMESTAMP":"1764646801000000","CONTAINER_NAME":"c","CONTAINER_ID":"1"}\n' "$*""#,
+                "\n",
+                r#"printf '{"MESSAGE":"second line\\n","__REALTIME_TIMESTAMP":"1764646802500000","CONTAINER_NAME":"c","CONTAINER_ID":"2"}\n'"#,
+                "\n",
+            ),
         )
         .unwrap();
         std::fs::set_permissions(&journalctl, std::fs::Permissions::from_mode(0o755)).unwrap();

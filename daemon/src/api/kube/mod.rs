@@ -1095,7 +1095,7 @@ fn meta(e: &Entry) -> &ObjectMeta {
     e.object.metadata()
 }
 
-/// `kubectl logs`' parameters. Those podswarm cannot honour are refused, not ignored.
+/// `kubectl logs`' parameters.
 #[derive(Debug, Default, Deserialize)]
 #[serde(rename_all = "camelCase")]
 struct LogParams {
@@ -1116,25 +1116,38 @@ async fn pod_log(
     Path((ns, name)): Path<(String, String)>,
     Query(q): Query<LogParams>,
 ) -> KubeResult {
-    let unsupported = [
-        ("previous", q.previous == Some(true)),
-        ("timestamps", q.timestamps == Some(true)),
-        ("sinceSeconds", q.since_seconds.is_some()),
-        ("sinceTime", q.since_time.is_some()),
-        ("limitBytes", q.limit_bytes.is_some()),
-    ];
-    if let Some((name, _)) = unsupported.iter().find(|(_, asked)| *asked) {
-        return Err(KubeError::new(
-            Reason::BadRequest,
-            format!(
-                "{name} is not supported by podswarm's logs (follow, tailLines and container are)"
-            ),
-        ));
-    }
+    let since = match (q.since_seconds, q.since_time.as_deref()) {
+        (Some(_), Some(_)) => {
+            return Err(KubeError::new(
+                Reason::BadRequest,
+                "at most one of sinceTime or sinceSeconds may be specified",
+            ));
+        }
+        (Some(s), None) => Some(
+            i64::try_from(crate::link::unix_now())
+                .unwrap_or(i64::MAX)
+                .saturating_sub(i64::try_from(s).unwrap_or(i64::MAX)),
+        ),
+        (None, Some(t)) => Some(
+            t.parse::<k8s_openapi::jiff::Timestamp>()
+                .map_err(|e| {
+                    KubeError::new(
+                        Reason::BadRequest,
+                        format!("sinceTime {t:?} is not an RFC 3339 time: {e}"),
+                    )
+                })?
+                .as_second(),
+        ),
+        (None, None) => None,
+    };
     let query = super::LogQuery {
         follow: q.follow,
         tail: q.tail_lines,
         container: q.container,
+        timestamps: q.timestamps,
+        since,
+        limit_bytes: q.limit_bytes,
+        previous: q.previous,
     };
     // The path another node serves, for the proxy: podswarm's own, with its parameters.
     let mut path = format!(
@@ -1143,6 +1156,18 @@ async fn pod_log(
     );
     if let Some(n) = query.tail {
         path.push_str(&format!("&tail={n}"));
+    }
+    if query.timestamps == Some(true) {
+        path.push_str("&timestamps=true");
+    }
+    if let Some(t) = query.since {
+        path.push_str(&format!("&since={t}"));
+    }
+    if let Some(n) = query.limit_bytes {
+        path.push_str(&format!("&limitBytes={n}"));
+    }
+    if query.previous == Some(true) {
+        path.push_str("&previous=true");
     }
     if let Some(c) = &query.container {
         // Container names are DNS labels: anything else names no container, and would need
