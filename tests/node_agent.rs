@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use podswarm_tests::ctl::{condition, name, pod_ip, unit};
+use podswarm_tests::ctl::{condition, items, name, pod_ip, unit};
 use podswarm_tests::node::{BootOptions, Node, nodes_or_skip};
 use serde_json::Value;
 
@@ -71,20 +71,8 @@ spec:
     )
 }
 
-fn ctl_json(node: &Node, args: &[&str]) -> Value {
-    let mut argv = vec!["podswarmctl"];
-    argv.extend_from_slice(args);
-    argv.extend_from_slice(&["-o", "json"]);
-    let out = node.exec(&argv);
-    serde_json::from_slice(&out.stdout).unwrap_or(Value::Null)
-}
-
 fn pods(node: &Node) -> Vec<Value> {
-    ctl_json(node, &["get", "pods"])
-        .get("items")
-        .and_then(Value::as_array)
-        .cloned()
-        .unwrap_or_default()
+    items(node, "pods")
 }
 
 #[test]

@@ -6,7 +6,6 @@ use std::time::Duration;
 
 use podswarm_tests::ctl;
 use podswarm_tests::node::{BootOptions, Node, nodes_or_skip};
-use serde_json::Value;
 
 const MANIFEST: &str = r#"apiVersion: v1
 kind: ConfigMap
@@ -82,19 +81,11 @@ spec:
 fn running(node: &Node, pod: &str) -> String {
     let mut name = String::new();
     node.wait_for(&format!("{pod} to run"), Duration::from_secs(120), || {
-        let out = node.exec(&["podswarmctl", "get", "pods", "-o", "json"]);
-        let list: Value = serde_json::from_slice(&out.stdout).unwrap_or(Value::Null);
-        let found = list["items"]
-            .as_array()
+        let found = ctl::items(node, "pods")
             .into_iter()
-            .flatten()
             .find(|p| ctl::name(p) == pod && p["status"]["phase"] == "Running");
         if let Some(p) = found {
-            name = p["status"]["containerStatuses"][0]["containerID"]
-                .as_str()
-                .and_then(|id| id.strip_prefix("podman://"))
-                .unwrap_or_default()
-                .to_owned();
+            name = ctl::podman_name(&p, "app").to_owned();
         }
         !name.is_empty()
     });
@@ -185,12 +176,8 @@ fn every_pod_has_its_own_user_namespace_unless_the_policy_allows_the_hosts() {
     node.sh("podswarmctl apply -f /root/third.yaml");
     let third = running(&node, "third");
     let ready = |node: &Node| {
-        let out = node.exec(&["podswarmctl", "get", "pods", "-o", "json"]);
-        let list: Value = serde_json::from_slice(&out.stdout).unwrap_or(Value::Null);
-        list["items"]
-            .as_array()
-            .into_iter()
-            .flatten()
+        ctl::items(node, "pods")
+            .iter()
             .any(|p| ctl::name(p) == "third" && ctl::condition(p, "Ready"))
     };
     node.wait_for("third ready", Duration::from_secs(60), || ready(&node));

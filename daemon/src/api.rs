@@ -391,8 +391,7 @@ async fn apply_manifests(
 ) -> ApiResult {
     let warnings: Vec<String> = manifest.warnings.iter().map(ToString::to_string).collect();
     let mut objects: Vec<Object> = manifest.objects.into_iter().map(|o| o.object).collect();
-    let manager = kube::manager_of(None, &headers).unwrap_or_else(|_| "unknown".to_owned());
-    record_updates(&api.model.settled(), &mut objects, &manager)?;
+    record_updates(&api.model.settled(), &mut objects, &manager(&headers), None)?;
     let actions = api
         .link
         .apply(&objects)
@@ -413,28 +412,31 @@ async fn apply_manifests(
     ok(ApplyResult { applied, warnings })
 }
 
-/// Records each of `objects` as `manager`'s update of the object the state holds (a create where
-/// there is none) in its `managedFields`, as the Kubernetes API records every write: the fields
-/// it changes become `manager`'s, and other managers keep the rest (`kubectl apply
-/// --server-side` after a `podswarmctl apply` still knows whose fields are whose).
+/// The field manager a write through podswarm's own paths is recorded as: the `User-Agent`'s
+/// product (`podswarmctl`), as the Kubernetes API records it.
+fn manager(headers: &axum::http::HeaderMap) -> String {
+    kube::manager_of(None, headers).unwrap_or_else(|_| "unknown".to_owned())
+}
+
+/// Records each of `objects` as `manager`'s update (through `subresource`, where not the object
+/// itself) of the object the state holds (a create where there is none) in its
+/// `managedFields`, as the Kubernetes API records every write: the fields it changes become
+/// `manager`'s, and other managers keep the rest (`kubectl apply --server-side` after a
+/// `podswarmctl apply` still knows whose fields are whose).
 fn record_updates(
     snapshot: &crate::model::Snapshot,
     objects: &mut [Object],
     manager: &str,
+    subresource: Option<&str>,
 ) -> Result<(), ApiError> {
-    let now = podswarm_api::kube::objects::time(crate::link::unix_now());
     for o in objects {
         let kind = o.kind();
         let old = snapshot
             .entry(kind, o.namespace(), o.name())
             .map(|e| e.object.to_value());
         let mut new = o.to_value();
-        let writer = podswarm_api::kube::fields::Writer {
-            manager,
-            api_version: new["apiVersion"].as_str().unwrap_or("v1").to_owned(),
-            now: now.clone(),
-            subresource: None,
-        };
+        let api_version = new["apiVersion"].as_str().unwrap_or("v1").to_owned();
+        let writer = kube::writer(manager, api_version, subresource);
         podswarm_api::kube::fields::update(kind, old.as_ref(), &mut new, &writer).map_err(|e| {
             ApiError::new(
                 StatusCode::UNPROCESSABLE_ENTITY,
@@ -896,7 +898,7 @@ async fn deployment_revisions(
             // template, and kubectl prefers those; older revisions keep the cause they last
             // had (their record's), else their template's own.
             let cause = if hash == current {
-                crate::rollout::change_cause(&object.metadata)
+                podswarm_api::kube::objects::change_cause(&object.metadata)
             } else {
                 None
             };
@@ -906,7 +908,7 @@ async fn deployment_revisions(
                     r.template
                         .metadata
                         .as_ref()
-                        .and_then(crate::rollout::change_cause)
+                        .and_then(podswarm_api::kube::objects::change_cause)
                 }),
                 template_hash: hash,
                 created: r.created,
@@ -926,9 +928,9 @@ impl JsonShape for Scale {
 
 /// Sets a Deployment's replicas, and answers once the snapshot has the write. With
 /// `resource_version`, only if the Deployment is still at that version (409 otherwise), as
-/// Kubernetes' optimistic concurrency has it.
-/// Sets Deployment `ns/name`'s replicas, recorded in its `managedFields` as `manager`'s update
-/// of `spec.replicas` through the `scale` subresource, as Kubernetes records a scale.
+/// Kubernetes' optimistic concurrency has it. The write is recorded in its `managedFields` as
+/// `manager`'s update of `spec.replicas` through the `scale` subresource, as Kubernetes records
+/// a scale.
 async fn scale_to(
     api: &Shared,
     ns: &str,
@@ -958,19 +960,10 @@ async fn scale_to(
         return Err(ApiError::not_found(format!("deployment {ns}/{name}")));
     };
     d.spec.replicas = Some(replicas);
-    let old = found.object.to_value();
-    let mut new = serde_json::to_value(&d).map_err(|e| ApiError::internal(&e))?;
-    let writer = podswarm_api::kube::fields::Writer {
-        manager,
-        api_version: "apps/v1".to_owned(),
-        now: podswarm_api::kube::objects::time(crate::link::unix_now()),
-        subresource: Some("scale"),
-    };
-    podswarm_api::kube::fields::update("Deployment", Some(&old), &mut new, &writer)
-        .map_err(|e| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, e.to_string()))?;
-    let d = serde_json::from_value(new).map_err(|e| ApiError::internal(&e))?;
+    let mut objects = [Object::Deployment(d)];
+    record_updates(&snapshot, &mut objects, manager, Some("scale"))?;
     api.link
-        .apply(&[Object::Deployment(d)])
+        .apply(&objects)
         .await
         .map_err(|e| unavailable(&e))?;
     api.model.settled();
@@ -983,8 +976,7 @@ async fn scale_deployment(
     headers: axum::http::HeaderMap,
     JsonBody(scale): JsonBody<Scale>,
 ) -> ApiResult {
-    let manager = kube::manager_of(None, &headers).unwrap_or_else(|_| "unknown".to_owned());
-    scale_to(&api, &ns, &name, scale.replicas, None, &manager).await?;
+    scale_to(&api, &ns, &name, scale.replicas, None, &manager(&headers)).await?;
     ok(Scaled {
         namespace: ns,
         name,

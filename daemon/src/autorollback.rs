@@ -43,6 +43,7 @@ use std::time::Duration;
 
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::PodTemplateSpec;
+use podswarm_api::kube::objects::{CHANGE_CAUSE_ANNOTATION, change_cause};
 use podswarm_api::{Action, ConditionReason, ConditionStatus, ConditionType, DeploymentStatus};
 use podswarm_manifest::rollout::{AUTO_ROLLBACK, RolloutError, auto_rollback};
 use podswarm_manifest::{Object, template_hash};
@@ -55,10 +56,6 @@ use crate::rollout::Revision;
 
 /// The mark an automatic rollback leaves on the Deployment: the hash of the template it restored.
 pub const ROLLED_BACK_TO: &str = "podswarm.io/auto-rolled-back-to";
-
-/// The change cause `rollout history` shows; an undo makes it follow the template, as
-/// `podswarmctl rollout undo` does.
-const CHANGE_CAUSE: &str = "kubernetes.io/change-cause";
 
 /// How long the writer waits before trying a failed write again.
 const RETRY: Duration = Duration::from_secs(5);
@@ -230,16 +227,11 @@ fn rolled_back_to(d: &Deployment) -> Option<&str> {
 fn undone(d: &Deployment, hash: &str, template: &PodTemplateSpec) -> Deployment {
     let mut object = d.clone();
     object.spec.template = template.clone();
-    let cause = template
-        .metadata
-        .as_ref()
-        .and_then(|m| m.annotations.as_ref()?.get(CHANGE_CAUSE))
-        .filter(|c| !c.is_empty())
-        .cloned();
+    let cause = template.metadata.as_ref().and_then(change_cause);
     let annotations = object.metadata.annotations.get_or_insert_default();
     match cause {
-        Some(cause) => annotations.insert(CHANGE_CAUSE.to_owned(), cause),
-        None => annotations.remove(CHANGE_CAUSE),
+        Some(cause) => annotations.insert(CHANGE_CAUSE_ANNOTATION.to_owned(), cause),
+        None => annotations.remove(CHANGE_CAUSE_ANNOTATION),
     };
     annotations.insert(ROLLED_BACK_TO.to_owned(), hash.to_owned());
     object
@@ -304,7 +296,7 @@ async fn write(
     object.spec.template = undo.object.spec.template.clone();
     let wanted = undo.object.metadata.annotations.as_ref();
     let annotations = object.metadata.annotations.get_or_insert_default();
-    for key in [CHANGE_CAUSE, ROLLED_BACK_TO] {
+    for key in [CHANGE_CAUSE_ANNOTATION, ROLLED_BACK_TO] {
         match wanted.and_then(|a| a.get(key)) {
             Some(v) => annotations.insert(key.to_owned(), v.clone()),
             None => annotations.remove(key),
@@ -611,7 +603,7 @@ mod tests {
         let mut expected = v3.clone();
         expected.spec.template = v2.spec.template.clone();
         let annotations = expected.metadata.annotations.get_or_insert_default();
-        annotations.insert(CHANGE_CAUSE.into(), "v2".into());
+        annotations.insert(CHANGE_CAUSE_ANNOTATION.into(), "v2".into());
         annotations.insert(ROLLED_BACK_TO.into(), hash(&v2));
         assert_eq!(undo.object, expected);
         // Whichever node computes it, from the same facts: the same object, so a second writer's

@@ -152,7 +152,10 @@ fn record(log: &mut Log, s: Seen, now: u64, version: u64) {
     }));
 }
 
+/// An event of pod `view`, as `snapshot` has it: with its uid there, which `kubectl describe
+/// pod` selects its events by.
 fn pod_event(
+    snapshot: &Snapshot,
     view: &podswarm_api::PodView,
     warning: bool,
     reason: &'static str,
@@ -162,7 +165,7 @@ fn pod_event(
         namespace: view.namespace.clone(),
         kind: "Pod",
         object: view.name.clone(),
-        uid: None,
+        uid: Some(snapshot.pod_uid(view)),
         warning,
         reason,
         message,
@@ -181,6 +184,7 @@ fn pods(previous: &Snapshot, next: &Snapshot, now: u64, seen: &mut Vec<Seen>) {
         }
         if !v.node.is_empty() && before.is_none_or(|b| b.node != v.node) {
             seen.push(pod_event(
+                next,
                 v,
                 false,
                 "Scheduled",
@@ -193,6 +197,7 @@ fn pods(previous: &Snapshot, next: &Snapshot, now: u64, seen: &mut Vec<Seen>) {
                 c.is_running() && was.is_none_or(|w| !w.is_running() || w.restarts < c.restarts);
             if started {
                 seen.push(pod_event(
+                    next,
                     v,
                     false,
                     "Started",
@@ -204,7 +209,7 @@ fn pods(previous: &Snapshot, next: &Snapshot, now: u64, seen: &mut Vec<Seen>) {
             && let Some(reason) = v.reason
             && let Some((warning, what, message)) = reason_event(v, reason)
         {
-            seen.push(pod_event(v, warning, what, message));
+            seen.push(pod_event(next, v, warning, what, message));
         }
         if let Some(b) = before
             && b.ready
@@ -216,41 +221,28 @@ fn pods(previous: &Snapshot, next: &Snapshot, now: u64, seen: &mut Vec<Seen>) {
                 Some(m) => format!("Readiness probe failed: {m}"),
                 None => "Readiness probe failed".to_owned(),
             };
-            seen.push(pod_event(v, true, "Unhealthy", message));
+            seen.push(pod_event(next, v, true, "Unhealthy", message));
         }
         if v.terminating && before.is_some_and(|b| !b.terminating) {
-            seen.push(killing(v));
+            seen.push(killing(next, v));
         }
     }
     for pod in previous.pods() {
         let v = &pod.view;
         if !v.terminating && next.pod(&format!("{}/{}", v.namespace, v.name)).is_none() {
-            seen.push(killing(v));
+            seen.push(killing(previous, v));
         }
-    }
-    // The pod's uid, which `kubectl describe pod` selects its events by: as the pod has it
-    // now, or had it last.
-    for s in seen
-        .iter_mut()
-        .filter(|s| s.kind == "Pod" && s.uid.is_none())
-    {
-        let key = format!("{}/{}", s.namespace, s.object);
-        s.uid = match (next.pod(&key), previous.pod(&key)) {
-            (Some(p), _) => Some(next.pod_uid(&p.view)),
-            (None, Some(p)) => Some(previous.pod_uid(&p.view)),
-            (None, None) => None,
-        };
     }
 }
 
-fn killing(v: &podswarm_api::PodView) -> Seen {
+fn killing(snapshot: &Snapshot, v: &podswarm_api::PodView) -> Seen {
     let names: Vec<&str> = v.containers.iter().map(|c| c.name.as_str()).collect();
     let message = if names.is_empty() {
         format!("Stopping pod {}", v.name)
     } else {
         format!("Stopping container {}", names.join(", "))
     };
-    pod_event(v, false, "Killing", message)
+    pod_event(snapshot, v, false, "Killing", message)
 }
 
 /// The event a pod's new reason stands for, as the kubelet or scheduler would say it; `None`

@@ -604,8 +604,8 @@ impl Link {
         });
         let held_cause = held_deployment
             .as_ref()
-            .and_then(|d| crate::rollout::change_cause(&d.metadata));
-        let cause = crate::rollout::change_cause(&d.metadata);
+            .and_then(|d| podswarm_api::kube::objects::change_cause(&d.metadata));
+        let cause = podswarm_api::kube::objects::change_cause(&d.metadata);
         let before = held_deployment.map(|d| d.spec.template);
         let before_hash = before.as_ref().map(podswarm_manifest::template_hash);
         if let Some(template) = before {

@@ -229,16 +229,11 @@ impl Snapshot {
         self.pods.get(key)
     }
 
-    /// A pod's uid: an applied Pod's object's; a Deployment's pod's made from its name and when
-    /// it was made, so the same instance keeps it on every node and a new one gets another.
+    /// A pod's uid: an applied Pod's object's; a Deployment's pod's made the same way from when
+    /// the pod was made, so the same instance keeps it on every node and a new one gets another.
     pub fn pod_uid(&self, view: &crate::reconcile::PodView) -> String {
         self.entry("Pod", &view.namespace, &view.name).map_or_else(
-            || {
-                crate::state::uuid_of(&format!(
-                    "Pod/{}/{}/{}",
-                    view.namespace, view.name, view.created
-                ))
-            },
+            || crate::state::object_uid("Pod", &view.namespace, &view.name, view.created),
             crate::state::Entry::uid,
         )
     }

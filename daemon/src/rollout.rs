@@ -55,20 +55,6 @@ pub struct Revision {
     pub change_cause: Option<String>,
 }
 
-/// A Deployment's `kubernetes.io/change-cause`, where it has a non-empty one.
-pub fn change_cause(
-    meta: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta,
-) -> Option<String> {
-    meta.annotations
-        .as_ref()
-        .and_then(|a| a.get(CHANGE_CAUSE))
-        .filter(|c| !c.is_empty())
-        .cloned()
-}
-
-/// Why a revision was made, as `kubectl rollout history` shows it.
-pub const CHANGE_CAUSE: &str = "kubernetes.io/change-cause";
-
 /// What the replicated status record of one pod says, as far as rollouts care.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Seen {

@@ -144,16 +144,21 @@ pub struct Entry {
 }
 
 impl Entry {
-    /// A stable UUID-shaped id per object and creation: the same on every node.
+    /// The object's uid ([`object_uid`]).
     pub fn uid(&self) -> String {
-        uuid_of(&format!(
-            "{}/{}/{}/{}",
+        object_uid(
             self.object.kind(),
             self.object.namespace(),
             self.object.name(),
-            self.created
-        ))
+            self.created,
+        )
     }
+}
+
+/// A stable UUID-shaped id per object and creation: the same on every node, another for an
+/// object of the same name made anew.
+pub fn object_uid(kind: &str, namespace: &str, name: &str, created: u64) -> String {
+    uuid_of(&format!("{kind}/{namespace}/{name}/{created}"))
 }
 
 /// A UUID-shaped digest of `key`.

@@ -25,14 +25,33 @@ pub const DRAINING_ANNOTATION: &str = "podswarm.io/draining";
 /// stopping while another node's copy serves them.
 pub const STOPPING_ANNOTATION: &str = "podswarm.io/stopping";
 
+/// A Deployment's (and its ReplicaSets') revision number, as Kubernetes' deployment controller
+/// sets it.
+pub const REVISION_ANNOTATION: &str = "deployment.kubernetes.io/revision";
+
+/// Why a revision was made, as `kubectl rollout history` shows it.
+pub const CHANGE_CAUSE_ANNOTATION: &str = "kubernetes.io/change-cause";
+
+/// The label a ReplicaSet adds to its pods and template: the template's hash.
+pub const TEMPLATE_HASH_LABEL: &str = "pod-template-hash";
+
 /// The annotations podswarm computes, never stored from a client's write (Deployments' revision
 /// too: `rollout undo` writes the annotations it read back).
 pub const SERVER_ANNOTATIONS: [&str; 4] = [
     UNIT_ANNOTATION,
     DRAINING_ANNOTATION,
     STOPPING_ANNOTATION,
-    "deployment.kubernetes.io/revision",
+    REVISION_ANNOTATION,
 ];
+
+/// An object's `kubernetes.io/change-cause`, where it has a non-empty one.
+pub fn change_cause(meta: &ObjectMeta) -> Option<String> {
+    meta.annotations
+        .as_ref()
+        .and_then(|a| a.get(CHANGE_CAUSE_ANNOTATION))
+        .filter(|c| !c.is_empty())
+        .cloned()
+}
 
 /// How a container is named in a pod's `containerStatuses[].containerID`: podman's name for it,
 /// which `podman inspect|logs|exec` take as they take an ID (podswarm names containers; podman

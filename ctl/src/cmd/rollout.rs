@@ -19,6 +19,10 @@ mod template;
 use anyhow::{Context, Result, anyhow, bail};
 use hyper::Method;
 use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use podswarm_api::kube::objects::{
+    self, CHANGE_CAUSE_ANNOTATION, REVISION_ANNOTATION, TEMPLATE_HASH_LABEL,
+};
 use podswarm_api::kube::tables;
 use podswarm_api::{DeploymentRevision, List};
 use podswarm_manifest::kinds::Kind;
@@ -119,12 +123,6 @@ async fn detail(client: &Client, target: &Target) -> Result<Deployment> {
     client.get(&target.path()?).await
 }
 
-/// The annotation that numbers a ReplicaSet's revision.
-const REVISION: &str = "deployment.kubernetes.io/revision";
-
-/// The label a ReplicaSet adds to its template: the template's hash.
-const TEMPLATE_HASH: &str = "pod-template-hash";
-
 /// The Deployment's revisions, oldest first: the ReplicaSets it controls, as kubectl reads them.
 async fn revisions(client: &Client, target: &Target) -> Result<Vec<DeploymentRevision>> {
     let name = target.name()?;
@@ -150,21 +148,26 @@ async fn revisions(client: &Client, target: &Target) -> Result<Vec<DeploymentRev
 /// A ReplicaSet as the revision it stands for: its number, its template without the hash label
 /// (as kubectl takes it off before writing a template back), why it was made.
 fn revision_of(rs: ReplicaSet) -> Option<DeploymentRevision> {
-    let annotations = rs.metadata.annotations.unwrap_or_default();
-    let revision = annotations.get(REVISION)?.parse().ok()?;
+    let revision = revision_number(&rs.metadata)?;
     let mut template = rs.spec.template?;
     let labels = template.metadata.as_mut()?.labels.as_mut()?;
-    let template_hash = labels.remove(TEMPLATE_HASH)?;
+    let template_hash = labels.remove(TEMPLATE_HASH_LABEL)?;
     Some(DeploymentRevision {
         revision,
         template_hash,
         created: tables::seconds(rs.metadata.creation_timestamp.as_ref()),
         template,
-        change_cause: annotations
-            .get(CHANGE_CAUSE)
-            .filter(|c| !c.is_empty())
-            .cloned(),
+        change_cause: objects::change_cause(&rs.metadata),
     })
+}
+
+/// The revision number an object's `deployment.kubernetes.io/revision` says.
+fn revision_number(meta: &ObjectMeta) -> Option<u64> {
+    meta.annotations
+        .as_ref()?
+        .get(REVISION_ANNOTATION)?
+        .parse()
+        .ok()
 }
 
 /// Patches the Deployment: `patch` as a merge patch, or a JSON patch (an array).
@@ -209,9 +212,6 @@ async fn set_paused(client: &Client, target: &Target, paused: bool) -> Result<()
     );
     Ok(())
 }
-
-/// Why a revision was made, as `rollout history` shows it.
-const CHANGE_CAUSE: &str = "kubernetes.io/change-cause";
 
 /// The template annotation `kubectl rollout restart` sets.
 const RESTARTED_AT: &str = "kubectl.kubernetes.io/restartedAt";
@@ -285,10 +285,10 @@ async fn undo(client: &Client, args: &UndoArgs) -> Result<()> {
     // Deployment's own but for the revision's change cause (and a stale one from the newer
     // template goes); the revision number is the server's.
     let mut annotations = object.metadata.annotations.take().unwrap_or_default();
-    annotations.remove(REVISION);
+    annotations.remove(REVISION_ANNOTATION);
     match revision.change_cause {
-        Some(cause) => annotations.insert(CHANGE_CAUSE.to_owned(), cause),
-        None => annotations.remove(CHANGE_CAUSE),
+        Some(cause) => annotations.insert(CHANGE_CAUSE_ANNOTATION.to_owned(), cause),
+        None => annotations.remove(CHANGE_CAUSE_ANNOTATION),
     };
     // As kubectl's undo patches: the template replaced, the annotations set ("add" also where
     // the Deployment has none).

@@ -117,12 +117,7 @@ pub async fn run(client: &Client, args: &Args) -> Result<()> {
         };
         // The API server defaults an absent `replicas` to 1; podswarm keeps objects as applied.
         let desired = Some(d.spec.replicas.unwrap_or(1));
-        let running = d
-            .metadata
-            .annotations
-            .as_ref()
-            .and_then(|a| a.get(super::REVISION)?.parse().ok())
-            .unwrap_or(0);
+        let running = super::revision_number(&d.metadata).unwrap_or(0);
         let (message, done) = verdict(name, desired, d.status.as_ref(), running, args.revision)?;
         if last.as_deref() != Some(message.as_str()) {
             println!("{message}");

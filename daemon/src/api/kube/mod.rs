@@ -33,9 +33,11 @@ mod openapi;
 mod watch;
 mod write;
 
-use crate::rollout::CHANGE_CAUSE;
+use podswarm_api::kube::objects::{
+    CHANGE_CAUSE_ANNOTATION, REVISION_ANNOTATION, TEMPLATE_HASH_LABEL,
+};
 
-pub(super) use write::manager_of;
+pub(super) use write::{manager_of, writer};
 
 pub(super) fn routes() -> Router<Shared> {
     Router::new()
@@ -401,11 +403,11 @@ fn replica_sets<'a>(snapshot: &'a Snapshot, ns: Option<&'a str>) -> Vec<Item<'a>
                 .as_ref()
                 .and_then(|m| m.labels.clone())
                 .unwrap_or_default();
-            labels.insert("pod-template-hash".to_owned(), hash.clone());
+            labels.insert(TEMPLATE_HASH_LABEL.to_owned(), hash.clone());
             let mut template = serde_json::to_value(&revision.template).unwrap_or(Value::Null);
             template["metadata"]["labels"] = json!(labels);
             let mut selector = d.spec.selector.match_labels.clone().unwrap_or_default();
-            selector.insert("pod-template-hash".to_owned(), hash.clone());
+            selector.insert(TEMPLATE_HASH_LABEL.to_owned(), hash.clone());
             let mut annotations = d.metadata.annotations.clone().unwrap_or_default();
             // An older revision's cause is the one it last had (its record's), not the
             // Deployment's now; its other annotations are the Deployment's, which `undo` writes
@@ -413,15 +415,15 @@ fn replica_sets<'a>(snapshot: &'a Snapshot, ns: Option<&'a str>) -> Vec<Item<'a>
             if *hash != current {
                 match &revision.change_cause {
                     Some(cause) => {
-                        annotations.insert(CHANGE_CAUSE.to_owned(), cause.clone());
+                        annotations.insert(CHANGE_CAUSE_ANNOTATION.to_owned(), cause.clone());
                     }
                     None => {
-                        annotations.remove(CHANGE_CAUSE);
+                        annotations.remove(CHANGE_CAUSE_ANNOTATION);
                     }
                 }
             }
             annotations.insert(
-                "deployment.kubernetes.io/revision".to_owned(),
+                REVISION_ANNOTATION.to_owned(),
                 revision.revision.to_string(),
             );
             let rs_name = format!("{name}-{hash}");
@@ -522,7 +524,7 @@ fn with_status(snapshot: &Snapshot, e: &Entry) -> Value {
         value["status"] =
             serde_json::to_value(objects::deployment_status(status)).unwrap_or(Value::Null);
         if status.revision > 0 {
-            value["metadata"]["annotations"]["deployment.kubernetes.io/revision"] =
+            value["metadata"]["annotations"][REVISION_ANNOTATION] =
                 json!(status.revision.to_string());
         }
     }

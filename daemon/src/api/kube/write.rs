@@ -100,6 +100,21 @@ pub(in crate::api) fn manager_of(
     }
 }
 
+/// A write by `manager` of an object of `api_version` (through `subresource`, where not the
+/// object itself) now, as `managedFields` record it.
+pub(in crate::api) fn writer<'m>(
+    manager: &'m str,
+    api_version: String,
+    subresource: Option<&'m str>,
+) -> fields::Writer<'m> {
+    fields::Writer {
+        manager,
+        api_version,
+        now: objects::time(crate::link::unix_now()),
+        subresource,
+    }
+}
+
 /// A field manager's name, as Kubernetes allows it: at most 128 printable characters.
 fn checked_manager(manager: &str) -> Result<String, KubeError> {
     if manager.len() > 128 || manager.chars().any(char::is_control) {
@@ -237,12 +252,7 @@ impl Target {
 
     /// A write by `manager` now, as `managedFields` record it.
     fn writer<'m>(&self, manager: &'m str) -> fields::Writer<'m> {
-        fields::Writer {
-            manager,
-            api_version: self.r.group_version(),
-            now: objects::time(crate::link::unix_now()),
-            subresource: None,
-        }
+        writer(manager, self.r.group_version(), None)
     }
 
     /// The namespace objects are stored under: `""` for cluster-scoped kinds.
