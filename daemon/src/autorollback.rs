@@ -42,8 +42,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use k8s_openapi::api::apps::v1::Deployment;
-use k8s_openapi::api::core::v1::PodTemplateSpec;
-use podswarm_api::kube::objects::{CHANGE_CAUSE_ANNOTATION, change_cause};
+use podswarm_api::kube::objects::CHANGE_CAUSE_ANNOTATION;
 use podswarm_api::{Action, ConditionReason, ConditionStatus, ConditionType, DeploymentStatus};
 use podswarm_manifest::rollout::{AUTO_ROLLBACK, RolloutError, auto_rollback};
 use podswarm_manifest::{Object, template_hash};
@@ -207,7 +206,7 @@ pub fn judge(
         from_hash: hash,
         to_revision: to.revision,
         to_hash: to_hash.clone(),
-        object: undone(d, to_hash, &to.template),
+        object: undone(d, to_hash, to),
     })))
 }
 
@@ -220,17 +219,16 @@ fn rolled_back_to(d: &Deployment) -> Option<&str> {
         .map(String::as_str)
 }
 
-/// `d` with `template` (whose hash is `hash`) written back: everything else of the object stays,
-/// but for the change cause, which follows the template as `podswarmctl rollout undo` makes it
-/// (a revision record keeps only the template, so a stale cause of the newer template goes), and
-/// the mark. The result depends on nothing but the arguments, so two writers write the same.
-fn undone(d: &Deployment, hash: &str, template: &PodTemplateSpec) -> Deployment {
+/// `d` with revision `to`'s template (whose hash is `hash`) written back: everything else of the
+/// object stays, but for the change cause, which becomes the one the revision last had (its
+/// record's, none where it had none), as `rollout undo` sets it from the revision's ReplicaSet,
+/// and the mark. The result depends on nothing but the arguments, so two writers write the same.
+fn undone(d: &Deployment, hash: &str, to: &Revision) -> Deployment {
     let mut object = d.clone();
-    object.spec.template = template.clone();
-    let cause = template.metadata.as_ref().and_then(change_cause);
+    object.spec.template = to.template.clone();
     let annotations = object.metadata.annotations.get_or_insert_default();
-    match cause {
-        Some(cause) => annotations.insert(CHANGE_CAUSE_ANNOTATION.to_owned(), cause),
+    match &to.change_cause {
+        Some(cause) => annotations.insert(CHANGE_CAUSE_ANNOTATION.to_owned(), cause.clone()),
         None => annotations.remove(CHANGE_CAUSE_ANNOTATION),
     };
     annotations.insert(ROLLED_BACK_TO.to_owned(), hash.to_owned());
@@ -516,7 +514,8 @@ mod tests {
                         revision: *n,
                         template: d.spec.template,
                         created: 0,
-                        change_cause: None,
+                        // Not the template's own annotation: an undo takes the record's.
+                        change_cause: Some(format!("recorded v{v}")),
                     },
                 )
             })
@@ -597,13 +596,13 @@ mod tests {
         let v2 = deployment(2, "");
         assert_eq!((undo.from_revision, undo.to_revision), (3, 2));
         assert_eq!((&undo.from_hash, &undo.to_hash), (&hash(&v3), &hash(&v2)));
-        // The template is v2's; the rest of the object stays, but for the change cause (which
-        // follows the template, as `rollout undo` makes it) and the mark.
+        // The template is v2's; the rest of the object stays, but for the change cause (v2's
+        // record's, as `rollout undo` sets it from v2's ReplicaSet) and the mark.
         assert_eq!(undo.object.spec.template, v2.spec.template);
         let mut expected = v3.clone();
         expected.spec.template = v2.spec.template.clone();
         let annotations = expected.metadata.annotations.get_or_insert_default();
-        annotations.insert(CHANGE_CAUSE_ANNOTATION.into(), "v2".into());
+        annotations.insert(CHANGE_CAUSE_ANNOTATION.into(), "recorded v2".into());
         annotations.insert(ROLLED_BACK_TO.into(), hash(&v2));
         assert_eq!(undo.object, expected);
         // Whichever node computes it, from the same facts: the same object, so a second writer's
@@ -685,7 +684,13 @@ mod tests {
     #[test]
     fn a_template_an_automatic_rollback_restored_is_not_undone_again() {
         let v2 = deployment(2, "");
-        let rolled_back = undone(&deployment(3, OPTED_IN), &hash(&v2), &v2.spec.template);
+        let record = Revision {
+            revision: 2,
+            template: v2.spec.template.clone(),
+            created: 0,
+            change_cause: None,
+        };
+        let rolled_back = undone(&deployment(3, OPTED_IN), &hash(&v2), &record);
         // v2 is the newest revision now (moved up to 4), and stalls too.
         let revs = revisions(&[(1, 1), (3, 3), (2, 4)]);
         let snap = snapshot(&rolled_back, &revs, 1000);
@@ -829,7 +834,14 @@ mod tests {
         })
         .await
         .expect("rolled back to v1");
-        let expected = undone(&v2, &hash(&v1), &v1.spec.template);
+        // v1's record keeps the cause the Deployment had while v1 was its template.
+        let record = Revision {
+            revision: 1,
+            template: v1.spec.template.clone(),
+            created: 0,
+            change_cause: podswarm_api::kube::objects::change_cause(&v1.metadata),
+        };
+        let expected = undone(&v2, &hash(&v1), &record);
         assert_eq!(held(&link), expected);
         // As for any template change: v1 moved up to revision 3.
         assert_eq!(history(&link), [(2, hash(&v2)), (3, hash(&v1))]);
