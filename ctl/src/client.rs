@@ -289,7 +289,8 @@ impl Client {
     }
 
     /// A request answered with a `podswarm_api` type; API errors become one-sentence errors
-    /// with their details ([`ApiError`]).
+    /// with their details ([`ApiError`]). The API's warnings (a field podswarm ignores …) are
+    /// printed as kubectl prints them.
     pub async fn call<T: DeserializeOwned>(
         &self,
         method: Method,
@@ -297,30 +298,41 @@ impl Client {
         body: Option<(Vec<u8>, &str)>,
         extra: &[(&str, String)],
     ) -> Result<T> {
+        let answer = self.exchange(method, path, body, extra).await?;
+        for warning in &answer.warnings {
+            eprintln!("Warning: {warning}");
+        }
+        answer.decode(path)
+    }
+
+    /// A request whose whole answer the caller reads: its status, its warnings (not printed)
+    /// and its body.
+    pub async fn exchange(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<(Vec<u8>, &str)>,
+        extra: &[(&str, String)],
+    ) -> Result<Answer> {
         let response = self.send(method, path, body, extra).await?;
         let status = response.status();
-        // The Kubernetes API's warnings (a field podswarm ignores …), printed as kubectl does.
-        for warning in response.headers().get_all("warning") {
-            if let Ok(text) = warning.to_str() {
-                eprintln!("Warning: {}", warning_text(text));
-            }
-        }
-        let bytes = response
+        let warnings = response
+            .headers()
+            .get_all("warning")
+            .iter()
+            .filter_map(|w| w.to_str().ok())
+            .map(warning_text)
+            .collect();
+        let body = response
             .into_body()
             .collect()
             .await
             .context("the API closed the connection")?
             .to_bytes();
-        podswarm_api::decode(status.as_u16(), &bytes).map_err(|e| match e {
-            podswarm_api::Error::Refused { body, .. } => anyhow!(ApiError {
-                message: body.error,
-                details: body.details,
-            }),
-            podswarm_api::Error::Status { .. } => anyhow!(ApiError {
-                message: format!("the API answered {status}"),
-                details: Vec::new(),
-            }),
-            unreadable => anyhow::Error::new(unreadable).context(path.to_owned()),
+        Ok(Answer {
+            status,
+            warnings,
+            body,
         })
     }
 
@@ -339,6 +351,34 @@ impl Client {
         let bytes = serde_json::to_vec(body).context("cannot write the request body")?;
         self.call(method, path, Some((bytes, "application/json")), &[])
             .await
+    }
+}
+
+/// An API's whole answer.
+#[derive(Debug)]
+pub struct Answer {
+    pub status: hyper::StatusCode,
+    /// The `Warning` headers' texts.
+    pub warnings: Vec<String>,
+    pub body: Bytes,
+}
+
+impl Answer {
+    /// The body as `T`, or the API's refusal as one-sentence error with its details
+    /// ([`ApiError`]); `path` names the request when the body cannot be read.
+    pub fn decode<T: DeserializeOwned>(&self, path: &str) -> Result<T> {
+        let status = self.status;
+        podswarm_api::decode(status.as_u16(), &self.body).map_err(|e| match e {
+            podswarm_api::Error::Refused { body, .. } => anyhow!(ApiError {
+                message: body.error,
+                details: body.details,
+            }),
+            podswarm_api::Error::Status { .. } => anyhow!(ApiError {
+                message: format!("the API answered {status}"),
+                details: Vec::new(),
+            }),
+            unreadable => anyhow::Error::new(unreadable).context(path.to_owned()),
+        })
     }
 }
 

@@ -7,6 +7,7 @@ use std::io::Read;
 use std::path::Path;
 
 use anyhow::{Context, Result, bail};
+use podswarm_manifest::{Limits, Manifest, Policy};
 
 /// The largest manifest `apply` and `delete` read: the API's default body limit
 /// (`api.max_body_bytes`), so an oversized file is refused here with its name rather than by the
@@ -57,6 +58,24 @@ pub fn read_input(path: &str, limit: usize) -> Result<(String, String)> {
         )
     })?;
     Ok((name, text))
+}
+
+/// Reads one input's objects with the API's intake, as far as it can be known here: the node's
+/// policy (host paths, host user namespaces) is the API's alone, so any is let through, for the
+/// API to judge.
+pub fn parse_input(text: &str, source: &str) -> Result<Manifest> {
+    Ok(podswarm_manifest::parse(
+        text,
+        source,
+        &Limits {
+            max_bytes: MAX_MANIFEST_BYTES,
+            ..Limits::default()
+        },
+        &Policy {
+            host_path_allow: vec!["/".into()],
+            allow_host_users: true,
+        },
+    )?)
 }
 
 /// Expands `-f` arguments: directories give their manifest files in name order (not recursive,

@@ -31,18 +31,23 @@ pub fn object_path<T: Resource>(namespace: &str, name: &str) -> String {
     format!("{}/{name}", list_path::<T>(Some(namespace)))
 }
 
+/// Where objects of `kind` are created: in `namespace`, for namespaced kinds.
+pub fn collection_of(kind: Kind, namespace: &str) -> String {
+    match kind {
+        Kind::Pod => list_path::<Pod>(Some(namespace)),
+        Kind::Deployment => list_path::<Deployment>(Some(namespace)),
+        Kind::Service => list_path::<Service>(Some(namespace)),
+        Kind::Ingress => list_path::<Ingress>(Some(namespace)),
+        Kind::ConfigMap => list_path::<ConfigMap>(Some(namespace)),
+        Kind::Secret => list_path::<Secret>(Some(namespace)),
+        Kind::Namespace => list_path::<Namespace>(None),
+        Kind::Node => list_path::<Node>(None),
+    }
+}
+
 /// One object of `kind` (`namespace` is not used for cluster-scoped kinds).
 pub fn path_of(kind: Kind, namespace: &str, name: &str) -> String {
-    match kind {
-        Kind::Pod => object_path::<Pod>(namespace, name),
-        Kind::Deployment => object_path::<Deployment>(namespace, name),
-        Kind::Service => object_path::<Service>(namespace, name),
-        Kind::Ingress => object_path::<Ingress>(namespace, name),
-        Kind::ConfigMap => object_path::<ConfigMap>(namespace, name),
-        Kind::Secret => object_path::<Secret>(namespace, name),
-        Kind::Namespace => format!("{}/{name}", list_path::<Namespace>(None)),
-        Kind::Node => format!("{}/{name}", list_path::<Node>(None)),
-    }
+    format!("{}/{name}", collection_of(kind, namespace))
 }
 
 #[cfg(test)]
@@ -68,6 +73,10 @@ mod tests {
         assert_eq!(
             path_of(Kind::Namespace, "", "shop"),
             "/api/v1/namespaces/shop"
+        );
+        assert_eq!(
+            collection_of(Kind::Secret, "shop"),
+            "/api/v1/namespaces/shop/secrets"
         );
     }
 }

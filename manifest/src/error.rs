@@ -31,6 +31,21 @@ pub struct Problem {
     pub message: String,
 }
 
+impl Problem {
+    /// The problem without where it is, as the Kubernetes API words a warning about the object
+    /// it was sent (`path: message`; a field the schema does not have as kubectl's `unknown
+    /// field "path"`).
+    pub fn brief(&self) -> String {
+        if self.message == crate::parse::UNKNOWN_FIELD {
+            format!("unknown field {:?}", self.path)
+        } else if self.path.is_empty() {
+            self.message.clone()
+        } else {
+            format!("{}: {}", self.path, self.message)
+        }
+    }
+}
+
 impl fmt::Display for Problem {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}", self.origin)?;

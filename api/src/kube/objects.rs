@@ -18,6 +18,10 @@ use crate::{Endpoint, Node, PodReason, PodView};
 /// answers and takes it off what clients write ([`SERVER_ANNOTATIONS`]).
 pub const UNIT_ANNOTATION: &str = "podswarm.io/unit";
 
+/// On a pod: what podswarm does not do of its spec (a field it ignores, …), one per line, as
+/// the node that runs it found it.
+pub const WARNINGS_ANNOTATION: &str = "podswarm.io/warnings";
+
 /// On a node being drained: `"true"`.
 pub const DRAINING_ANNOTATION: &str = "podswarm.io/draining";
 
@@ -37,8 +41,9 @@ pub const TEMPLATE_HASH_LABEL: &str = "pod-template-hash";
 
 /// The annotations podswarm computes, never stored from a client's write (Deployments' revision
 /// too: `rollout undo` writes the annotations it read back).
-pub const SERVER_ANNOTATIONS: [&str; 4] = [
+pub const SERVER_ANNOTATIONS: [&str; 5] = [
     UNIT_ANNOTATION,
+    WARNINGS_ANNOTATION,
     DRAINING_ANNOTATION,
     STOPPING_ANNOTATION,
     REVISION_ANNOTATION,
@@ -85,8 +90,17 @@ pub fn pod(view: &PodView, host_ip: Option<&str>) -> Pod {
         name: Some(view.name.clone()),
         namespace: Some(view.namespace.clone()),
         labels: (!view.labels.is_empty()).then(|| view.labels.clone()),
-        annotations: (!view.unit.is_empty())
-            .then(|| BTreeMap::from([(UNIT_ANNOTATION.to_owned(), view.unit.clone())])),
+        annotations: {
+            let annotations: BTreeMap<String, String> = [
+                (UNIT_ANNOTATION, view.unit.clone()),
+                (WARNINGS_ANNOTATION, view.warnings.join("\n")),
+            ]
+            .into_iter()
+            .filter(|(_, v)| !v.is_empty())
+            .map(|(k, v)| (k.to_owned(), v))
+            .collect();
+            (!annotations.is_empty()).then_some(annotations)
+        },
         creation_timestamp: time(view.created),
         // What kubectl reads as Terminating. podswarm does not record when a pod's stop began,
         // so its creation time stands in.

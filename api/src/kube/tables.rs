@@ -457,36 +457,15 @@ pub fn events<'a>(items: impl IntoIterator<Item = &'a Event>, now: u64) -> Table
         Column::new("Count", "string", "How often it happened.").wide(),
         Column::new("Name", "string", "The event's name.").wide(),
     ];
-    let seconds = |t: Option<&Time>| t.map_or(0, |t| u64::try_from(t.0.as_second()).unwrap_or(0));
     let rows = items
         .into_iter()
         .map(|e| {
-            let (first, last) = (
-                seconds(e.first_timestamp.as_ref()),
-                seconds(e.last_timestamp.as_ref()),
-            );
+            let first = seconds(e.first_timestamp.as_ref());
             let count = e.count.unwrap_or(1);
-            let last_seen = if count > 1 {
-                format!(
-                    "{} (x{count} over {})",
-                    human_duration(now.saturating_sub(last)),
-                    human_duration(now.saturating_sub(first))
-                )
-            } else {
-                human_duration(now.saturating_sub(last))
-            };
             let o = &e.involved_object;
-            let source = e.source.as_ref();
-            let component = source.and_then(|s| s.component.as_deref()).unwrap_or("");
-            let host = source.and_then(|s| s.host.as_deref()).unwrap_or("");
-            let source = if host.is_empty() {
-                component.to_owned()
-            } else {
-                format!("{component}, {host}")
-            };
             Row {
                 cells: vec![
-                    json!(last_seen),
+                    json!(event_last_seen(e, now)),
                     json!(e.type_.as_deref().unwrap_or("Normal")),
                     json!(e.reason.as_deref().unwrap_or_default()),
                     json!(format!(
@@ -495,7 +474,7 @@ pub fn events<'a>(items: impl IntoIterator<Item = &'a Event>, now: u64) -> Table
                         o.name.as_deref().unwrap_or_default()
                     )),
                     json!(o.field_path.as_deref().unwrap_or_default()),
-                    json!(source),
+                    json!(event_source(e)),
                     json!(e.message.as_deref().unwrap_or_default()),
                     json!(human_duration(now.saturating_sub(first))),
                     json!(count.to_string()),
@@ -506,6 +485,33 @@ pub fn events<'a>(items: impl IntoIterator<Item = &'a Event>, now: u64) -> Table
         })
         .collect();
     Table::new(columns, rows)
+}
+
+/// An event's LAST SEEN, as Kubernetes' event printer and `kubectl describe` write it: how long
+/// ago, and for a repeated event how often over how long (`5m (x3 over 20m)`).
+pub fn event_last_seen(e: &Event, now: u64) -> String {
+    let (first, last) = (
+        seconds(e.first_timestamp.as_ref()),
+        seconds(e.last_timestamp.as_ref()),
+    );
+    match e.count.unwrap_or(1) {
+        count if count > 1 => format!(
+            "{} (x{count} over {})",
+            human_duration(now.saturating_sub(last)),
+            human_duration(now.saturating_sub(first))
+        ),
+        _ => human_duration(now.saturating_sub(last)),
+    }
+}
+
+/// An event's SOURCE: the component that reported it, and its node.
+pub fn event_source(e: &Event) -> String {
+    let source = e.source.as_ref();
+    let component = source.and_then(|s| s.component.as_deref()).unwrap_or("");
+    match source.and_then(|s| s.host.as_deref()).unwrap_or("") {
+        "" => component.to_owned(),
+        host => format!("{component}, {host}"),
+    }
 }
 
 /// kubectl's STATUS of a node: `Ready` or `NotReady` (its Ready condition), with

@@ -12,12 +12,11 @@ use std::collections::BTreeSet;
 use anyhow::{Result, bail};
 use hyper::Method;
 use podswarm_manifest::kinds::{self, Kind};
-use podswarm_manifest::{Limits, Policy};
 use serde::de::IgnoredAny;
 
 use super::Scope;
 use crate::client::Client;
-use crate::input::{MAX_MANIFEST_BYTES, inputs, read_input};
+use crate::input::{MAX_MANIFEST_BYTES, inputs, parse_input, read_input};
 use crate::kube::path_of;
 
 /// The kinds manifests hold: what the API can delete.
@@ -125,19 +124,7 @@ fn from_files(files: &[String]) -> Result<Vec<Target>> {
     let mut targets = Vec::new();
     for input in inputs(files)? {
         let (source, text) = read_input(&input, MAX_MANIFEST_BYTES)?;
-        let manifest = podswarm_manifest::parse(
-            &text,
-            &source,
-            &Limits {
-                max_bytes: MAX_MANIFEST_BYTES,
-                ..Limits::default()
-            },
-            // Deleting needs no host path: any is fine here, the node's policy applies at apply.
-            &Policy {
-                host_path_allow: vec!["/".into()],
-                allow_host_users: true,
-            },
-        )?;
+        let manifest = parse_input(&text, &source)?;
         for o in manifest.objects {
             targets.push(Target::new(
                 Kind::of(&o.object),

@@ -1,18 +1,32 @@
-//! `podswarmctl describe`: one object in detail, with what a user looks at next (its pods, its
-//! endpoints, where its logs are).
+//! `podswarmctl describe`: one object in detail, read from the Kubernetes API's endpoints as
+//! `kubectl describe` reads them: the object, what goes with it (a Deployment's pods, a
+//! Service's `Endpoints`, a node's pods) and the events about it, with what a user looks at next
+//! (a pod's unit and where its logs are). What podswarm adds to Kubernetes' objects is shown
+//! from where it puts it: a pod's unit and warnings (`podswarm.io/` annotations), a container's
+//! podman name (its `containerID`).
 
 use anyhow::{Result, bail};
-use k8s_openapi::api::core::v1::Pod;
-use podswarm_api::{DeploymentDetail, DeploymentStatus, List, PodView, ServiceDetail};
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::core::v1::{ContainerState, Endpoints, Event, Node, Pod, Service};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use podswarm_api::List;
+use podswarm_api::kube::objects::{
+    DRAINING_ANNOTATION, REVISION_ANNOTATION, STOPPING_ANNOTATION, UNIT_ANNOTATION,
+    WARNINGS_ANNOTATION,
+};
+use podswarm_api::kube::tables::{
+    event_last_seen, event_source, human_duration, node_internal_ip, node_status, pod_ready,
+    pod_restarts, pod_status, seconds, service_ports, service_selector, service_type,
+};
 use podswarm_manifest::kinds::Kind;
 
 use super::{Scope, kind_among, kinds_help};
 use crate::client::Client;
-use crate::kube::list_path;
-use crate::output::cell;
+use crate::kube::{list_path, object_path, path_of};
+use crate::output::now;
 
-/// The kinds the API has a detailed view of.
-const KINDS: [Kind; 3] = [Kind::Pod, Kind::Deployment, Kind::Service];
+/// The kinds describe shows.
+const KINDS: [Kind; 4] = [Kind::Pod, Kind::Deployment, Kind::Service, Kind::Node];
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -28,85 +42,212 @@ pub async fn run(client: &Client, args: &Args) -> Result<()> {
     let kind = kind_among(&args.resource, "describe", &KINDS)?;
     let name = &args.name;
     let ns = &args.scope.namespace;
-    let out = match kind {
-        Kind::Pod => pod(client, ns, name).await?,
-        Kind::Deployment => deployment(client, ns, name).await?,
-        Kind::Service => service(client, ns, name).await?,
+    let mut out = Fields::default();
+    let meta = match kind {
+        Kind::Pod => pod(client, ns, name, &mut out).await?,
+        Kind::Deployment => deployment(client, ns, name, &mut out).await?,
+        Kind::Service => service(client, ns, name, &mut out).await?,
+        Kind::Node => node(client, name, &mut out).await?,
         // `kind_among` admits only KINDS; this arm keeps the match honest if the two drift.
         other => bail!("describe cannot show {}", other.plural()),
     };
-    print!("{out}");
+    events(client, kind, &meta, &mut out).await?;
+    print!("{}", out.0);
     Ok(())
 }
 
-async fn pod(client: &Client, ns: &str, name: &str) -> Result<String> {
-    let mut out = String::new();
-    let p: PodView = client.get(&format!("/api/v1/pods/{ns}/{name}")).await?;
-    for (label, value) in [
-        ("Name", p.name.clone()),
-        ("Namespace", p.namespace.clone()),
-        ("Node", p.node.clone()),
-        ("IP", cell(p.ip.as_ref())),
-        ("Status", p.phase.to_string()),
-        ("Ready", p.ready.to_string()),
-        ("Restarts", p.restarts.to_string()),
-        ("Reason", cell(p.reason.as_ref())),
-        ("Message", cell(p.message.as_ref())),
-        ("Controlled By", cell(p.owner.as_ref())),
-        ("Unit", p.unit.clone()),
-    ] {
+/// `Label:` and value lines, aligned as kubectl aligns them.
+#[derive(Default)]
+struct Fields(String);
+
+impl Fields {
+    /// A field at `indent`, left out when it has no value. Top-level values line up at column
+    /// 15, a container's (indented) ones after its longest label, `Restart Count:`.
+    fn field(&mut self, indent: usize, label: &str, value: impl AsRef<str>) {
+        let value = value.as_ref();
         if !value.is_empty() {
-            out.push_str(&format!("{:<15}{value}\n", format!("{label}:")));
+            let label = format!("{label}:");
+            let width = if indent == 0 { 15 } else { 16 }.max(label.len() + 1);
+            self.0
+                .push_str(&format!("{:indent$}{label:<width$}{value}\n", ""));
         }
     }
-    out.push_str("Containers:\n");
-    for c in &p.containers {
-        out.push_str(&format!(
-            "  {}:\n    Image:     {}\n    Unit:      {}\n    State:     {}\n    Restarts:  {}\n",
-            c.name, c.image, c.unit, c.state, c.restarts
-        ));
+
+    fn line(&mut self, text: impl AsRef<str>) {
+        self.0.push_str(text.as_ref());
+        self.0.push('\n');
     }
-    if !p.warnings.is_empty() {
-        out.push_str("Warnings:\n");
-        for w in &p.warnings {
-            out.push_str(&format!("  {w}\n"));
-        }
-    }
-    out.push_str(&format!(
-        "Logs:          podswarmctl logs -n {ns} {name}   (or journalctl -u {})\n",
-        p.unit
-    ));
-    Ok(out)
 }
 
-async fn deployment(client: &Client, ns: &str, name: &str) -> Result<String> {
-    let mut out = String::new();
-    let d: DeploymentDetail = client
-        .get(&format!("/api/v1/deployments/{ns}/{name}"))
-        .await?;
-    // An answer without counts (`status: null`, which the contract allows) shows empty ones.
-    let st = |f: fn(&DeploymentStatus) -> String| d.status.as_ref().map(f).unwrap_or_default();
-    out.push_str(&format!(
-        "Name:          {}\nNamespace:     {}\nReplicas:      {} desired | {} updated | {} ready | {} available\n",
-        st(|s| s.name.clone()),
-        st(|s| s.namespace.clone()),
-        st(|s| s.replicas.to_string()),
-        st(|s| s.up_to_date.to_string()),
-        st(|s| s.ready.to_string()),
-        st(|s| s.available.to_string())
-    ));
-    if let Some(labels) = &d.object.spec.selector.match_labels {
-        out.push_str(&format!(
-            "Selector:      {}\n",
-            labels
-                .iter()
-                .map(|(k, v)| format!("{k}={v}"))
-                .collect::<Vec<_>>()
-                .join(",")
-        ));
+fn annotation<'a>(meta: &'a ObjectMeta, key: &str) -> &'a str {
+    meta.annotations
+        .as_ref()
+        .and_then(|a| a.get(key))
+        .map_or("", String::as_str)
+}
+
+fn labels(meta: &ObjectMeta) -> String {
+    meta.labels
+        .iter()
+        .flatten()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+async fn pod(client: &Client, ns: &str, name: &str, out: &mut Fields) -> Result<ObjectMeta> {
+    let p: Pod = client.get(&object_path::<Pod>(ns, name)).await?;
+    let meta = &p.metadata;
+    let status = p.status.clone().unwrap_or_default();
+    let node = p
+        .spec
+        .as_ref()
+        .and_then(|s| s.node_name.clone())
+        .unwrap_or_default();
+    out.field(0, "Name", name);
+    out.field(0, "Namespace", ns);
+    out.field(
+        0,
+        "Node",
+        match status.host_ip.as_deref() {
+            Some(ip) if !node.is_empty() => format!("{node}/{ip}"),
+            _ => node,
+        },
+    );
+    out.field(0, "Labels", labels(meta));
+    out.field(0, "IP", status.pod_ip.as_deref().unwrap_or_default());
+    out.field(0, "Status", pod_status(&p));
+    out.field(0, "Ready", pod_ready(&p));
+    out.field(0, "Restarts", pod_restarts(&p).to_string());
+    out.field(0, "Message", status.message.as_deref().unwrap_or_default());
+    if let Some(owner) = meta.owner_references.iter().flatten().next() {
+        out.field(0, "Controlled By", format!("{}/{}", owner.kind, owner.name));
+    }
+    let unit = annotation(meta, UNIT_ANNOTATION);
+    out.field(0, "Unit", unit);
+    out.line("Containers:");
+    let statuses = status.container_statuses.unwrap_or_default();
+    for c in p.spec.iter().flat_map(|s| &s.containers) {
+        out.line(format!("  {}:", c.name));
+        let st = statuses.iter().find(|s| s.name == c.name);
+        out.field(
+            4,
+            "Container ID",
+            st.and_then(|s| s.container_id.as_deref())
+                .unwrap_or_default(),
+        );
+        out.field(4, "Image", c.image.as_deref().unwrap_or_default());
+        if let Some(st) = st {
+            state(st.state.as_ref(), out);
+            out.field(4, "Ready", st.ready.to_string());
+            out.field(4, "Restart Count", st.restart_count.to_string());
+        }
+    }
+    let warnings = annotation(meta, WARNINGS_ANNOTATION);
+    if !warnings.is_empty() {
+        out.line("Warnings:");
+        for w in warnings.lines() {
+            out.line(format!("  {w}"));
+        }
+    }
+    if !unit.is_empty() {
+        out.field(
+            0,
+            "Logs",
+            format!("podswarmctl logs -n {ns} {name}   (or journalctl -u {unit})"),
+        );
+    }
+    Ok(p.metadata)
+}
+
+/// A container's state as kubectl describes it: `Running`, or `Waiting`/`Terminated` with the
+/// reason and message.
+fn state(state: Option<&ContainerState>, out: &mut Fields) {
+    let Some(state) = state else { return };
+    if state.running.is_some() {
+        out.field(4, "State", "Running");
+    } else if let Some(w) = &state.waiting {
+        out.field(4, "State", "Waiting");
+        out.field(6, "Reason", w.reason.as_deref().unwrap_or_default());
+        out.field(6, "Message", w.message.as_deref().unwrap_or_default());
+    } else if let Some(t) = &state.terminated {
+        out.field(4, "State", "Terminated");
+        out.field(6, "Reason", t.reason.as_deref().unwrap_or_default());
+        out.field(6, "Message", t.message.as_deref().unwrap_or_default());
+        out.field(6, "Exit Code", t.exit_code.to_string());
+    }
+}
+
+/// A pod's line under its Deployment or node: name, status, IP.
+fn pod_line(p: &Pod) -> String {
+    format!(
+        "  {}  {}  {}",
+        p.metadata.name.as_deref().unwrap_or_default(),
+        pod_status(p),
+        p.status
+            .as_ref()
+            .and_then(|s| s.pod_ip.as_deref())
+            .unwrap_or("<none>")
+    )
+}
+
+async fn deployment(client: &Client, ns: &str, name: &str, out: &mut Fields) -> Result<ObjectMeta> {
+    let d: Deployment = client.get(&object_path::<Deployment>(ns, name)).await?;
+    let spec = d.spec.clone();
+    let status = d.status.clone().unwrap_or_default();
+    out.field(0, "Name", name);
+    out.field(0, "Namespace", ns);
+    out.field(0, "Labels", labels(&d.metadata));
+    out.field(
+        0,
+        "Selector",
+        spec.selector
+            .match_labels
+            .iter()
+            .flatten()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect::<Vec<_>>()
+            .join(","),
+    );
+    out.field(
+        0,
+        "Replicas",
+        format!(
+            "{} desired | {} updated | {} ready | {} available",
+            spec.replicas.unwrap_or(1),
+            status.updated_replicas.unwrap_or(0),
+            status.ready_replicas.unwrap_or(0),
+            status.available_replicas.unwrap_or(0)
+        ),
+    );
+    out.field(
+        0,
+        "StrategyType",
+        spec.strategy
+            .and_then(|s| s.type_)
+            .unwrap_or_else(|| "RollingUpdate".to_owned()),
+    );
+    out.field(0, "Revision", annotation(&d.metadata, REVISION_ANNOTATION));
+    if spec.paused == Some(true) {
+        out.field(0, "Paused", "true");
+    }
+    for c in status.conditions.iter().flatten() {
+        out.field(
+            0,
+            c.type_.as_deref().unwrap_or_default(),
+            format!(
+                "{} {}",
+                c.status.as_deref().unwrap_or_default(),
+                c.reason
+                    .as_deref()
+                    .map(|r| format!("({r})"))
+                    .unwrap_or_default()
+            )
+            .trim_end(),
+        );
     }
     let pods: List<Pod> = client.get(&list_path::<Pod>(Some(ns))).await?;
-    out.push_str("Pods:\n");
+    out.line("Pods:");
     for p in pods.items.iter().filter(|p| {
         p.metadata
             .owner_references
@@ -114,28 +255,152 @@ async fn deployment(client: &Client, ns: &str, name: &str) -> Result<String> {
             .flatten()
             .any(|o| o.kind == "Deployment" && o.name == name)
     }) {
-        let status = p.status.as_ref();
-        out.push_str(&format!(
-            "  {}  {}  {}\n",
-            p.metadata.name.as_deref().unwrap_or_default(),
-            cell(status.and_then(|s| s.phase.as_ref())),
-            cell(status.and_then(|s| s.pod_ip.as_ref()))
-        ));
+        out.line(pod_line(p));
     }
-    Ok(out)
+    Ok(d.metadata)
 }
 
-async fn service(client: &Client, ns: &str, name: &str) -> Result<String> {
-    let mut out = String::new();
-    let v: ServiceDetail = client.get(&format!("/api/v1/services/{ns}/{name}")).await?;
-    out.push_str(&format!(
-        "Name:          {name}\nNamespace:     {ns}\nEndpoints:\n"
-    ));
-    for e in &v.endpoints {
-        out.push_str(&format!(
-            "  {}:{}  {}  ready={}\n",
-            e.address, e.port, e.pod_name, e.ready
+async fn service(client: &Client, ns: &str, name: &str, out: &mut Fields) -> Result<ObjectMeta> {
+    let s: Service = client.get(&object_path::<Service>(ns, name)).await?;
+    let e: Endpoints = client.get(&object_path::<Endpoints>(ns, name)).await?;
+    out.field(0, "Name", name);
+    out.field(0, "Namespace", ns);
+    out.field(0, "Labels", labels(&s.metadata));
+    out.field(0, "Selector", service_selector(&s));
+    out.field(0, "Type", service_type(&s));
+    out.field(
+        0,
+        "IP",
+        s.spec
+            .as_ref()
+            .and_then(|s| s.cluster_ip.as_deref())
+            .unwrap_or_default(),
+    );
+    out.field(0, "Port(s)", service_ports(&s));
+    out.line("Endpoints:");
+    for subset in e.subsets.iter().flatten() {
+        for port in subset.ports.iter().flatten() {
+            for (addresses, ready) in [
+                (&subset.addresses, true),
+                (&subset.not_ready_addresses, false),
+            ] {
+                for a in addresses.iter().flatten() {
+                    out.line(format!(
+                        "  {}:{}  {}  ready={ready}",
+                        a.ip,
+                        port.port,
+                        a.target_ref
+                            .as_ref()
+                            .and_then(|r| r.name.as_deref())
+                            .unwrap_or_default()
+                    ));
+                }
+            }
+        }
+    }
+    Ok(s.metadata)
+}
+
+async fn node(client: &Client, name: &str, out: &mut Fields) -> Result<ObjectMeta> {
+    let n: Node = client.get(&path_of(Kind::Node, "", name)).await?;
+    let status = n.status.clone().unwrap_or_default();
+    out.field(0, "Name", name);
+    out.field(0, "Labels", labels(&n.metadata));
+    out.field(0, "Status", node_status(&n));
+    out.field(0, "InternalIP", node_internal_ip(&n).unwrap_or_default());
+    if let Some(info) = &status.node_info {
+        out.field(0, "Version", &info.kubelet_version);
+        out.field(0, "OS Image", &info.os_image);
+        out.field(0, "Runtime", &info.container_runtime_version);
+    }
+    out.field(0, "Draining", annotation(&n.metadata, DRAINING_ANNOTATION));
+    out.field(0, "Stopping", annotation(&n.metadata, STOPPING_ANNOTATION));
+    for c in status.conditions.iter().flatten() {
+        let since = seconds(c.last_transition_time.as_ref());
+        out.field(
+            0,
+            &c.type_,
+            format!(
+                "{}{}{}",
+                c.status,
+                // Without a transition time (a node never heard from), no "for".
+                if since == 0 {
+                    String::new()
+                } else {
+                    format!(" for {}", human_duration(now().saturating_sub(since)))
+                },
+                c.message
+                    .as_deref()
+                    .map(|m| format!(" ({m})"))
+                    .unwrap_or_default()
+            ),
+        );
+    }
+    let pods: List<Pod> = client.get(&list_path::<Pod>(None)).await?;
+    out.line("Pods:");
+    for p in pods.items.iter().filter(|p| {
+        p.spec
+            .as_ref()
+            .and_then(|s| s.node_name.as_deref())
+            .is_some_and(|n| n == name)
+    }) {
+        out.line(format!(
+            "  {}/{}",
+            p.metadata.namespace.as_deref().unwrap_or_default(),
+            pod_line(p).trim_start()
         ));
     }
-    Ok(out)
+    Ok(n.metadata)
+}
+
+/// The events about the object, oldest first, as kubectl describe lists them (from the node
+/// asked: each node keeps the events it saw).
+async fn events(client: &Client, kind: Kind, meta: &ObjectMeta, out: &mut Fields) -> Result<()> {
+    let ns = meta.namespace.as_deref();
+    let mut selector = format!(
+        "involvedObject.kind={},involvedObject.name={}",
+        kind.name(),
+        meta.name.as_deref().unwrap_or_default()
+    );
+    if let Some(ns) = ns {
+        selector.push_str(&format!(",involvedObject.namespace={ns}"));
+    }
+    if let Some(uid) = &meta.uid {
+        selector.push_str(&format!(",involvedObject.uid={uid}"));
+    }
+    let mut list: List<Event> = client
+        .get(&format!(
+            "{}?fieldSelector={selector}",
+            list_path::<Event>(ns)
+        ))
+        .await?;
+    if list.items.is_empty() {
+        out.line("Events:        <none>");
+        return Ok(());
+    }
+    list.items
+        .sort_by_key(|e| seconds(e.first_timestamp.as_ref().or(e.last_timestamp.as_ref())));
+    let now = now();
+    let rows: Vec<Vec<String>> = list
+        .items
+        .iter()
+        .map(|e| {
+            vec![
+                e.type_.clone().unwrap_or_default(),
+                e.reason.clone().unwrap_or_default(),
+                event_last_seen(e, now),
+                event_source(e),
+                e.message.clone().unwrap_or_default(),
+            ]
+        })
+        .collect();
+    out.line("Events:");
+    let header = ["Type", "Reason", "Age", "From", "Message"];
+    let rule: Vec<String> = header.iter().map(|h| "-".repeat(h.len())).collect();
+    let mut all = vec![rule];
+    all.extend(rows);
+    for line in crate::output::table(&header, &all).lines() {
+        out.line(format!("  {line}"));
+    }
+    Ok(())
 }

@@ -569,9 +569,10 @@ fn items<'a>(
                         value = entry_value(e);
                         value["status"] = computed["status"].clone();
                         let meta = &computed["metadata"];
-                        if let Some(unit) = meta["annotations"].get(objects::UNIT_ANNOTATION) {
-                            value["metadata"]["annotations"][objects::UNIT_ANNOTATION] =
-                                unit.clone();
+                        for key in objects::SERVER_ANNOTATIONS {
+                            if let Some(v) = meta["annotations"].get(key) {
+                                value["metadata"]["annotations"][key] = v.clone();
+                            }
                         }
                         if let Some(t) = meta.get("deletionTimestamp") {
                             value["metadata"]["deletionTimestamp"] = t.clone();

@@ -422,13 +422,7 @@ fn intake(
             }
             let causes: Vec<String> = problems
                 .iter()
-                .map(|p| {
-                    if p.path.is_empty() {
-                        p.message.clone()
-                    } else {
-                        format!("{}: {}", p.path, p.message)
-                    }
-                })
+                .map(podswarm_manifest::Problem::brief)
                 .collect();
             let kind = if r.group.is_empty() {
                 r.kind.to_owned()
@@ -450,15 +444,7 @@ fn intake(
     let warnings = manifest
         .warnings
         .iter()
-        .map(|w| {
-            if w.message == UNKNOWN_FIELD {
-                format!("unknown field {:?}", w.path)
-            } else if w.path.is_empty() {
-                w.message.clone()
-            } else {
-                format!("{}: {}", w.path, w.message)
-            }
-        })
+        .map(podswarm_manifest::Problem::brief)
         .collect();
     Ok((object.object, warnings))
 }
