@@ -93,7 +93,9 @@ struct Written {
     metadata: ObjectMeta,
 }
 
-/// The `resourceVersion` of the object as the API holds it, `None` where there is none.
+/// The `resourceVersion` of the object as the API holds it, `None` where there is none to
+/// replace: none at all, or only a deleted pod still stopping (its node's record of it, which
+/// has no version: no write made it), which a new one may follow as soon as it is applied.
 async fn version_of(client: &Client, object: &Object) -> Result<Option<String>> {
     let path = path_of(Kind::of(object), object.namespace(), object.name());
     let answer = client.exchange(Method::GET, &path, None, &[]).await?;
@@ -101,10 +103,7 @@ async fn version_of(client: &Client, object: &Object) -> Result<Option<String>> 
         return Ok(None);
     }
     let live: Written = answer.decode(&path)?;
-    live.metadata
-        .resource_version
-        .map(Some)
-        .with_context(|| format!("{} has no resourceVersion", label(object)))
+    Ok(live.metadata.resource_version)
 }
 
 /// A create (no `live` version) or a replace of what has version `live`.

@@ -328,24 +328,46 @@ pub(super) fn wants_table(headers: &HeaderMap) -> bool {
 
 /// One of the objects the snapshot lists for `r`: its Kubernetes form, and what a table row of
 /// it needs.
-struct Item<'a> {
+struct Item {
     value: Value,
     namespace: String,
     name: String,
     labels: std::collections::BTreeMap<String, String>,
-    source: Source<'a>,
+    typed: Typed,
 }
 
-enum Source<'a> {
-    Entry(&'a Entry),
+/// What an object's table row is made from, kept with its Kubernetes form (and with it in the
+/// shared [`cache`], so a `Table` is made from objects already made).
+#[derive(Debug, PartialEq)]
+pub(super) enum Typed {
+    /// An applied object: its row comes from the snapshot's entry of it (a Deployment's with
+    /// the status the snapshot computed).
+    Entry,
     /// The objects podswarm computes from its records, as typed for their table rows.
     Pod(Box<k8s_openapi::api::core::v1::Pod>),
     Node(Box<k8s_openapi::api::core::v1::Node>),
     Endpoints(Box<k8s_openapi::api::core::v1::Endpoints>),
-    /// An object podswarm derives (a ReplicaSet): its table cells after the name, and when it
-    /// was made.
-    Derived(Vec<Value>, u64),
+    /// An object podswarm derives (a ReplicaSet): its metadata, its table cells after the
+    /// name, and when it was made.
+    Derived(Box<ObjectMeta>, Vec<Value>, u64),
     Event(Box<k8s_openapi::api::core::v1::Event>),
+}
+
+/// One row of a table to make: which object, and what its row is made from.
+struct Row<'a> {
+    namespace: &'a str,
+    name: &'a str,
+    typed: &'a Typed,
+}
+
+impl Item {
+    fn row(&self) -> Row<'_> {
+        Row {
+            namespace: &self.namespace,
+            name: &self.name,
+            typed: &self.typed,
+        }
+    }
 }
 
 /// An applied object with the metadata Kubernetes adds on write.
@@ -368,7 +390,7 @@ fn entry_value(e: &Entry) -> Value {
 /// `pod-template-hash`, carrying the revision number and the Deployment's annotations (which
 /// `undo` writes back with the template). The current template's desires the Deployment's
 /// replicas, older ones none; their counts are the pods of each template that exist.
-fn replica_sets<'a>(snapshot: &'a Snapshot, ns: Option<&'a str>) -> Vec<Item<'a>> {
+fn replica_sets(snapshot: &Snapshot, ns: Option<&str>) -> Vec<Item> {
     let mut out = Vec::new();
     for e in snapshot.objects("Deployment", ns) {
         let Object::Deployment(d) = &e.object else {
@@ -461,14 +483,15 @@ fn replica_sets<'a>(snapshot: &'a Snapshot, ns: Option<&'a str>) -> Vec<Item<'a>
                 },
             });
             out.push(Item {
-                value,
                 namespace: namespace.to_owned(),
                 name: rs_name,
                 labels,
-                source: Source::Derived(
+                typed: Typed::Derived(
+                    serde_json::from_value(value["metadata"].clone()).unwrap_or_default(),
                     vec![json!(desired), json!(pods.len()), json!(ready)],
                     revision.created,
                 ),
+                value,
             });
         }
     }
@@ -540,15 +563,10 @@ fn all(_: &str, _: &str) -> bool {
     true
 }
 
-fn items<'a>(
-    snapshot: &'a Snapshot,
-    r: &Resource,
-    ns: Option<&'a str>,
-    want: Want<'_>,
-) -> Vec<Item<'a>> {
+fn items(snapshot: &Snapshot, r: &Resource, ns: Option<&str>, want: Want<'_>) -> Vec<Item> {
     match r.kind {
         "Pod" => {
-            let mut pods: Vec<Item<'a>> = snapshot
+            let mut pods: Vec<Item> = snapshot
                 .pods()
                 .filter(|p| ns.is_none_or(|n| p.view.namespace == n))
                 .filter(|p| want(&p.view.namespace, &p.view.name))
@@ -587,19 +605,20 @@ fn items<'a>(
                         namespace: p.view.namespace.clone(),
                         name: p.view.name.clone(),
                         labels: p.view.labels.clone(),
-                        source: Source::Pod(Box::new(pod)),
+                        typed: Typed::Pod(Box::new(pod)),
                     }
                 })
                 .collect();
             // Applied pods not scheduled yet: Pending, as in Kubernetes.
+            let placed: std::collections::BTreeSet<(String, String)> = pods
+                .iter()
+                .map(|i| (i.namespace.clone(), i.name.clone()))
+                .collect();
             for e in snapshot
                 .objects("Pod", ns)
                 .filter(|e| want(e.object.namespace(), e.object.name()))
             {
-                if pods
-                    .iter()
-                    .any(|i| i.namespace == e.object.namespace() && i.name == e.object.name())
-                {
+                if placed.contains(&(e.object.namespace().to_owned(), e.object.name().to_owned())) {
                     continue;
                 }
                 let mut value = entry_value(e);
@@ -610,7 +629,7 @@ fn items<'a>(
                     namespace: e.object.namespace().to_owned(),
                     name: e.object.name().to_owned(),
                     labels: e.object.metadata().labels.clone().unwrap_or_default(),
-                    source: Source::Pod(Box::new(pod)),
+                    typed: Typed::Pod(Box::new(pod)),
                 });
             }
             pods
@@ -631,7 +650,7 @@ fn items<'a>(
                     namespace: e.namespace.clone(),
                     name: e.name.clone(),
                     labels: std::collections::BTreeMap::new(),
-                    source: Source::Event(Box::new(event)),
+                    typed: Typed::Event(Box::new(event)),
                 }
             })
             .collect(),
@@ -645,7 +664,7 @@ fn items<'a>(
                     namespace: String::new(),
                     name: n.name.clone(),
                     labels: node.metadata.labels.clone().unwrap_or_default(),
-                    source: Source::Node(Box::new(node)),
+                    typed: Typed::Node(Box::new(node)),
                 }
             })
             .collect(),
@@ -666,7 +685,7 @@ fn items<'a>(
                     namespace: namespace.to_owned(),
                     name: name.to_owned(),
                     labels: e.object.metadata().labels.clone().unwrap_or_default(),
-                    source: Source::Endpoints(Box::new(eps)),
+                    typed: Typed::Endpoints(Box::new(eps)),
                 }
             })
             .collect(),
@@ -678,7 +697,7 @@ fn items<'a>(
                 namespace: e.object.namespace().to_owned(),
                 name: e.object.name().to_owned(),
                 labels: e.object.metadata().labels.clone().unwrap_or_default(),
-                source: Source::Entry(e),
+                typed: Typed::Entry,
             })
             .collect(),
     }
@@ -812,14 +831,22 @@ fn list(
     }
     let snapshot = api.model.current();
     let resource_version = snapshot.stamp.state.to_string();
+    // The objects as every list and watch of this snapshot shares them.
+    let objects = api.kube_objects.objects(&snapshot, r);
     if wants_table(headers) {
-        let items = selectors.select(&snapshot, r, ns);
-        let mut table = table(&snapshot, r, &items, api.state.now());
+        let rows: Vec<Row<'_>> = objects
+            .iter()
+            .filter(|((n, name), o)| selectors.selects(ns, n, name, o))
+            .map(|((namespace, name), o)| Row {
+                namespace,
+                name,
+                typed: &o.typed,
+            })
+            .collect();
+        let mut table = table(&snapshot, r, &rows, api.state.now());
         table.metadata.resource_version = Some(resource_version);
         return Ok(json_response(&table));
     }
-    // The objects as every list and watch of this snapshot shares them.
-    let objects = api.kube_objects.objects(&snapshot, r);
     let items: Vec<&Value> = objects
         .iter()
         .filter(|((n, name), o)| selectors.selects(ns, n, name, o))
@@ -881,19 +908,6 @@ struct Selectors {
 }
 
 impl Selectors {
-    /// The items of `r` in `snapshot` these select.
-    fn select<'a>(
-        &self,
-        snapshot: &'a Snapshot,
-        r: &Resource,
-        ns: Option<&'a str>,
-    ) -> Vec<Item<'a>> {
-        items(snapshot, r, ns, &all)
-            .into_iter()
-            .filter(|i| self.matches(&i.namespace, &i.name, &i.labels, &i.value))
-            .collect()
-    }
-
     /// Whether a read of namespace `only` (every one when `None`) with these selects the shared
     /// `object` at `namespace/name`.
     fn selects(
@@ -947,80 +961,70 @@ fn one(
         ));
     }
     let snapshot = api.model.current();
-    let mut found: Vec<Item<'_>> = items(&snapshot, r, ns, &|_, n| n == name);
+    let mut found: Vec<Item> = items(&snapshot, r, ns, &|_, n| n == name);
     let Some(item) = found.pop() else {
         return Err(KubeError(Box::new(status::not_found(
             r.group, r.plural, name,
         ))));
     };
     if wants_table(headers) {
-        let mut table = table(&snapshot, r, std::slice::from_ref(&item), api.state.now());
+        let mut table = table(&snapshot, r, &[item.row()], api.state.now());
         table.metadata.resource_version = Some(snapshot.stamp.state.to_string());
         return Ok(json_response(&table));
     }
     Ok(json_response(&item.value))
 }
 
-/// The table of `items`, with ages by `now` (the daemon's clock, which stamped their creation).
+/// The table of `rows`, with ages by `now` (the daemon's clock, which stamped their creation).
+/// An applied object's row is made from `snapshot`'s entry of it.
 fn table(
     snapshot: &Snapshot,
     r: &Resource,
-    items: &[Item<'_>],
+    rows: &[Row<'_>],
     now: u64,
 ) -> podswarm_api::kube::table::Table {
     match r.kind {
         "Pod" => tables::pods(
-            items.iter().filter_map(|i| match &i.source {
-                Source::Pod(p) => Some(&**p),
+            rows.iter().filter_map(|i| match i.typed {
+                Typed::Pod(p) => Some(&**p),
                 _ => None,
             }),
             now,
         ),
-        "Node" => tables::nodes(items.iter().filter_map(|i| match &i.source {
-            Source::Node(n) => Some(&**n),
+        "Node" => tables::nodes(rows.iter().filter_map(|i| match i.typed {
+            Typed::Node(n) => Some(&**n),
             _ => None,
         })),
         "Endpoints" => tables::endpoints(
-            items.iter().filter_map(|i| match &i.source {
-                Source::Endpoints(e) => Some(&**e),
+            rows.iter().filter_map(|i| match i.typed {
+                Typed::Endpoints(e) => Some(&**e),
                 _ => None,
             }),
             now,
         ),
         "Event" => tables::events(
-            items.iter().filter_map(|i| match &i.source {
-                Source::Event(e) => Some(&**e),
+            rows.iter().filter_map(|i| match i.typed {
+                Typed::Event(e) => Some(&**e),
                 _ => None,
             }),
             now,
         ),
-        "ReplicaSet" => {
-            let metas: Vec<(ObjectMeta, Vec<Value>, u64)> = items
-                .iter()
-                .filter_map(|i| match &i.source {
-                    Source::Derived(cells, created) => Some((
-                        serde_json::from_value(i.value["metadata"].clone()).unwrap_or_default(),
-                        cells.clone(),
-                        *created,
-                    )),
-                    _ => None,
-                })
-                .collect();
-            tables::simple(
-                metas.iter().map(|(m, c, t)| (m, c.clone(), *t)),
-                &[
-                    ("Desired", "Number of desired pods."),
-                    ("Current", "Number of pods that exist."),
-                    ("Ready", "Number of ready pods."),
-                ],
-                now,
-            )
-        }
-        _ => {
-            let entries = items.iter().filter_map(|i| match &i.source {
-                Source::Entry(e) => Some(*e),
+        "ReplicaSet" => tables::simple(
+            rows.iter().filter_map(|i| match i.typed {
+                Typed::Derived(meta, cells, created) => Some((&**meta, cells.clone(), *created)),
                 _ => None,
-            });
+            }),
+            &[
+                ("Desired", "Number of desired pods."),
+                ("Current", "Number of pods that exist."),
+                ("Ready", "Number of ready pods."),
+            ],
+            now,
+        ),
+        _ => {
+            let entries = rows
+                .iter()
+                .filter_map(|i| snapshot.entry(r.kind, i.namespace, i.name));
             entry_table(snapshot, r, entries, now)
         }
     }

@@ -203,66 +203,40 @@ impl Watcher {
             self.last = Arc::clone(snapshot);
             return;
         }
-        // Table rows are made for the objects that changed only: those that went from the
-        // snapshot they were last in, the rest from this one.
-        let ns = self.ns.clone();
-        let (table, r) = (self.table, self.r);
-        fn rows<'a>(
-            table: bool,
-            r: &Resource,
-            ns: Option<&'a str>,
-            at: &'a Snapshot,
-            keys: &BTreeSet<(String, String)>,
-        ) -> Vec<super::Item<'a>> {
-            if !table || keys.is_empty() {
-                return Vec::new();
-            }
-            super::items(at, r, ns, &|ns, name| {
-                keys.contains(&(ns.to_owned(), name.to_owned()))
-            })
-        }
+        // Each event's table row comes from its object as the cache made it; an applied
+        // object's from the snapshot it was last in (the last one for those that went).
         let last = Arc::clone(&self.last);
-        let before = rows(table, r, ns.as_deref(), &last, &gone);
-        let changed: BTreeSet<(String, String)> = events
-            .iter()
-            .filter(|(kind, _, _)| *kind != "DELETED")
-            .map(|(_, key, _)| key.clone())
-            .collect();
-        let after = rows(table, r, ns.as_deref(), snapshot, &changed);
         for (kind, key, object) in events {
-            let (at, items) = if kind == "DELETED" {
-                (&*last, &before)
+            let at = if kind == "DELETED" {
+                &*last
             } else {
-                (&**snapshot, &after)
+                &**snapshot
             };
-            let item = items
-                .iter()
-                .find(|i| i.namespace == key.0 && i.name == key.1);
-            let object = self.object(at, item, object.value.clone());
+            let row = super::Row {
+                namespace: &key.0,
+                name: &key.1,
+                typed: &object.typed,
+            };
+            let object = self.object(at, &row, object.value.clone());
             self.push(kind, object);
         }
         self.last = Arc::clone(snapshot);
     }
 
-    /// An event's object: the object, or the one-row `Table` of `item` when the client asked
+    /// An event's object: the object, or the one-row `Table` of `row` when the client asked
     /// for tables, with a version the client may resume from (pods and nodes are records, not
     /// writes: they carry the snapshot's).
-    fn object(
-        &self,
-        snapshot: &Snapshot,
-        item: Option<&super::Item<'_>>,
-        mut value: Value,
-    ) -> Value {
+    fn object(&self, snapshot: &Snapshot, row: &super::Row<'_>, mut value: Value) -> Value {
         if value["metadata"]["resourceVersion"].is_null() {
             value["metadata"]["resourceVersion"] = json!(snapshot.stamp.state.to_string());
         }
-        let (true, Some(item)) = (self.table, item) else {
+        if !self.table {
             return value;
-        };
+        }
         let mut rows = table(
             snapshot,
             self.r,
-            std::slice::from_ref(item),
+            std::slice::from_ref(row),
             self.api.state.now(),
         );
         rows.metadata.resource_version = value["metadata"]["resourceVersion"]
