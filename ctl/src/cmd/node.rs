@@ -1,5 +1,7 @@
 //! `podswarmctl cordon|uncordon|drain NODE`, as kubectl means them: a cordoned node takes no new
 //! pod; `drain` cordons it and moves its pods away, and waits until none is left on it.
+//! `cordon` and `uncordon` are kubectl's patch of the node's `spec.unschedulable`; a drain is
+//! podswarm's own endpoint, since its moves are not Kubernetes' evictions.
 //!
 //! A drain's moves are graceful on the daemons' side: each pod keeps serving on the drained node
 //! until its copy on another node is ready and has taken over (a surge first, so capacity does
@@ -15,11 +17,13 @@ use hyper::Method;
 use k8s_openapi::api::core::v1::{Node as KNode, Pod};
 use podswarm_api::kube::objects;
 use podswarm_api::{List, Node};
+use podswarm_manifest::kinds::Kind;
+use serde_json::json;
 use tokio::time::Instant;
 
 use super::rollout::status::parse_duration;
 use crate::client::Client;
-use crate::kube::list_path;
+use crate::kube::{list_path, path_of};
 
 #[derive(Debug, clap::Args)]
 pub struct CordonArgs {
@@ -39,27 +43,40 @@ pub struct DrainArgs {
 /// How often the pod list is read again while draining.
 const POLL: Duration = Duration::from_secs(1);
 
-async fn set(client: &Client, node: &str, action: &str) -> Result<Node> {
-    client
+/// `kubectl cordon|uncordon`'s change: a strategic merge patch of the node's
+/// `spec.unschedulable`, sent only when the node is not so already.
+async fn set(client: &Client, node: &str, unschedulable: bool) -> Result<()> {
+    let path = path_of(Kind::Node, "", node);
+    let (done, already) = if unschedulable {
+        ("cordoned", "already cordoned")
+    } else {
+        ("uncordoned", "already uncordoned")
+    };
+    let current: KNode = client.get(&path).await?;
+    let name = current.metadata.name.as_deref().unwrap_or(node);
+    if current.spec.and_then(|s| s.unschedulable).unwrap_or(false) == unschedulable {
+        println!("node/{name} {already}");
+        return Ok(());
+    }
+    let patch = serde_json::to_vec(&json!({"spec": {"unschedulable": unschedulable}}))?;
+    let _: KNode = client
         .call(
-            Method::POST,
-            &format!("/api/v1/nodes/{node}/{action}"),
-            None,
+            Method::PATCH,
+            &path,
+            Some((patch, "application/strategic-merge-patch+json")),
             &[],
         )
-        .await
+        .await?;
+    println!("node/{name} {done}");
+    Ok(())
 }
 
 pub async fn cordon(client: &Client, args: &CordonArgs) -> Result<()> {
-    let node = set(client, &args.node, "cordon").await?;
-    println!("node/{} cordoned", node.name);
-    Ok(())
+    set(client, &args.node, true).await
 }
 
 pub async fn uncordon(client: &Client, args: &CordonArgs) -> Result<()> {
-    let node = set(client, &args.node, "uncordon").await?;
-    println!("node/{} uncordoned", node.name);
-    Ok(())
+    set(client, &args.node, false).await
 }
 
 /// The pods on `node` (`ns/name`): those the pod list places there (terminating ones included)
@@ -103,7 +120,16 @@ async fn pods_on(
 }
 
 pub async fn drain(client: &Client, args: &DrainArgs) -> Result<()> {
-    let node = set(client, &args.node, "drain").await?;
+    // podswarm's own endpoint: a drain moves pods gracefully (a copy ready elsewhere first),
+    // which Kubernetes' evictions do not.
+    let node: Node = client
+        .call(
+            Method::POST,
+            &format!("/api/v1/nodes/{}/drain", args.node),
+            None,
+            &[],
+        )
+        .await?;
     println!("node/{} cordoned", node.name);
     let (first, _) = pods_on(client, &node.name, &BTreeSet::new()).await?;
     for pod in &first {
