@@ -68,8 +68,11 @@ kind: Ingress
 metadata: {name: web, namespace: default}
 spec:
   ingressClassName: podswarm
-  rules: [{host: a.example}, {}]
-  tls: [{secretName: a}]
+  rules:
+    - host: a.example
+      http: {paths: [{path: /, pathType: Prefix, backend: {service: {name: web, port: {number: 80}}}}]}
+    - {}
+  tls: [{secretName: a, hosts: [a.example]}]
 ---
 apiVersion: networking.k8s.io/v1
 kind: Ingress
@@ -357,6 +360,10 @@ fn every_api_command_prints_like_kubectl() {
         &["describe", "svc", "web"],
         &["describe", "node", "node2"],
         &["apply", "-f", &file],
+        &["describe", "cm", "settings"],
+        &["describe", "ing", "web"],
+        &["describe", "ns", "shop"],
+        &["describe", "secret", "nope"],
         &["scale", "deploy/web", "--replicas", "3"],
         &[
             "scale",

@@ -5,9 +5,12 @@
 //! from where it puts it: a pod's unit and warnings (`podswarm.io/` annotations), a container's
 //! podman name (its `containerID`).
 
-use anyhow::{Result, bail};
+use anyhow::Result;
 use k8s_openapi::api::apps::v1::Deployment;
-use k8s_openapi::api::core::v1::{ContainerState, Endpoints, Event, Node, Pod, Service};
+use k8s_openapi::api::core::v1::{
+    ConfigMap, ContainerState, Endpoints, Event, Namespace, Node, Pod, Secret, Service,
+};
+use k8s_openapi::api::networking::v1::Ingress;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use podswarm_api::List;
 use podswarm_api::kube::objects::{
@@ -15,8 +18,8 @@ use podswarm_api::kube::objects::{
     WARNINGS_ANNOTATION,
 };
 use podswarm_api::kube::tables::{
-    event_last_seen, event_source, human_duration, node_internal_ip, node_status, pod_ready,
-    pod_restarts, pod_status, seconds, service_ports, service_selector, service_type,
+    event_last_seen, event_source, human_duration, ingress_class, node_internal_ip, node_status,
+    pod_ready, pod_restarts, pod_status, seconds, service_ports, service_selector, service_type,
 };
 use podswarm_manifest::kinds::Kind;
 
@@ -25,8 +28,8 @@ use crate::client::Client;
 use crate::kube::{list_path, object_path, path_of};
 use crate::output::now;
 
-/// The kinds describe shows.
-const KINDS: [Kind; 4] = [Kind::Pod, Kind::Deployment, Kind::Service, Kind::Node];
+/// The kinds describe shows: every kind.
+const KINDS: [Kind; 8] = Kind::ALL;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -48,8 +51,10 @@ pub async fn run(client: &Client, args: &Args) -> Result<()> {
         Kind::Deployment => deployment(client, ns, name, &mut out).await?,
         Kind::Service => service(client, ns, name, &mut out).await?,
         Kind::Node => node(client, name, &mut out).await?,
-        // `kind_among` admits only KINDS; this arm keeps the match honest if the two drift.
-        other => bail!("describe cannot show {}", other.plural()),
+        Kind::Ingress => ingress(client, ns, name, &mut out).await?,
+        Kind::ConfigMap => config_map(client, ns, name, &mut out).await?,
+        Kind::Secret => secret(client, ns, name, &mut out).await?,
+        Kind::Namespace => namespace(client, name, &mut out).await?,
     };
     events(client, kind, &meta, &mut out).await?;
     print!("{}", out.0);
@@ -350,6 +355,108 @@ async fn node(client: &Client, name: &str, out: &mut Fields) -> Result<ObjectMet
             pod_line(p).trim_start()
         ));
     }
+    Ok(n.metadata)
+}
+
+async fn ingress(client: &Client, ns: &str, name: &str, out: &mut Fields) -> Result<ObjectMeta> {
+    let i: Ingress = client.get(&object_path::<Ingress>(ns, name)).await?;
+    out.field(0, "Name", name);
+    out.field(0, "Namespace", ns);
+    out.field(0, "Labels", labels(&i.metadata));
+    out.field(0, "Class", ingress_class(&i));
+    let spec = i.spec.clone().unwrap_or_default();
+    for tls in spec.tls.iter().flatten() {
+        out.field(
+            0,
+            "TLS",
+            format!(
+                "{} terminates {}",
+                tls.secret_name.as_deref().unwrap_or("<default>"),
+                match tls.hosts.as_deref() {
+                    Some(hosts) if !hosts.is_empty() => hosts.join(","),
+                    _ => "every host".to_owned(),
+                }
+            ),
+        );
+    }
+    let backend = |b: &k8s_openapi::api::networking::v1::IngressBackend| match &b.service {
+        Some(s) => {
+            let port = s.port.as_ref().map_or(String::new(), |p| {
+                p.number
+                    .map(|n| n.to_string())
+                    .or_else(|| p.name.clone())
+                    .unwrap_or_default()
+            });
+            format!("{}:{port}", s.name)
+        }
+        None => "<none>".to_owned(),
+    };
+    if let Some(b) = &spec.default_backend {
+        out.field(0, "Default backend", backend(b));
+    }
+    out.line("Rules:");
+    for rule in spec.rules.iter().flatten() {
+        out.line(format!("  {}", rule.host.as_deref().unwrap_or("*")));
+        for path in rule.http.iter().flat_map(|h| &h.paths) {
+            out.line(format!(
+                "    {} ({})  {}",
+                path.path.as_deref().unwrap_or("/"),
+                path.path_type,
+                backend(&path.backend)
+            ));
+        }
+    }
+    Ok(i.metadata)
+}
+
+/// A ConfigMap's data as kubectl describe shows it: each key and its value.
+async fn config_map(client: &Client, ns: &str, name: &str, out: &mut Fields) -> Result<ObjectMeta> {
+    let c: ConfigMap = client.get(&object_path::<ConfigMap>(ns, name)).await?;
+    out.field(0, "Name", name);
+    out.field(0, "Namespace", ns);
+    out.field(0, "Labels", labels(&c.metadata));
+    out.line("Data:");
+    for (key, value) in c.data.iter().flatten() {
+        out.line(format!(
+            "  {key}:\n  ----\n  {}",
+            value.trim_end().replace('\n', "\n  ")
+        ));
+    }
+    for (key, value) in c.binary_data.iter().flatten() {
+        out.line(format!("  {key}:  {} bytes (binary)", value.0.len()));
+    }
+    Ok(c.metadata)
+}
+
+/// A Secret as kubectl describe shows it: its keys and their sizes, never their values.
+async fn secret(client: &Client, ns: &str, name: &str, out: &mut Fields) -> Result<ObjectMeta> {
+    let s: Secret = client.get(&object_path::<Secret>(ns, name)).await?;
+    out.field(0, "Name", name);
+    out.field(0, "Namespace", ns);
+    out.field(0, "Labels", labels(&s.metadata));
+    out.field(0, "Type", s.type_.as_deref().unwrap_or("Opaque"));
+    out.line("Data:");
+    for (key, value) in s.data.iter().flatten() {
+        out.line(format!("  {key}:  {} bytes", value.0.len()));
+    }
+    for (key, value) in s.string_data.iter().flatten() {
+        out.line(format!("  {key}:  {} bytes", value.len()));
+    }
+    Ok(s.metadata)
+}
+
+async fn namespace(client: &Client, name: &str, out: &mut Fields) -> Result<ObjectMeta> {
+    let n: Namespace = client.get(&path_of(Kind::Namespace, "", name)).await?;
+    out.field(0, "Name", name);
+    out.field(0, "Labels", labels(&n.metadata));
+    out.field(
+        0,
+        "Status",
+        n.status
+            .as_ref()
+            .and_then(|s| s.phase.as_deref())
+            .unwrap_or("Active"),
+    );
     Ok(n.metadata)
 }
 
