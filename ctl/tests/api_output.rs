@@ -515,12 +515,12 @@ fn a_namespace_takes_its_objects_with_it() {
     });
 }
 
-/// `apply` writes a file whole or not at all: an object the API refuses (here by the node's
+/// `apply` checks a file whole before writing any of it: an object the API refuses (here by the node's
 /// policy, which only the API knows) keeps the file's other objects from being written, even
 /// those before it; and a Deployment's selector cannot be changed (as in Kubernetes), so the
 /// file that tries it changes nothing.
 #[test]
-fn apply_writes_a_file_whole_or_not_at_all() {
+fn apply_checks_a_file_whole_before_writing_any_of_it() {
     let node = TestNode::start("node1", Ipv4Addr::LOCALHOST.into());
     let file = node.path().join("app.yaml");
     std::fs::write(

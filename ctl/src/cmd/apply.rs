@@ -1,7 +1,8 @@
 //! `podswarmctl apply -f`: each file's objects written through the Kubernetes API's endpoints, in
 //! the file's order, and what became of each (created, configured, unchanged).
 //!
-//! A file is applied whole or not at all, as far as anything can be known before writing:
+//! A file is checked whole before any of it is written, as far as anything can be known before
+//! writing:
 //! - it is read with the API's own intake here, so a mistake anywhere in it is shown with its
 //!   file, document and field before anything is sent (the node's policy on host paths and user
 //!   namespaces is the API's alone, and is left to the next step);
@@ -12,7 +13,11 @@
 //!   out goes (a replica count set by `scale` too), and the write is recorded as podswarmctl's
 //!   update in `managedFields`. The `PUT` carries the `resourceVersion` read before, so a write
 //!   by someone else in between is not overwritten unseen: the object is read again and the
-//!   file applied over it.
+//!   file applied over it (and one deleted in between is created again).
+//!
+//! What can still fail after the checks (the cluster unreachable halfway, an object changed by
+//! others at every attempt) leaves the objects before it written, as with kubectl; applying the
+//! file again finishes it.
 //!
 //! An object is "created" when the API answers 201, "unchanged" when it keeps its
 //! `resourceVersion` (the API writes nothing when nothing changes), else "configured". The
@@ -49,37 +54,49 @@ pub async fn run(client: &Client, args: &Args) -> Result<()> {
             eprintln!("warning: {w}");
         }
         for object in &manifest.objects {
-            let live = version_of(client, &object.object).await?;
-            let answer = write(client, &object.object, live.as_deref(), true).await?;
-            answer.decode::<IgnoredAny>(&label(&object.object))?;
+            let (_, answer) = attempt(client, &object.object, true).await?;
             for w in news(&answer.warnings, object, &manifest.warnings) {
                 eprintln!("warning: {}: {w}", label(&object.object));
             }
         }
         for object in &manifest.objects {
-            let action = apply(client, &object.object).await?;
+            let (live, answer) = attempt(client, &object.object, false).await?;
+            let written: Written = answer.decode(&label(&object.object))?;
+            let action = if answer.status == StatusCode::CREATED {
+                Action::Created
+            } else if written.metadata.resource_version == live {
+                Action::Unchanged
+            } else {
+                Action::Configured
+            };
             println!("{} {action}", label(&object.object));
         }
     }
     Ok(())
 }
 
-/// Writes one object, read again and retried while someone else changes it in between.
-async fn apply(client: &Client, object: &Object) -> Result<Action> {
+/// Writes one object (or tries it, as a dry run), from a fresh read each time someone else
+/// changed it in between: a conflict (changed, or created meanwhile) or a replace of what was
+/// deleted meanwhile. Returns the version the write was made over and the API's answer, which
+/// is a success or the refusal to show.
+async fn attempt(
+    client: &Client,
+    object: &Object,
+    dry_run: bool,
+) -> Result<(Option<String>, Answer)> {
     for _ in 0..ATTEMPTS {
         let live = version_of(client, object).await?;
-        let answer = write(client, object, live.as_deref(), false).await?;
-        if answer.status == StatusCode::CONFLICT {
+        let answer = write(client, object, live.as_deref(), dry_run).await?;
+        let raced = answer.status == StatusCode::CONFLICT
+            || (live.is_some() && answer.status == StatusCode::NOT_FOUND);
+        if raced {
             continue;
         }
-        let written: Written = answer.decode(&label(object))?;
-        return Ok(match live {
-            None => Action::Created,
-            Some(v) if written.metadata.resource_version.as_deref() == Some(v.as_str()) => {
-                Action::Unchanged
-            }
-            Some(_) => Action::Configured,
-        });
+        if !answer.status.is_success() {
+            // The refusal as the one sentence the API gave.
+            answer.decode::<IgnoredAny>(&label(object))?;
+        }
+        return Ok((live, answer));
     }
     bail!(
         "{} kept changing while it was applied ({ATTEMPTS} attempts): apply again",
@@ -152,12 +169,16 @@ fn news<'a>(
     object: &ParsedObject,
     known: &[Problem],
 ) -> impl Iterator<Item = &'a String> {
+    // A warning header is one line: the API sends line breaks as spaces.
+    let one_line = |w: &str| w.replace(['\r', '\n'], " ");
     let known: Vec<String> = known
         .iter()
         .filter(|p| p.origin == object.origin)
-        .map(Problem::brief)
+        .map(|p| one_line(&p.brief()))
         .collect();
-    warnings.iter().filter(move |w| !known.contains(w))
+    warnings
+        .iter()
+        .filter(move |w| !known.contains(&one_line(w)))
 }
 
 #[cfg(test)]

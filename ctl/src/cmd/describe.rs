@@ -56,7 +56,7 @@ pub async fn run(client: &Client, args: &Args) -> Result<()> {
         Kind::Secret => secret(client, ns, name, &mut out).await?,
         Kind::Namespace => namespace(client, name, &mut out).await?,
     };
-    events(client, kind, &meta, &mut out).await?;
+    events(client, kind, &meta, &mut out).await;
     print!("{}", out.0);
     Ok(())
 }
@@ -460,9 +460,9 @@ async fn namespace(client: &Client, name: &str, out: &mut Fields) -> Result<Obje
     Ok(n.metadata)
 }
 
-/// The events about the object, oldest first, as kubectl describe lists them (from the node
-/// asked: each node keeps the events it saw).
-async fn events(client: &Client, kind: Kind, meta: &ObjectMeta, out: &mut Fields) -> Result<()> {
+/// The events about the object, as kubectl describe lists them (from the node asked: each node
+/// keeps the events it saw).
+async fn events(client: &Client, kind: Kind, meta: &ObjectMeta, out: &mut Fields) {
     let ns = meta.namespace.as_deref();
     let mut selector = format!(
         "involvedObject.kind={},involvedObject.name={}",
@@ -475,18 +475,24 @@ async fn events(client: &Client, kind: Kind, meta: &ObjectMeta, out: &mut Fields
     if let Some(uid) = &meta.uid {
         selector.push_str(&format!(",involvedObject.uid={uid}"));
     }
-    let mut list: List<Event> = client
-        .get(&format!(
-            "{}?fieldSelector={selector}",
-            list_path::<Event>(ns)
-        ))
-        .await?;
+    let path = format!("{}?fieldSelector={selector}", list_path::<Event>(ns));
+    // The object is what was asked for: without its events (a node that cannot list them), it
+    // is still shown, as kubectl shows it.
+    let mut list: List<Event> = match client.get(&path).await {
+        Ok(list) => list,
+        Err(e) => {
+            eprintln!("warning: the events cannot be read: {e:#}");
+            out.line("Events:        <unknown>");
+            return;
+        }
+    };
     if list.items.is_empty() {
         out.line("Events:        <none>");
-        return Ok(());
+        return;
     }
+    // By when each last happened, as kubectl orders them.
     list.items
-        .sort_by_key(|e| seconds(e.first_timestamp.as_ref().or(e.last_timestamp.as_ref())));
+        .sort_by_key(|e| seconds(e.last_timestamp.as_ref().or(e.first_timestamp.as_ref())));
     let now = now();
     let rows: Vec<Vec<String>> = list
         .items
@@ -509,5 +515,4 @@ async fn events(client: &Client, kind: Kind, meta: &ObjectMeta, out: &mut Fields
     for line in crate::output::table(&header, &all).lines() {
         out.line(format!("  {line}"));
     }
-    Ok(())
 }
