@@ -100,16 +100,24 @@ pub fn service_type(svc: &Service) -> &str {
         .unwrap_or("ClusterIP")
 }
 
-/// A Service's SELECTOR cell: `k=v,k2=v2` (empty without a selector).
-pub fn service_selector(svc: &Service) -> String {
-    svc.spec
-        .as_ref()
-        .and_then(|s| s.selector.as_ref())
+/// Labels or a selector as kubectl writes them: `k=v,k2=v2` (empty for none).
+pub fn label_pairs<'a>(pairs: impl IntoIterator<Item = (&'a String, &'a String)>) -> String {
+    pairs
         .into_iter()
-        .flatten()
         .map(|(k, v)| format!("{k}={v}"))
         .collect::<Vec<_>>()
         .join(",")
+}
+
+/// A Service's SELECTOR cell: `k=v,k2=v2` (empty without a selector).
+pub fn service_selector(svc: &Service) -> String {
+    label_pairs(
+        svc.spec
+            .as_ref()
+            .and_then(|s| s.selector.as_ref())
+            .into_iter()
+            .flatten(),
+    )
 }
 
 /// An Ingress's CLASS cell.
@@ -319,12 +327,7 @@ pub fn deployments<'a>(
                 .selector
                 .match_labels
                 .as_ref()
-                .map(|m| {
-                    m.iter()
-                        .map(|(k, v)| format!("{k}={v}"))
-                        .collect::<Vec<_>>()
-                        .join(",")
-                })
+                .map(label_pairs)
                 .unwrap_or_default();
             Row {
                 cells: vec![

@@ -18,8 +18,9 @@ use podswarm_api::kube::objects::{
     WARNINGS_ANNOTATION,
 };
 use podswarm_api::kube::tables::{
-    event_last_seen, event_source, human_duration, ingress_class, node_internal_ip, node_status,
-    pod_ready, pod_restarts, pod_status, seconds, service_ports, service_selector, service_type,
+    event_last_seen, event_source, human_duration, ingress_class, label_pairs, node_internal_ip,
+    node_status, pod_ready, pod_restarts, pod_status, seconds, service_ports, service_selector,
+    service_type,
 };
 use podswarm_manifest::kinds::Kind;
 
@@ -78,6 +79,17 @@ impl Fields {
         }
     }
 
+    /// Which object this is: its name, namespace (cluster-scoped kinds have none) and labels.
+    fn identity(&mut self, meta: &ObjectMeta) {
+        self.field(0, "Name", meta.name.as_deref().unwrap_or_default());
+        self.field(
+            0,
+            "Namespace",
+            meta.namespace.as_deref().unwrap_or_default(),
+        );
+        self.field(0, "Labels", labels(meta));
+    }
+
     fn line(&mut self, text: impl AsRef<str>) {
         self.0.push_str(text.as_ref());
         self.0.push('\n');
@@ -92,12 +104,7 @@ fn annotation<'a>(meta: &'a ObjectMeta, key: &str) -> &'a str {
 }
 
 fn labels(meta: &ObjectMeta) -> String {
-    meta.labels
-        .iter()
-        .flatten()
-        .map(|(k, v)| format!("{k}={v}"))
-        .collect::<Vec<_>>()
-        .join(",")
+    label_pairs(meta.labels.iter().flatten())
 }
 
 async fn pod(client: &Client, ns: &str, name: &str, out: &mut Fields) -> Result<ObjectMeta> {
@@ -200,19 +207,11 @@ async fn deployment(client: &Client, ns: &str, name: &str, out: &mut Fields) -> 
     let d: Deployment = client.get(&object_path::<Deployment>(ns, name)).await?;
     let spec = d.spec.clone();
     let status = d.status.clone().unwrap_or_default();
-    out.field(0, "Name", name);
-    out.field(0, "Namespace", ns);
-    out.field(0, "Labels", labels(&d.metadata));
+    out.identity(&d.metadata);
     out.field(
         0,
         "Selector",
-        spec.selector
-            .match_labels
-            .iter()
-            .flatten()
-            .map(|(k, v)| format!("{k}={v}"))
-            .collect::<Vec<_>>()
-            .join(","),
+        label_pairs(spec.selector.match_labels.iter().flatten()),
     );
     out.field(
         0,
@@ -268,9 +267,7 @@ async fn deployment(client: &Client, ns: &str, name: &str, out: &mut Fields) -> 
 async fn service(client: &Client, ns: &str, name: &str, out: &mut Fields) -> Result<ObjectMeta> {
     let s: Service = client.get(&object_path::<Service>(ns, name)).await?;
     let e: Endpoints = client.get(&object_path::<Endpoints>(ns, name)).await?;
-    out.field(0, "Name", name);
-    out.field(0, "Namespace", ns);
-    out.field(0, "Labels", labels(&s.metadata));
+    out.identity(&s.metadata);
     out.field(0, "Selector", service_selector(&s));
     out.field(0, "Type", service_type(&s));
     out.field(
@@ -309,8 +306,7 @@ async fn service(client: &Client, ns: &str, name: &str, out: &mut Fields) -> Res
 async fn node(client: &Client, name: &str, out: &mut Fields) -> Result<ObjectMeta> {
     let n: Node = client.get(&path_of(Kind::Node, "", name)).await?;
     let status = n.status.clone().unwrap_or_default();
-    out.field(0, "Name", name);
-    out.field(0, "Labels", labels(&n.metadata));
+    out.identity(&n.metadata);
     out.field(0, "Status", node_status(&n));
     out.field(0, "InternalIP", node_internal_ip(&n).unwrap_or_default());
     if let Some(info) = &status.node_info {
@@ -360,9 +356,7 @@ async fn node(client: &Client, name: &str, out: &mut Fields) -> Result<ObjectMet
 
 async fn ingress(client: &Client, ns: &str, name: &str, out: &mut Fields) -> Result<ObjectMeta> {
     let i: Ingress = client.get(&object_path::<Ingress>(ns, name)).await?;
-    out.field(0, "Name", name);
-    out.field(0, "Namespace", ns);
-    out.field(0, "Labels", labels(&i.metadata));
+    out.identity(&i.metadata);
     out.field(0, "Class", ingress_class(&i));
     let spec = i.spec.clone().unwrap_or_default();
     for tls in spec.tls.iter().flatten() {
@@ -412,9 +406,7 @@ async fn ingress(client: &Client, ns: &str, name: &str, out: &mut Fields) -> Res
 /// A ConfigMap's data as kubectl describe shows it: each key and its value.
 async fn config_map(client: &Client, ns: &str, name: &str, out: &mut Fields) -> Result<ObjectMeta> {
     let c: ConfigMap = client.get(&object_path::<ConfigMap>(ns, name)).await?;
-    out.field(0, "Name", name);
-    out.field(0, "Namespace", ns);
-    out.field(0, "Labels", labels(&c.metadata));
+    out.identity(&c.metadata);
     out.line("Data:");
     for (key, value) in c.data.iter().flatten() {
         out.line(format!(
@@ -431,9 +423,7 @@ async fn config_map(client: &Client, ns: &str, name: &str, out: &mut Fields) -> 
 /// A Secret as kubectl describe shows it: its keys and their sizes, never their values.
 async fn secret(client: &Client, ns: &str, name: &str, out: &mut Fields) -> Result<ObjectMeta> {
     let s: Secret = client.get(&object_path::<Secret>(ns, name)).await?;
-    out.field(0, "Name", name);
-    out.field(0, "Namespace", ns);
-    out.field(0, "Labels", labels(&s.metadata));
+    out.identity(&s.metadata);
     out.field(0, "Type", s.type_.as_deref().unwrap_or("Opaque"));
     out.line("Data:");
     for (key, value) in s.data.iter().flatten() {
@@ -447,8 +437,7 @@ async fn secret(client: &Client, ns: &str, name: &str, out: &mut Fields) -> Resu
 
 async fn namespace(client: &Client, name: &str, out: &mut Fields) -> Result<ObjectMeta> {
     let n: Namespace = client.get(&path_of(Kind::Namespace, "", name)).await?;
-    out.field(0, "Name", name);
-    out.field(0, "Labels", labels(&n.metadata));
+    out.identity(&n.metadata);
     out.field(
         0,
         "Status",

@@ -1203,15 +1203,7 @@ fn scale_of(snapshot: &Snapshot, ns: &str, name: &str) -> Result<Value, KubeErro
     let Object::Deployment(d) = &e.object else {
         return Err(not_found());
     };
-    let selector = d
-        .spec
-        .selector
-        .match_labels
-        .iter()
-        .flatten()
-        .map(|(k, v)| format!("{k}={v}"))
-        .collect::<Vec<_>>()
-        .join(",");
+    let selector = tables::label_pairs(d.spec.selector.match_labels.iter().flatten());
     let existing = snapshot.deployment(ns, name).map_or(0, |s| s.total);
     let meta = entry_value(e)["metadata"].clone();
     Ok(json!({
